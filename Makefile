@@ -1,0 +1,55 @@
+# jobrelay: the two commands are `make run` and `make test`; both set the environment up from nothing.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON_VERSION := $(shell cat .python-version)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+NODE_STAMP := node_modules/.installed-stamp
+
+# Python 3.13 (the Lambda runtime's version): pyenv's, selected by .python-version, else one on PATH.
+PYTHON313 := $(or $(shell pyenv which python3.13 2>/dev/null),$(shell command -v python3.13 2>/dev/null),$(wildcard $(HOME)/.pyenv/versions/$(PYTHON_VERSION)/bin/python3.13))
+
+.PHONY: help run test lint unit integration e2e bench build clean
+
+help:
+	@echo "make run    start the local stack (HTTP API on http://127.0.0.1:3000, moto, vendor sandbox)"
+	@echo "make test   lint the template and state machine, then run the whole test suite"
+	@echo "make bench  run the benchmarks and print their figures"
+	@echo "make build  sam build (needs the AWS SAM CLI and python3.13 on PATH)"
+
+$(STAMP): requirements/dev.txt layers/jobrelay/requirements.txt
+	@if [ -z "$(PYTHON313)" ]; then \
+	  echo "Python 3.13 was not found. Install it first, for example:"; \
+	  echo "    pyenv install $(PYTHON_VERSION)      (this repo's .python-version selects it)"; \
+	  echo "or your system's python3.13 package, then run make again."; exit 1; fi
+	@[ -x $(PY) ] || $(PYTHON313) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements/dev.txt
+	@touch $@
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --silent
+	@touch $@
+
+run: $(STAMP)
+	$(PY) -m devstack
+
+lint: $(STAMP) $(NODE_STAMP)
+	$(VENV)/bin/cfn-lint template.yaml
+	npx --no-install asl-validator --json-path statemachines/job.asl.json
+
+test: lint
+	$(PY) -m pytest
+
+unit integration e2e: $(STAMP)
+	$(PY) -m pytest tests/$@
+
+bench: $(STAMP)
+	$(PY) -m bench
+
+build:
+	sam build
+
+clean:
+	rm -rf $(VENV) node_modules .aws-sam .pytest_cache

@@ -1,0 +1,1 @@
+"""Pure domain rules: no AWS, no HTTP, no clock of their own."""

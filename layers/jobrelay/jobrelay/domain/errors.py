@@ -1,0 +1,91 @@
+"""Errors, in two families.
+
+Step errors cross the Lambda/Step Functions boundary: the state machine's Retry and Catch match on
+the exception's class name (the Lambda payload's `errorType`), so these names are part of the
+contract with statemachines/job.asl.json and must not be renamed.
+
+Service errors are what the API turns into 4xx answers.
+"""
+
+
+class StepError(Exception):
+    """Base of errors a step raises on purpose. `code` is the job error code users see."""
+
+    code = "INTERNAL"
+
+
+class VendorTransientError(StepError):
+    """The vendor answered 5xx/429, timed out or dropped the connection: retried with backoff."""
+
+    code = "VENDOR_UNAVAILABLE"
+
+
+class VendorRejected(StepError):
+    """The vendor refused the request for good (bad credentials, invalid params): not retried."""
+
+    code = "VENDOR_REJECTED"
+
+
+class VendorJobFailed(StepError):
+    """The vendor ran the job and reports that it failed."""
+
+    code = "VENDOR_FAILED"
+
+
+class VendorProtocolError(StepError):
+    """The vendor answered something we cannot read even defensively (malformed body), or a result
+    link that fails our checks. Retried a few times (bodies are sometimes cut), then fails the job."""
+
+    code = "VENDOR_PROTOCOL"
+
+
+class JobDeadlineExceeded(StepError):
+    """The job's overall deadline passed before the vendor finished."""
+
+    code = "DEADLINE_EXCEEDED"
+
+
+class CallbackDeliveryError(StepError):
+    """The submitter's callback URL did not accept the notice: retried, then recorded, never fatal."""
+
+    code = "CALLBACK_FAILED"
+
+
+STEP_ERRORS: dict[str, type[StepError]] = {
+    cls.__name__: cls
+    for cls in (
+        VendorTransientError,
+        VendorRejected,
+        VendorJobFailed,
+        VendorProtocolError,
+        JobDeadlineExceeded,
+        CallbackDeliveryError,
+    )
+}
+
+
+class ServiceError(Exception):
+    """An answer for the API: HTTP status, stable code, readable message, optional details."""
+
+    status = 400
+    code = "BAD_REQUEST"
+
+    def __init__(self, message: str, details: object | None = None):
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class InvalidRequest(ServiceError):
+    status = 422
+    code = "INVALID_REQUEST"
+
+
+class JobNotFound(ServiceError):
+    status = 404
+    code = "NOT_FOUND"
+
+
+class JobConflict(ServiceError):
+    status = 409
+    code = "CONFLICT"

@@ -1,0 +1,108 @@
+"""The job: what is stored, and what the API shows of it.
+
+`Job` is the whole stored record. Fields that must never leave the backend (the webhook token's hash,
+the Step Functions task token) are marked `exclude=True`, so no dump meant for users can carry them;
+the DynamoDB adapter stores them explicitly.
+"""
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from jobrelay.domain.status import JobStatus
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Progress(BaseModel):
+    percent: int | None = Field(default=None, ge=0, le=100)
+    counts: dict[str, int] = Field(default_factory=dict)
+    note: str | None = None
+
+
+class StoredFile(BaseModel):
+    """A file we wrote to S3, with what a user needs to trust it."""
+
+    name: str
+    s3_uri: str
+    size: int
+    sha256: str
+    content_type: str = "application/json"
+
+
+class JobResult(BaseModel):
+    s3_uri: str
+    size: int
+    sha256: str
+    files: list[StoredFile] = Field(default_factory=list)
+
+
+class JobError(BaseModel):
+    code: str
+    message: str
+
+
+class TimelineEvent(BaseModel):
+    at: datetime = Field(default_factory=utcnow)
+    event: str
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
+class Job(BaseModel):
+    model_config = ConfigDict(use_enum_values=False)
+
+    job_id: str
+    operation: str
+    vendor: str
+    account: str = "default"
+    status: JobStatus = JobStatus.SUBMITTED
+    version: int = 1
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    deadline_at: datetime
+    params: dict[str, Any] = Field(default_factory=dict)
+    callback_url: str | None = None
+    progress: Progress = Field(default_factory=Progress)
+    vendor_ref: dict[str, Any] = Field(default_factory=dict)
+    result: JobResult | None = None
+    error: JobError | None = None
+    execution_arn: str | None = None
+    # Backend-only: never shown, never logged.
+    webhook_token_sha256: str | None = Field(default=None, exclude=True)
+    task_token: str | None = Field(default=None, exclude=True)
+    webhook_received_at: datetime | None = Field(default=None, exclude=True)
+    polls: int = Field(default=0, exclude=True)
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status.is_terminal
+
+
+class JobPatch(BaseModel):
+    """Fields to change together with (or without) a status transition. Only fields explicitly set
+    are written, so `JobPatch(progress=...)` leaves every other attribute alone."""
+
+    progress: Progress | None = None
+    vendor_ref: dict[str, Any] | None = None
+    result: JobResult | None = None
+    error: JobError | None = None
+    execution_arn: str | None = None
+    webhook_token_sha256: str | None = None
+    task_token: str | None = None
+    webhook_received_at: datetime | None = None
+    polls: int | None = None
+
+    def fields(self) -> dict[str, Any]:
+        """The explicitly set fields, as plain JSON-ready values (backend-only fields included)."""
+        return {name: _plain(getattr(self, name)) for name in self.model_fields_set}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value

@@ -1,0 +1,83 @@
+"""The catalogue of operations: what `POST /jobs` accepts and `GET /operations` lists.
+
+Adding an operation is adding an entry here (with its params model) and, for a new vendor, an
+adapter in jobrelay.vendors; the state machine does not change.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from jobrelay.domain.errors import InvalidRequest
+from jobrelay.vendors.pinpointe import params as pinpointe
+
+
+@dataclass(frozen=True)
+class Operation:
+    name: str
+    vendor: str
+    description: str
+    params_model: type[BaseModel]
+
+    def params_schema(self) -> dict[str, Any]:
+        return self.params_model.model_json_schema()
+
+    def validate_params(self, params: dict[str, Any]) -> BaseModel:
+        try:
+            return self.params_model.model_validate(params)
+        except ValidationError as exc:
+            raise InvalidRequest(
+                f"params are not valid for {self.name}",
+                details=validation_details(exc, prefix=("params",)),
+            ) from None
+
+
+def validation_details(exc: ValidationError, prefix: tuple[str | int, ...] = ()) -> list[dict[str, Any]]:
+    """Pydantic's errors as `[{"field": "params.stat", "message": "..."}]`, without echoing input."""
+    return [
+        {"field": ".".join(str(p) for p in (*prefix, *err["loc"])) or "body", "message": err["msg"]}
+        for err in exc.errors(include_url=False, include_input=False)
+    ]
+
+
+OPERATIONS: dict[str, Operation] = {
+    op.name: op
+    for op in (
+        Operation(
+            "pinpointe.newsletter_contact_data_summary",
+            "pinpointe",
+            "Contact-level open and click detail of one campaign send "
+            "(Newsletters/GetNewsletterContactDataSummaryAsync).",
+            pinpointe.NewsletterContactDataSummaryParams,
+        ),
+        Operation(
+            "pinpointe.list_subscribers",
+            "pinpointe",
+            "Subscribers of one or more lists, with custom fields (Lists/GetListSubscribersAsync).",
+            pinpointe.ListSubscribersParams,
+        ),
+        Operation(
+            "pinpointe.segment_subscribers",
+            "pinpointe",
+            "Subscribers of one or more segments (Segments/GetSegmentSubscribersAsync).",
+            pinpointe.SegmentSubscribersParams,
+        ),
+        Operation(
+            "pinpointe.tag_subscribers",
+            "pinpointe",
+            "Subscribers carrying the given tags (Tags/GetTagSubscribersAsync).",
+            pinpointe.TagSubscribersParams,
+        ),
+    )
+}
+
+
+def get_operation(name: str) -> Operation:
+    try:
+        return OPERATIONS[name]
+    except KeyError:
+        raise InvalidRequest(
+            f"unknown operation {name!r}",
+            details={"known_operations": sorted(OPERATIONS)},
+        ) from None

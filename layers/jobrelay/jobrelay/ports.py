@@ -1,0 +1,148 @@
+"""The small interfaces the services depend on. Each has one AWS (or vendor) adapter, injected by
+`jobrelay.wiring`; tests inject the in-memory fakes in tests/fakes.py instead."""
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
+
+from jobrelay.domain.job import Job, JobPatch, JobResult, Progress, StoredFile, TimelineEvent
+from jobrelay.domain.status import JobStatus
+
+
+# --- job state ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Transition:
+    """What a transition attempt did: `changed` is False when the guard failed (a lost race or an
+    already terminal job); `job` is then the item as the winner left it."""
+
+    job: Job
+    changed: bool
+
+
+@dataclass(frozen=True)
+class JobPage:
+    jobs: list[Job]
+    cursor: dict[str, Any] | None  # the store's own position; the API makes it an opaque token
+
+
+class JobStore(Protocol):
+    def create(self, job: Job, event: TimelineEvent) -> None:
+        """Store a new job and its first timeline event; raises JobConflict if the id exists."""
+
+    def get(self, job_id: str) -> Job | None: ...
+
+    def timeline(self, job_id: str) -> list[TimelineEvent]:
+        """The job's events, oldest first."""
+
+    def list(
+        self,
+        *,
+        status: JobStatus | None,
+        operation: str | None,
+        limit: int,
+        cursor: dict[str, Any] | None,
+    ) -> JobPage:
+        """Jobs, newest first, optionally filtered."""
+
+    def transition(
+        self, job_id: str, target: JobStatus, event: TimelineEvent, patch: JobPatch | None = None
+    ) -> Transition:
+        """Move the job to `target` if its current status is an allowed predecessor: one
+        conditional write that also bumps `version`, sets `updated_at`, applies `patch` and appends
+        `event` to the timeline. A failed guard changes nothing."""
+
+    def update(self, job_id: str, patch: JobPatch, event: TimelineEvent | None = None) -> Job | None:
+        """Apply `patch` (and append `event`) while the job is not terminal; returns the job as
+        written, or None when it was terminal (nothing written) or does not exist."""
+
+    def append_event(self, job_id: str, event: TimelineEvent) -> None: ...
+
+
+# --- results -----------------------------------------------------------------------------------
+
+
+class ResultStore(Protocol):
+    def put_stream(self, job_id: str, name: str, chunks: Iterable[bytes], content_type: str) -> StoredFile:
+        """Stream `chunks` into the job's result folder with constant memory; size and SHA-256 are
+        computed on the way through."""
+
+    def put_bytes(self, job_id: str, name: str, data: bytes, content_type: str) -> StoredFile: ...
+
+    def download_url(self, s3_uri: str) -> str:
+        """A presigned GET for one of our files."""
+
+
+# --- orchestration and notices -----------------------------------------------------------------
+
+
+class Workflow(Protocol):
+    def start(self, job_id: str) -> str:
+        """Start the job's execution, named by the job id; returns its ARN."""
+
+    def stop(self, execution_arn: str, reason: str) -> None: ...
+
+    def resume(self, task_token: str, output: dict[str, Any]) -> bool:
+        """Complete a waiting task; False when the token is no longer waiting (stale, timed out)."""
+
+
+class EventPublisher(Protocol):
+    def publish(self, detail_type: str, detail: dict[str, Any]) -> None: ...
+
+
+class SecretStore(Protocol):
+    def get_json(self, name: str) -> dict[str, Any]:
+        """The secret's JSON value; raises KeyError when there is no such secret."""
+
+
+# --- vendors -----------------------------------------------------------------------------------
+
+
+class WaitMode(StrEnum):
+    WEBHOOK = "webhook"  # the vendor calls us back; we poll only as a fallback
+    POLL = "poll"  # we can only poll, with backoff
+
+
+class VendorState(StrEnum):
+    RUNNING = "RUNNING"
+    DONE = "DONE"
+    FAILED = "FAILED"
+
+
+@dataclass
+class StartOutcome:
+    vendor_ref: dict[str, Any]
+    note: str | None = None
+
+
+@dataclass
+class PollOutcome:
+    state: VendorState
+    raw_status: str | None = None
+    progress: Progress | None = None
+    message: str | None = None  # the vendor's reason, when FAILED
+    vendor_ref_updates: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class CollectOutcome:
+    result: JobResult
+    partial: bool = False
+
+
+class VendorJobs(Protocol):
+    """One vendor account's side of a job. Raise the step errors of jobrelay.domain.errors:
+    VendorTransientError (retried), VendorRejected, VendorJobFailed, VendorProtocolError."""
+
+    wait_mode: WaitMode
+
+    def start(self, job: Job, webhook_url: str | None) -> StartOutcome: ...
+
+    def poll(self, job: Job) -> PollOutcome: ...
+
+    def collect(self, job: Job, results: ResultStore) -> CollectOutcome: ...
+
+    def cancel(self, job: Job) -> bool:
+        """Abort the job at the vendor where the vendor allows it; False when it cannot."""

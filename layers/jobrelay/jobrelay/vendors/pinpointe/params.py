@@ -1,0 +1,98 @@
+"""What users send as `params` for the Pinpointe async operations (VENDORS.md 1.5).
+
+Field names follow Pinpointe's own `details` names so a user reading the vendor docs recognises them.
+Ids may be given as strings or numbers (Pinpointe writes numbers as strings). Dates may be given as
+`YYYY-MM-DD` or Pinpointe's `YYYYMMDD`; each means midnight UTC at the start of that day (1.4).
+"""
+
+import re
+from datetime import date, datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+
+def _to_id(value: object) -> object:
+    if isinstance(value, bool):
+        return value  # let the str check reject it
+    if isinstance(value, int):
+        return str(value)
+    return value
+
+
+def _to_date(value: object) -> object:
+    if isinstance(value, str) and re.fullmatch(r"\d{8}", value):
+        try:
+            return datetime.strptime(value, "%Y%m%d").date()
+        except ValueError:
+            raise ValueError(f"{value!r} is not a real date (YYYYMMDD)") from None
+    return value
+
+
+VendorId = Annotated[
+    str,
+    BeforeValidator(_to_id),
+    Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$", description="a Pinpointe id"),
+]
+Day = Annotated[
+    date,
+    BeforeValidator(_to_date),
+    Field(description="YYYY-MM-DD or YYYYMMDD; midnight UTC at the start of the day"),
+]
+SubscriberStatus = Literal["any", "active", "inactive", "bounced", "unsubscribed"]
+
+
+class _Params(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class _DateRange(_Params):
+    startdate: Day | None = None
+    enddate: Day | None = Field(default=None, description="exclusive: midnight at the start of this day")
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.startdate and self.enddate and self.enddate <= self.startdate:
+            raise ValueError("enddate must be after startdate (each date is midnight at the start of that day)")
+        return self
+
+
+class _SubscriberOptions(_Params):
+    status: SubscriberStatus = "any"
+    include_membership: bool = False
+    customfields: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(
+        default=None, max_length=500, description='custom field names, or ["all"]'
+    )
+
+
+class NewsletterContactDataSummaryParams(_DateRange):
+    """Contact-level detail for every open and click of one campaign send."""
+
+    stat: VendorId = Field(description="stat id of the campaign send (Stats/GetNewsletterStatIds)")
+
+
+class ListSubscribersParams(_DateRange, _SubscriberOptions):
+    """Subscribers of one or more lists; the dates filter on when a subscriber was added."""
+
+    list: Annotated[list[VendorId], Field(min_length=1, max_length=1000, description="list ids")]
+
+
+class SegmentSubscribersParams(_SubscriberOptions):
+    """Subscribers of one or more segments."""
+
+    segmentid: Annotated[list[VendorId], Field(min_length=1, max_length=1000, description="segment ids")]
+
+
+class TagSubscribersParams(_SubscriberOptions):
+    """Subscribers carrying one or more tags (give `tag` ids or a `tagname`)."""
+
+    tag: Annotated[list[VendorId], Field(min_length=1, max_length=1000)] | None = None
+    tagname: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    extag: Annotated[list[VendorId], Field(max_length=1000)] | None = None
+    emailonly: bool = False
+
+    @model_validator(mode="after")
+    def _one_selector(self):
+        if not self.tag and not self.tagname:
+            raise ValueError("give either 'tag' (a list of tag ids) or 'tagname'")
+        return self
