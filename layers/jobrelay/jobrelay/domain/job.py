@@ -73,7 +73,11 @@ class Job(BaseModel):
     # Backend-only: never shown, never logged.
     webhook_token_sha256: str | None = Field(default=None, exclude=True)
     task_token: str | None = Field(default=None, exclude=True)
+    # The vendor's last webhook: when it came and what it said (result link, status, where the raw
+    # payload is in S3). A webhook newer than `last_polled_at` wakes the next wait at once.
     webhook_received_at: datetime | None = Field(default=None, exclude=True)
+    webhook_notice: dict[str, Any] | None = Field(default=None, exclude=True)
+    last_polled_at: datetime | None = Field(default=None, exclude=True)
     polls: int = Field(default=0, exclude=True)
 
     @property
@@ -93,6 +97,8 @@ class JobPatch(BaseModel):
     webhook_token_sha256: str | None = None
     task_token: str | None = None
     webhook_received_at: datetime | None = None
+    webhook_notice: dict[str, Any] | None = None
+    last_polled_at: datetime | None = None
     polls: int | None = None
 
     def fields(self) -> dict[str, Any]:
