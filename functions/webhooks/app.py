@@ -1,0 +1,59 @@
+"""Vendor webhooks on per-job capability URLs: check the token, keep the notice, wake the job.
+
+The path holds the job's token: nothing here logs the event or the path.
+"""
+
+import base64
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+
+from jobrelay import wiring
+from jobrelay.domain.errors import ServiceError
+from jobrelay.http_errors import error_response, oversize_answer
+from jobrelay.services.webhooks import MAX_WEBHOOK_BYTES
+
+logger = Logger()
+app = APIGatewayHttpResolver()
+
+
+@app.post("/webhooks/<vendor>/<job_id>/<token>")
+def vendor_webhook(vendor: str, job_id: str, token: str) -> Response:
+    logger.append_keys(job_id=job_id, vendor=vendor)
+    ack = wiring.webhook_receiver().receive(vendor, job_id, token, _raw_body(app.current_event.raw_event))
+    logger.info("webhook acknowledged", extra={"outcome": ack.outcome})
+    return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=_json(ack.body()))
+
+
+@app.exception_handler(ServiceError)
+def service_error(exc: ServiceError) -> Response:
+    return error_response(exc.status, exc.code, exc.message)
+
+
+@app.not_found
+def no_route(_: NotFoundError) -> Response:
+    return error_response(404, "NOT_FOUND", "not found")
+
+
+@app.exception_handler(Exception)
+def unexpected(exc: Exception) -> Response:
+    logger.exception("unhandled error in webhook")
+    return error_response(500, "INTERNAL", "internal error; it has been logged")
+
+
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return oversize_answer(event, MAX_WEBHOOK_BYTES) or app.resolve(event, context)
+
+
+def _raw_body(event: dict[str, Any]) -> bytes:
+    body = event.get("body") or ""
+    return base64.b64decode(body) if event.get("isBase64Encoded") else body.encode()
+
+
+def _json(value: dict[str, Any]) -> str:
+    import json
+
+    return json.dumps(value)

@@ -1,0 +1,112 @@
+"""The HTTP API's bodies (DESIGN.md, HTTP API): what clients send and what they get back.
+
+Fields may be added, never renamed: clients, tests and the CLI rely on these names.
+"""
+
+import ipaddress
+from datetime import datetime
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from jobrelay.domain.job import JobError, Progress, TimelineEvent
+from jobrelay.domain.status import JobStatus
+
+MAX_JOB_TIMEOUT_SECONDS = 30 * 24 * 3600
+
+
+def _check_callback_url(url: str) -> str:
+    """Only https, except to a loopback host (the local stack). Link-local addresses (the cloud
+    metadata service lives there) are refused outright: the callback runs inside our network."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.scheme not in ("https", "http") or not host:
+        raise ValueError("callback_url must be an absolute https URL")
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        address = None
+    loopback = host == "localhost" or (address is not None and address.is_loopback)
+    if address is not None and address.is_link_local:
+        raise ValueError("callback_url may not point at a link-local address")
+    if parts.scheme == "http" and not loopback:
+        raise ValueError("callback_url must use https (plain http is accepted only for localhost)")
+    return url
+
+
+CallbackUrl = Annotated[str, Field(max_length=2048), AfterValidator(_check_callback_url)]
+
+
+class JobSubmission(BaseModel):
+    """`POST /jobs`: which operation, its params (see `GET /operations` for each schema)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    operation: str = Field(min_length=1, max_length=100, examples=["pinpointe.newsletter_contact_data_summary"])
+    params: dict[str, Any] = Field(default_factory=dict, examples=[{"stat": "4711"}])
+    account: str = Field(default="default", pattern=r"^[A-Za-z0-9_-]{1,64}$", description="vendor account to use")
+    callback_url: CallbackUrl | None = Field(
+        default=None, description="POSTed a signed job summary (Standard Webhooks) when the job ends"
+    )
+    timeout_seconds: int | None = Field(
+        default=None, ge=1, le=MAX_JOB_TIMEOUT_SECONDS, description="overall deadline; default from configuration"
+    )
+
+
+class FileView(BaseModel):
+    name: str
+    s3_uri: str
+    size: int
+    sha256: str
+    download_url: str
+
+
+class ResultView(BaseModel):
+    s3_uri: str
+    size: int
+    sha256: str
+    download_url: str
+    files: list[FileView] = Field(default_factory=list)
+
+
+class JobView(BaseModel):
+    job_id: str
+    operation: str
+    account: str
+    status: JobStatus
+    created_at: datetime
+    updated_at: datetime
+    deadline_at: datetime
+    progress: Progress
+    vendor_ref: dict[str, Any]
+    callback_url: str | None = None
+    result: ResultView | None = None
+    error: JobError | None = None
+    timeline: list[TimelineEvent] | None = None
+
+
+class JobList(BaseModel):
+    jobs: list[JobView]
+    next: str | None = Field(default=None, description="pass as ?next= for the following page")
+
+
+class OperationView(BaseModel):
+    name: str
+    vendor: str
+    description: str
+    params_schema: dict[str, Any]
+
+
+class OperationList(BaseModel):
+    operations: list[OperationView]
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    details: Any = None
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail

@@ -1,0 +1,41 @@
+"""One shape for every HTTP error we answer: {"error": {"code", "message", "details"}}."""
+
+import json
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response, content_types
+
+MAX_BODY_BYTES = 256 * 1024
+
+
+def error_body(code: str, message: str, details: Any = None) -> str:
+    return json.dumps({"error": {"code": code, "message": message, "details": details}}, default=str)
+
+
+def error_response(status: int, code: str, message: str, details: Any = None) -> Response:
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=error_body(code, message, details))
+
+
+def validation_error_response(errors: list[dict[str, Any]]) -> Response:
+    """Powertools' request-validation errors, re-shaped: a body that is not JSON is a 400, anything
+    else a 422 listing each field and what is wrong with it (never echoing the input back)."""
+    if any(err.get("type") == "json_invalid" for err in errors):
+        return error_response(400, "INVALID_JSON", "the request body is not valid JSON")
+    details = [
+        {"field": ".".join(str(p) for p in err.get("loc", ())) or "request", "message": err.get("msg", "invalid")}
+        for err in errors
+    ]
+    return error_response(422, "INVALID_REQUEST", "the request is not valid", details)
+
+
+def oversize_answer(event: dict[str, Any], limit: int = MAX_BODY_BYTES) -> dict[str, Any] | None:
+    """A ready HTTP API answer (413) for a body over `limit`, checked before anything parses it."""
+    body = event.get("body") or ""
+    size = len(body) * 3 // 4 if event.get("isBase64Encoded") else len(body.encode())
+    if size <= limit:
+        return None
+    return {
+        "statusCode": 413,
+        "headers": {"Content-Type": content_types.APPLICATION_JSON},
+        "body": error_body("PAYLOAD_TOO_LARGE", f"request bodies are limited to {limit} bytes"),
+    }

@@ -1,0 +1,190 @@
+"""Submitting, reading, listing and cancelling jobs: what the API function does."""
+
+import base64
+import binascii
+import json
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from jobrelay.api_models import JobList, JobSubmission, JobView, OperationList, OperationView
+from jobrelay.domain.errors import InvalidRequest, JobConflict, JobNotFound, ServiceError
+from jobrelay.domain.ids import new_job_id
+from jobrelay.domain.job import Job, JobError, JobPatch, TimelineEvent, utcnow
+from jobrelay.domain.status import JobStatus
+from jobrelay.operations import OPERATIONS, get_operation
+from jobrelay.ports import JobStore, ResultStore, Workflow
+from jobrelay.services.notices import Notices
+from jobrelay.services.views import job_view
+from jobrelay.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+class ServiceUnavailable(ServiceError):
+    status = 503
+    code = "UNAVAILABLE"
+
+
+class JobService:
+    def __init__(
+        self,
+        store: JobStore,
+        results: ResultStore,
+        workflow: Workflow,
+        notices: Notices,
+        settings: Settings,
+        cancel_at_vendor: Callable[[Job], bool] | None = None,
+        now: Callable[[], datetime] = utcnow,
+    ):
+        self._store = store
+        self._results = results
+        self._workflow = workflow
+        self._notices = notices
+        self._settings = settings
+        self._cancel_at_vendor = cancel_at_vendor
+        self._now = now
+
+    # --- submit ---------------------------------------------------------------------------------
+
+    def submit(self, submission: JobSubmission) -> Job:
+        """Validate, store the job, start its execution. Returns the stored job."""
+        operation = get_operation(submission.operation)
+        params = operation.validate_params(submission.params)
+        now = self._now()
+        timeout = submission.timeout_seconds or self._settings.default_job_timeout_seconds
+        job = Job(
+            job_id=new_job_id(),
+            operation=operation.name,
+            vendor=operation.vendor,
+            account=submission.account,
+            created_at=now,
+            updated_at=now,
+            deadline_at=now + timedelta(seconds=timeout),
+            params=params.model_dump(mode="json", exclude_none=True),
+            callback_url=submission.callback_url,
+        )
+        self._store.create(job, TimelineEvent(at=now, event="submitted", detail={"operation": job.operation}))
+        try:
+            execution_arn = self._workflow.start(job.job_id)
+        except Exception:
+            logger.exception("could not start the execution of job %s", job.job_id)
+            self._store.transition(
+                job.job_id,
+                JobStatus.FAILED,
+                TimelineEvent(event="failed", detail={"code": "START_FAILED"}),
+                JobPatch(error=JobError(code="START_FAILED", message="the job's execution could not be started")),
+            )
+            raise ServiceUnavailable("the job could not be started; it is marked FAILED, submit it again") from None
+        return self._store.update(job.job_id, JobPatch(execution_arn=execution_arn)) or job
+
+    # --- read -----------------------------------------------------------------------------------
+
+    def get(self, job_id: str) -> JobView:
+        job = self._require(job_id)
+        return job_view(job, self._results, self._store.timeline(job_id))
+
+    def list(self, *, status: str | None, operation: str | None, limit: int, next_token: str | None) -> JobList:
+        status_filter = _parse_status(status)
+        if operation is not None and operation not in OPERATIONS:
+            raise InvalidRequest(f"unknown operation {operation!r}", details={"known_operations": sorted(OPERATIONS)})
+        filters = [status_filter.value if status_filter else None, operation]
+        cursor = _decode_token(next_token, filters) if next_token else None
+        page = self._store.list(status=status_filter, operation=operation, limit=limit, cursor=cursor)
+        return JobList(
+            jobs=[job_view(job, self._results) for job in page.jobs],
+            next=_encode_token(page.cursor, filters) if page.cursor else None,
+        )
+
+    @staticmethod
+    def operations() -> OperationList:
+        return OperationList(
+            operations=[
+                OperationView(name=op.name, vendor=op.vendor, description=op.description, params_schema=op.params_schema())
+                for op in OPERATIONS.values()
+            ]
+        )
+
+    # --- cancel ---------------------------------------------------------------------------------
+
+    def cancel(self, job_id: str) -> JobView:
+        """Cancel a job that has not ended: mark it CANCELLED (one conditional write, so it cannot
+        overwrite a result that won the race), stop its execution, abort at the vendor where the
+        vendor allows it, and announce it. Cancelling a cancelled job is a no-op."""
+        job = self._require(job_id)
+        if job.status is not JobStatus.CANCELLED:
+            if job.is_terminal:
+                raise JobConflict(f"the job has already ended ({job.status.value})", details={"status": job.status.value})
+            transition = self._store.transition(
+                job_id,
+                JobStatus.CANCELLED,
+                TimelineEvent(event="cancelled", detail={"by": "api", "was": job.status.value}),
+                JobPatch(error=JobError(code="CANCELLED", message="cancelled on request")),
+            )
+            if transition.changed:
+                self._after_cancel(transition.job)
+            elif transition.job.status is not JobStatus.CANCELLED:
+                raise JobConflict(
+                    f"the job ended ({transition.job.status.value}) before it could be cancelled",
+                    details={"status": transition.job.status.value},
+                )
+        return self.get(job_id)
+
+    def _after_cancel(self, job: Job) -> None:
+        # Each follow-up is best effort: the job is CANCELLED whatever happens here, and a failure
+        # is recorded on its timeline rather than turned into an error for the caller.
+        if job.execution_arn:
+            self._best_effort(job, "execution_stop", lambda: self._workflow.stop(job.execution_arn, "cancelled on request"))
+        if self._cancel_at_vendor:
+            self._best_effort(job, "vendor_cancel", lambda: {"aborted": self._cancel_at_vendor(job)})
+        self._best_effort(job, "announce", lambda: self._notices.announce(job))
+        if job.callback_url:
+            self._best_effort(job, "callback", lambda: {"http_status": self._notices.deliver_callback(job, timeout=3.0)})
+
+    def _best_effort(self, job: Job, what: str, action: Callable[[], Any]) -> None:
+        try:
+            outcome = action()
+        except Exception as exc:
+            logger.warning("cancel follow-up %s failed for job %s: %s", what, job.job_id, type(exc).__name__)
+            self._store.append_event(job.job_id, TimelineEvent(event=f"{what}_failed", detail={"reason": str(exc)[:300]}))
+            return
+        if isinstance(outcome, dict):
+            self._store.append_event(job.job_id, TimelineEvent(event=what, detail=outcome))
+
+    def _require(self, job_id: str) -> Job:
+        job = self._store.get(job_id) if _plausible_id(job_id) else None
+        if job is None:
+            raise JobNotFound(f"no job {job_id!r}")
+        return job
+
+
+def _plausible_id(job_id: str) -> bool:
+    return 0 < len(job_id) <= 64 and all(c.isalnum() or c in "_-" for c in job_id)
+
+
+def _parse_status(status: str | None) -> JobStatus | None:
+    if status is None:
+        return None
+    try:
+        return JobStatus(status.upper())
+    except ValueError:
+        raise InvalidRequest(f"unknown status {status!r}", details={"statuses": [s.value for s in JobStatus]}) from None
+
+
+# The `next` token is opaque to clients: base64url JSON of the store's cursor plus the filters it
+# belongs to, so a token cannot be replayed against a different query.
+def _encode_token(cursor: dict[str, Any], filters: list[str | None]) -> str:
+    raw = json.dumps({"c": cursor, "f": filters}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_token(token: str, filters: list[str | None]) -> dict[str, Any]:
+    try:
+        decoded = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        cursor, token_filters = decoded["c"], decoded["f"]
+    except (binascii.Error, ValueError, KeyError, TypeError):
+        raise InvalidRequest("next token is not valid") from None
+    if token_filters != filters or not isinstance(cursor, dict):
+        raise InvalidRequest("next token belongs to a different query (status/operation filters changed)")
+    return cursor

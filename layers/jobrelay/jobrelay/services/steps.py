@@ -1,0 +1,278 @@
+"""The state machine's steps (statemachines/job.asl.json): start, await_webhook, poll, collect,
+fail, notify, callback_failed.
+
+Every step is safe to run again (Step Functions retries them): it reads the job first, does
+nothing to a job that has already ended, and changes status only through the store's guarded
+transitions. Each returns a `StepOutput`; its `next` is what the ASL's Route state follows.
+"""
+
+import hashlib
+import json
+import logging
+import secrets
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from jobrelay.domain.backoff import bounded_wait, seconds_left
+from jobrelay.domain.errors import STEP_ERRORS, JobDeadlineExceeded, VendorJobFailed
+from jobrelay.domain.job import Job, JobError, JobPatch, Progress, TimelineEvent, utcnow
+from jobrelay.domain.status import JobStatus
+from jobrelay.ports import JobStore, ResultStore, VendorJobs, VendorState, WaitMode, Workflow
+from jobrelay.services.notices import Notices
+from jobrelay.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+Next = Literal["wait_webhook", "wait_poll", "collect", "notify", "done"]
+
+
+class StepInput(BaseModel):
+    step: Literal["start", "await_webhook", "poll", "collect", "fail", "notify", "callback_failed"]
+    job_id: str
+    task_token: str | None = None
+    woken_by: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+
+
+class StepOutput(BaseModel):
+    job_id: str
+    status: JobStatus
+    next: Next
+    wait_seconds: int | None = None
+    # Filled in by WaitForWebhook (ResultPath $.woken_by); present so Poll's "$.woken_by" always resolves.
+    woken_by: dict[str, Any] | None = None
+
+
+class StepRunner:
+    def __init__(
+        self,
+        store: JobStore,
+        results: ResultStore,
+        workflow: Workflow,
+        notices: Notices,
+        vendor_for: Callable[[Job], VendorJobs],
+        settings: Settings,
+        now: Callable[[], datetime] = utcnow,
+    ):
+        self._store = store
+        self._results = results
+        self._workflow = workflow
+        self._notices = notices
+        self._vendor_for = vendor_for
+        self._settings = settings
+        self._now = now
+
+    def run(self, step: StepInput) -> StepOutput | None:
+        return getattr(self, f"_{step.step}")(step)
+
+    # --- start ----------------------------------------------------------------------------------
+
+    def _start(self, step: StepInput) -> StepOutput:
+        job = self._job(step.job_id)
+        if job.is_terminal:
+            return self._ended(job)
+        self._check_deadline(job)
+        if job.status is JobStatus.SUBMITTED:
+            moved = self._store.transition(job.job_id, JobStatus.STARTING, TimelineEvent(event="starting"))
+            job = moved.job
+            if not moved.changed and job.is_terminal:
+                return self._ended(job)
+        vendor = self._vendor_for(job)
+        if job.status is JobStatus.STARTING:
+            job = self._start_at_vendor(job, vendor)
+        if job.is_terminal:
+            return self._ended(job)
+        return self._wait(job, vendor)
+
+    def _start_at_vendor(self, job: Job, vendor: VendorJobs) -> Job:
+        webhook_url = None
+        if vendor.wait_mode is WaitMode.WEBHOOK:
+            # A fresh 256-bit capability token per start; only its hash is kept. Stored before the
+            # vendor call so a webhook that beats our own bookkeeping is still recognised.
+            token = secrets.token_urlsafe(32)
+            self._store.update(job.job_id, JobPatch(webhook_token_sha256=hashlib.sha256(token.encode()).hexdigest()))
+            webhook_url = f"{self._settings.public_api_url}/webhooks/{job.vendor}/{job.job_id}/{token}"
+        outcome = vendor.start(job, webhook_url)
+        vendor_ref = {**outcome.vendor_ref, "started_at": outcome.vendor_ref.get("started_at") or self._now().isoformat()}
+        moved = self._store.transition(
+            job.job_id,
+            JobStatus.RUNNING,
+            TimelineEvent(event="started", detail={"vendor_ref": vendor_ref, "wait": vendor.wait_mode.value}),
+            JobPatch(vendor_ref=vendor_ref, progress=Progress(percent=0, note=outcome.note or "started at the vendor")),
+        )
+        return moved.job
+
+    # --- wait -----------------------------------------------------------------------------------
+
+    def _wait(self, job: Job, vendor: VendorJobs) -> StepOutput:
+        now = self._now()
+        if vendor.wait_mode is WaitMode.WEBHOOK:
+            wanted, next_step = self._settings.webhook_fallback_seconds, "wait_webhook"
+        else:
+            wanted, next_step = self._settings.backoff.delay(job.polls), "wait_poll"
+        return StepOutput(
+            job_id=job.job_id, status=job.status, next=next_step, wait_seconds=bounded_wait(wanted, job.deadline_at, now)
+        )
+
+    def _await_webhook(self, step: StepInput) -> None:
+        """Runs as the WaitForWebhook task: keep the task token where the webhook receiver finds it.
+        If a webhook already came (newer than the last poll), or the job ended meanwhile, resume at
+        once instead of waiting for the fallback timeout."""
+        if not step.task_token:
+            raise ValueError("await_webhook needs the task token")
+        job = self._store.update(step.job_id, JobPatch(task_token=step.task_token))
+        if job is None:
+            self._workflow.resume(step.task_token, {"via": "job_ended"})
+        elif _webhook_pending(job):
+            self._workflow.resume(step.task_token, {"via": "webhook", "early": True})
+        return None
+
+    # --- poll -----------------------------------------------------------------------------------
+
+    def _poll(self, step: StepInput) -> StepOutput:
+        job = self._job(step.job_id)
+        if job.is_terminal:
+            return self._ended(job)
+        self._check_deadline(job)
+        vendor = self._vendor_for(job)
+        polled_at = self._now()
+        outcome = vendor.poll(job)
+        vendor_ref = {**job.vendor_ref, **outcome.vendor_ref_updates, "last_status": outcome.raw_status}
+        if job.webhook_notice and job.webhook_notice.get("result_url"):
+            vendor_ref.setdefault("webhook_result_url", job.webhook_notice["result_url"])
+        patch = JobPatch(vendor_ref=vendor_ref, last_polled_at=polled_at, polls=job.polls + 1)
+        if outcome.progress is not None:
+            patch.progress = outcome.progress
+        event = self._status_event(job, outcome.raw_status, step.woken_by)
+
+        if outcome.state is VendorState.FAILED:
+            self._store.update(job.job_id, patch, event)
+            raise VendorJobFailed(outcome.message or f"the vendor reports the job failed (status {outcome.raw_status!r})")
+        updated = self._store.update(job.job_id, patch, event)
+        if updated is None:  # ended while we were asking the vendor (cancelled)
+            return self._ended(self._job(job.job_id))
+        if outcome.state is VendorState.DONE:
+            return StepOutput(job_id=job.job_id, status=updated.status, next="collect")
+        return self._wait(updated, vendor)
+
+    def _status_event(self, job: Job, raw_status: str | None, woken_by: dict[str, Any] | None) -> TimelineEvent | None:
+        """A timeline entry when the vendor's status word changes (not for every poll)."""
+        if raw_status == job.vendor_ref.get("last_status"):
+            return None
+        return TimelineEvent(event="vendor_status", detail={"status": raw_status, "woken_by": _wake_reason(woken_by)})
+
+    # --- collect --------------------------------------------------------------------------------
+
+    def _collect(self, step: StepInput) -> StepOutput:
+        job = self._job(step.job_id)
+        if job.status in (JobStatus.SUCCEEDED, JobStatus.PARTIAL):
+            # A retry after the result was stored: announce again (at-least-once) and move on.
+            self._notices.announce(job)
+            return StepOutput(job_id=job.job_id, status=job.status, next="notify")
+        if job.is_terminal:
+            return self._ended(job)
+        if job.status is JobStatus.RUNNING:
+            moved = self._store.transition(job.job_id, JobStatus.COLLECTING, TimelineEvent(event="collecting"))
+            job = moved.job
+            if job.is_terminal:
+                return self._ended(job)
+        outcome = self._vendor_for(job).collect(job, self._results)
+        target = JobStatus.PARTIAL if outcome.partial else JobStatus.SUCCEEDED
+        moved = self._store.transition(
+            job.job_id,
+            target,
+            TimelineEvent(
+                event=target.value.lower(),
+                detail={"s3_uri": outcome.result.s3_uri, "size": outcome.result.size, "sha256": outcome.result.sha256},
+            ),
+            JobPatch(result=outcome.result, progress=Progress(percent=100, counts=job.progress.counts, note="result stored")),
+        )
+        if moved.changed:
+            self._notices.announce(moved.job)
+        return StepOutput(job_id=job.job_id, status=moved.job.status, next="notify" if moved.changed else "done")
+
+    # --- failure --------------------------------------------------------------------------------
+
+    def _fail(self, step: StepInput) -> StepOutput:
+        status, error = describe_failure(step.error or {})
+        job = self._job(step.job_id)
+        if job.is_terminal:
+            return StepOutput(job_id=job.job_id, status=job.status, next="done")
+        moved = self._store.transition(
+            job.job_id, status, TimelineEvent(event=status.value.lower(), detail=error.model_dump()), JobPatch(error=error)
+        )
+        if moved.changed:
+            self._notices.announce(moved.job)
+            return StepOutput(job_id=job.job_id, status=moved.job.status, next="notify")
+        return StepOutput(job_id=job.job_id, status=moved.job.status, next="done")
+
+    # --- callbacks ------------------------------------------------------------------------------
+
+    def _notify(self, step: StepInput) -> StepOutput:
+        job = self._job(step.job_id)
+        if job.callback_url:
+            status_code = self._notices.deliver_callback(job)
+            self._store.append_event(job.job_id, TimelineEvent(event="callback_delivered", detail={"http_status": status_code}))
+        return StepOutput(job_id=job.job_id, status=job.status, next="done")
+
+    def _callback_failed(self, step: StepInput) -> StepOutput:
+        job = self._job(step.job_id)
+        _, error = describe_failure(step.error or {})
+        self._store.append_event(job.job_id, TimelineEvent(event="callback_failed", detail={"reason": error.message}))
+        return StepOutput(job_id=job.job_id, status=job.status, next="done")
+
+    # --- helpers --------------------------------------------------------------------------------
+
+    def _job(self, job_id: str) -> Job:
+        job = self._store.get(job_id)
+        if job is None:
+            raise LookupError(f"job {job_id} does not exist")
+        return job
+
+    def _check_deadline(self, job: Job) -> None:
+        if seconds_left(job.deadline_at, self._now()) <= 0:
+            raise JobDeadlineExceeded(
+                f"the vendor did not finish before the job's deadline ({job.deadline_at.isoformat(timespec='seconds')})"
+            )
+
+    @staticmethod
+    def _ended(job: Job) -> StepOutput:
+        return StepOutput(job_id=job.job_id, status=job.status, next="done")
+
+
+def _webhook_pending(job: Job) -> bool:
+    if job.webhook_received_at is None:
+        return False
+    return job.last_polled_at is None or job.webhook_received_at > job.last_polled_at
+
+
+def _wake_reason(woken_by: dict[str, Any] | None) -> str:
+    if not woken_by:
+        return "schedule"
+    if woken_by.get("Error") == "States.Timeout":
+        return "fallback_timeout"
+    return str(woken_by.get("via", "webhook"))
+
+
+def describe_failure(error: dict[str, Any]) -> tuple[JobStatus, JobError]:
+    """Turn a Catch's {Error, Cause} into the job's terminal status and a readable error.
+
+    Our own step errors carry their message in the Lambda error payload (Cause); anything else is
+    an internal failure, reported by its type only (a raw message could carry input or internals)."""
+    name = str(error.get("Error", "States.Runtime"))
+    try:
+        cause = json.loads(error.get("Cause") or "{}")
+    except (TypeError, ValueError):
+        cause = {}
+    message = cause.get("errorMessage") if isinstance(cause, dict) else None
+    step_error = STEP_ERRORS.get(name)
+    if step_error is JobDeadlineExceeded:
+        return JobStatus.TIMED_OUT, JobError(code=step_error.code, message=message or "the job's deadline passed")
+    if step_error is not None:
+        return JobStatus.FAILED, JobError(code=step_error.code, message=message or name)
+    if name == "States.Timeout":
+        return JobStatus.FAILED, JobError(code="STEP_TIMEOUT", message="a step of the job timed out")
+    return JobStatus.FAILED, JobError(code="INTERNAL", message=f"the job failed on an internal error ({name})")

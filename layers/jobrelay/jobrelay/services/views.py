@@ -1,0 +1,46 @@
+"""The job as the API shows it: backend-only fields dropped, vendor links hidden, our own result
+files given presigned download links."""
+
+from jobrelay.api_models import FileView, JobView, ResultView
+from jobrelay.domain.job import Job, TimelineEvent
+from jobrelay.ports import ResultStore
+
+
+def job_view(job: Job, results: ResultStore, timeline: list[TimelineEvent] | None = None) -> JobView:
+    return JobView(
+        job_id=job.job_id,
+        operation=job.operation,
+        account=job.account,
+        status=job.status,
+        created_at=job.created_at,
+        updated_at=job.updated_at,
+        deadline_at=job.deadline_at,
+        progress=job.progress,
+        # A vendor's result link may itself be a bearer credential: users get ours instead.
+        vendor_ref={k: v for k, v in job.vendor_ref.items() if not k.endswith("_url")},
+        callback_url=job.callback_url,
+        result=_result_view(job, results),
+        error=job.error,
+        timeline=timeline,
+    )
+
+
+def _result_view(job: Job, results: ResultStore) -> ResultView | None:
+    if job.result is None:
+        return None
+    return ResultView(
+        s3_uri=job.result.s3_uri,
+        size=job.result.size,
+        sha256=job.result.sha256,
+        download_url=results.download_url(job.result.s3_uri),
+        files=[
+            FileView(
+                name=f.name,
+                s3_uri=f.s3_uri,
+                size=f.size,
+                sha256=f.sha256,
+                download_url=results.download_url(f.s3_uri),
+            )
+            for f in job.result.files
+        ],
+    )

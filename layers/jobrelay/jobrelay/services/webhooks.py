@@ -1,0 +1,102 @@
+"""Receiving a vendor's completion webhook on a job's capability URL.
+
+The URL is the whole credential (DESIGN.md, Security): a 256-bit token per job, of which only the
+SHA-256 is stored; it is compared in constant time, an unknown job and a wrong token get the same
+404, and the token never reaches a log line. The notice is kept (raw, in S3) and only wakes the
+job: the poll that follows cross-checks it with the vendor rather than trusting the POST
+(VENDORS.md 1.7).
+"""
+
+import hashlib
+import hmac
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from jobrelay.domain.errors import JobNotFound, ServiceError
+from jobrelay.domain.job import Job, JobPatch, TimelineEvent, utcnow
+from jobrelay.domain.status import JobStatus
+from jobrelay.ports import JobStore, Workflow
+
+logger = logging.getLogger(__name__)
+
+MAX_WEBHOOK_BYTES = 256 * 1024
+WAITING = frozenset({JobStatus.STARTING, JobStatus.RUNNING})
+
+
+class PayloadTooLarge(ServiceError):
+    status = 413
+    code = "PAYLOAD_TOO_LARGE"
+
+
+@dataclass(frozen=True)
+class WebhookAck:
+    outcome: str  # "resumed" | "recorded" | "duplicate" | "ignored"
+
+    def body(self) -> dict[str, Any]:
+        return {"received": True, "outcome": self.outcome}
+
+
+class WebhookReceiver:
+    def __init__(
+        self,
+        store: JobStore,
+        workflow: Workflow,
+        save_raw: Callable[[str, bytes], str],
+        parse_notice: Callable[[str, bytes], dict[str, Any]],
+        now: Callable[[], datetime] = utcnow,
+    ):
+        """`save_raw(key, body) -> s3 uri` keeps the payload; `parse_notice(vendor, body)` reads
+        the vendor's notice into a small dict (jobid, status, result_url), never raising."""
+        self._store = store
+        self._workflow = workflow
+        self._save_raw = save_raw
+        self._parse_notice = parse_notice
+        self._now = now
+
+    def receive(self, vendor: str, job_id: str, token: str, body: bytes) -> WebhookAck:
+        job = self._authenticate(vendor, job_id, token)
+        if len(body) > MAX_WEBHOOK_BYTES:
+            raise PayloadTooLarge(f"webhook bodies are limited to {MAX_WEBHOOK_BYTES} bytes")
+        if job.status not in WAITING:
+            # Late (the job ended) or early (not started yet): harmless, acknowledged, noted.
+            self._store.append_event(job_id, TimelineEvent(event="webhook_ignored", detail={"status": job.status.value}))
+            return WebhookAck("ignored")
+        if job.webhook_received_at is not None and job.webhook_notice is not None and (
+            job.last_polled_at is None or job.webhook_received_at > job.last_polled_at
+        ):
+            return WebhookAck("duplicate")  # the previous notice has not been acted on yet
+
+        received_at = self._now()
+        notice = self._parse_notice(vendor, body)
+        raw_uri = self._save_raw(f"webhooks/{job_id}/{received_at.strftime('%Y%m%dT%H%M%S%fZ')}.json", body)
+        written = self._store.update(
+            job_id,
+            JobPatch(webhook_received_at=received_at, webhook_notice={**notice, "raw_s3_uri": raw_uri}),
+            TimelineEvent(
+                at=received_at,
+                event="webhook_received",
+                detail={k: v for k, v in notice.items() if k != "result_url"} | {"raw_s3_uri": raw_uri},
+            ),
+        )
+        if written is None:  # ended between our read and our write
+            return WebhookAck("ignored")
+        if written.task_token and self._workflow.resume(written.task_token, {"via": "webhook"}):
+            return WebhookAck("resumed")
+        # No wait is parked right now: the next WaitForWebhook sees this notice and resumes at once.
+        return WebhookAck("recorded")
+
+    def _authenticate(self, vendor: str, job_id: str, token: str) -> Job:
+        job = self._store.get(job_id) if _plausible(job_id) and _plausible(token) else None
+        expected = job.webhook_token_sha256 if job and job.vendor == vendor else None
+        presented = hashlib.sha256(token.encode()).hexdigest()
+        # compare_digest even when there is nothing to compare against, so timing says nothing.
+        if not hmac.compare_digest(presented, expected or "0" * 64) or expected is None:
+            raise JobNotFound("not found")
+        return job
+
+
+def _plausible(value: str) -> bool:
+    return 0 < len(value) <= 128 and all(c.isalnum() or c in "_-" for c in value)

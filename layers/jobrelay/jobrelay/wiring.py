@@ -1,0 +1,140 @@
+"""The real adapters, built from the environment once per Lambda container and only when first
+needed: boto3 and httpx are slow to import, and a handler module must stay cheap to load (the
+cold-start budget in DESIGN.md). Handlers call these functions; tests build services with fakes.
+"""
+
+from functools import cache
+from typing import Any
+
+from jobrelay.settings import Settings
+
+
+@cache
+def settings() -> Settings:
+    return Settings.from_env()
+
+
+@cache
+def aws_client(service: str) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    # Standard retry mode with a few attempts covers throttling; timeouts keep a hung call from
+    # eating the function's whole budget.
+    config = Config(retries={"mode": "standard", "max_attempts": 4}, connect_timeout=5, read_timeout=30)
+    return boto3.client(service, config=config)
+
+
+@cache
+def job_store():
+    from jobrelay.adapters.dynamodb_jobs import DynamoJobStore
+
+    return DynamoJobStore(settings().jobs_table, aws_client("dynamodb"), retention_days=settings().retention_days)
+
+
+@cache
+def result_store():
+    from jobrelay.adapters.s3_results import S3ResultStore
+
+    return S3ResultStore(settings().results_bucket, aws_client("s3"), url_seconds=settings().download_url_seconds)
+
+
+@cache
+def workflow():
+    from jobrelay.adapters.sfn_workflow import StepFunctionsWorkflow
+
+    return StepFunctionsWorkflow(settings().state_machine_arn or "", aws_client("stepfunctions"))
+
+
+@cache
+def secret_store():
+    from jobrelay.adapters.secrets import SecretsManagerStore
+
+    return SecretsManagerStore(aws_client("secretsmanager"))
+
+
+@cache
+def notices():
+    from jobrelay.adapters.eventbridge import EventBridgePublisher
+    from jobrelay.services.notices import Notices
+
+    return Notices(EventBridgePublisher(settings().event_bus_name, aws_client("events")), secret_store(), settings())
+
+
+@cache
+def vendors():
+    from jobrelay.vendors.registry import VendorDirectory
+
+    return VendorDirectory(secret_store(), settings())
+
+
+@cache
+def job_service():
+    from jobrelay.services.jobs import JobService
+
+    return JobService(
+        job_store(),
+        result_store(),
+        workflow(),
+        notices(),
+        settings(),
+        cancel_at_vendor=lambda job: vendors().for_job(job).cancel(job),
+    )
+
+
+@cache
+def step_runner():
+    from jobrelay.services.steps import StepRunner
+
+    return StepRunner(job_store(), result_store(), workflow(), notices(), vendors().for_job, settings())
+
+
+@cache
+def webhook_receiver():
+    from jobrelay.services.webhooks import WebhookReceiver
+    from jobrelay.vendors.registry import webhook_parser
+
+    def parse_notice(vendor: str, body: bytes) -> dict[str, Any]:
+        parser = webhook_parser(vendor)
+        notice = parser(body) if parser else None
+        return _notice_dict(notice)
+
+    def save_raw(key: str, body: bytes) -> str:
+        return result_store().put_object_at(key, body, "application/json")
+
+    return WebhookReceiver(job_store(), workflow(), save_raw, parse_notice)
+
+
+def _notice_dict(notice: Any) -> dict[str, Any]:
+    if notice is None:
+        return {}
+    raw = notice.model_dump() if hasattr(notice, "model_dump") else dict(vars(notice))
+    return {k: v for k, v in raw.items() if v is not None}
+
+
+@cache
+def idempotent_submit():
+    """`submit(submission, key) -> job_id`, deduplicated on (account, Idempotency-Key) with
+    Powertools' idempotency utility: the same key and body within 24 h return the first job; the
+    same key with a different body is refused."""
+    from aws_lambda_powertools.utilities.idempotency import (
+        DynamoDBPersistenceLayer,
+        IdempotencyConfig,
+        idempotent_function,
+    )
+
+    persistence = DynamoDBPersistenceLayer(table_name=settings().idempotency_table, boto3_client=aws_client("dynamodb"))
+    config = IdempotencyConfig(
+        event_key_jmespath="[account, key]",
+        payload_validation_jmespath="submission",
+        raise_on_no_idempotency_key=True,
+        expires_after_seconds=24 * 3600,
+    )
+
+    @idempotent_function(data_keyword_argument="request", persistence_store=persistence, config=config)
+    def submit_once(request: dict[str, Any]) -> dict[str, str]:
+        from jobrelay.api_models import JobSubmission
+
+        return {"job_id": job_service().submit(JobSubmission.model_validate(request["submission"])).job_id}
+
+    return submit_once
