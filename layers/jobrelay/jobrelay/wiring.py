@@ -114,7 +114,7 @@ def _notice_dict(notice: Any) -> dict[str, Any]:
 
 @cache
 def idempotent_submit():
-    """`submit(submission, key) -> job_id`, deduplicated on (account, Idempotency-Key) with
+    """`submit({"account", "key", "submission"}) -> job_id`, deduplicated on (account, Idempotency-Key) with
     Powertools' idempotency utility: the same key and body within 24 h return the first job; the
     same key with a different body is refused."""
     from aws_lambda_powertools.utilities.idempotency import (
@@ -122,6 +122,12 @@ def idempotent_submit():
         IdempotencyConfig,
         idempotent_function,
     )
+    from aws_lambda_powertools.utilities.idempotency.exceptions import (
+        IdempotencyAlreadyInProgressError,
+        IdempotencyValidationError,
+    )
+
+    from jobrelay.domain.errors import IdempotencyInProgress, IdempotencyKeyReused
 
     persistence = DynamoDBPersistenceLayer(table_name=settings().idempotency_table, boto3_client=aws_client("dynamodb"))
     config = IdempotencyConfig(
@@ -137,4 +143,12 @@ def idempotent_submit():
 
         return {"job_id": job_service().submit(JobSubmission.model_validate(request["submission"])).job_id}
 
-    return submit_once
+    def submit(request: dict[str, Any]) -> str:
+        try:
+            return submit_once(request=request)["job_id"]
+        except IdempotencyValidationError:
+            raise IdempotencyKeyReused("this Idempotency-Key was already used with a different request") from None
+        except IdempotencyAlreadyInProgressError:
+            raise IdempotencyInProgress("a request with this Idempotency-Key is still being processed") from None
+
+    return submit

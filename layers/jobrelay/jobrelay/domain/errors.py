@@ -89,3 +89,11 @@ class JobNotFound(ServiceError):
 class JobConflict(ServiceError):
     status = 409
     code = "CONFLICT"
+
+
+class IdempotencyKeyReused(JobConflict):
+    code = "IDEMPOTENCY_KEY_REUSED"
+
+
+class IdempotencyInProgress(JobConflict):
+    code = "IDEMPOTENCY_IN_PROGRESS"

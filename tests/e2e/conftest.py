@@ -1,0 +1,152 @@
+"""End-to-end: the local stack (python -m devstack --profile test) in a subprocess, driven over
+HTTP like a user would, with the vendor sandbox's faults switched per test.
+
+A subprocess, not a thread: other suites run moto in-process (mock_aws), which resets moto's global
+backends; the stack must not share them.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import boto3
+import httpx
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+TERMINAL = {"SUCCEEDED", "PARTIAL", "FAILED", "TIMED_OUT", "CANCELLED"}
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory) -> Iterator[dict]:
+    workdir = tmp_path_factory.mktemp("devstack")
+    ready_file, log_path = workdir / "ready.json", workdir / "devstack.log"
+    command = [
+        sys.executable, "-m", "devstack", "--profile", "test",
+        "--port", "0", "--moto-port", "0", "--sandbox-port", "0", "--ready-file", str(ready_file),
+    ]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 90
+        while not ready_file.exists():
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"the local stack did not start:\n{log_path.read_text()[-5000:]}")
+            time.sleep(0.1)
+        time.sleep(0.05)  # the file is written whole, but give the writer a moment to close it
+        info = json.loads(ready_file.read_text())
+        info["log"] = log_path
+        yield info
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def api(stack) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=stack["api_url"], timeout=20) as client:
+        yield client
+
+
+class Sandbox:
+    def __init__(self, base_url: str):
+        self.http = httpx.Client(base_url=base_url, timeout=10)
+
+    def reset(self) -> None:
+        self.http.post("/_sandbox/reset").raise_for_status()
+
+    def configure(self, **config) -> None:
+        self.http.post("/_sandbox/config", json=config).raise_for_status()
+
+    def calls(self) -> list[dict]:
+        return self.http.get("/_sandbox/calls").json()
+
+    def webhooks(self) -> list[dict]:
+        return self.http.get("/_sandbox/webhooks").json()
+
+
+@pytest.fixture
+def sandbox(stack) -> Iterator[Sandbox]:
+    box = Sandbox(stack["sandbox_url"])
+    box.reset()
+    yield box
+    box.reset()
+
+
+@pytest.fixture(scope="session")
+def aws(stack):
+    def client(service: str):
+        return boto3.client(
+            service,
+            endpoint_url=stack["moto_url"],
+            region_name=stack["region"],
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+        )
+
+    return client
+
+
+def submit(api: httpx.Client, operation: str, params: dict, **extra) -> dict:
+    response = api.post("/jobs", json={"operation": operation, "params": params, **extra})
+    assert response.status_code == 202, response.text
+    return response.json()
+
+
+def wait_for(api: httpx.Client, job_id: str, statuses=TERMINAL, timeout: float = 45) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        job = api.get(f"/jobs/{job_id}").json()
+        if job["status"] in statuses:
+            return job
+        if time.monotonic() > deadline:
+            pytest.fail(f"job {job_id} still {job['status']} after {timeout}s: {json.dumps(job, indent=1)}")
+        time.sleep(0.1)
+
+
+def events(job: dict) -> list[str]:
+    return [entry["event"] for entry in job["timeline"]]
+
+
+class CallbackReceiver:
+    """A submitter's endpoint: records every POST; answers with the status codes queued in `answers`."""
+
+    def __init__(self):
+        self.received: list[dict] = []
+        self.answers: list[int] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                receiver.received.append({"headers": dict(self.headers), "body": body})
+                self.send_response(receiver.answers.pop(0) if receiver.answers else 204)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/jobrelay-callback"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+@pytest.fixture
+def callback_receiver() -> Iterator[CallbackReceiver]:
+    receiver = CallbackReceiver()
+    yield receiver
+    receiver.close()
