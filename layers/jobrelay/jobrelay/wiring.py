@@ -100,7 +100,7 @@ def webhook_receiver():
         return _notice_dict(notice)
 
     def save_raw(key: str, body: bytes) -> str:
-        return result_store().put_object_at(key, body, "application/json")
+        return result_store().put_object_at(key, body, "application/json").s3_uri
 
     return WebhookReceiver(job_store(), workflow(), save_raw, parse_notice)
 

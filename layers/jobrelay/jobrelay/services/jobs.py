@@ -73,7 +73,7 @@ class JobService:
             self._store.transition(
                 job.job_id,
                 JobStatus.FAILED,
-                TimelineEvent(event="failed", detail={"code": "START_FAILED"}),
+                TimelineEvent(at=self._now(), event="failed", detail={"code": "START_FAILED"}),
                 JobPatch(error=JobError(code="START_FAILED", message="the job's execution could not be started")),
             )
             raise ServiceUnavailable("the job could not be started; it is marked FAILED, submit it again") from None
@@ -119,7 +119,7 @@ class JobService:
             transition = self._store.transition(
                 job_id,
                 JobStatus.CANCELLED,
-                TimelineEvent(event="cancelled", detail={"by": "api", "was": job.status.value}),
+                TimelineEvent(at=self._now(), event="cancelled", detail={"by": "api", "was": job.status.value}),
                 JobPatch(error=JobError(code="CANCELLED", message="cancelled on request")),
             )
             if transition.changed:
@@ -147,10 +147,10 @@ class JobService:
             outcome = action()
         except Exception as exc:
             logger.warning("cancel follow-up %s failed for job %s: %s", what, job.job_id, type(exc).__name__)
-            self._store.append_event(job.job_id, TimelineEvent(event=f"{what}_failed", detail={"reason": str(exc)[:300]}))
+            self._store.append_event(job.job_id, TimelineEvent(at=self._now(), event=f"{what}_failed", detail={"reason": str(exc)[:300]}))
             return
         if isinstance(outcome, dict):
-            self._store.append_event(job.job_id, TimelineEvent(event=what, detail=outcome))
+            self._store.append_event(job.job_id, TimelineEvent(at=self._now(), event=what, detail=outcome))
 
     def _require(self, job_id: str) -> Job:
         job = self._store.get(job_id) if _plausible_id(job_id) else None

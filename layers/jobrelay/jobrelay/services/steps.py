@@ -76,7 +76,7 @@ class StepRunner:
             return self._ended(job)
         self._check_deadline(job)
         if job.status is JobStatus.SUBMITTED:
-            moved = self._store.transition(job.job_id, JobStatus.STARTING, TimelineEvent(event="starting"))
+            moved = self._store.transition(job.job_id, JobStatus.STARTING, TimelineEvent(at=self._now(), event="starting"))
             job = moved.job
             if not moved.changed and job.is_terminal:
                 return self._ended(job)
@@ -100,7 +100,7 @@ class StepRunner:
         moved = self._store.transition(
             job.job_id,
             JobStatus.RUNNING,
-            TimelineEvent(event="started", detail={"vendor_ref": vendor_ref, "wait": vendor.wait_mode.value}),
+            TimelineEvent(at=self._now(), event="started", detail={"vendor_ref": vendor_ref, "wait": vendor.wait_mode.value}),
             JobPatch(vendor_ref=vendor_ref, progress=Progress(percent=0, note=outcome.note or "started at the vendor")),
         )
         return moved.job
@@ -162,7 +162,7 @@ class StepRunner:
         """A timeline entry when the vendor's status word changes (not for every poll)."""
         if raw_status == job.vendor_ref.get("last_status"):
             return None
-        return TimelineEvent(event="vendor_status", detail={"status": raw_status, "woken_by": _wake_reason(woken_by)})
+        return TimelineEvent(at=self._now(), event="vendor_status", detail={"status": raw_status, "woken_by": _wake_reason(woken_by)})
 
     # --- collect --------------------------------------------------------------------------------
 
@@ -175,7 +175,7 @@ class StepRunner:
         if job.is_terminal:
             return self._ended(job)
         if job.status is JobStatus.RUNNING:
-            moved = self._store.transition(job.job_id, JobStatus.COLLECTING, TimelineEvent(event="collecting"))
+            moved = self._store.transition(job.job_id, JobStatus.COLLECTING, TimelineEvent(at=self._now(), event="collecting"))
             job = moved.job
             if job.is_terminal:
                 return self._ended(job)
@@ -185,6 +185,7 @@ class StepRunner:
             job.job_id,
             target,
             TimelineEvent(
+                at=self._now(),
                 event=target.value.lower(),
                 detail={"s3_uri": outcome.result.s3_uri, "size": outcome.result.size, "sha256": outcome.result.sha256},
             ),
@@ -202,7 +203,7 @@ class StepRunner:
         if job.is_terminal:
             return StepOutput(job_id=job.job_id, status=job.status, next="done")
         moved = self._store.transition(
-            job.job_id, status, TimelineEvent(event=status.value.lower(), detail=error.model_dump()), JobPatch(error=error)
+            job.job_id, status, TimelineEvent(at=self._now(), event=status.value.lower(), detail=error.model_dump()), JobPatch(error=error)
         )
         if moved.changed:
             self._notices.announce(moved.job)
@@ -215,13 +216,13 @@ class StepRunner:
         job = self._job(step.job_id)
         if job.callback_url:
             status_code = self._notices.deliver_callback(job)
-            self._store.append_event(job.job_id, TimelineEvent(event="callback_delivered", detail={"http_status": status_code}))
+            self._store.append_event(job.job_id, TimelineEvent(at=self._now(), event="callback_delivered", detail={"http_status": status_code}))
         return StepOutput(job_id=job.job_id, status=job.status, next="done")
 
     def _callback_failed(self, step: StepInput) -> StepOutput:
         job = self._job(step.job_id)
         _, error = describe_failure(step.error or {})
-        self._store.append_event(job.job_id, TimelineEvent(event="callback_failed", detail={"reason": error.message}))
+        self._store.append_event(job.job_id, TimelineEvent(at=self._now(), event="callback_failed", detail={"reason": error.message}))
         return StepOutput(job_id=job.job_id, status=job.status, next="done")
 
     # --- helpers --------------------------------------------------------------------------------

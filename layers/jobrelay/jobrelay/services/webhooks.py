@@ -62,7 +62,7 @@ class WebhookReceiver:
             raise PayloadTooLarge(f"webhook bodies are limited to {MAX_WEBHOOK_BYTES} bytes")
         if job.status not in WAITING:
             # Late (the job ended) or early (not started yet): harmless, acknowledged, noted.
-            self._store.append_event(job_id, TimelineEvent(event="webhook_ignored", detail={"status": job.status.value}))
+            self._store.append_event(job_id, TimelineEvent(at=self._now(), event="webhook_ignored", detail={"status": job.status.value}))
             return WebhookAck("ignored")
         if job.webhook_received_at is not None and job.webhook_notice is not None and (
             job.last_polled_at is None or job.webhook_received_at > job.last_polled_at

@@ -1,0 +1,109 @@
+"""Services wired to the in-memory fakes and a scripted vendor, on a clock the test controls."""
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from jobrelay.api_models import JobSubmission
+from jobrelay.domain.job import JobResult, Progress
+from jobrelay.ports import CollectOutcome, PollOutcome, StartOutcome, VendorState, WaitMode
+from jobrelay.services.jobs import JobService
+from jobrelay.services.notices import Notices
+from jobrelay.services.steps import StepRunner
+from jobrelay.services.webhooks import WebhookReceiver
+from jobrelay.settings import Settings
+from tests.fakes import FakeEventPublisher, FakeWorkflow, InMemoryJobStore, InMemoryResultStore, InMemorySecretStore
+
+
+class Clock:
+    def __init__(self):
+        self.now = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@dataclass
+class ScriptedVendor:
+    """A vendor whose answers the test scripts: `polls` is consumed one outcome per poll."""
+
+    wait_mode: WaitMode = WaitMode.WEBHOOK
+    polls: list[PollOutcome] = field(default_factory=list)
+    started_with: list[str | None] = field(default_factory=list)
+    result: bytes = b'{"count": 2, "subscribers": [{}, {}]}'
+    start_error: Exception | None = None
+
+    def start(self, job, webhook_url):
+        if self.start_error:
+            raise self.start_error
+        self.started_with.append(webhook_url)
+        return StartOutcome(vendor_ref={"jobid": "v-1", "requestmethod": "GetListSubscribersAsync"})
+
+    def poll(self, job):
+        return self.polls.pop(0)
+
+    def collect(self, job, results):
+        stored = results.put_stream(job.job_id, "result.json", iter([self.result[:5], self.result[5:]]), "application/json")
+        return CollectOutcome(result=JobResult(s3_uri=stored.s3_uri, size=stored.size, sha256=stored.sha256, files=[stored]))
+
+    def cancel(self, job):
+        return False
+
+
+RUNNING = PollOutcome(state=VendorState.RUNNING, raw_status="waiting", progress=Progress(percent=10))
+DONE = PollOutcome(state=VendorState.DONE, raw_status="complete", vendor_ref_updates={"result_url": "https://x/1.json"})
+
+
+@dataclass
+class World:
+    clock: Clock
+    store: InMemoryJobStore
+    results: InMemoryResultStore
+    workflow: FakeWorkflow
+    events: FakeEventPublisher
+    vendor: ScriptedVendor
+    settings: Settings
+    jobs: JobService
+    steps: StepRunner
+    webhooks: WebhookReceiver
+
+    def submit(self, **overrides) -> str:
+        body = {"operation": "pinpointe.list_subscribers", "params": {"list": ["1"]}, **overrides}
+        return self.jobs.submit(JobSubmission.model_validate(body)).job_id
+
+
+@pytest.fixture
+def world() -> World:
+    clock = Clock()
+    store = InMemoryJobStore(clock=clock)
+    results = InMemoryResultStore()
+    workflow = FakeWorkflow()
+    events = FakeEventPublisher()
+    vendor = ScriptedVendor()
+    settings = Settings.model_validate(
+        {
+            "JOBS_TABLE": "jobs",
+            "RESULTS_BUCKET": "results",
+            "EVENT_BUS_NAME": "bus",
+            "PUBLIC_API_URL": "https://api.example.test",
+            "WEBHOOK_FALLBACK_SECONDS": 900,
+            "DEFAULT_JOB_TIMEOUT_SECONDS": 3600,
+        }
+    )
+    notices = Notices(events, InMemorySecretStore(), settings)
+    return World(
+        clock=clock,
+        store=store,
+        results=results,
+        workflow=workflow,
+        events=events,
+        vendor=vendor,
+        settings=settings,
+        jobs=JobService(store, results, workflow, notices, settings, cancel_at_vendor=vendor.cancel, now=clock),
+        steps=StepRunner(store, results, workflow, notices, lambda job: vendor, settings, now=clock),
+        webhooks=WebhookReceiver(store, workflow, lambda key, body: f"s3://results/{key}", lambda vendor, body: {"status": "complete"}, now=clock),
+    )
