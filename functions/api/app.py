@@ -1,107 +1,21 @@
-"""The job API (DESIGN.md, HTTP API): parse the request, call the job service, shape the answer."""
+"""The job API function: reject oversize bodies, then route (jobrelay.http_api) to the job service."""
 
-from typing import Annotated, Any
+from typing import Any
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
-from aws_lambda_powertools.event_handler.exceptions import NotFoundError
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Query
 
-from jobrelay import wiring
-from jobrelay.api_models import ErrorBody, JobList, JobSubmission, JobView, OperationList
-from jobrelay.domain.errors import ServiceError
-from jobrelay.http_errors import error_response, oversize_answer, validation_error_response
+from jobrelay.http_errors import oversize_answer
 
 logger = Logger()
-app = APIGatewayHttpResolver(enable_validation=True)
-app.enable_swagger(path="/docs", title="jobrelay", description="Run vendors' asynchronous jobs through one API.")
-
-JobId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
-ERRORS: dict[int | str, Any] = {
-    status: {"description": text, "content": {"application/json": {"model": ErrorBody}}}
-    for status, text in ((400, "bad request"), (404, "no such job"), (409, "conflict"), (422, "invalid request"))
-}
-
-
-def _json(status: int, model: Any, headers: dict[str, str] | None = None) -> Response:
-    return Response(
-        status_code=status,
-        content_type=content_types.APPLICATION_JSON,
-        body=model.model_dump_json(),
-        headers=headers,
-    )
-
-
-@app.post("/jobs", summary="Submit a job", responses={202: {"description": "accepted", "content": {"application/json": {"model": JobView}}}, **ERRORS})
-def submit_job(
-    submission: JobSubmission,
-    idempotency_key: Annotated[str | None, Header(alias="idempotency-key", min_length=1, max_length=255)] = None,
-):
-    service = wiring.job_service()
-    if idempotency_key:
-        request = {"account": submission.account, "key": idempotency_key, "submission": submission.model_dump(mode="json")}
-        job_id = wiring.idempotent_submit()(request)
-    else:
-        job_id = service.submit(submission).job_id
-    return _json(202, service.get(job_id), headers={"Location": f"/jobs/{job_id}"})
-
-
-@app.get("/jobs", summary="List jobs, newest first", responses={200: {"description": "a page of jobs", "content": {"application/json": {"model": JobList}}}, **ERRORS})
-def list_jobs(
-    status: Annotated[str | None, Query(max_length=20, description="filter by status, e.g. RUNNING")] = None,
-    operation: Annotated[str | None, Query(max_length=100, description="filter by operation name")] = None,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    next: Annotated[str | None, Query(max_length=4096, description="token from the previous page")] = None,
-):
-    page = wiring.job_service().list(status=status, operation=operation, limit=limit, next_token=next)
-    return _json(200, page)
-
-
-@app.get("/jobs/<job_id>", summary="Read a job", responses={200: {"description": "the job", "content": {"application/json": {"model": JobView}}}, **ERRORS})
-def get_job(job_id: JobId):
-    return _json(200, wiring.job_service().get(job_id))
-
-
-@app.post("/jobs/<job_id>/cancel", summary="Cancel a job", responses={200: {"description": "the cancelled job", "content": {"application/json": {"model": JobView}}}, **ERRORS})
-def cancel_job(job_id: JobId):
-    return _json(200, wiring.job_service().cancel(job_id))
-
-
-@app.get("/operations", summary="The operations and the JSON Schema of their params", responses={200: {"description": "the catalogue", "content": {"application/json": {"model": OperationList}}}})
-def list_operations():
-    from jobrelay.services.jobs import JobService
-
-    return _json(200, JobService.operations())
-
-
-@app.get("/openapi.json", include_in_schema=False)
-def openapi_document():
-    return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=app.get_openapi_json_schema(title="jobrelay"))
-
-
-@app.exception_handler(ServiceError)
-def service_error(exc: ServiceError) -> Response:
-    return error_response(exc.status, exc.code, exc.message, exc.details)
-
-
-@app.exception_handler(RequestValidationError)
-def invalid_request(exc: RequestValidationError) -> Response:
-    return validation_error_response(list(exc.errors()))
-
-
-@app.not_found
-def no_route(_: NotFoundError) -> Response:
-    return error_response(404, "NOT_FOUND", "no such route")
-
-
-@app.exception_handler(Exception)
-def unexpected(exc: Exception) -> Response:
-    # Only a fault of ours lands here, never bad input: log it whole, tell the caller little.
-    logger.exception("unhandled error")
-    return error_response(500, "INTERNAL", "internal error; it has been logged")
 
 
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return oversize_answer(event) or app.resolve(event, context)
+    return oversize_answer(event) or _routes().resolve(event, context)
+
+
+def _routes():
+    # Imported on the first request: see jobrelay.http_api for why.
+    from jobrelay.http_api import app
+
+    return app

@@ -12,8 +12,7 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 
 from jobrelay import wiring
 from jobrelay.domain.errors import ServiceError
-from jobrelay.http_errors import error_response, oversize_answer
-from jobrelay.services.webhooks import MAX_WEBHOOK_BYTES
+from jobrelay.http_errors import MAX_WEBHOOK_BYTES, error_response, oversize_answer
 
 logger = Logger()
 app = APIGatewayHttpResolver()

@@ -1,23 +1,15 @@
 """Backoff, deadlines, and the state-transition budget of DESIGN.md, counted on the real ASL."""
 
-import json
 import random
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
+from bench.transitions import LowestJitter, count_transitions, load_asl
 from jobrelay.domain.backoff import BackoffPolicy, bounded_wait, seconds_left
 
-ASL = json.loads((Path(__file__).parents[2] / "statemachines" / "job.asl.json").read_text())
+ASL = load_asl()
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-class LowestJitter:
-    """The worst case for the budget: every jittered delay at its shortest."""
-
-    def uniform(self, low, high):
-        return low
 
 
 def test_backoff_grows_from_seconds_to_its_cap():
@@ -40,53 +32,15 @@ def test_waits_end_at_the_deadline_and_are_never_zero():
     assert seconds_left(deadline, T0 + timedelta(seconds=31)) < 0
 
 
-def _walk(job_seconds: int, next_wait) -> int:
-    """Follow job.asl.json for a job the vendor finishes after `job_seconds` and whose webhook
-    never comes (the worst case); count the states entered, as Step Functions bills them."""
-    clock, polls, transitions = 0, 0, 0
-    state_name, data = ASL["StartAt"], {}
-    while True:
-        state = ASL["States"][state_name]
-        transitions += 1
-        kind = state["Type"]
-        if kind in ("Succeed", "Fail"):
-            return transitions
-        if kind == "Choice":
-            state_name = _choose(state, data)
-            continue
-        if kind == "Wait":
-            clock += data["wait_seconds"]
-        elif state_name == "WaitForWebhook":
-            clock += data["wait_seconds"]  # no webhook: the task times out into Poll
-            state_name = next(c["Next"] for c in state["Catch"] if "States.Timeout" in c["ErrorEquals"])
-            continue
-        elif state_name in ("Start", "Poll"):
-            if state_name == "Poll":
-                polls += 1
-            done = clock >= job_seconds
-            data = {"next": "collect"} if done else next_wait(polls)
-        elif state_name == "Notify":
-            data = {"status": "SUCCEEDED"}
-        state_name = state["Next"]
-
-
-def _choose(state, data):
-    for choice in state["Choices"]:
-        rules = choice.get("Or", [choice])
-        if any(data.get(r["Variable"].removeprefix("$.")) == r["StringEquals"] for r in rules):
-            return choice["Next"]
-    return state["Default"]
-
-
 def test_a_two_hour_webhook_job_costs_at_most_40_transitions():
     fallback = 900  # the template's default WebhookFallbackSeconds
-    transitions = _walk(2 * 3600, lambda polls: {"next": "wait_webhook", "wait_seconds": fallback})
+    transitions = count_transitions(2 * 3600, lambda polls: {"next": "wait_webhook", "wait_seconds": fallback})
     assert transitions <= 40, transitions
 
 
 def test_a_two_hour_poll_only_job_costs_at_most_120_transitions():
     policy = BackoffPolicy()  # the template's defaults: 5 s doubling up to 300 s
-    transitions = _walk(
+    transitions = count_transitions(
         2 * 3600, lambda polls: {"next": "wait_poll", "wait_seconds": policy.delay(polls, LowestJitter())}
     )
     assert transitions <= 120, transitions

@@ -6,6 +6,7 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response, content_types
 
 MAX_BODY_BYTES = 256 * 1024
+MAX_WEBHOOK_BYTES = 256 * 1024
 
 
 def error_body(code: str, message: str, details: Any = None) -> str:

@@ -4,13 +4,16 @@ cold-start budget in DESIGN.md). Handlers call these functions; tests build serv
 """
 
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jobrelay.settings import Settings
+if TYPE_CHECKING:
+    from jobrelay.settings import Settings
 
 
 @cache
-def settings() -> Settings:
+def settings() -> "Settings":
+    from jobrelay.settings import Settings
+
     return Settings.from_env()
 
 

@@ -18,11 +18,11 @@ from typing import Any
 from jobrelay.domain.errors import JobNotFound, ServiceError
 from jobrelay.domain.job import Job, JobPatch, TimelineEvent, utcnow
 from jobrelay.domain.status import JobStatus
+from jobrelay.http_errors import MAX_WEBHOOK_BYTES
 from jobrelay.ports import JobStore, Workflow
 
 logger = logging.getLogger(__name__)
 
-MAX_WEBHOOK_BYTES = 256 * 1024
 WAITING = frozenset({JobStatus.STARTING, JobStatus.RUNNING})
 
 
