@@ -1,0 +1,235 @@
+"""HTTP to Pinpointe: calls to its JSON endpoint, and the download of a result link.
+
+Every outcome leaves here either as a parsed answer or as one of the step errors the state machine
+understands (DESIGN.md, State machine): VendorTransientError is retried, VendorRejected and
+VendorProtocolError end the job with a readable reason. The account's token goes into request
+bodies only; logs carry call names, job ids and HTTP statuses, never a body.
+"""
+
+import fnmatch
+import json
+import logging
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from pydantic import SecretStr
+
+from jobrelay.domain.errors import VendorProtocolError, VendorRejected, VendorTransientError
+from jobrelay.vendors.pinpointe.api import (
+    CREDENTIALS_REJECTED_TEXT,
+    JOBS_NOT_FOUND_TEXT,
+    LAST_PAGE,
+    REQUEST_CONTENT_TYPE,
+    STATUS_REQUESTMETHOD,
+    STATUS_REQUESTTYPE,
+    ApiRequest,
+    ApiResponse,
+    AsyncMethod,
+    JobEntry,
+    JobStatusPage,
+    StartedJob,
+)
+
+log = logging.getLogger(__name__)
+
+ENDPOINT_PATH = "/apijson.php"  # VENDORS.md 1.1: the JSON endpoint, under the account's host
+DOWNLOAD_CHUNK_BYTES = 1024 * 1024  # what the result store receives at a time: memory stays flat
+STATUS_PAGE_SIZE = 100
+MAX_STATUS_PAGES = 20  # we ask about one job id; more pages than this means the paging is broken
+MAX_RESULT_REDIRECTS = 5
+
+
+@dataclass(frozen=True)
+class JobsNotFound:
+    """AsyncJobStatus's documented "Jobs not found" answer: a result, because right after a start it
+    is expected, and only the adapter knows how long ago that was."""
+
+    message: str
+
+
+@dataclass(frozen=True)
+class ResultLinkPolicy:
+    """Which result links we follow (DESIGN.md, Security: SSRF). A link, and every redirect from it,
+    must use https (or http when the account allows it, for the local sandbox) and name a host that
+    matches one of the account's patterns: an exact host or a wildcard such as "*.mypinpointe.com"."""
+
+    host_patterns: tuple[str, ...]
+    allow_http: bool = False
+
+    def check(self, url: str | httpx.URL) -> httpx.URL:
+        try:
+            parsed = httpx.URL(url)
+        except httpx.InvalidURL:
+            raise VendorProtocolError("Pinpointe's result link is not a valid URL") from None
+        allowed_schemes = ("https", "http") if self.allow_http else ("https",)
+        if parsed.scheme not in allowed_schemes:
+            raise VendorProtocolError(
+                f"Pinpointe's result link uses {parsed.scheme or 'no'} scheme; only "
+                f"{' or '.join(allowed_schemes)} links are followed"
+            )
+        if not host_allowed(parsed.host, self.host_patterns):
+            raise VendorProtocolError(
+                f"Pinpointe's result link points at host {parsed.host!r}, which is not on the "
+                "account's result_hosts; it was not followed"
+            )
+        return parsed
+
+
+def host_allowed(host: str, patterns: Sequence[str]) -> bool:
+    """Whether `host` matches one of `patterns` (fnmatch, case-insensitive, whole host only)."""
+    host = host.lower().rstrip(".")
+    return bool(host) and any(fnmatch.fnmatchcase(host, pattern.lower()) for pattern in patterns)
+
+
+class PinpointeClient:
+    def __init__(
+        self,
+        base_url: str,
+        username: str,
+        usertoken: SecretStr,
+        *,
+        http: httpx.Client,
+        timeout: httpx.Timeout,
+    ):
+        self._endpoint = base_url.rstrip("/") + ENDPOINT_PATH
+        self._username = username
+        self._usertoken = usertoken
+        self._http = http
+        self._timeout = timeout
+
+    def start_async(self, method: AsyncMethod, details: dict[str, Any]) -> StartedJob:
+        call = f"{method.requesttype}/{method.requestmethod}"
+        response = self._call(method.requesttype, method.requestmethod, details)
+        if not response.succeeded:
+            raise VendorRejected(f"Pinpointe rejected {call}: {response.reason}")
+        started = StartedJob.from_response(response, call)
+        log.info("Pinpointe %s started job %s", call, started.jobid)
+        return started
+
+    def job_status(self, jobids: list[str]) -> list[JobEntry] | JobsNotFound:
+        """The entries AsyncJobStatus lists for `jobids`, every page of them."""
+        entries: list[JobEntry] = []
+        next_record = LAST_PAGE
+        for _ in range(MAX_STATUS_PAGES):
+            details = {"jobids": jobids, "pagination": {"limit": str(STATUS_PAGE_SIZE), "next": next_record}}
+            response = self._call(STATUS_REQUESTTYPE, STATUS_REQUESTMETHOD, details)
+            if not response.succeeded:
+                if response.says(JOBS_NOT_FOUND_TEXT):
+                    return entries or JobsNotFound(response.reason)
+                raise VendorRejected(f"Pinpointe rejected AsyncJobStatus: {response.reason}")
+            page = JobStatusPage.from_response(response)
+            entries += page.jobs
+            if page.next is None:
+                return entries
+            next_record = page.next
+        raise VendorProtocolError(f"Pinpointe's AsyncJobStatus pages did not end after {MAX_STATUS_PAGES} pages")
+
+    @contextmanager
+    def download(self, url: str, policy: ResultLinkPolicy) -> Iterator[Iterator[bytes]]:
+        """Open a result link and give its body as chunks of about DOWNLOAD_CHUNK_BYTES, to be
+        consumed inside the `with` block; errors while reading arrive as step errors from the
+        chunk iterator. Redirects are followed only to links `policy` allows."""
+        with self._open_result(policy.check(url), policy) as response:
+            _check_download_status(response)
+            yield _body_chunks(response)
+
+    @contextmanager
+    def _open_result(self, target: httpx.URL, policy: ResultLinkPolicy) -> Iterator[httpx.Response]:
+        for _ in range(MAX_RESULT_REDIRECTS + 1):
+            with (
+                _transport_errors_as_transient("the result download"),
+                self._http.stream("GET", target, timeout=self._timeout) as response,
+            ):
+                if response.next_request is None:  # not a redirect (the client never follows one itself)
+                    yield response
+                    return
+                target = policy.check(response.next_request.url)
+        raise VendorProtocolError(f"Pinpointe's result link redirected more than {MAX_RESULT_REDIRECTS} times")
+
+    def _call(self, requesttype: str, requestmethod: str, details: dict[str, Any]) -> ApiResponse:
+        request = ApiRequest(
+            username=self._username,
+            usertoken=self._usertoken,
+            requesttype=requesttype,
+            requestmethod=requestmethod,
+            details=details,
+        )
+        with _transport_errors_as_transient(f"Pinpointe {request.name}"):
+            answer = self._http.post(
+                self._endpoint,
+                content=json.dumps(request.wire()).encode(),
+                headers={"Content-Type": REQUEST_CONTENT_TYPE},
+                timeout=self._timeout,
+            )
+        log.info("Pinpointe %s answered HTTP %s", request.name, answer.status_code)
+        return _read_answer(answer, request.name)
+
+
+def _read_answer(answer: httpx.Response, call: str) -> ApiResponse:
+    """Pinpointe's answer, or the step error it amounts to. A failure in the body (status FAILED or
+    ERROR) is returned for the caller to judge, except the credentials one: old Pinpointe versions
+    answered every failure with HTTP 200, so the body is checked whatever the HTTP status."""
+    status = answer.status_code
+    if status == 429 or status >= 500:
+        raise VendorTransientError(f"Pinpointe {call} answered HTTP {status}")
+    if status == 401:
+        raise _credentials_rejected(call)
+    if not (answer.is_success or status == 400):
+        raise VendorRejected(f"Pinpointe {call} answered HTTP {status}; check the account's base_url")
+    response = ApiResponse.from_body(_json_object(answer, call), call)
+    if response.says(CREDENTIALS_REJECTED_TEXT):
+        raise _credentials_rejected(call)
+    if not (response.succeeded or response.failed):
+        raise VendorProtocolError(f"Pinpointe answered {call} with an unknown status {response.status!r}")
+    return response
+
+
+def _json_object(answer: httpx.Response, call: str) -> dict[str, Any]:
+    try:
+        body = json.loads(answer.content)
+    except (ValueError, RecursionError):
+        body = None
+    if not isinstance(body, dict):
+        raise VendorProtocolError(
+            f"Pinpointe answered {call} (HTTP {answer.status_code}) with a body that is not a JSON object"
+        )
+    return body
+
+
+def _credentials_rejected(call: str) -> VendorRejected:
+    return VendorRejected(
+        f"Pinpointe did not accept the account's username and usertoken for {call} "
+        "(Unable to verify user credentials); check the account secret and that the API is enabled"
+    )
+
+
+def _check_download_status(response: httpx.Response) -> None:
+    status = response.status_code
+    if status == 429 or status >= 500:
+        raise VendorTransientError(f"Pinpointe's result link answered HTTP {status}")
+    if not response.is_success:
+        raise VendorProtocolError(f"Pinpointe's result link answered HTTP {status} (expired or wrong link?)")
+
+
+def _body_chunks(response: httpx.Response) -> Iterator[bytes]:
+    with _transport_errors_as_transient("the result download"):
+        yield from response.iter_bytes(DOWNLOAD_CHUNK_BYTES)
+    # Compared with the bytes on the wire (before any content decoding), which Content-Length counts.
+    expected = response.headers.get("Content-Length", "")
+    if expected.isdigit() and int(expected) != response.num_bytes_downloaded:
+        raise VendorTransientError(
+            f"the result download was cut: {response.num_bytes_downloaded} of {expected} bytes arrived"
+        )
+
+
+@contextmanager
+def _transport_errors_as_transient(what: str) -> Iterator[None]:
+    try:
+        yield
+    except httpx.TimeoutException as exc:
+        raise VendorTransientError(f"{what} timed out ({type(exc).__name__})") from exc
+    except httpx.TransportError as exc:
+        raise VendorTransientError(f"{what} failed: {type(exc).__name__}") from exc
