@@ -1,0 +1,580 @@
+"""A Pinpointe simulator: the JSON API as VENDORS.md section 1 describes it, over real sockets.
+
+POST /apijson.php serves API/Test, the four async starts and API/AsyncJobStatus. A started job goes
+waiting -> processing -> complete (or failed) over `job_seconds`; when it ends, a webhook notice is
+POSTed to `notify.value`. GET /files/<jobid>.json streams the result: a deterministic document
+generated record by record, so it can be as large as a benchmark needs without being held in memory.
+
+The simulator is stricter than Pinpointe is known to be, so that it catches what the adapter must
+not send: unknown or empty elements, booleans and numbers not written as strings, dates not in
+YYYYMMDD. Where the docs say nothing (VENDORS.md Unknowns 1-4) it answers in the shapes the adapter
+assumes (jobrelay/vendors/pinpointe/api.py): start `data` = {"jobid", "elapsed", "timestamp"};
+AsyncJobStatus `data` = {"jobs": [{"jobid", "requestmethod", "status", "url", "created",
+"updated"}], "pagination": {"next"}}; webhook = {"jobid", "status", "url", "requestmethod"}.
+
+Extra control routes: GET /_sandbox/jobs, GET /_sandbox/webhooks. Run it alone with
+`python -m devstack.sandbox.pinpointe --port 3100`.
+"""
+
+import argparse
+import hmac
+import itertools
+import json
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+from pydantic import Field
+
+from devstack.sandbox.http import LOOPBACK, FaultConfig, Request, Response, SandboxServer, iso_utc
+
+API_PATH = "/apijson.php"
+FILES_PREFIX = "/files/"
+CREDENTIALS_REJECTED = "Unable to verify user credentials"
+JOBS_NOT_FOUND = "Jobs not found"
+DOWNLOAD = "ResultDownload"  # how result downloads appear in the call log's `requestmethod`
+
+
+class PinpointeConfig(FaultConfig):
+    """What tests switch through POST /_sandbox/config. Job behaviour (duration, size, failure,
+    webhook delivery) is fixed when a job starts; faults apply to the calls that come next."""
+
+    job_seconds: float = Field(default=2.0, ge=0, description="from start to complete/failed")
+    records: int = Field(default=50, ge=0, description="records in each job's result file")
+    fail_jobs: bool | str = Field(default=False, description="jobs end failed (a string: the error message)")
+    wrap_response: bool = Field(default=False, description='answers come as {"response": {...}}')
+    drop_webhook: bool = False
+    duplicate_webhook: bool = Field(default=False, description="send each webhook twice")
+    late_webhook_seconds: float = Field(default=0.0, ge=0, description="send webhooks this long after the end")
+    webhook_timeout_seconds: float = Field(default=2.0, gt=0)
+    not_visible_seconds: float = Field(default=0.0, ge=0, description='AsyncJobStatus: "Jobs not found" this long')
+    expired_token: bool = Field(default=False, description="every API call is refused with HTTP 401")
+    file_5xx: int = Field(default=0, ge=0, description="the next N result downloads answer 503")
+    file_content_length: bool = Field(
+        default=False, description="send result files with Content-Length (computed by a first pass) instead of chunked"
+    )
+
+
+# --- the async calls and their details ------------------------------------------------------------
+
+SUBSCRIBER_STATUSES = ("any", "active", "inactive", "bounced", "unsubscribed")
+BOOLEAN_STRINGS = ("true", "false", "1", "0", "yes", "no")
+
+
+def _is_id(value: Any) -> bool:
+    return isinstance(value, str) and value.strip() != ""
+
+
+def _is_id_list(value: Any) -> bool:
+    return isinstance(value, list) and all(_is_id(item) for item in value)
+
+
+def _is_yyyymmdd(value: Any) -> bool:
+    if not (isinstance(value, str) and len(value) == 8 and value.isdigit()):
+        return False
+    try:
+        datetime.strptime(value, "%Y%m%d")
+    except ValueError:
+        return False
+    return True
+
+
+def _is_notify(value: Any) -> bool:
+    return (
+        isinstance(value, dict)
+        and set(value) == {"type", "value"}
+        and value["type"] in ("email", "webhook")
+        and _is_id(value["value"])
+        and (value["type"] == "email" or value["value"].startswith(("http://", "https://")))
+    )
+
+
+DETAIL_CHECKS: dict[str, Callable[[Any], bool]] = {
+    "stat": _is_id,
+    "list": _is_id_list,
+    "segmentid": _is_id_list,
+    "tag": _is_id_list,
+    "extag": _is_id_list,
+    "tagname": _is_id,
+    "customfields": _is_id_list,
+    "status": lambda v: v in SUBSCRIBER_STATUSES,
+    "include_membership": lambda v: isinstance(v, str) and v.lower() in BOOLEAN_STRINGS,
+    "emailonly": lambda v: isinstance(v, str) and v.lower() in BOOLEAN_STRINGS,
+    "startdate": _is_yyyymmdd,
+    "enddate": _is_yyyymmdd,
+    "notify": _is_notify,
+}
+
+
+@dataclass(frozen=True)
+class AsyncCall:
+    requesttype: str
+    fields: frozenset[str]
+    required: tuple[tuple[str, ...], ...]  # each tuple: at least one of these must be given
+    document: str  # "events" or "subscribers"
+
+
+_SUBSCRIBER_OPTIONS = {"status", "include_membership", "customfields", "notify"}
+ASYNC_CALLS: dict[str, AsyncCall] = {
+    "GetNewsletterContactDataSummaryAsync": AsyncCall(
+        "Newsletters", frozenset({"stat", "startdate", "enddate", "notify"}), (("stat",), ("notify",)), "events"
+    ),
+    "GetListSubscribersAsync": AsyncCall(
+        "Lists",
+        frozenset({"list", "startdate", "enddate"} | _SUBSCRIBER_OPTIONS),
+        (("list",), ("notify",)),
+        "subscribers",
+    ),
+    "GetSegmentSubscribersAsync": AsyncCall(
+        "Segments", frozenset({"segmentid"} | _SUBSCRIBER_OPTIONS), (("segmentid",), ("notify",)), "subscribers"
+    ),
+    "GetTagSubscribersAsync": AsyncCall(
+        "Tags",
+        frozenset({"tag", "tagname", "extag", "emailonly"} | _SUBSCRIBER_OPTIONS),
+        (("tag", "tagname"), ("notify",)),
+        "subscribers",
+    ),
+}
+
+
+class Refused(Exception):
+    """A request Pinpointe would answer with HTTP 400, status FAILED and this errormessage."""
+
+
+def check_details(call: AsyncCall, details: Any) -> dict[str, Any]:
+    """The details of an async start, or Refused with the reason Pinpointe would give."""
+    if not isinstance(details, dict):
+        raise Refused("Missing details element")
+    for name, value in details.items():
+        if name not in call.fields:
+            raise Refused(f"Unknown element '{name}'")
+        if value in ({}, [], ""):
+            raise Refused(f"Empty element '{name}': delete optional elements you do not use")
+        if not DETAIL_CHECKS[name](value):
+            raise Refused(f"Invalid value for '{name}'")
+    for one_of in call.required:
+        if not any(name in details for name in one_of):
+            raise Refused(f"Missing required element '{' or '.join(one_of)}'")
+    return details
+
+
+# --- jobs -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WebhookPlan:
+    """How a job's completion notice will go out, fixed when the job starts."""
+
+    drop: bool = False
+    copies: int = 1
+    late_seconds: float = 0.0
+    timeout_seconds: float = 2.0
+
+
+@dataclass
+class SandboxJob:
+    jobid: str
+    requesttype: str
+    requestmethod: str
+    details: dict[str, Any]
+    created: float
+    seconds: float
+    records: int
+    failure: str | None
+    webhook: WebhookPlan = WebhookPlan()
+
+    @property
+    def ends_at(self) -> float:
+        return self.created + self.seconds
+
+    def status_at(self, now: float) -> str:
+        if now >= self.ends_at:
+            return "failed" if self.failure else "complete"
+        return "waiting" if now < self.created + self.seconds / 4 else "processing"
+
+    def updated_at(self, now: float) -> float:
+        if now >= self.ends_at:
+            return self.ends_at
+        quarter = self.created + self.seconds / 4
+        return quarter if now >= quarter else self.created
+
+    def entry(self, now: float, result_url: str) -> dict[str, Any]:
+        status = self.status_at(now)
+        entry = {
+            "jobid": self.jobid,
+            "requestmethod": self.requestmethod,
+            "status": status,
+            "created": iso_utc(self.created),
+            "updated": iso_utc(self.updated_at(now)),
+        }
+        if status == "complete":
+            entry["url"] = result_url
+        if status == "failed":
+            entry["errormessage"] = self.failure
+        return entry
+
+    def summary(self, now: float, result_url: str) -> dict[str, Any]:
+        extra = {"requesttype": self.requesttype, "details": self.details, "records": self.records}
+        return {**self.entry(now, result_url), **extra}
+
+
+# --- the sandbox ----------------------------------------------------------------------------------
+
+
+class PinpointeSandbox(SandboxServer[PinpointeConfig]):
+    config_model = PinpointeConfig
+
+    def __init__(
+        self,
+        host: str = LOOPBACK,
+        port: int = 0,
+        *,
+        job_seconds: float = 2.0,
+        records: int = 50,
+        username: str = "sandbox-user",
+        usertoken: str | None = None,
+        **config: Any,
+    ):
+        super().__init__(host, port, job_seconds=job_seconds, records=records, **config)
+        self.username = username
+        self._usertoken = usertoken or secrets.token_urlsafe(24)
+        self._jobs: dict[str, SandboxJob] = {}
+        self._webhooks: list[dict[str, Any]] = []
+        self._jobids = itertools.count(700_000_001)  # never reset: a stale id must not match a new job
+
+    def account_secret(self) -> dict[str, Any]:
+        """The secret a PinpointeAccount accepts to reach this sandbox."""
+        return {
+            "base_url": self.base_url,
+            "username": self.username,
+            "usertoken": self._usertoken,
+            "result_hosts": [LOOPBACK],
+            "allow_http": True,
+        }
+
+    def result_url(self, jobid: str) -> str:
+        return f"{self.base_url}{FILES_PREFIX}{jobid}.json"
+
+    def on_reset(self) -> None:
+        self._jobs.clear()
+        self._webhooks.clear()
+
+    # --- routes ------------------------------------------------------------------------------------
+
+    def handle(self, request: Request) -> Response:
+        if (request.method, request.path) == ("POST", API_PATH):
+            return self._api(request)
+        if request.method == "GET" and request.path.startswith(FILES_PREFIX) and request.path.endswith(".json"):
+            return self._download(request.path.removeprefix(FILES_PREFIX).removesuffix(".json"))
+        return Response(404, b"Not Found", "text/plain")
+
+    def control(self, request: Request) -> Response | None:
+        now = time.time()
+        if (request.method, request.path) == ("GET", "/_sandbox/jobs"):
+            with self.lock:
+                return Response.json([job.summary(now, self.result_url(job.jobid)) for job in self._jobs.values()])
+        if (request.method, request.path) == ("GET", "/_sandbox/webhooks"):
+            with self.lock:
+                return Response.json(list(self._webhooks))
+        return None
+
+    def _api(self, request: Request) -> Response:
+        try:
+            envelope = request.json()
+        except ValueError:
+            envelope = None
+        if not isinstance(envelope, dict):
+            return self._failure("Invalid JSON request")
+        method = str(envelope.get("requestmethod") or "")
+        fault = self.call_fault(method)
+        if fault is not None and fault.response is not None:
+            return fault.response.noted(requestmethod=method, fault=fault.name)
+        answer = self._answer(envelope, method)
+        return answer.noted(requestmethod=method, fault=fault.name if fault else None)
+
+    def _answer(self, envelope: dict[str, Any], method: str) -> Response:
+        if not self._credentials_ok(envelope, method):
+            return self._failure(CREDENTIALS_REJECTED, 401)
+        requesttype, details = envelope.get("requesttype"), envelope.get("details")
+        try:
+            if (requesttype, method) == ("API", "Test"):
+                return self._success(details)
+            if (requesttype, method) == ("API", "AsyncJobStatus"):
+                return self._job_status(details if details is not None else {})
+            call = ASYNC_CALLS.get(method)
+            if call is None or call.requesttype != requesttype:
+                raise Refused(f"Invalid request: {requesttype}/{method}")
+            return self._start(call, method, check_details(call, details))
+        except Refused as refused:
+            return self._failure(str(refused))
+
+    def _credentials_ok(self, envelope: dict[str, Any], method: str) -> bool:
+        if self.config.expired_token and self.faults_apply_to(method):
+            return False
+        username, token = envelope.get("username"), envelope.get("usertoken")
+        return (
+            isinstance(username, str)
+            and isinstance(token, str)
+            and username == self.username
+            and hmac.compare_digest(token.encode(), self._usertoken.encode())
+        )
+
+    def _start(self, call: AsyncCall, method: str, details: dict[str, Any]) -> Response:
+        started = time.perf_counter()
+        job = self._new_job(call, method, details)
+        if details["notify"]["type"] == "webhook":
+            self.later(job.seconds + job.webhook.late_seconds, lambda: self._send_webhooks(job))
+        elapsed = f"{time.perf_counter() - started:.4f}"
+        data = {"jobid": job.jobid, "elapsed": elapsed, "timestamp": iso_utc(job.created)}
+        return self._success(data).noted(jobid=job.jobid)
+
+    def _new_job(self, call: AsyncCall, method: str, details: dict[str, Any]) -> SandboxJob:
+        config = self.config
+        with self.lock:
+            job = SandboxJob(
+                jobid=str(next(self._jobids)),
+                requesttype=call.requesttype,
+                requestmethod=method,
+                details=details,
+                created=time.time(),
+                seconds=config.job_seconds,
+                records=config.records,
+                failure=_failure_message(config.fail_jobs),
+                webhook=WebhookPlan(
+                    drop=config.drop_webhook,
+                    copies=2 if config.duplicate_webhook else 1,
+                    late_seconds=config.late_webhook_seconds,
+                    timeout_seconds=config.webhook_timeout_seconds,
+                ),
+            )
+            self._jobs[job.jobid] = job
+        return job
+
+    def _job_status(self, details: Any) -> Response:
+        if not isinstance(details, dict) or not set(details) <= {"jobids", "pagination"}:
+            raise Refused("Invalid details element")
+        jobids, pagination = details.get("jobids"), details.get("pagination")
+        if jobids is not None and not (_is_id_list(jobids) and jobids):
+            raise Refused("Invalid value for 'jobids'")
+        page_bounds = _page_bounds(pagination)
+        now = time.time()
+        with self.lock:
+            visible = [
+                job
+                for job in self._jobs.values()
+                if (jobids is None or job.jobid in jobids) and now - job.created >= self.config.not_visible_seconds
+            ]
+        if not visible:
+            return self._failure(JOBS_NOT_FOUND).noted(jobid=_one(jobids))
+        start, limit = page_bounds or (0, len(visible))
+        page = visible[start : start + limit]
+        data: dict[str, Any] = {"jobs": [job.entry(now, self.result_url(job.jobid)) for job in page]}
+        if pagination is not None:
+            data["pagination"] = {"next": str(start + limit) if start + limit < len(visible) else "0"}
+        return self._success(data).noted(jobid=_one(jobids))
+
+    def _download(self, jobid: str) -> Response:
+        with self.lock:
+            job = self._jobs.get(jobid)
+        note = {"requestmethod": DOWNLOAD, "jobid": jobid}
+        if job is None or job.status_at(time.time()) != "complete":
+            return Response(404, b"Not Found", "text/plain").noted(**note)
+        if self.take("file_5xx", DOWNLOAD):
+            return Response(503, b"Service Unavailable", "text/plain").noted(**note, fault="file_5xx")
+        length = sum(map(len, result_document(job))) if self.config.file_content_length else None
+        return Response(200, result_document(job), "application/json", length).noted(**note)
+
+    def _success(self, data: Any) -> Response:
+        return self._wrapped({"status": "SUCCESS", "data": data}, 200)
+
+    def _failure(self, message: str, status: int = 400) -> Response:
+        return self._wrapped({"status": "FAILED", "errormessage": message}, status)
+
+    def _wrapped(self, payload: dict[str, Any], status: int) -> Response:
+        return Response.json({"response": payload} if self.config.wrap_response else payload, status)
+
+    # --- webhooks ----------------------------------------------------------------------------------
+
+    def _send_webhooks(self, job: SandboxJob) -> None:
+        url = job.details["notify"]["value"]
+        if job.webhook.drop:
+            self._record_webhook(job, url, dropped=True)
+            return
+        notice = {"jobid": job.jobid, "status": job.status_at(job.ends_at), "requestmethod": job.requestmethod}
+        if notice["status"] == "complete":
+            notice["url"] = self.result_url(job.jobid)
+        for _ in range(job.webhook.copies):
+            try:
+                with httpx.Client(trust_env=False, timeout=job.webhook.timeout_seconds) as http:
+                    answer = http.post(url, json=notice)
+                self._record_webhook(job, url, status_code=answer.status_code)
+            except httpx.HTTPError as exc:
+                self._record_webhook(job, url, error=f"{type(exc).__name__}: {exc}")
+
+    def _record_webhook(self, job: SandboxJob, url: str, **outcome: Any) -> None:
+        with self.lock:
+            if self.stopping or self._jobs.get(job.jobid) is not job:
+                return  # the sandbox was reset or stopped while this delivery was under way
+            at = iso_utc(time.time(), milliseconds=True)
+            self._webhooks.append({"at": at, "jobid": job.jobid, "url": url, **outcome})
+
+
+def _failure_message(fail_jobs: bool | str) -> str | None:
+    if isinstance(fail_jobs, str):
+        return fail_jobs
+    return "Simulated failure" if fail_jobs else None
+
+
+def _page_bounds(pagination: Any) -> tuple[int, int] | None:
+    """(start, limit) from a `pagination` element (VENDORS.md 1.3), None without one."""
+    if pagination is None:
+        return None
+    if not isinstance(pagination, dict) or not pagination or not set(pagination) <= {"limit", "next"}:
+        raise Refused("Invalid pagination element")
+    limit, start = pagination.get("limit"), pagination.get("next", "0")
+    if limit is None:
+        raise Refused("pagination 'limit' is required when 'next' is given")
+    if not all(isinstance(v, str) and v.isdigit() for v in (limit, start)) or int(limit) == 0:
+        raise Refused("pagination 'limit' and 'next' must be numbers written as strings")
+    return int(start), int(limit)
+
+
+def _one(jobids: list[str] | None) -> str | None:
+    return jobids[0] if jobids and len(jobids) == 1 else None
+
+
+# --- result documents (VENDORS.md 1.8, Unknown 4: the shapes the project assumes) -----------------
+
+STREAM_PIECE_CHARS = 64 * 1024
+FIRST_NAMES = ("Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Margaret", "Dennis")
+LAST_NAMES = ("Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "Thompson", "Hamilton", "Ritchie")
+CITIES = ("Atlanta", "Boston", "Chicago", "Denver", "Portland", "Austin", "Seattle")
+CUSTOM_FIELDS: dict[str, Callable[[int], str]] = {
+    "First Name": lambda n: FIRST_NAMES[n % len(FIRST_NAMES)],
+    "Last Name": lambda n: LAST_NAMES[n // len(FIRST_NAMES) % len(LAST_NAMES)],
+    "City": lambda n: CITIES[n % len(CITIES)],
+    "Customer Since": lambda n: str(2010 + n % 15),
+}
+STATUS_MIX = ("active",) * 7 + ("unsubscribed", "bounced", "inactive")
+DEFAULT_SPAN = (datetime(2024, 1, 1, tzinfo=UTC), datetime(2025, 1, 1, tzinfo=UTC))
+
+
+def result_document(job: SandboxJob) -> Iterator[bytes]:
+    """The job's result file as ~64 KiB pieces, generated record by record (never held whole)."""
+    if ASYNC_CALLS[job.requestmethod].document == "events":
+        return _json_document("events", job.records, _event_maker(job))
+    return _json_document("subscribers", job.records, _subscriber_maker(job))
+
+
+def _json_document(key: str, count: int, record: Callable[[int], dict[str, Any]]) -> Iterator[bytes]:
+    pieces, size = [f'{{"count": {count}, "{key}": ['], 0
+    for index in range(count):
+        piece = ("," if index else "") + json.dumps(record(index), separators=(",", ":"))
+        pieces.append(piece)
+        size += len(piece)
+        if size >= STREAM_PIECE_CHARS:
+            yield "".join(pieces).encode()
+            pieces, size = [], 0
+    pieces.append("]}")
+    yield "".join(pieces).encode()
+
+
+def _span(details: dict[str, Any]) -> tuple[datetime, float]:
+    """The start of the requested date range and its length in seconds (a default year without one)."""
+    start, end = DEFAULT_SPAN
+    if "startdate" in details:
+        start = datetime.strptime(details["startdate"], "%Y%m%d").replace(tzinfo=UTC)
+    if "enddate" in details:
+        end = datetime.strptime(details["enddate"], "%Y%m%d").replace(tzinfo=UTC)
+    return start, max((end - start).total_seconds(), 1.0)
+
+
+def _moment(start: datetime, span_seconds: float, n: int) -> str:
+    offset = (n * 7919) % int(span_seconds)  # a prime stride spreads the times over the range
+    return (start + timedelta(seconds=offset)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _person(n: int) -> dict[str, str]:
+    first = FIRST_NAMES[n % len(FIRST_NAMES)]
+    last = LAST_NAMES[n // len(FIRST_NAMES) % len(LAST_NAMES)]
+    return {"email": f"{first}.{last}.{n}@example.org".lower(), "subscriberid": str(1_000_000 + n)}
+
+
+def _custom_value(name: str, n: int) -> str:
+    known = CUSTOM_FIELDS.get(name)
+    return known(n) if known else f"{name} {n}"
+
+
+def _subscriber_maker(job: SandboxJob) -> Callable[[int], dict[str, Any]]:
+    details = job.details
+    start, span = _span(details)
+    wanted = details.get("customfields", [])
+    field_names = list(CUSTOM_FIELDS) if wanted == ["all"] else wanted
+    status_filter = details.get("status", "any")
+    membership = details.get("include_membership", "false").lower() in ("true", "1", "yes")
+    lists = details.get("list") or details.get("tag") or ["101", "102", "103"]
+
+    def subscriber(index: int) -> dict[str, Any]:
+        n = index + 1
+        record: dict[str, Any] = {
+            **_person(n),
+            "status": STATUS_MIX[n % len(STATUS_MIX)] if status_filter == "any" else status_filter,
+            "confirmed": "1" if n % 5 else "0",
+            "subscribedate": _moment(start, span, n),
+        }
+        if field_names:
+            record["customfields"] = {name: _custom_value(name, n) for name in field_names}
+        if membership:
+            record["lists"] = [lists[n % len(lists)]]
+        return record
+
+    return subscriber
+
+
+def _event_maker(job: SandboxJob) -> Callable[[int], dict[str, Any]]:
+    start, span = _span(job.details)
+    stat = job.details["stat"]
+
+    def event(index: int) -> dict[str, Any]:
+        n = index + 1
+        record: dict[str, Any] = {
+            **_person(n // 3),  # about three events per contact
+            "statid": stat,
+            "event": "click" if n % 3 == 0 else "open",
+            "event_time": _moment(start, span, n),
+            "ip": f"203.0.113.{n % 254 + 1}",
+        }
+        if record["event"] == "click":
+            record["link"] = f"https://example.org/offer/{n % 7}"
+        return record
+
+    return event
+
+
+# --- standalone -----------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Run the Pinpointe sandbox on 127.0.0.1.")
+    parser.add_argument("--port", type=int, default=3100, help="0 picks a free port")
+    parser.add_argument("--job-seconds", type=float, default=2.0)
+    parser.add_argument("--records", type=int, default=50)
+    args = parser.parse_args(argv)
+    sandbox = PinpointeSandbox(port=args.port, job_seconds=args.job_seconds, records=args.records).start()
+    print(f"Pinpointe sandbox on {sandbox.base_url}", flush=True)
+    print(f"account secret: {json.dumps(sandbox.account_secret())}", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sandbox.stop()
+
+
+if __name__ == "__main__":
+    main()
