@@ -13,13 +13,14 @@ from jobrelay.domain.job import Job
 from jobrelay.ports import SecretStore, VendorJobs
 from jobrelay.settings import Settings
 
-# vendor -> "module:factory"; the factory takes (secret: dict, settings: Settings).
+# vendor -> "module:factory(secret: dict, *, not_found_grace_seconds: int)".
 ADAPTER_FACTORIES: dict[str, str] = {
-    "pinpointe": "jobrelay.vendors.pinpointe.adapter:from_settings",
+    "pinpointe": "jobrelay.vendors.pinpointe.adapter:pinpointe_jobs",
 }
-# vendor -> "module:function" that reads a webhook body into a notice (never raises).
+# vendor -> "module:function" that reads a webhook body into a notice (never raises). It lives
+# beside the payload models, not the client, so the webhook function does not import httpx.
 WEBHOOK_PARSERS: dict[str, str] = {
-    "pinpointe": "jobrelay.vendors.pinpointe.adapter:parse_webhook",
+    "pinpointe": "jobrelay.vendors.pinpointe.api:parse_webhook",
 }
 
 
@@ -58,4 +59,5 @@ class VendorDirectory:
             raise VendorRejected(
                 f"no credentials are configured for {vendor} account {account!r} (secret {name!r})"
             ) from None
-        return _load(ADAPTER_FACTORIES[vendor])(secret, self._settings)
+        factory = _load(ADAPTER_FACTORIES[vendor])
+        return factory(secret, not_found_grace_seconds=self._settings.vendor_not_found_grace_seconds)
