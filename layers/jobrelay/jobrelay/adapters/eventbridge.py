@@ -1,0 +1,45 @@
+"""Job notices on EventBridge (template.yaml's JobEventBus)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Self
+
+from pydantic_core import to_json
+
+if TYPE_CHECKING:
+    from botocore.client import BaseClient
+
+    from jobrelay.settings import Settings
+
+
+class EventPublishFailed(RuntimeError):
+    """EventBridge accepted the request but not the event (PutEvents reports failures per entry,
+    with HTTP 200, so they must be checked)."""
+
+
+class EventBridgePublisher:
+    def __init__(self, bus_name: str, client: BaseClient, source: str = "jobrelay"):
+        self._bus_name = bus_name
+        self._client = client
+        self._source = source
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Self:
+        import boto3
+
+        return cls(settings.event_bus_name, boto3.client("events"))
+
+    def publish(self, detail_type: str, detail: dict[str, Any]) -> None:
+        entry = {
+            "EventBusName": self._bus_name,
+            "Source": self._source,
+            "DetailType": detail_type,
+            "Detail": to_json(detail).decode(),
+        }
+        answer = self._client.put_events(Entries=[entry])
+        if answer.get("FailedEntryCount", 0):
+            failure = answer["Entries"][0]
+            raise EventPublishFailed(
+                f"EventBridge refused the {detail_type!r} event on {self._bus_name}: "
+                f"{failure.get('ErrorCode')}: {failure.get('ErrorMessage')}"
+            )
