@@ -123,9 +123,10 @@ def test_stopping_aborts_and_stopping_again_or_the_unknown_is_harmless(sfn: Any)
     assert final_state(sfn, arn)["status"] == "ABORTED"
 
 
-def test_without_a_state_machine_nothing_can_start(sfn: Any) -> None:
+@pytest.mark.parametrize("state_machine_arn", [None, ""])
+def test_without_a_state_machine_nothing_can_start(sfn: Any, state_machine_arn: str | None) -> None:
     with pytest.raises(RuntimeError, match="STATE_MACHINE_ARN"):
-        StepFunctionsWorkflow(None, sfn).start("job-5")
+        StepFunctionsWorkflow(state_machine_arn, sfn).start("job-5")
 
 
 def test_an_execution_arn_is_derived_from_the_state_machines() -> None:

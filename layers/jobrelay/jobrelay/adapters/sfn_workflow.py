@@ -63,7 +63,7 @@ class StepFunctionsWorkflow:
         return True
 
     def _require_state_machine(self) -> str:
-        if self._state_machine_arn is None:
+        if not self._state_machine_arn:  # None or "": the environment did not give one
             raise RuntimeError("no state machine ARN configured (STATE_MACHINE_ARN): this workflow cannot start jobs")
         return self._state_machine_arn
 
