@@ -12,7 +12,7 @@ from botocore.exceptions import ClientError
 
 from jobrelay.adapters.dynamodb_jobs import DynamoJobStore
 from jobrelay.domain.errors import InvalidRequest
-from jobrelay.domain.job import Job, JobPatch, TimelineEvent
+from jobrelay.domain.job import Job, TimelineEvent
 from jobrelay.domain.status import JobStatus
 from jobrelay.settings import Settings
 from tests.integration.aws_env import create_jobs_table, mocked_aws, template_properties
