@@ -23,8 +23,13 @@ def aws_client(service: str) -> Any:
     from botocore.config import Config
 
     # Standard retry mode with a few attempts covers throttling; timeouts keep a hung call from
-    # eating the function's whole budget.
-    config = Config(retries={"mode": "standard", "max_attempts": 4}, connect_timeout=5, read_timeout=30)
+    # eating the function's whole budget; presigned S3 links must be SigV4 (SigV2 is retired).
+    config = Config(
+        retries={"mode": "standard", "max_attempts": 4},
+        connect_timeout=5,
+        read_timeout=30,
+        signature_version="s3v4" if service == "s3" else None,
+    )
     return boto3.client(service, config=config)
 
 
