@@ -1,0 +1,24 @@
+"""`make bench`: every benchmark, with its figures."""
+
+import sys
+
+from bench import cold_start, cost, stream_memory
+
+SECTIONS = {
+    "cold start": cold_start.run,
+    "cost": cost.run,
+    "streaming a result": stream_memory.run,
+}
+
+
+def main(only: list[str]) -> None:
+    for title, run in SECTIONS.items():
+        if only and not any(word in title for word in only):
+            continue
+        print(f"== {title}", flush=True)
+        for line in run():
+            print(f"   {line}", flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
