@@ -1,0 +1,305 @@
+"""The whole system on one machine, no AWS account and no Docker: `LocalStack`.
+
+It starts, in order: the front door's socket (its URL is the PublicApiUrl parameter, so vendor
+webhooks reach it), the template resolved with the profile's parameter overrides (a template the
+stack cannot run fails here, before anything else starts), a moto server with Step Functions
+executions on, the vendor sandbox, the in-process Lambda runtime and the time scale (both patches
+of moto), every resource of the template, the secrets the sandbox account needs, then the front
+door's routes and the schedule timer. `stop` undoes it all in reverse.
+"""
+
+import base64
+import json
+import os
+import secrets
+import urllib.request
+from collections.abc import Callable, Mapping
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol, Self
+
+import boto3
+from botocore.config import Config
+from moto.server import ThreadedMotoServer
+
+from devstack.clock import ScaledClock, scaled_step_functions
+from devstack.front_door import FrontDoor
+from devstack.lambdas import InProcessLambdas
+from devstack.resources import create_resources
+from devstack.schedules import Schedule, ScheduleTimer
+from devstack.template import (
+    DEFAULT_REGION,
+    DEFAULT_STACK_NAME,
+    DEFAULT_TEMPLATE,
+    StackTemplate,
+    TemplateError,
+    load_yaml,
+    resolve_template,
+)
+
+SANDBOX_ACCOUNT = "default"
+API_GATEWAY_TIMEOUT_SECONDS = 30  # an HTTP API's integration timeout
+# The ready file's keys for the template's outputs.
+OUTPUT_KEYS = {"bucket": "ResultsBucketName", "table": "JobsTableName", "state_machine_arn": "StateMachineArn"}
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How long things take: template parameters (applied where the template declares them), the
+    time scale, and the sandbox's pace."""
+
+    parameters: Mapping[str, str]
+    time_scale: float
+    sandbox_job_seconds: float
+    sandbox_records: int
+
+
+PROFILES = {
+    # make run: realistic, but short enough to watch a job end to end.
+    "run": Profile(
+        parameters={
+            "WebhookFallbackSeconds": "30",
+            "PollInitialSeconds": "2",
+            "PollMaxSeconds": "20",
+            "VendorNotFoundGraceSeconds": "30",
+        },
+        time_scale=1.0,
+        sandbox_job_seconds=5,
+        sandbox_records=200,
+    ),
+    # the end-to-end tests: every wait 20 times shorter.
+    "test": Profile(
+        parameters={
+            "WebhookFallbackSeconds": "20",
+            "PollInitialSeconds": "2",
+            "PollMaxSeconds": "10",
+            "VendorNotFoundGraceSeconds": "10",
+        },
+        time_scale=0.05,
+        sandbox_job_seconds=0.5,
+        sandbox_records=50,
+    ),
+}
+
+
+class Sandbox(Protocol):
+    """A vendor simulator (devstack/sandbox/)."""
+
+    @property
+    def base_url(self) -> str: ...
+
+    def start(self) -> Any: ...
+
+    def stop(self) -> None: ...
+
+    def account_secret(self) -> dict[str, Any]: ...
+
+
+SandboxFactory = Callable[..., Sandbox]  # (host, port, *, job_seconds, records) -> Sandbox
+
+
+def pinpointe_sandbox(host: str, port: int, *, job_seconds: float, records: int) -> Sandbox:
+    from devstack.sandbox.pinpointe import PinpointeSandbox  # imported when a stack starts, not before
+
+    return PinpointeSandbox(host, port, job_seconds=job_seconds, records=records)
+
+
+@dataclass
+class _Running:
+    """What exists while the stack runs."""
+
+    front_door: FrontDoor
+    moto_url: str
+    sandbox: Sandbox
+    template: StackTemplate
+    clients: dict[str, Any] = field(default_factory=dict)
+
+
+class LocalStack:
+    def __init__(
+        self,
+        *,
+        template_path: Path = DEFAULT_TEMPLATE,
+        profile: str = "run",
+        host: str = "127.0.0.1",
+        api_port: int = 3000,
+        moto_port: int = 5000,
+        sandbox_port: int = 3100,
+        time_scale: float | None = None,
+        parameter_overrides: Mapping[str, str] | None = None,
+        sandbox_factory: SandboxFactory = pinpointe_sandbox,
+        stack_name: str = DEFAULT_STACK_NAME,
+        region: str = DEFAULT_REGION,
+    ):
+        self.template_path = Path(template_path)
+        self.profile = PROFILES[profile]
+        self.time_scale = self.profile.time_scale if time_scale is None else time_scale
+        self.region = region
+        self._host = host
+        self._ports = {"api": api_port, "moto": moto_port, "sandbox": sandbox_port}
+        self._overrides = dict(parameter_overrides or {})
+        self._sandbox_factory = sandbox_factory
+        self._stack_name = stack_name
+        self._exit_stack = ExitStack()
+        self._running: _Running | None = None
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> Self:
+        with ExitStack() as starting:
+            starting.callback(self._forget_running)
+            front_door = FrontDoor(self._host, self._ports["api"])
+            starting.callback(front_door.stop)
+            template = resolve_template(
+                self.template_path,
+                parameter_overrides=self._parameter_overrides(front_door.url),
+                stack_name=self._stack_name,
+                region=self.region,
+            )
+            moto_url = self._start_moto(starting)
+            sandbox = self._sandbox_factory(
+                self._host,
+                self._ports["sandbox"],
+                job_seconds=self.profile.sandbox_job_seconds,
+                records=self.profile.sandbox_records,
+            )
+            sandbox.start()
+            starting.callback(sandbox.stop)
+            self._running = _Running(front_door, moto_url, sandbox, template)
+            lambdas = InProcessLambdas(template.functions, endpoint_url=moto_url, region=self.region)
+            starting.enter_context(lambdas.serving_moto())
+            starting.enter_context(scaled_step_functions(self.time_scale))
+            lambdas.load_all()
+            create_resources(template, self.client)
+            self._create_sandbox_secrets(template, sandbox)
+            front_door.serve(
+                template.routes,
+                self.client("lambda", read_timeout=API_GATEWAY_TIMEOUT_SECONDS),
+                template.naming.account_id,
+            )
+            timer = ScheduleTimer(template.schedules, self._fire, ScaledClock(self.time_scale))
+            timer.start()
+            starting.callback(timer.stop)
+            self._exit_stack = starting.pop_all()
+        return self
+
+    def stop(self) -> None:
+        self._exit_stack.close()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # --- where things are -----------------------------------------------------------------------
+
+    @property
+    def template(self) -> StackTemplate:
+        return self._live().template
+
+    @property
+    def api_url(self) -> str:
+        return self._live().front_door.url
+
+    @property
+    def moto_url(self) -> str:
+        return self._live().moto_url
+
+    @property
+    def sandbox_url(self) -> str:
+        """The Pinpointe sandbox; its /_sandbox/ routes switch faults on and off."""
+        return self._live().sandbox.base_url
+
+    def ready_info(self) -> dict[str, Any]:
+        """What a client needs to reach the stack (the --ready-file's content)."""
+        outputs = self.template.outputs
+        return {
+            "api_url": self.api_url,
+            "moto_url": self.moto_url,
+            "sandbox_url": self.sandbox_url,
+            "region": self.region,
+            **{key: outputs.get(output) for key, output in OUTPUT_KEYS.items()},
+        }
+
+    def client(self, service: str, *, read_timeout: float = 60) -> Any:
+        """A boto3 client for `service` in moto (cached per service and timeout)."""
+        running = self._live()
+        key = f"{service}/{read_timeout}"
+        if key not in running.clients:
+            running.clients[key] = boto3.session.Session().client(
+                service,
+                endpoint_url=running.moto_url,
+                region_name=self.region,
+                aws_access_key_id="local",
+                aws_secret_access_key="local",
+                config=Config(read_timeout=read_timeout, retries={"max_attempts": 1}),
+            )
+        return running.clients[key]
+
+    # --- the steps of start ---------------------------------------------------------------------
+
+    def _forget_running(self) -> None:
+        self._running = None
+
+    def _live(self) -> _Running:
+        if self._running is None:
+            raise RuntimeError("the local stack is not running")
+        return self._running
+
+    def _start_moto(self, starting: ExitStack) -> str:
+        server = ThreadedMotoServer(ip_address=self._host, port=self._ports["moto"], verbose=False)
+        server.start()
+        starting.callback(server.stop)
+        host, port = server.get_host_and_port()
+        moto_url = f"http://{host}:{port}"
+        # moto's Step Functions interpreter calls the other services at localhost:$MOTO_PORT
+        # (moto.settings.moto_server_port()); without this its Lambda tasks would call port 5000.
+        previous_port = os.environ.get("MOTO_PORT")
+        os.environ["MOTO_PORT"] = str(port)
+        starting.callback(_restore_variable, "MOTO_PORT", previous_port)
+        # moto's backends live as long as the process: start from none, whatever ran here before.
+        _post(f"{moto_url}/moto-api/reset", {})
+        _post(f"{moto_url}/moto-api/config", {"stepfunctions": {"execute_state_machine": True}})
+        return moto_url
+
+    def _parameter_overrides(self, api_url: str) -> dict[str, str]:
+        """The profile's values and PublicApiUrl where the template declares those parameters, then
+        the caller's overrides, which must all exist (as with `sam deploy --parameter-overrides`)."""
+        declared = load_yaml(self.template_path).get("Parameters", {})
+        defaults = {**self.profile.parameters, "PublicApiUrl": api_url}
+        return {**{name: value for name, value in defaults.items() if name in declared}, **self._overrides}
+
+    def _create_sandbox_secrets(self, template: StackTemplate, sandbox: Sandbox) -> None:
+        if "SecretsPrefix" not in template.parameters:
+            raise TemplateError("the local stack names the sandbox's secrets after the SecretsPrefix parameter")
+        prefix = template.parameters["SecretsPrefix"]
+        signing_secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+        values = {
+            f"{prefix}pinpointe/{SANDBOX_ACCOUNT}": sandbox.account_secret(),
+            f"{prefix}callbacks/{SANDBOX_ACCOUNT}": {"signing_secret": signing_secret},
+        }
+        for name, value in values.items():
+            self.client("secretsmanager").create_secret(Name=name, SecretString=json.dumps(value))
+
+    def _fire(self, schedule: Schedule, moment: datetime) -> None:
+        answer = self.client("lambda").invoke(
+            FunctionName=schedule.function_name, Payload=schedule.payload(moment).encode()
+        )
+        if answer.get("FunctionError"):
+            raise RuntimeError(f"{schedule.function_name}: {answer['Payload'].read().decode('utf-8', 'replace')}")
+
+
+def _post(url: str, body: dict[str, Any]) -> None:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10):
+        pass
+
+
+def _restore_variable(name: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
