@@ -3,9 +3,10 @@
 It starts, in order: the front door's socket (its URL is the PublicApiUrl parameter, so vendor
 webhooks reach it), the template resolved with the profile's parameter overrides (a template the
 stack cannot run fails here, before anything else starts), a moto server with Step Functions
-executions on, the vendor sandbox, the in-process Lambda runtime and the time scale (both patches
-of moto), every resource of the template, the secrets the sandbox account needs, then the front
-door's routes and the schedule timer. `stop` undoes it all in reverse.
+executions on, the vendor sandbox, the in-process Lambda runtime, the time scale and a prompt
+StopExecution (three patches of moto), every resource of the template, the secrets the sandbox
+account needs, then the front door's routes and the schedule timer. `stop` undoes it all in
+reverse.
 """
 
 import base64
@@ -25,6 +26,7 @@ from botocore.config import Config
 from moto.server import ThreadedMotoServer
 
 from devstack.clock import ScaledClock, scaled_step_functions
+from devstack.executions import stop_executions_at_once
 from devstack.front_door import FrontDoor
 from devstack.lambdas import InProcessLambdas
 from devstack.resources import create_resources
@@ -171,6 +173,7 @@ class LocalStack:
             lambdas = InProcessLambdas(template.functions, endpoint_url=moto_url, region=self.region)
             starting.enter_context(lambdas.serving_moto())
             starting.enter_context(scaled_step_functions(self.time_scale))
+            starting.enter_context(stop_executions_at_once())
             lambdas.load_all()
             create_resources(template, self.client)
             self._create_sandbox_secrets(template, sandbox)

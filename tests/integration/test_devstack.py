@@ -562,6 +562,30 @@ def test_a_parked_task_resumes_with_send_task_success(aws, stack):
     assert json.loads(described["output"])["woken"] == {"by": "test"}
 
 
+def test_stopping_a_parked_execution_aborts_it_at_once(aws, stack):
+    sfn, table = aws("stepfunctions"), aws("dynamodb")
+    execution = sfn.start_execution(
+        stateMachineArn=stack["state_machine_arn"],
+        name="stopped",
+        input=json.dumps({"run": "stopped", "park_seconds": 600}),
+    )["executionArn"]
+    deadline = time.monotonic() + 10
+    while not table.get_item(TableName=stack["table"], Key={"pk": {"S": "token#stopped"}}).get("Item"):
+        assert time.monotonic() < deadline, "the execution never parked"
+        time.sleep(0.05)
+
+    sfn.stop_execution(executionArn=execution)
+
+    assert sfn.describe_execution(executionArn=execution)["status"] == "ABORTED"
+    deadline = time.monotonic() + 5
+    while (kinds := [event["type"] for event in sfn.get_execution_history(executionArn=execution)["events"]])[
+        -1
+    ] != "ExecutionAborted":
+        assert time.monotonic() < deadline, kinds
+        time.sleep(0.05)
+    assert "ExecutionFailed" not in kinds
+
+
 def test_the_templates_resources_and_the_sandbox_secrets_exist_in_moto(aws, stack):
     table = aws("dynamodb").describe_table(TableName=stack["table"])["Table"]
     assert [index["IndexName"] for index in table["GlobalSecondaryIndexes"]] == ["by_kind"]
