@@ -90,14 +90,16 @@ def test_vendor_5xx_is_retried_until_it_recovers(api, sandbox):
     assert statuses[:3] == [503, 503, 200]
 
 
-def test_bad_vendor_credentials_fail_the_job_readably_without_leaking_them(api, sandbox):
+def test_bad_vendor_credentials_fail_the_job_readably_without_leaking_them(api, sandbox, aws, stack):
     sandbox.configure(expired_token=True)
     job = wait_for(api, submit(api, "pinpointe.tag_subscribers", {"tag": ["7"]})["job_id"])
 
     assert job["status"] == "FAILED"
     assert job["error"]["code"] == "VENDOR_REJECTED"
     assert "credentials" in job["error"]["message"].lower()
-    assert "usertoken" not in json.dumps(job)
+    secret = json.loads(aws("secretsmanager").get_secret_value(SecretId="jobrelay/pinpointe/default")["SecretString"])
+    assert secret["usertoken"] not in json.dumps(job)
+    assert secret["usertoken"] not in stack["log"].read_text()
 
 
 def test_a_duplicate_webhook_changes_nothing(api, sandbox, aws):
@@ -151,10 +153,10 @@ def test_resubmitting_with_the_same_idempotency_key_returns_the_same_job(api, sa
     assert api.post("/jobs", json=body, headers={"Idempotency-Key": "another"}).json()["job_id"] != first.json()["job_id"]
 
 
-def test_a_forged_webhook_token_gets_404_and_changes_nothing(api, sandbox, stack):
+def test_a_forged_webhook_token_gets_404_and_changes_nothing(api, sandbox, aws, stack):
     sandbox.configure(job_seconds=120, drop_webhook=True)
     job_id = submit(api, "pinpointe.list_subscribers", {"list": ["1"]})["job_id"]
-    before = wait_for(api, job_id, statuses={"RUNNING"})
+    wait_for(api, job_id, statuses={"RUNNING"})
 
     forged = api.post(f"/webhooks/pinpointe/{job_id}/{'A' * 43}", json={"jobid": "x", "status": "complete"})
     unknown = api.post(f"/webhooks/pinpointe/job_doesnotexist/{'A' * 43}", json={})
@@ -162,7 +164,9 @@ def test_a_forged_webhook_token_gets_404_and_changes_nothing(api, sandbox, stack
     assert forged.status_code == unknown.status_code == 404
     assert forged.json() == unknown.json()
     after = api.get(f"/jobs/{job_id}").json()
-    assert after["timeline"] == before["timeline"] and after["updated_at"] == before["updated_at"]
+    assert after["status"] == "RUNNING" and "webhook_received" not in events(after)
+    stored = aws("s3").list_objects_v2(Bucket=stack["bucket"], Prefix=f"webhooks/{job_id}/")
+    assert stored.get("KeyCount", 0) == 0  # the forged body was not even kept
     api.post(f"/jobs/{job_id}/cancel")
 
 

@@ -132,24 +132,31 @@ class JobService:
         return self.get(job_id)
 
     def _after_cancel(self, job: Job) -> None:
-        # Each follow-up is best effort: the job is CANCELLED whatever happens here, and a failure
-        # is recorded on its timeline rather than turned into an error for the caller.
+        # Each follow-up is best effort: the job is CANCELLED whatever happens here, and each
+        # outcome (or failure) goes on its timeline rather than becoming an error for the caller.
         if job.execution_arn:
-            self._best_effort(job, "execution_stop", lambda: self._workflow.stop(job.execution_arn, "cancelled on request"))
+            self._best_effort(job, "execution_stop", lambda: self._stop_execution(job.execution_arn))
         if self._cancel_at_vendor:
             self._best_effort(job, "vendor_cancel", lambda: {"aborted": self._cancel_at_vendor(job)})
         self._best_effort(job, "announce", lambda: self._notices.announce(job))
         if job.callback_url:
             self._best_effort(job, "callback", lambda: {"http_status": self._notices.deliver_callback(job, timeout=3.0)})
 
-    def _best_effort(self, job: Job, what: str, action: Callable[[], Any]) -> None:
+    def _stop_execution(self, execution_arn: str) -> dict[str, Any]:
+        self._workflow.stop(execution_arn, "cancelled on request")
+        return {"execution_arn": execution_arn}
+
+    def _best_effort(self, job: Job, what: str, action: Callable[[], dict[str, Any] | None]) -> None:
+        """Run `action`; a dict it returns is recorded as the event `what`, a failure as `<what>_failed`."""
         try:
             outcome = action()
         except Exception as exc:
             logger.warning("cancel follow-up %s failed for job %s: %s", what, job.job_id, type(exc).__name__)
-            self._store.append_event(job.job_id, TimelineEvent(at=self._now(), event=f"{what}_failed", detail={"reason": str(exc)[:300]}))
+            self._store.append_event(
+                job.job_id, TimelineEvent(at=self._now(), event=f"{what}_failed", detail={"reason": str(exc)[:300]})
+            )
             return
-        if isinstance(outcome, dict):
+        if outcome is not None:
             self._store.append_event(job.job_id, TimelineEvent(at=self._now(), event=what, detail=outcome))
 
     def _require(self, job_id: str) -> Job:
