@@ -1,17 +1,17 @@
-"""The job API function: reject oversize bodies, then route (jobrelay.http_api) to the job service."""
+"""The job API function: refuse bodies no route could read, then route (jobrelay.http_api) to the job service."""
 
 from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from jobrelay.http_errors import oversize_answer
+from jobrelay.http_errors import oversize_answer, undecodable_answer
 
 logger = Logger()
 
 
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return oversize_answer(event) or _routes().resolve(event, context)
+    return oversize_answer(event) or undecodable_answer(event) or _routes().resolve(event, context)
 
 
 def _routes():

@@ -1,5 +1,7 @@
 """One shape for every HTTP error we answer: {"error": {"code", "message", "details"}}."""
 
+import base64
+import binascii
 import json
 from typing import Any
 
@@ -35,8 +37,20 @@ def oversize_answer(event: dict[str, Any], limit: int = MAX_BODY_BYTES) -> dict[
     size = len(body) * 3 // 4 if event.get("isBase64Encoded") else len(body.encode())
     if size <= limit:
         return None
-    return {
-        "statusCode": 413,
-        "headers": {"Content-Type": content_types.APPLICATION_JSON},
-        "body": error_body("PAYLOAD_TOO_LARGE", f"request bodies are limited to {limit} bytes"),
-    }
+    return _answer(413, "PAYLOAD_TOO_LARGE", f"request bodies are limited to {limit} bytes")
+
+
+def undecodable_answer(event: dict[str, Any]) -> dict[str, Any] | None:
+    """A ready 400 for a body API Gateway had to base64-encode and that is not UTF-8 text (so not
+    JSON): Powertools would fail decoding it before validation could answer."""
+    if not event.get("isBase64Encoded") or not event.get("body"):
+        return None
+    try:
+        base64.b64decode(event["body"], validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return _answer(400, "INVALID_JSON", "the request body is not valid JSON (it is not UTF-8 text)")
+    return None
+
+
+def _answer(status: int, code: str, message: str) -> dict[str, Any]:
+    return {"statusCode": status, "headers": {"Content-Type": content_types.APPLICATION_JSON}, "body": error_body(code, message)}
