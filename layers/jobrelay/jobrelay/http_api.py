@@ -45,7 +45,7 @@ def submit_job(
     service = wiring.job_service()
     if idempotency_key:
         request = {"account": submission.account, "key": idempotency_key, "submission": submission.model_dump(mode="json")}
-        job_id = wiring.idempotent_submit()(request)
+        job_id = wiring.idempotent_submit()(request, app.lambda_context)
     else:
         job_id = service.submit(submission).job_id
     return _json(202, service.get(job_id), headers={"Location": f"/jobs/{job_id}"})

@@ -122,7 +122,7 @@ def _notice_dict(notice: Any) -> dict[str, Any]:
 
 @cache
 def idempotent_submit():
-    """`submit({"account", "key", "submission"}) -> job_id`, deduplicated on (account, Idempotency-Key) with
+    """`submit({"account", "key", "submission"}, lambda_context) -> job_id`, deduplicated on (account, Idempotency-Key) with
     Powertools' idempotency utility: the same key and body within 24 h return the first job; the
     same key with a different body is refused."""
     from aws_lambda_powertools.utilities.idempotency import (
@@ -151,7 +151,9 @@ def idempotent_submit():
 
         return {"job_id": job_service().submit(JobSubmission.model_validate(request["submission"])).job_id}
 
-    def submit(request: dict[str, Any]) -> str:
+    def submit(request: dict[str, Any], lambda_context: Any = None) -> str:
+        if lambda_context is not None:  # lets Powertools expire a stuck in-progress record with the invocation
+            config.register_lambda_context(lambda_context)
         try:
             return submit_once(request=request)["job_id"]
         except IdempotencyValidationError:

@@ -1,0 +1,269 @@
+"""The three Lambda handlers, each loaded from its CodeUri with its environment from template.yaml,
+against the template's resources created in moto, and the Pinpointe sandbox over real sockets.
+
+No Step Functions execution runs here (the e2e suite has those): the test plays the state machine,
+calling the steps function with the payloads statemachines/job.asl.json sends.
+"""
+
+import base64
+import copy
+import hashlib
+import importlib.util
+import json
+import time
+from pathlib import Path
+
+import boto3
+import httpx
+import pytest
+
+from devstack.resources import create_resources
+from devstack.sandbox.pinpointe import PinpointeSandbox
+from devstack.template import resolve_template
+from jobrelay import wiring
+from tests.integration.aws_env import REGION, mocked_aws
+
+REPO = Path(__file__).resolve().parents[2]
+EVENTS = REPO / "events"
+PUBLIC_API_URL = "http://127.0.0.1:9"  # nothing listens: the test delivers the webhook itself
+
+
+class Context:
+    function_name = "test"
+    memory_limit_in_mb = 512
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:test"
+    aws_request_id = "test-request"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000
+
+
+class Deployed:
+    """The template's resources in moto, and a way to invoke each function as Lambda would."""
+
+    def __init__(self, monkeypatch):
+        self.template = resolve_template(parameter_overrides={"PublicApiUrl": PUBLIC_API_URL})
+        self.functions = {f.logical_id: f for f in self.template.functions}
+        self._monkeypatch = monkeypatch
+        self._modules = {}
+
+    def client(self, service: str):
+        return boto3.client(service, region_name=REGION)
+
+    def invoke(self, logical_id: str, event: dict) -> dict:
+        function = self.functions[logical_id]
+        for name, value in function.environment.items():
+            self._monkeypatch.setenv(name, str(value))
+        _forget_wiring()  # each function builds its own adapters from its own environment
+        return self._module(function).handler(copy.deepcopy(event), Context())
+
+    def _module(self, function):
+        if function.logical_id not in self._modules:
+            spec = importlib.util.spec_from_file_location(f"handler_{function.logical_id}", function.handler_file)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            self._modules[function.logical_id] = module
+        return self._modules[function.logical_id]
+
+
+def _forget_wiring() -> None:
+    for name in dir(wiring):
+        cached = getattr(wiring, name)
+        if hasattr(cached, "cache_clear"):
+            cached.cache_clear()
+
+
+@pytest.fixture
+def sandbox():
+    with PinpointeSandbox(job_seconds=0.2, records=25) as box:
+        yield box
+
+
+@pytest.fixture
+def deployed(monkeypatch, sandbox):
+    with mocked_aws(monkeypatch):
+        stack = Deployed(monkeypatch)
+        create_resources(stack.template, stack.client)
+        prefix = stack.template.parameters["SecretsPrefix"]
+        secrets = stack.client("secretsmanager")
+        secrets.create_secret(Name=f"{prefix}pinpointe/default", SecretString=json.dumps(sandbox.account_secret()))
+        secrets.create_secret(Name=f"{prefix}callbacks/default", SecretString=json.dumps({"signing_secret": "whsec_" + base64.b64encode(b"k" * 32).decode()}))
+        yield stack
+        _forget_wiring()
+
+
+def http_event(name: str, **changes) -> dict:
+    event = json.loads((EVENTS / name).read_text())
+    event.update(changes)
+    return event
+
+
+def api(deployed, method: str, path: str, body=None, headers=None, query=None) -> tuple[int, dict]:
+    route = {"GET /jobs": "/jobs", "POST /jobs": "/jobs", "GET /operations": "/operations"}.get(f"{method} {path}")
+    parts = path.strip("/").split("/")
+    path_parameters = None
+    if route is None:  # /jobs/{job_id} and /jobs/{job_id}/cancel
+        path_parameters = {"job_id": parts[1]}
+        route = "/jobs/{job_id}" + ("/cancel" if len(parts) == 3 else "")
+    event = http_event(
+        "api_list_operations.json",
+        routeKey=f"{method} {route}",
+        rawPath=path,
+        rawQueryString="&".join(f"{k}={v}" for k, v in (query or {}).items()),
+        queryStringParameters=query,
+        pathParameters=path_parameters,
+        body=body if isinstance(body, str) or body is None else json.dumps(body),
+    )
+    event["headers"] = {**event["headers"], **(headers or {})}
+    event["requestContext"]["http"].update(method=method, path=path)
+    event["requestContext"]["routeKey"] = f"{method} {route}"
+    answer = deployed.invoke("ApiFunction", event)
+    return answer["statusCode"], json.loads(answer["body"])
+
+
+def step(deployed, payload: dict) -> dict | None:
+    return deployed.invoke("StepsFunction", payload)
+
+
+# --- the API function ------------------------------------------------------------------------------
+
+
+def test_submit_stores_the_job_and_starts_its_execution(deployed):
+    status, job = api(deployed, "POST", "/jobs", {"operation": "pinpointe.segment_subscribers", "params": {"segmentid": [3]}})
+
+    assert status == 202 and job["status"] == "SUBMITTED"
+    executions = deployed.client("stepfunctions").list_executions(stateMachineArn=deployed.template.state_machines[0].arn)["executions"]
+    assert [e["name"] for e in executions] == [job["job_id"]]
+    item = deployed.client("dynamodb").get_item(
+        TableName=deployed.functions["ApiFunction"].environment["JOBS_TABLE"], Key={"pk": {"S": f"JOB#{job['job_id']}"}, "sk": {"S": "JOB"}}
+    )["Item"]
+    assert item["status"]["S"] == "SUBMITTED" and item["params"]["M"]["segmentid"]["L"] == [{"S": "3"}]
+
+
+def test_the_sample_events_get_the_answers_they_document(deployed):
+    assert deployed.invoke("ApiFunction", http_event("api_list_operations.json"))["statusCode"] == 200
+    invalid = deployed.invoke("ApiFunction", http_event("api_submit_job_invalid.json"))
+    assert invalid["statusCode"] == 422
+    fields = {d["field"] for d in json.loads(invalid["body"])["error"]["details"]}
+    assert {"params.list", "params.startdate"} <= fields
+    assert deployed.invoke("ApiFunction", http_event("api_get_job.json"))["statusCode"] == 404
+
+
+@pytest.mark.parametrize(
+    ("body", "base64_encoded", "status", "code"),
+    [
+        ("{not json", False, 400, "INVALID_JSON"),
+        (base64.b64encode(b"\xff\xfe\x00garbage").decode(), True, 400, "INVALID_JSON"),
+        ("x" * (256 * 1024 + 1), False, 413, "PAYLOAD_TOO_LARGE"),
+        (json.dumps({"operation": "pinpointe.everything"}), False, 422, "INVALID_REQUEST"),
+        (json.dumps({"operation": "pinpointe.list_subscribers", "params": {"list": ["1"]}, "callback_url": "http://example.org"}), False, 422, "INVALID_REQUEST"),
+    ],
+)
+def test_bad_submissions_get_a_clear_4xx(deployed, body, base64_encoded, status, code):
+    answer = deployed.invoke("ApiFunction", http_event("api_submit_job.json", body=body, isBase64Encoded=base64_encoded))
+    assert answer["statusCode"] == status
+    assert json.loads(answer["body"])["error"]["code"] == code
+
+
+def test_idempotency_key_dedupes_on_powertools_idempotency_table(deployed):
+    body = {"operation": "pinpointe.segment_subscribers", "params": {"segmentid": ["1"]}}
+    _, first = api(deployed, "POST", "/jobs", body, headers={"idempotency-key": "k-1"})
+    _, again = api(deployed, "POST", "/jobs", body, headers={"idempotency-key": "k-1"})
+    status, conflict = api(deployed, "POST", "/jobs", {**body, "params": {"segmentid": ["2"]}}, headers={"idempotency-key": "k-1"})
+
+    assert first["job_id"] == again["job_id"]
+    assert status == 409 and conflict["error"]["code"] == "IDEMPOTENCY_KEY_REUSED"
+    table = deployed.functions["ApiFunction"].environment["IDEMPOTENCY_TABLE"]
+    assert deployed.client("dynamodb").scan(TableName=table)["Count"] == 1
+
+
+def test_listing_filters_and_pages(deployed):
+    ids = [api(deployed, "POST", "/jobs", {"operation": "pinpointe.segment_subscribers", "params": {"segmentid": [n]}})[1]["job_id"] for n in range(3)]
+    _, first = api(deployed, "GET", "/jobs", query={"status": "SUBMITTED", "limit": "2"})
+    _, second = api(deployed, "GET", "/jobs", query={"status": "SUBMITTED", "limit": "2", "next": first["next"]})
+    assert [j["job_id"] for j in first["jobs"] + second["jobs"]] == list(reversed(ids))
+    assert second["next"] is None
+    assert api(deployed, "GET", "/jobs", query={"status": "NOPE"})[0] == 422
+
+
+# --- a whole job, step by step ---------------------------------------------------------------------
+
+
+def test_a_job_runs_through_every_handler(deployed, sandbox):
+    _, job = api(deployed, "POST", "/jobs", {"operation": "pinpointe.list_subscribers", "params": {"list": ["7"]}})
+    job_id = job["job_id"]
+
+    started = step(deployed, {"step": "start", "job_id": job_id})
+    assert started["next"] == "wait_webhook" and started["status"] == "RUNNING"
+
+    assert step(deployed, {"step": "await_webhook", "job_id": job_id, "task_token": "token-1"}) is None
+    webhook_url = _webhook_url_sent_to(sandbox)
+    assert webhook_url.startswith(f"{PUBLIC_API_URL}/webhooks/pinpointe/{job_id}/")
+    _wait_until_complete(sandbox)
+    notice = {"jobid": job["job_id"], "status": "complete"}
+    token = webhook_url.rsplit("/", 1)[1]
+    acked = deployed.invoke("WebhooksFunction", _webhook_event(job_id, token, notice))
+    assert acked["statusCode"] == 200 and json.loads(acked["body"])["received"] is True
+    forged = deployed.invoke("WebhooksFunction", _webhook_event(job_id, "B" * 43, notice))
+    assert forged["statusCode"] == 404
+
+    polled = step(deployed, {"step": "poll", "job_id": job_id, "woken_by": {"via": "webhook"}})
+    assert polled["next"] == "collect"
+    collected = step(deployed, {"step": "collect", "job_id": job_id})
+    assert (collected["next"], collected["status"]) == ("notify", "SUCCEEDED")
+    assert step(deployed, {"step": "notify", "job_id": job_id})["next"] == "done"
+
+    status, done = api(deployed, "GET", f"/jobs/{job_id}")
+    assert status == 200 and done["status"] == "SUCCEEDED"
+    bucket, key = done["result"]["s3_uri"].removeprefix("s3://").split("/", 1)
+    stored = deployed.client("s3").get_object(Bucket=bucket, Key=key, ChecksumMode="DISABLED")["Body"].read()
+    assert hashlib.sha256(stored).hexdigest() == done["result"]["sha256"] and json.loads(stored)["count"] == 25
+    assert token not in json.dumps(done)
+
+
+def test_a_failing_step_is_settled_by_the_fail_step(deployed, sandbox):
+    sandbox.configure({"fail_jobs": "list 7 is locked"})
+    _, job = api(deployed, "POST", "/jobs", {"operation": "pinpointe.list_subscribers", "params": {"list": ["7"]}})
+    step(deployed, {"step": "start", "job_id": job["job_id"]})
+    _wait_until_complete(sandbox)
+
+    with pytest.raises(Exception) as raised:
+        step(deployed, {"step": "poll", "job_id": job["job_id"]})
+    assert type(raised.value).__name__ == "VendorJobFailed"  # the name the ASL's Catch sees
+    error = {"Error": "VendorJobFailed", "Cause": json.dumps({"errorType": "VendorJobFailed", "errorMessage": str(raised.value)})}
+    assert step(deployed, {"step": "fail", "job_id": job["job_id"], "error": error})["status"] == "FAILED"
+
+    _, failed = api(deployed, "GET", f"/jobs/{job['job_id']}")
+    assert failed["error"]["code"] == "VENDOR_FAILED" and "list 7 is locked" in failed["error"]["message"]
+
+
+def test_cancel_stops_the_execution(deployed):
+    _, job = api(deployed, "POST", "/jobs", {"operation": "pinpointe.segment_subscribers", "params": {"segmentid": ["1"]}})
+    status, cancelled = api(deployed, "POST", f"/jobs/{job['job_id']}/cancel")
+    assert status == 200 and cancelled["status"] == "CANCELLED"
+    assert "execution_stop" in [e["event"] for e in cancelled["timeline"]]
+    assert api(deployed, "POST", f"/jobs/{job['job_id']}/cancel")[0] == 200
+
+
+def _webhook_event(job_id: str, token: str, notice: dict) -> dict:
+    event = http_event("webhook_pinpointe.json", body=json.dumps(notice))
+    event["pathParameters"] = {"job_id": job_id, "token": token}
+    path = f"/webhooks/pinpointe/{job_id}/{token}"
+    event["rawPath"] = path
+    event["requestContext"]["http"]["path"] = path
+    return event
+
+
+def _webhook_url_sent_to(sandbox) -> str:
+    (job,) = httpx.get(f"{sandbox.base_url}/_sandbox/jobs").json()
+    return job["details"]["notify"]["value"]
+
+
+def _wait_until_complete(sandbox, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        jobs = httpx.get(f"{sandbox.base_url}/_sandbox/jobs").json()
+        if jobs and all(job["status"] in ("complete", "failed") for job in jobs):
+            return
+        time.sleep(0.05)
+    raise AssertionError("the sandbox job did not finish")

@@ -1,0 +1,86 @@
+"""template.yaml, statemachines/job.asl.json and the code agree: the routes the template gives a
+function are the routes its handler serves, every function gets the environment it reads, and the
+state machine only names steps and errors the code has."""
+
+import json
+import typing
+from pathlib import Path
+
+import pytest
+
+from devstack.template import resolve_template
+from jobrelay.domain.errors import STEP_ERRORS
+from jobrelay.services.steps import StepInput
+from jobrelay.settings import Settings
+
+REPO = Path(__file__).resolve().parents[2]
+TEMPLATE = resolve_template()
+FUNCTIONS = {f.logical_id: f for f in TEMPLATE.functions}
+ASL = json.loads((REPO / "statemachines" / "job.asl.json").read_text())
+
+
+def _template_routes(logical_id: str) -> set[tuple[str, str]]:
+    name = FUNCTIONS[logical_id].name
+    return {(route.method, route.path) for route in TEMPLATE.routes if route.function_name == name}
+
+
+def test_the_api_serves_exactly_the_routes_the_template_gives_it():
+    from jobrelay.http_api import app
+
+    served = {(route.method, route.openapi_path) for route in app._static_routes + app._dynamic_routes}
+    assert served == _template_routes("ApiFunction")
+
+
+def test_the_webhooks_function_serves_every_webhook_route():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("webhooks_app", FUNCTIONS["WebhooksFunction"].handler_file)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    (route,) = module.app._dynamic_routes
+    for method, path in _template_routes("WebhooksFunction"):
+        concrete = path.replace("{job_id}", "job_x").replace("{token}", "t0k3n")
+        assert method == route.method and route.rule.match(concrete), path
+
+
+REQUIRED = {name.alias for name in Settings.model_fields.values() if name.is_required()}
+
+
+@pytest.mark.parametrize("logical_id", sorted(FUNCTIONS))
+def test_every_function_gets_the_settings_it_cannot_do_without(logical_id):
+    environment = FUNCTIONS[logical_id].environment
+    assert REQUIRED <= set(environment)
+    Settings.model_validate(environment)  # and the values parse
+
+
+def test_functions_get_what_their_own_work_needs():
+    assert {"STATE_MACHINE_ARN", "IDEMPOTENCY_TABLE"} <= set(FUNCTIONS["ApiFunction"].environment)
+    steps = FUNCTIONS["StepsFunction"].environment
+    assert {"PUBLIC_API_URL", "WEBHOOK_FALLBACK_SECONDS", "POLL_INITIAL_SECONDS", "POLL_MAX_SECONDS"} <= set(steps)
+
+
+def _task_states():
+    return {name: state for name, state in ASL["States"].items() if state["Type"] == "Task"}
+
+
+def test_the_state_machine_only_names_steps_the_steps_function_has():
+    known = set(typing.get_args(StepInput.model_fields["step"].annotation))
+    named = {state["Parameters"]["Payload"]["step"] for state in _task_states().values()}
+    assert named <= known and named == known  # and no step is dead code
+
+
+def test_retry_and_catch_only_name_errors_that_exist():
+    named = {
+        error
+        for state in _task_states().values()
+        for rule in state.get("Retry", []) + state.get("Catch", [])
+        for error in rule["ErrorEquals"]
+        if not error.startswith(("States.", "Lambda."))
+    }
+    assert named <= set(STEP_ERRORS)
+
+
+def test_every_task_ends_somewhere_that_settles_the_job():
+    for name, state in _task_states().items():
+        catch_all = [rule for rule in state.get("Catch", []) if rule["ErrorEquals"] == ["States.ALL"]]
+        assert catch_all, f"{name} has no catch-all: an error there would leave the job non-terminal"
