@@ -21,9 +21,16 @@ OPERATIONS = {
 }
 
 
-def history(aws, stack, job_id: str) -> list[dict]:
+def history(aws, stack, job_id: str, timeout: float = 20) -> list[dict]:
+    """The execution's history once it has ended (it outlives the job's final status by a few
+    states: Notify, Outcome)."""
+    sfn = aws("stepfunctions")
     execution_arn = stack["state_machine_arn"].replace(":stateMachine:", ":execution:") + f":{job_id}"
-    return aws("stepfunctions").get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
+    deadline = time.monotonic() + timeout
+    while sfn.describe_execution(executionArn=execution_arn)["status"] == "RUNNING":
+        assert time.monotonic() < deadline, f"execution {job_id} still running"
+        time.sleep(0.1)
+    return sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
 
 
 def s3_object(aws, s3_uri: str) -> bytes:
