@@ -245,7 +245,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(response.body)
-        log.info("%s %s -> %d (%.0f ms)", self.command, self.path, response.status, (time.monotonic() - started) * 1000)
+        log.info("%s -> %d (%.0f ms)", self._logged_route(), response.status, (time.monotonic() - started) * 1000)
+
+    def _logged_route(self) -> str:
+        """The route's key, not the raw path: a webhook path carries its job's capability token,
+        which must never reach a log line (API Gateway's access logs use $context.routeKey too)."""
+        matched = self.server.router.match(self.command, urlsplit(self.path).path)
+        return matched[0].route_key if matched else f"{self.command} (no route)"
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
 

@@ -207,3 +207,14 @@ def test_a_callback_that_keeps_failing_is_recorded_and_never_fails_the_job(api, 
     job = api.get(f"/jobs/{job_id}").json()
     assert job["status"] == "SUCCEEDED"
     assert len(callback_receiver.received) >= 2  # retried
+
+
+def test_the_webhook_token_never_reaches_a_log_line_or_the_api(api, sandbox, stack):
+    job = wait_for(api, submit(api, "pinpointe.segment_subscribers", {"segmentid": ["8"]})["job_id"])
+    (vendor_job,) = sandbox.http.get("/_sandbox/jobs").json()
+    token = vendor_job["details"]["notify"]["value"].rsplit("/", 1)[1]
+
+    assert job["status"] == "SUCCEEDED" and len(token) >= 43
+    assert token not in stack["log"].read_text()
+    assert token not in json.dumps(api.get(f"/jobs/{job['job_id']}").json())
+    assert token not in json.dumps(api.get("/jobs").json())
