@@ -8,11 +8,9 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
-from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 
 from jobrelay import wiring
-from jobrelay.domain.errors import ServiceError
-from jobrelay.http_errors import MAX_WEBHOOK_BYTES, error_response, oversize_answer
+from jobrelay.http_errors import MAX_WEBHOOK_BYTES, answer_errors_as_json, oversize_answer
 
 logger = Logger()
 app = APIGatewayHttpResolver()
@@ -26,20 +24,7 @@ def vendor_webhook(vendor: str, job_id: str, token: str) -> Response:
     return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=_json(ack.body()))
 
 
-@app.exception_handler(ServiceError)
-def service_error(exc: ServiceError) -> Response:
-    return error_response(exc.status, exc.code, exc.message)
-
-
-@app.not_found
-def no_route(_: NotFoundError) -> Response:
-    return error_response(404, "NOT_FOUND", "not found")
-
-
-@app.exception_handler(Exception)
-def unexpected(exc: Exception) -> Response:
-    logger.exception("unhandled error in webhook")
-    return error_response(500, "INTERNAL", "internal error; it has been logged")
+answer_errors_as_json(app, logger)
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from moto import mock_aws
+
+from devstack.template import load_yaml
 
 REGION = "us-east-1"
 TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
@@ -30,25 +31,9 @@ def mocked_aws(monkeypatch: pytest.MonkeyPatch, config: dict[str, Any] | None = 
         yield
 
 
-class _CloudFormationLoader(yaml.SafeLoader):
-    """Reads !Ref, !GetAtt, !Sub and friends as their plain YAML value."""
-
-
-def _any_tag(loader: yaml.SafeLoader, _suffix: str, node: yaml.Node) -> Any:
-    if isinstance(node, yaml.ScalarNode):
-        return loader.construct_scalar(node)
-    if isinstance(node, yaml.SequenceNode):
-        return loader.construct_sequence(node, deep=True)
-    return loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
-
-
-_CloudFormationLoader.add_multi_constructor("!", _any_tag)
-
-
 @cache
 def template_properties(resource: str) -> dict[str, Any]:
-    template = yaml.load(TEMPLATE.read_text(), Loader=_CloudFormationLoader)  # noqa: S506 (safe loader subclass)
-    return template["Resources"][resource]["Properties"]
+    return load_yaml(TEMPLATE)["Resources"][resource]["Properties"]
 
 
 def create_jobs_table(client: Any, table_name: str | None = None) -> str:

@@ -8,14 +8,12 @@ import logging
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
-from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Query
 
 from jobrelay import wiring
 from jobrelay.api_models import ErrorBody, JobList, JobSubmission, JobView, OperationList
-from jobrelay.domain.errors import ServiceError
-from jobrelay.http_errors import error_response, oversize_answer, validation_error_response
+from jobrelay.http_errors import answer_errors_as_json, validation_error_response
 
 logger = logging.getLogger(__name__)
 app = APIGatewayHttpResolver(enable_validation=True)
@@ -84,23 +82,9 @@ def openapi_document():
     return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=app.get_openapi_json_schema(title="jobrelay"))
 
 
-@app.exception_handler(ServiceError)
-def service_error(exc: ServiceError) -> Response:
-    return error_response(exc.status, exc.code, exc.message, exc.details)
-
-
 @app.exception_handler(RequestValidationError)
 def invalid_request(exc: RequestValidationError) -> Response:
     return validation_error_response(list(exc.errors()))
 
 
-@app.not_found
-def no_route(_: NotFoundError) -> Response:
-    return error_response(404, "NOT_FOUND", "no such route")
-
-
-@app.exception_handler(Exception)
-def unexpected(exc: Exception) -> Response:
-    # Only a fault of ours lands here, never bad input: log it whole, tell the caller little.
-    logger.exception("unhandled error")
-    return error_response(500, "INTERNAL", "internal error; it has been logged")
+answer_errors_as_json(app, logger)

@@ -7,6 +7,8 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import Response, content_types
 
+from jobrelay.domain.errors import ServiceError
+
 MAX_BODY_BYTES = 256 * 1024
 MAX_WEBHOOK_BYTES = 256 * 1024
 
@@ -54,3 +56,21 @@ def undecodable_answer(event: dict[str, Any]) -> dict[str, Any] | None:
 
 def _answer(status: int, code: str, message: str) -> dict[str, Any]:
     return {"statusCode": status, "headers": {"Content-Type": content_types.APPLICATION_JSON}, "body": error_body(code, message)}
+
+
+def answer_errors_as_json(app: Any, logger: Any) -> None:
+    """The error answers every resolver shares: our service errors with their status, an unknown
+    route as a 404, and anything else (only ever a fault of ours) as a logged 500 that says little."""
+
+    @app.exception_handler(ServiceError)
+    def service_error(exc: ServiceError) -> Response:
+        return error_response(exc.status, exc.code, exc.message, exc.details)
+
+    @app.not_found
+    def no_route(_: Exception) -> Response:
+        return error_response(404, "NOT_FOUND", "not found")
+
+    @app.exception_handler(Exception)
+    def unexpected(exc: Exception) -> Response:
+        logger.exception("unhandled error")
+        return error_response(500, "INTERNAL", "internal error; it has been logged")
