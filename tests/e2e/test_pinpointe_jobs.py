@@ -218,3 +218,27 @@ def test_the_webhook_token_never_reaches_a_log_line_or_the_api(api, sandbox, sta
     assert token not in stack["log"].read_text()
     assert token not in json.dumps(api.get(f"/jobs/{job['job_id']}").json())
     assert token not in json.dumps(api.get("/jobs").json())
+
+
+def test_a_job_that_ends_is_announced_on_the_event_bus(api, sandbox, aws):
+    events_client, sqs = aws("events"), aws("sqs")
+    (bus,) = [b["Name"] for b in events_client.list_event_buses()["EventBuses"] if b["Name"].endswith("-jobs")]
+    queue = sqs.create_queue(QueueName="job-events")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events_client.put_rule(Name="jobs-ended", EventBusName=bus, EventPattern=json.dumps({"source": ["jobrelay"]}))
+    events_client.put_targets(Rule="jobs-ended", EventBusName=bus, Targets=[{"Id": "queue", "Arn": queue_arn}])
+
+    succeeded = wait_for(api, submit(api, "pinpointe.segment_subscribers", {"segmentid": ["1"]})["job_id"])
+    sandbox.configure(fail_jobs=True)
+    failed = wait_for(api, submit(api, "pinpointe.segment_subscribers", {"segmentid": ["2"]})["job_id"])
+
+    received = {}
+    deadline = time.monotonic() + 10
+    while len(received) < 2 and time.monotonic() < deadline:
+        for message in sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", []):
+            event = json.loads(message["Body"])
+            received[event["detail"]["job_id"]] = event
+    assert received[succeeded["job_id"]]["detail-type"] == "Job Succeeded"
+    assert received[succeeded["job_id"]]["detail"]["result"]["sha256"] == succeeded["result"]["sha256"]
+    assert received[failed["job_id"]]["detail-type"] == "Job Failed"
+    assert received[failed["job_id"]]["detail"]["error"]["code"] == "VENDOR_FAILED"
