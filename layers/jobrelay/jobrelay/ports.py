@@ -146,3 +146,62 @@ class VendorJobs(Protocol):
 
     def cancel(self, job: Job) -> bool:
         """Abort the job at the vendor where the vendor allows it; False when it cannot."""
+
+
+# --- bulk imports ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BatchLimits:
+    """How a vendor wants records cut into stage requests."""
+
+    max_bytes: int  # encoded size of one stage request body
+    max_records: int | None = None  # records in one stage request, if the vendor caps it
+    max_total_records: int | None = None  # records in one import, if the vendor caps it
+
+
+@dataclass
+class RecordFailure:
+    """One record that did not make it, as the user sees it in failed_records.jsonl."""
+
+    line: int | None  # 1-based line of the source file (the CSV header is line 1)
+    key: str | None  # the record's identifying value (email, alternate id, ...), when it has one
+    stage: str  # "validation" (ours, never sent), "staging" or "execution" (the vendor's)
+    reasons: list[str]
+
+
+@dataclass
+class StagedBatch:
+    """What the vendor said after one stage request: its running counters."""
+
+    counts: dict[str, int]
+
+
+class VendorImports(Protocol):
+    """The vendor side of a bulk import: open it, stage batches, run it, follow it, list failures.
+    Raise the step errors of jobrelay.domain.errors, as VendorJobs does."""
+
+    limits: BatchLimits
+
+    def validate(self, job: Job, record: dict[str, Any]) -> Any:
+        """The record as the vendor will get it (a pydantic model), or raise pydantic's
+        ValidationError / ValueError with a readable reason. Called before anything is sent."""
+
+    def record_key(self, record: Any) -> str | None: ...
+
+    def encode_batch(self, job: Job, records: list[Any]) -> bytes:
+        """The body of one stage request for these validated records."""
+
+    def open(self, job: Job) -> dict[str, Any]:
+        """Create the import at the vendor; returns what goes into job.vendor_ref (never a credential
+        of the account; a per-import token is fine, it is not returned by the API)."""
+
+    def stage(self, job: Job, body: bytes, records: int) -> StagedBatch: ...
+
+    def execute(self, job: Job) -> None: ...
+
+    def poll(self, job: Job) -> PollOutcome: ...
+
+    def failures(self, job: Job) -> Iterable[tuple[int, list[str], str | None]]:
+        """Vendor-side failures after the run: (1-based position among the records staged, reasons,
+        key if the vendor echoes one). All pages, streamed."""
