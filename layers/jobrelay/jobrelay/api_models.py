@@ -54,6 +54,23 @@ class JobSubmission(BaseModel):
     )
 
 
+class UploadRequest(BaseModel):
+    """`POST /uploads`: the name of the records file you are about to upload."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    filename: str = Field(min_length=1, max_length=255, examples=["preferences-2026-11-22.jsonl"])
+
+
+class UploadTicket(BaseModel):
+    """Where to PUT the file (send exactly `headers` with it), and how to name it in a job."""
+
+    s3_uri: str
+    upload_url: str
+    headers: dict[str, str]
+    expires_at: datetime
+
+
 class FileView(BaseModel):
     name: str
     s3_uri: str

@@ -12,7 +12,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Query
 
 from jobrelay import wiring
-from jobrelay.api_models import ErrorBody, JobList, JobSubmission, JobView, OperationList
+from jobrelay.api_models import ErrorBody, JobList, JobSubmission, JobView, OperationList, UploadRequest, UploadTicket
 from jobrelay.http_errors import answer_errors_as_json, validation_error_response
 
 logger = logging.getLogger(__name__)
@@ -68,6 +68,11 @@ def get_job(job_id: JobId):
 @app.post("/jobs/<job_id>/cancel", summary="Cancel a job", responses={200: {"description": "the cancelled job", "content": {"application/json": {"model": JobView}}}, **ERRORS})
 def cancel_job(job_id: JobId):
     return _json(200, wiring.job_service().cancel(job_id))
+
+
+@app.post("/uploads", summary="Get a presigned PUT for a new records file", responses={201: {"description": "where to PUT the file", "content": {"application/json": {"model": UploadTicket}}}, **ERRORS})
+def create_upload(upload: UploadRequest):
+    return _json(201, wiring.upload_service().create(upload))
 
 
 @app.get("/operations", summary="The operations and the JSON Schema of their params", responses={200: {"description": "the catalogue", "content": {"application/json": {"model": OperationList}}}})

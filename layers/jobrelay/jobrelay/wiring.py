@@ -48,6 +48,14 @@ def result_store():
 
 
 @cache
+def upload_service():
+    from jobrelay.adapters.s3_uploads import S3Uploads
+    from jobrelay.services.uploads import UploadService
+
+    return UploadService(S3Uploads(settings().results_bucket, aws_client("s3"), url_seconds=settings().download_url_seconds))
+
+
+@cache
 def workflow():
     from jobrelay.adapters.sfn_workflow import StepFunctionsWorkflow
 
