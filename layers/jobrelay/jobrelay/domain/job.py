@@ -79,6 +79,9 @@ class Job(BaseModel):
     webhook_notice: dict[str, Any] | None = Field(default=None, exclude=True)
     last_polled_at: datetime | None = Field(default=None, exclude=True)
     polls: int = Field(default=0, exclude=True)
+    # Bulk imports: where staging stands (jobrelay.imports.batches.Checkpoint), so a retried or
+    # restarted step resumes after the last batch the vendor acknowledged.
+    checkpoint: dict[str, Any] | None = Field(default=None, exclude=True)
 
     @property
     def is_terminal(self) -> bool:
@@ -100,6 +103,7 @@ class JobPatch(BaseModel):
     webhook_notice: dict[str, Any] | None = None
     last_polled_at: datetime | None = None
     polls: int | None = None
+    checkpoint: dict[str, Any] | None = None
 
     def fields(self) -> dict[str, Any]:
         """The explicitly set fields, as plain JSON-ready values (backend-only fields included)."""
