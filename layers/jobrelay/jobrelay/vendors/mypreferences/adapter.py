@@ -1,0 +1,202 @@
+"""MyPreferences' side of a bulk import (the VendorImports port): check and encode records, Initiate
+the import, Stage batches, Execute it, follow its status, list the records that failed.
+
+Everything after Initiate rides on the import's access token, which dies after 6 (or 12) hours
+(VENDORS.md 2.3.1). `open` records when we take it to die, and every later call checks that first,
+so an import that outlived its token fails with that reason instead of a bare 401.
+"""
+
+import functools
+import logging
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import Any
+
+import httpx
+from pydantic import ValidationError
+
+from jobrelay.domain.errors import VendorProtocolError, VendorRejected
+from jobrelay.domain.job import Job, Progress, utcnow
+from jobrelay.operations import validation_details
+from jobrelay.ports import BatchLimits, PollOutcome, StagedBatch, VendorState
+from jobrelay.vendors.mypreferences.api import (
+    EXCEPTIONS_PAGE_SIZE,
+    FIRST_OFFSET,
+    MAX_RECORDS_PER_IMPORT,
+    STAGE_BYTES_DEFAULT,
+    InitiateRequest,
+    UserProfilePreference,
+    access_token_expiry,
+    is_staging,
+    stage_body,
+)
+from jobrelay.vendors.mypreferences.auth import MyPreferencesAccount
+from jobrelay.vendors.mypreferences.client import MyPreferencesClient
+from jobrelay.vendors.mypreferences.params import BulkImportParams
+
+__all__ = ["MyPreferencesAccount", "MyPreferencesImports", "mypreferences_imports"]
+
+log = logging.getLogger(__name__)
+
+
+class MyPreferencesImports:
+    """The VendorImports port for one MyPreferences account."""
+
+    def __init__(
+        self,
+        account: MyPreferencesAccount,
+        *,
+        http: httpx.Client | None = None,
+        now: Callable[[], datetime] = utcnow,
+        exceptions_page_size: int = EXCEPTIONS_PAGE_SIZE,
+    ):
+        self._client = MyPreferencesClient(
+            account.base_url,
+            account.client_id,
+            auth=account.authenticator(),
+            http=http or httpx.Client(),
+            timeout=account.timeout,
+        )
+        self._now = now
+        self._page_size = exceptions_page_size
+        # The account's defaults; a job's own cap comes from its params (limits_for).
+        self.limits = self._limits(STAGE_BYTES_DEFAULT)
+        # How many stage requests of one import may be in flight at once (the Prepare step's Map).
+        self.stage_concurrency = account.stage_concurrency
+
+    def limits_for(self, job: Job) -> BatchLimits:
+        """The job's limits: its `batch_bytes` (never above the vendor's 28 MB, which the params
+        model enforces) and the vendor's records-per-import cap."""
+        return self._limits(_params(job).batch_bytes)
+
+    @staticmethod
+    def _limits(max_bytes: int) -> BatchLimits:
+        return BatchLimits(max_bytes=max_bytes, max_records=None, max_total_records=MAX_RECORDS_PER_IMPORT)
+
+    # --- records ------------------------------------------------------------------------------------
+
+    def validate(self, job: Job, record: dict[str, Any]) -> UserProfilePreference:
+        return UserProfilePreference.model_validate(record)
+
+    def record_key(self, record: UserProfilePreference) -> str | None:
+        return record.key
+
+    def encode_batch(self, job: Job, records: list[UserProfilePreference]) -> bytes:
+        return stage_body(records)
+
+    # --- the import ---------------------------------------------------------------------------------
+
+    def open(self, job: Job) -> dict[str, Any]:
+        params = _params(job)
+        initiated_at = self._now()  # before the call: the token's clock may start before its answer
+        status = self._client.initiate(initiate_request(params))
+        expires_at = access_token_expiry(status.Expires, initiated_at)
+        log.info("MyPreferences import %r initiated; its access token is taken to die at %s", params.name, expires_at)
+        return {"access_token": status.AccessToken, "expires_at": expires_at.isoformat(), "status": status.Status}
+
+    def stage(self, job: Job, body: bytes, records: int) -> StagedBatch:
+        cap = _params(job).batch_bytes
+        if len(body) > cap:
+            raise ValueError(f"a stage body of {len(body):,} bytes is above this job's batch_bytes ({cap:,})")
+        status = self._client.stage(self._live_token(job), body)
+        log.info(
+            "MyPreferences staged %d records (%d bytes); %d received and %d failed validation so far",
+            records,
+            len(body),
+            status.TotalRecordsReceived,
+            status.ValidationFailed,
+        )
+        return StagedBatch(counts=status.counts())
+
+    def execute(self, job: Job) -> None:
+        token = self._live_token(job)
+        current = self._client.status(token)
+        if not is_staging(current.Status):
+            # A retried step whose first Execute reached MyPreferences (see api.py, Execute).
+            log.info("MyPreferences import is already %r; Execute is not sent again", current.Status)
+            return
+        self._client.execute(token)
+
+    def poll(self, job: Job) -> PollOutcome:
+        status = self._client.status(self._live_token(job))
+        state = status.state
+        log.info("MyPreferences import is %s (status %r)", state, status.Status)
+        note = f"MyPreferences: {status.Status}"
+        progress = Progress(percent=status.percent_done(), counts=status.counts(), note=note)
+        return PollOutcome(
+            state=state,
+            raw_status=status.Status,
+            progress=progress,
+            message=status.failure_reason() if state is VendorState.FAILED else None,
+            vendor_ref_updates={"status": status.Status},
+        )
+
+    def failures(self, job: Job) -> Iterator[tuple[int, list[str], str | None]]:
+        """Every record MyPreferences lists as an exception (failed at staging or at execution):
+        its 1-based position among the staged records, its reasons, and its key from the echo."""
+        return self._exception_records(self._live_token(job))  # the token is checked now, not at first read
+
+    def _exception_records(self, token: int) -> Iterator[tuple[int, list[str], str | None]]:
+        max_pages = MAX_RECORDS_PER_IMPORT // self._page_size + 1  # more than an import can hold
+        for page_number in range(max_pages):
+            offset = FIRST_OFFSET + page_number * self._page_size
+            page = self._client.exceptions(token, limit=self._page_size, offset=offset)
+            for record in page.records:
+                yield record.SequenceNumber, record.reasons(), record.key
+            if not page.HasMore:
+                return
+            if not page.records:
+                raise VendorProtocolError(f"MyPreferences says more exceptions follow offset {offset} but sent none")
+        raise VendorProtocolError(f"MyPreferences' exception pages did not end after {max_pages} pages")
+
+    def _live_token(self, job: Job) -> int:
+        """The import's access token, or VendorRejected once the time we gave it has passed."""
+        token, expires = job.vendor_ref.get("access_token"), job.vendor_ref.get("expires_at")
+        if token is None or not expires:
+            raise VendorProtocolError(f"job {job.job_id} has no MyPreferences access token in its vendor reference")
+        expires_at = datetime.fromisoformat(expires)
+        if self._now() >= expires_at:
+            raise VendorRejected(
+                f"the import's access token expired at {expires_at.isoformat()} (MyPreferences keeps it 6 to 12 "
+                "hours after Initiate); the import cannot go on, submit it again"
+            )
+        return int(token)
+
+
+def initiate_request(params: BulkImportParams) -> InitiateRequest:
+    return InitiateRequest(
+        Name=params.name,
+        DataStageDuration=params.data_stage_duration,
+        ImportAction=params.import_action,
+        MatchCriteria=params.match_criteria,
+        MatchValue=params.match_value,
+        RefreshAlternateIds=params.refresh_alternate_ids,
+        RefreshContacts=params.refresh_contacts,
+        RefreshCustomFields=params.refresh_custom_fields,
+        RefreshGroups=params.refresh_groups,
+        RefreshTags=params.refresh_tags,
+        AllowPriorConsents=params.allow_prior_consents,
+    )
+
+
+def _params(job: Job) -> BulkImportParams:
+    """The job's params, checked again: the job item may predate a change of the params model."""
+    try:
+        return BulkImportParams.model_validate(job.params)
+    except ValidationError as exc:
+        problems = "; ".join(f"{d['field']}: {d['message']}" for d in validation_details(exc, ("params",)))
+        raise VendorRejected(f"the job's params are not valid for {job.operation} ({problems})") from None
+
+
+@functools.cache
+def _shared_http_client() -> httpx.Client:
+    """One connection pool per Lambda container, reused across invocations. Timeouts are given on
+    every call; redirects are not followed (an answer we did not ask for is not one we read)."""
+    return httpx.Client(follow_redirects=False)
+
+
+def mypreferences_imports(secret: dict[str, Any], *, not_found_grace_seconds: int = 0) -> MyPreferencesImports:
+    """The adapter for the account whose secret is `secret` (raises VendorRejected if it is invalid).
+    `not_found_grace_seconds` keeps the registry's one factory signature; it has no use here, since
+    MyPreferences knows an import from its Initiate answer on."""
+    return MyPreferencesImports(MyPreferencesAccount.from_secret(secret), http=_shared_http_client())
