@@ -14,9 +14,10 @@ assumes:
 Every API call needs an Authorization header in either scheme (VENDORS.md 2.2): a PNAUTHINFO3-HMAC-
 SHA256 header (user, signature and timestamp checked: not in the future, at most 15 minutes old) or
 a bearer token from /oauth/token. Records are checked as they are staged (unknown properties, no
-identifier, implausible emails) and those that fail count in ValidationFailed; Execute moves the
-import to Queued, Processing, then Completed (or Failed) over `process_seconds`, and chosen records
-become execution exceptions. Both kinds are listed by Retrieve exceptions with their SequenceNumber.
+identifier, an AlternateIdType the account does not have, implausible emails) and those that fail
+count in ValidationFailed; Execute moves the import to Queued, Processing, then Completed (or
+Failed) over `process_seconds`, and chosen records become execution exceptions. Both kinds are
+listed by Retrieve exceptions with their SequenceNumber.
 Per staged record only its identifier, email domain and problem are kept, never the record.
 
 Extra control routes: GET /_sandbox/imports, POST /_sandbox/revoke_tokens (server-side revocation
@@ -78,6 +79,9 @@ class MyPreferencesConfig(FaultConfig):
     )
     max_request_bytes: int = Field(default=28_000_000, ge=1, description="a larger stage request answers 413")
     max_records_per_import: int = Field(default=10_000_000, ge=1)
+    alternate_id_types: list[str] = Field(
+        default=["CRM_ID", "LOYALTY_ID"], description="the AlternateIdTypes configured in the account"
+    )
     exception_domain: str | None = Field(default="exception.test", description="its emails fail at execution")
     exception_every: int = Field(default=0, ge=0, description="every Nth staged record fails at execution (0: none)")
     fail_imports: bool | str = Field(default=False, description="imports end Failed (a string: the reason)")
@@ -141,11 +145,13 @@ class StagedRecord:
     problem: Problem | None
 
 
-def stage_record(record: Any) -> StagedRecord:
+def stage_record(record: Any, alternate_id_types: list[str]) -> StagedRecord:
     """Check one record as MyPreferences does at staging, keeping only what later answers need."""
     if not isinstance(record, dict):
         return StagedRecord(None, None, Problem("InvalidRecord", "The record is not an object"))
     identity = _identity(record)
+    id_types = [e.get("AlternateIdType") for e in record.get("AlternateIds") or () if isinstance(e, dict)]
+    unconfigured = next((t for t in id_types if t not in alternate_id_types), None)
     domain, bad_email = None, None
     for element in record.get("Emails") or ():
         address = element.get("EmailAddress") if isinstance(element, dict) else None
@@ -159,6 +165,8 @@ def stage_record(record: Any) -> StagedRecord:
         problem = Problem("UnknownProperty", f"Unknown property '{unknown[0]}'")
     elif identity is None:
         problem = Problem("MissingIdentifier", "A ProfileId, AlternateId or Email is required to identify the profile")
+    elif unconfigured is not None:
+        problem = Problem("InvalidAlternateIdType", f"AlternateIdType '{unconfigured}' is not configured")
     elif bad_email is not None:
         problem = Problem("InvalidEmail", "Email does not match RegEx", bad_email)
     else:
@@ -379,9 +387,9 @@ class MyPreferencesSandbox(SandboxServer[MyPreferencesConfig]):
         return None
 
     def _api(self, request: Request, route: Route) -> Response:
-        self._authorise(request)
-        if route.client_id != self.client_id:
+        if route.client_id != self.client_id:  # the client is looked up first: its user's secret checks the rest
             raise Refused(404, f"Client '{route.client_id}' was not found")
+        self._authorise(request)
         if route.kind == "initiate":
             return self._initiate(request)
         imported = self._live_import(route.access_token)
@@ -470,6 +478,8 @@ class MyPreferencesSandbox(SandboxServer[MyPreferencesConfig]):
         criteria = body.get("MatchCriteria")
         if criteria not in (None, "AlternateIdType") or (criteria is None) != ("MatchValue" not in body):
             raise Refused(400, "MatchCriteria must be AlternateIdType, and MatchValue goes with it")
+        if criteria is not None and body["MatchValue"] not in self.config.alternate_id_types:
+            raise Refused(400, f"AlternateIdType '{body['MatchValue']}' is not configured for the client")
         now, config = time.time(), self.config
         with self.lock:
             imported = SandboxImport(
@@ -499,7 +509,7 @@ class MyPreferencesSandbox(SandboxServer[MyPreferencesConfig]):
         records = body.get(STAGE_WRAPPER)
         if set(body) != {STAGE_WRAPPER} or not isinstance(records, list):
             raise Refused(400, f"The request is invalid: {STAGE_WRAPPER} (a list) is its only property")
-        staged = [stage_record(record) for record in records]
+        staged = [stage_record(record, self.config.alternate_id_types) for record in records]
         with self.lock:
             if imported.executed_at is not None:
                 raise Refused(400, "The import has already been executed; records can no longer be staged")

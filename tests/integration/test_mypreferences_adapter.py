@@ -1,0 +1,266 @@
+"""The MyPreferences adapter against the MyPreferences sandbox over real sockets, with each of the
+two auth schemes: a whole import from Initiate to its failed records, and each fault the sandbox can
+switch on, as the step errors the state machine expects."""
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+
+from devstack.sandbox.mypreferences import MyPreferencesSandbox
+from jobrelay.domain.errors import VendorProtocolError, VendorRejected, VendorTransientError
+from jobrelay.domain.job import Job
+from jobrelay.ports import PollOutcome, VendorState
+from jobrelay.vendors.mypreferences.adapter import MyPreferencesAccount, MyPreferencesImports
+
+SCHEMES = ["pnauthinfo3", "oauth"]
+PROCESS_SECONDS = 0.3
+PARAMS = {"source": "s3://imports/profiles.jsonl", "format": "jsonl", "name": "sandbox import",
+          "match_criteria": "AlternateIdType", "match_value": "CRM_ID"}  # fmt: skip
+EXCEPTION = "ProcessingException: The profile could not be imported"
+
+
+@pytest.fixture
+def sandbox() -> Iterator[MyPreferencesSandbox]:
+    with MyPreferencesSandbox(process_seconds=PROCESS_SECONDS) as running:
+        yield running
+
+
+@pytest.fixture
+def http() -> Iterator[httpx.Client]:
+    with httpx.Client(trust_env=False) as client:
+        yield client
+
+
+@pytest.fixture(params=SCHEMES)
+def scheme(request) -> str:
+    return request.param
+
+
+def make_imports(sandbox: MyPreferencesSandbox, http: httpx.Client, scheme: str, **secret) -> MyPreferencesImports:
+    account = MyPreferencesAccount.model_validate({**sandbox.account_secret(scheme), **secret})
+    return MyPreferencesImports(account, http=http, exceptions_page_size=2)
+
+
+@pytest.fixture
+def imports(sandbox, http, scheme) -> MyPreferencesImports:
+    return make_imports(sandbox, http, scheme)
+
+
+def new_job(**params) -> Job:
+    return Job(
+        job_id=f"job-{time.monotonic_ns()}",
+        operation="mypreferences.bulk_import",
+        vendor="mypreferences",
+        deadline_at=datetime.now(UTC) + timedelta(hours=1),
+        params={**PARAMS, **params},
+    )
+
+
+def opened(imports: MyPreferencesImports, job: Job) -> Job:
+    return job.model_copy(update={"vendor_ref": imports.open(job)})
+
+
+def profile(n: int, domain: str = "example.org", id_type: str = "CRM_ID") -> dict:
+    return {
+        "CustomerName": {"FirstName": "Ada", "LastName": f"Number {n}"},
+        "AlternateIds": [{"AlternateIdType": id_type, "AlternateId": f"C-{n}"}],
+        "Emails": [{"EmailAddressType": "Personal", "EmailAddress": f"person{n}@{domain}", "IsDefault": True}],
+    }
+
+
+def stage(imports: MyPreferencesImports, job: Job, raw_records: list[dict]):
+    records = [imports.validate(job, record) for record in raw_records]
+    return imports.stage(job, imports.encode_batch(job, records), len(records))
+
+
+def poll_until_ended(imports: MyPreferencesImports, job: Job, timeout: float = 5.0) -> tuple[PollOutcome, list[str]]:
+    deadline, seen = time.monotonic() + timeout, []
+    while (outcome := imports.poll(job)).state is VendorState.RUNNING:
+        seen.append(outcome.raw_status)
+        assert time.monotonic() < deadline, f"still running: {outcome}"
+        time.sleep(0.03)
+    return outcome, seen
+
+
+def calls(sandbox: MyPreferencesSandbox, kind: str) -> list[dict]:
+    return [call for call in sandbox.calls() if call.get("kind") == kind]
+
+
+def imported(sandbox: MyPreferencesSandbox, http: httpx.Client) -> dict:
+    (only,) = http.get(f"{sandbox.base_url}/_sandbox/imports").json()
+    return only
+
+
+# --- a whole import --------------------------------------------------------------------------------
+
+
+def test_an_import_runs_from_initiate_to_its_failed_records(imports, sandbox, http, scheme):
+    sandbox.configure({"exception_every": 4})
+    job = opened(imports, new_job())
+    assert job.vendor_ref["status"] == "Initiated" and isinstance(job.vendor_ref["access_token"], int)
+
+    first = stage(imports, job, [profile(n) for n in (1, 2, 3, 4)])
+    second = stage(imports, job, [profile(5), profile(6, domain="exception.test"), profile(7), profile(8)])
+    # Records our checks pass but MyPreferences refuses at staging: AlternateIdType not in the account.
+    third = stage(imports, job, [profile(9, id_type="NOPE"), profile(10), profile(11, id_type="NOPE")])
+    assert first.counts["received"] == 4 and second.counts["validation_failed"] == 0
+    assert third.counts == {"received": 11, "validation_ok": 9, "validation_failed": 2, "processed": 0,
+                            "pending": 9, "exceptions": 0, "not_honored": 0}  # fmt: skip
+
+    imports.execute(job)
+    outcome, seen = poll_until_ended(imports, job)
+    assert outcome.state is VendorState.DONE and outcome.raw_status == "Completed"
+    assert set(seen) <= {"Queued", "Processing"} and "Queued" in seen
+    assert outcome.progress.percent == 100 and outcome.vendor_ref_updates == {"status": "Completed"}
+    assert outcome.progress.counts == {"received": 11, "validation_ok": 9, "validation_failed": 2, "processed": 6,
+                                       "pending": 0, "exceptions": 3, "not_honored": 0}  # fmt: skip
+
+    failures = list(imports.failures(job))
+    assert [(number, key) for number, _, key in failures] == [(4, "C-4"), (6, "C-6"), (8, "C-8"), (9, "C-9"),
+                                                               (11, "C-11")]  # fmt: skip
+    assert all(reasons[0].startswith(EXCEPTION) for _, reasons, _ in failures[:3])
+    assert failures[3][1] == ["InvalidAlternateIdType: AlternateIdType 'NOPE' is not configured"]
+    assert [call["http_status"] for call in calls(sandbox, "exceptions")] == [200, 200, 200]  # pages of 2
+
+    assert imported(sandbox, http)["staged_records"] == 11  # nothing was staged twice
+    assert [call["records"] for call in calls(sandbox, "stage")] == [4, 4, 3]
+    assert len(calls(sandbox, "token")) == (1 if scheme == "oauth" else 0)  # one OAuth token for the import
+
+
+def test_progress_shows_while_the_import_processes(imports, sandbox):
+    sandbox.configure({"process_seconds": 1.5})
+    job = opened(imports, new_job())
+    stage(imports, job, [profile(n) for n in range(1, 21)])
+    imports.execute(job)
+    time.sleep(1.0)  # Processing starts at a third of process_seconds
+    outcome = imports.poll(job)
+    assert outcome.raw_status == "Processing" and 0 < outcome.progress.percent < 100
+    assert outcome.progress.counts["processed"] + outcome.progress.counts["pending"] == 20
+
+
+def test_a_retried_execute_is_not_sent_twice(imports, sandbox):
+    job = opened(imports, new_job())
+    stage(imports, job, [profile(1)])
+    imports.execute(job)
+    imports.execute(job)  # a retried step whose first Execute got through
+    assert len(calls(sandbox, "execute")) == 1
+
+
+def test_the_access_token_is_planned_for_six_hours_when_the_vendor_says_twelve(sandbox, http, scheme):
+    sandbox.configure({"token_seconds": 12 * 3600})
+    before = datetime.now(UTC)
+    ref = make_imports(sandbox, http, scheme).open(new_job())
+    expires_at = datetime.fromisoformat(ref["expires_at"])
+    assert before + timedelta(hours=6) - timedelta(seconds=1) <= expires_at <= datetime.now(UTC) + timedelta(hours=6)
+
+
+# --- the access token's end --------------------------------------------------------------------------
+
+
+def test_an_expired_access_token_is_rejected_naming_the_expiry_without_calling(imports, sandbox):
+    sandbox.configure({"token_seconds": 0.3})
+    job = opened(imports, new_job())
+    assert datetime.fromisoformat(job.vendor_ref["expires_at"]) < datetime.now(UTC) + timedelta(seconds=1)
+    time.sleep(0.35)
+    count = len(sandbox.calls())
+    with pytest.raises(VendorRejected, match=f"access token expired at {job.vendor_ref['expires_at'][:19]}"):
+        imports.poll(job)
+    assert len(sandbox.calls()) == count
+
+
+def test_a_token_refused_before_its_stated_expiry_is_reported_as_refused(imports, sandbox):
+    sandbox.configure({"token_seconds": 0.3, "reported_expires_seconds": 12 * 3600})  # the vendor's Expires lies
+    job = opened(imports, new_job())
+    time.sleep(0.35)
+    with pytest.raises(VendorRejected, match="refused the import's access token on Retrieve status .*expired or is"):
+        imports.poll(job)
+
+
+def test_a_revoked_oauth_token_is_renewed_once(sandbox, http):
+    imports = make_imports(sandbox, http, "oauth")
+    job = opened(imports, new_job())
+    http.post(f"{sandbox.base_url}/_sandbox/revoke_tokens")
+    assert imports.poll(job).raw_status == "Initiated"
+    assert len(calls(sandbox, "token")) == 2
+    assert [call["http_status"] for call in calls(sandbox, "status")] == [401, 200]
+
+
+# --- vendor outcomes and faults ------------------------------------------------------------------------
+
+
+def test_a_failed_import_is_reported_failed_with_the_vendor_s_reason(imports, sandbox):
+    sandbox.configure({"fail_imports": "The import could not be executed: database unavailable"})
+    job = opened(imports, new_job())
+    stage(imports, job, [profile(1), profile(2)])
+    imports.execute(job)
+    outcome, _ = poll_until_ended(imports, job)
+    assert outcome.state is VendorState.FAILED and outcome.raw_status == "Failed"
+    assert outcome.message == "The import could not be executed: database unavailable"
+    assert outcome.progress.counts["processed"] == 0
+
+
+def test_503_on_stage_is_transient_and_the_retry_stages_once(imports, sandbox, http):
+    job = opened(imports, new_job())
+    sandbox.configure({"http_5xx": 1, "fault_methods": ["stage"]})
+    with pytest.raises(VendorTransientError, match="Stage answered HTTP 503"):
+        stage(imports, job, [profile(1), profile(2)])
+    assert stage(imports, job, [profile(1), profile(2)]).counts["received"] == 2
+    assert imported(sandbox, http)["staged_records"] == 2
+
+
+def test_a_hanging_call_times_out_as_transient(sandbox, http, scheme):
+    imports = make_imports(sandbox, http, scheme, read_timeout_seconds=0.2, connect_timeout_seconds=0.2)
+    sandbox.configure({"timeouts": 1, "timeout_hang_seconds": 3, "fault_methods": ["initiate"]})
+    started = time.monotonic()
+    with pytest.raises(VendorTransientError, match="Initiate timed out"):
+        imports.open(new_job())
+    assert time.monotonic() - started < 1.5
+
+
+def test_a_stage_request_over_the_vendor_s_size_limit_is_rejected(imports, sandbox):
+    sandbox.configure({"max_request_bytes": 300})
+    job = opened(imports, new_job())
+    with pytest.raises(VendorRejected, match="stage request too large .*HTTP 413"):
+        stage(imports, job, [profile(n) for n in range(1, 6)])
+
+
+def test_a_malformed_answer_is_a_protocol_error(imports, sandbox):
+    job = opened(imports, new_job())
+    sandbox.configure({"malformed": 1})
+    with pytest.raises(VendorProtocolError, match="not JSON"):
+        imports.poll(job)
+
+
+@pytest.mark.parametrize(
+    ("scheme", "auth", "match"),
+    [
+        ("pnauthinfo3", {"scheme": "pnauthinfo3", "secret": "not-the-secret"},
+         "rejected the account's credentials on Initiate \\(HTTP 401"),
+        ("oauth", {"oauth_client_secret": "not-the-secret"}, "token endpoint refused the account's client credentials"),
+    ],
+)  # fmt: skip
+def test_bad_credentials_are_rejected(sandbox, http, scheme, auth, match):
+    secret = sandbox.account_secret(scheme)
+    imports = make_imports(sandbox, http, scheme, auth={**secret["auth"], **auth})
+    with pytest.raises(VendorRejected, match=match) as raised:
+        imports.open(new_job())
+    assert "not-the-secret" not in str(raised.value)
+
+
+def test_credentials_that_expired_are_rejected(imports, sandbox):
+    sandbox.configure({"expired_auth": True})
+    with pytest.raises(VendorRejected, match="credentials"):
+        imports.open(new_job())
+
+
+@pytest.mark.parametrize(
+    ("scheme", "match"),
+    [("pnauthinfo3", "Initiate answered HTTP 404: Client 'OTHER_CO' was not found; check the clientId 'OTHER_CO'"),
+     ("oauth", "token endpoint refused .*HTTP 400: .*the scope 'OTHER_CO/sandbox.user'")],  # it names the clientId
+)  # fmt: skip
+def test_a_wrong_client_id_is_rejected(sandbox, http, scheme, match):
+    with pytest.raises(VendorRejected, match=match):
+        make_imports(sandbox, http, scheme, client_id="OTHER_CO").open(new_job())
