@@ -53,7 +53,7 @@ EXCEPTION_RECORD_KEYS = (STAGE_WRAPPER, "BulkUserProfilePreferenceExceptions", "
 MB = 1_000_000
 STAGE_BYTES_DEFAULT = 25 * MB
 STAGE_BYTES_MAX = 28 * MB
-STAGE_BYTES_MIN = 1 * MB  # ours: smaller requests only spend the daily request quota (2.5)
+STAGE_BYTES_MIN = 1 * MB  # ours: smaller requests would only multiply the calls
 MAX_RECORDS_PER_IMPORT = 10_000_000
 
 # VENDORS.md 2.3.1, Unknown 11: the Initiate narrative gives the access token six hours, the
@@ -85,10 +85,9 @@ STAGING_STATUSES = frozenset({"initiated", "staging"})  # Execute has not been a
 FAILURE_REASON_KEYS = ("Message", "StatusMessage", "ErrorMessage", "Error")
 
 # VENDORS.md 2.3.5, Unknown 13: the fields of ExceptionsDefinition are unreadable; we read `Code`
-# and `Message`. A record's own list and the lists inside its nested elements (each email, ...) are
-# all named `Exceptions`.
+# and `Message` (ExceptionDefinition below). A record's own list and the lists inside its nested
+# elements (each email, ...) are all named `Exceptions`.
 EXCEPTIONS_KEY = "Exceptions"
-EXCEPTION_CODE_KEY, EXCEPTION_MESSAGE_KEY = "Code", "Message"
 
 # VENDORS.md 2.3.5: `limit` defaults to 1000 and `offset` is 1-based; page n (from 0) starts at
 # offset 1 + n*limit, and `HasMore` says whether another page follows.
@@ -105,7 +104,9 @@ FIRST_OFFSET = 1
 # "error_description"}, else the body's text.
 ERROR_MESSAGE_KEYS = ("Message", "message", "error_description", "ExceptionMessage", "error")
 ERROR_DETAILS_KEY = "ModelState"
-SIZE_ERROR_WORDS = ("size", "too large", "length", "exceed")  # a 400 about the request's size
+# No answer to an oversized request is documented: it is read from a 413, or from a 400 whose
+# message speaks of size.
+SIZE_ERROR_WORDS = ("size", "too large", "length", "exceed")
 
 # VENDORS.md 2.4, Unknown 15: no 429 is documented, although a daily import quota exists (2.5).
 # A 429 is treated as transient like 5xx; if the quota answers 400, the job ends with its message.
