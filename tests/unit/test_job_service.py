@@ -97,3 +97,10 @@ def test_invalid_params_are_refused_before_anything_is_stored(world):
     with pytest.raises(InvalidRequest):
         world.jobs.submit(JobSubmission(operation="pinpointe.list_subscribers", params={"list": []}))
     assert world.store.list(status=None, operation=None, limit=10, cursor=None).jobs == []
+
+
+def test_credentials_in_the_vendor_reference_never_reach_the_api():
+    from jobrelay.services.views import public_vendor_ref
+
+    shown = public_vendor_ref({"jobid": "1", "result_url": "https://x", "access_token": 918273, "expires_at": "t"})
+    assert shown == {"jobid": "1", "expires_at": "t"}

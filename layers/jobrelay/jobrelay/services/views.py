@@ -16,13 +16,18 @@ def job_view(job: Job, results: ResultStore, timeline: list[TimelineEvent] | Non
         updated_at=job.updated_at,
         deadline_at=job.deadline_at,
         progress=job.progress,
-        # A vendor's result link may itself be a bearer credential: users get ours instead.
-        vendor_ref={k: v for k, v in job.vendor_ref.items() if not k.endswith("_url")},
+        vendor_ref=public_vendor_ref(job.vendor_ref),
         callback_url=job.callback_url,
         result=_result_view(job, results),
         error=job.error,
         timeline=timeline,
     )
+
+
+def public_vendor_ref(vendor_ref: dict) -> dict:
+    """The vendor reference without what may act as a credential: a vendor's result link (users get
+    ours instead) and a per-import access token (MyPreferences')."""
+    return {k: v for k, v in vendor_ref.items() if not k.endswith(("_url", "_token"))}
 
 
 def _result_view(job: Job, results: ResultStore) -> ResultView | None:
