@@ -231,3 +231,16 @@ def _json_round_trip(value: dict[str, Any]) -> dict[str, Any]:
     """What the AWS side receives: the adapters serialise with pydantic_core, so must the fakes
     (a detail that cannot be serialised fails here as it would there)."""
     return json.loads(to_json(value))
+
+
+class InMemoryScratch:
+    """ScratchStore in a dict."""
+
+    def __init__(self):
+        self.files: dict[tuple[str, str], bytes] = {}
+
+    def put(self, job_id: str, name: str, data: bytes) -> None:
+        self.files[(job_id, name)] = bytes(data)
+
+    def get(self, job_id: str, name: str) -> bytes:
+        return self.files[(job_id, name)]

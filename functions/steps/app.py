@@ -18,7 +18,7 @@ logger = Logger()
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any] | None:
     step = StepInput.model_validate(event)
     logger.append_keys(job_id=step.job_id, step=step.step)
-    output = wiring.step_runner().run(step)
+    output = wiring.step_runner().run(step, seconds_left=lambda: context.get_remaining_time_in_millis() / 1000)
     if output is None:
         return None
     logger.info("step done", extra={"next": output.next, "status": output.status.value})

@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from jobrelay.domain.errors import InvalidRequest
+from jobrelay.vendors.mypreferences.params import BulkImportParams
 from jobrelay.vendors.pinpointe import params as pinpointe
 
 
@@ -19,6 +20,12 @@ class Operation:
     vendor: str
     description: str
     params_model: type[BaseModel]
+    # "export": the vendor produces a result file we collect; "import": we stage a records file.
+    kind: str = "export"
+
+    @property
+    def is_import(self) -> bool:
+        return self.kind == "import"
 
     def params_schema(self) -> dict[str, Any]:
         return self.params_model.model_json_schema()
@@ -68,6 +75,14 @@ OPERATIONS: dict[str, Operation] = {
             "pinpointe",
             "Subscribers carrying the given tags (Tags/GetTagSubscribersAsync).",
             pinpointe.TagSubscribersParams,
+        ),
+        Operation(
+            "mypreferences.bulk_import",
+            "mypreferences",
+            "Import a file of preference records (JSON Lines or CSV) into PossibleNOW MyPreferences "
+            "(Initiate, Stage, Execute, Retrieve status, Retrieve exceptions); failed records are reported per line.",
+            BulkImportParams,
+            kind="import",
         ),
     )
 }

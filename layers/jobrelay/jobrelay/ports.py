@@ -166,7 +166,7 @@ class RecordFailure:
 
     line: int | None  # 1-based line of the source file (the CSV header is line 1)
     key: str | None  # the record's identifying value (email, alternate id, ...), when it has one
-    stage: str  # "validation" (ours, never sent), "staging" or "execution" (the vendor's)
+    stage: str  # "validation": refused by us, never sent; "vendor": refused by the vendor (staging or run)
     reasons: list[str]
 
 
@@ -181,7 +181,8 @@ class VendorImports(Protocol):
     """The vendor side of a bulk import: open it, stage batches, run it, follow it, list failures.
     Raise the step errors of jobrelay.domain.errors, as VendorJobs does."""
 
-    limits: BatchLimits
+    def limits_for(self, job: Job) -> BatchLimits:
+        """The vendor's limits, as the job's params may narrow them (a smaller request size)."""
 
     def validate(self, job: Job, record: dict[str, Any]) -> Any:
         """The record as the vendor will get it (a pydantic model), or raise pydantic's
@@ -205,3 +206,23 @@ class VendorImports(Protocol):
     def failures(self, job: Job) -> Iterable[tuple[int, list[str], str | None]]:
         """Vendor-side failures after the run: (1-based position among the records staged, reasons,
         key if the vendor echoes one). All pages, streamed."""
+
+
+class ScratchStore(Protocol):
+    """Small working files of one job (per-batch line maps, failure parts), kept beside its results."""
+
+    def put(self, job_id: str, name: str, data: bytes) -> None: ...
+
+    def get(self, job_id: str, name: str) -> bytes:
+        """Raises KeyError when there is no such file."""
+
+
+class RecordsSource(Protocol):
+    """A user's records file, read as a stream. `if_match` is the version (ETag) the import started
+    with: a file replaced since is refused rather than read from offsets that no longer fit it."""
+
+    def etag(self, s3_uri: str) -> str: ...
+
+    def first_bytes(self, s3_uri: str, n: int, *, if_match: str | None = None) -> bytes: ...
+
+    def open(self, s3_uri: str, start_offset: int = 0, *, if_match: str | None = None) -> Iterable[bytes]: ...

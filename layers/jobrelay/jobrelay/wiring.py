@@ -100,9 +100,20 @@ def job_service():
 
 @cache
 def step_runner():
+    import logging
+
+    # httpx logs every request URL at INFO, and MyPreferences puts an import's access token in its
+    # URLs: keep httpx to warnings.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+    from jobrelay.adapters.s3_records import S3RecordsSource
+    from jobrelay.adapters.s3_scratch import S3Scratch
+    from jobrelay.services.imports import ImportSteps
     from jobrelay.services.steps import StepRunner
 
-    return StepRunner(job_store(), result_store(), workflow(), notices(), vendors().for_job, settings())
+    s3, bucket = aws_client("s3"), settings().results_bucket
+    imports = ImportSteps(job_store(), result_store(), S3Scratch(bucket, s3), S3RecordsSource(s3, bucket), vendors().for_job)
+    return StepRunner(job_store(), result_store(), workflow(), notices(), vendors().for_job, settings(), imports=imports)
 
 
 @cache

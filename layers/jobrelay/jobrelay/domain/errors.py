@@ -45,6 +45,13 @@ class JobDeadlineExceeded(StepError):
     code = "DEADLINE_EXCEEDED"
 
 
+class InvalidSource(StepError):
+    """The records file cannot be imported: not of its declared format, unreadable, or without a
+    single valid record."""
+
+    code = "INVALID_SOURCE"
+
+
 class CallbackDeliveryError(StepError):
     """The submitter's callback URL did not accept the notice: retried, then recorded, never fatal."""
 
@@ -59,6 +66,7 @@ STEP_ERRORS: dict[str, type[StepError]] = {
         VendorJobFailed,
         VendorProtocolError,
         JobDeadlineExceeded,
+        InvalidSource,
         CallbackDeliveryError,
     )
 }

@@ -21,16 +21,17 @@ from jobrelay.domain.errors import STEP_ERRORS, JobDeadlineExceeded, VendorJobFa
 from jobrelay.domain.job import Job, JobError, JobPatch, Progress, TimelineEvent, utcnow
 from jobrelay.domain.status import JobStatus
 from jobrelay.ports import JobStore, ResultStore, VendorJobs, VendorState, WaitMode, Workflow
+from jobrelay.services.imports import ImportEnded, ImportSteps
 from jobrelay.services.notices import Notices
 from jobrelay.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-Next = Literal["wait_webhook", "wait_poll", "collect", "notify", "done"]
+Next = Literal["stage", "wait_webhook", "wait_poll", "collect", "notify", "done"]
 
 
 class StepInput(BaseModel):
-    step: Literal["start", "await_webhook", "poll", "collect", "fail", "notify", "callback_failed"]
+    step: Literal["start", "stage", "await_webhook", "poll", "collect", "fail", "notify", "callback_failed"]
     job_id: str
     task_token: str | None = None
     woken_by: dict[str, Any] | None = None
@@ -56,6 +57,7 @@ class StepRunner:
         vendor_for: Callable[[Job], VendorJobs],
         settings: Settings,
         now: Callable[[], datetime] = utcnow,
+        imports: ImportSteps | None = None,
     ):
         self._store = store
         self._results = results
@@ -64,8 +66,12 @@ class StepRunner:
         self._vendor_for = vendor_for
         self._settings = settings
         self._now = now
+        self._imports = imports
+        self._seconds_left: Callable[[], float] = lambda: float("inf")
 
-    def run(self, step: StepInput) -> StepOutput | None:
+    def run(self, step: StepInput, seconds_left: Callable[[], float] | None = None) -> StepOutput | None:
+        """Run one step; `seconds_left` is the Lambda's remaining time (long steps stop early)."""
+        self._seconds_left = seconds_left or (lambda: float("inf"))
         return getattr(self, f"_{step.step}")(step)
 
     # --- start ----------------------------------------------------------------------------------
@@ -80,6 +86,10 @@ class StepRunner:
             job = moved.job
             if not moved.changed and job.is_terminal:
                 return self._ended(job)
+        if _is_import(job):
+            if not job.vendor_ref:  # a retried start must not open a second import
+                job = self._require_imports().open(job)
+            return StepOutput(job_id=job.job_id, status=job.status, next="stage")
         vendor = self._vendor_for(job)
         if job.status is JobStatus.STARTING:
             job = self._start_at_vendor(job, vendor)
@@ -105,11 +115,34 @@ class StepRunner:
         )
         return moved.job
 
+    # --- stage (bulk imports) --------------------------------------------------------------------
+
+    def _stage(self, step: StepInput) -> StepOutput:
+        job = self._job(step.job_id)
+        if job.is_terminal:
+            return self._ended(job)
+        self._check_deadline(job)
+        try:
+            finished = self._require_imports().stage(job, self._seconds_left)
+        except ImportEnded:
+            return self._ended(self._job(job.job_id))
+        if not finished:
+            return StepOutput(job_id=job.job_id, status=job.status, next="stage")
+        job = self._job(job.job_id)
+        return self._wait(job, self._vendor_for(job))
+
+    def _require_imports(self) -> ImportSteps:
+        if self._imports is None:
+            raise RuntimeError("this step runner was built without bulk-import support")
+        return self._imports
+
     # --- wait -----------------------------------------------------------------------------------
 
     def _wait(self, job: Job, vendor: VendorJobs) -> StepOutput:
         now = self._now()
-        if vendor.wait_mode is WaitMode.WEBHOOK:
+        # Imports have no completion webhook (VENDORS.md 2, 3): they are polled with backoff.
+        mode = WaitMode.POLL if _is_import(job) else vendor.wait_mode
+        if mode is WaitMode.WEBHOOK:
             wanted, next_step = self._settings.webhook_fallback_seconds, "wait_webhook"
         else:
             wanted, next_step = self._settings.backoff.delay(job.polls), "wait_poll"
@@ -179,7 +212,10 @@ class StepRunner:
             job = moved.job
             if job.is_terminal:
                 return self._ended(job)
-        outcome = self._vendor_for(job).collect(job, self._results)
+        if _is_import(job):
+            outcome = self._require_imports().collect(job)
+        else:
+            outcome = self._vendor_for(job).collect(job, self._results)
         target = JobStatus.PARTIAL if outcome.partial else JobStatus.SUCCEEDED
         moved = self._store.transition(
             job.job_id,
@@ -242,6 +278,13 @@ class StepRunner:
     @staticmethod
     def _ended(job: Job) -> StepOutput:
         return StepOutput(job_id=job.job_id, status=job.status, next="done")
+
+
+def _is_import(job: Job) -> bool:
+    from jobrelay.operations import OPERATIONS
+
+    operation = OPERATIONS.get(job.operation)
+    return operation is not None and operation.is_import
 
 
 def _webhook_pending(job: Job) -> bool:

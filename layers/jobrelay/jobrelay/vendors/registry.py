@@ -16,6 +16,7 @@ from jobrelay.settings import Settings
 # vendor -> "module:factory(secret: dict, *, not_found_grace_seconds: int)".
 ADAPTER_FACTORIES: dict[str, str] = {
     "pinpointe": "jobrelay.vendors.pinpointe.adapter:pinpointe_jobs",
+    "mypreferences": "jobrelay.vendors.mypreferences.adapter:mypreferences_imports",
 }
 # vendor -> "module:function" that reads a webhook body into a notice (never raises). It lives
 # beside the payload models, not the client, so the webhook function does not import httpx.

@@ -1,0 +1,311 @@
+"""Bulk imports (statemachines/job.asl.json: Start -> Stage, repeated -> poll -> Collect).
+
+Start opens the import at the vendor. Each Stage step reads the records file from its checkpoint,
+validates every record (invalid ones are reported, never sent), cuts the valid ones into the
+vendor's batches and stages them one at a time, saving the checkpoint after every acknowledged
+batch; it stops early when its Lambda time runs low and the state machine calls it again. When the
+records are exhausted it runs the import. Collect writes the summary and the failed records.
+
+No batch is sent twice and none is lost: before a batch goes out, its line map and the failures
+read before it are stored and the batch is marked in flight; if the step dies before saving the
+checkpoint, the next one asks the vendor how many records it has received and either counts the
+batch as staged or sends it again (jobrelay.imports.batches explains the checkpoint itself).
+"""
+
+import json
+import logging
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from jobrelay.adapters.s3_records import RecordsFileChanged
+from jobrelay.domain.errors import InvalidSource, VendorProtocolError, VendorRejected
+from jobrelay.domain.job import Job, JobPatch, JobResult, Progress, TimelineEvent, utcnow
+from jobrelay.domain.status import JobStatus
+from jobrelay.imports.batches import Batch, Checkpoint, EndOfRecords, cut_batches, validate_records
+from jobrelay.imports.records import read_header, read_records, sniff
+from jobrelay.ports import CollectOutcome, JobStore, RecordFailure, RecordsSource, ResultStore, ScratchStore, VendorImports
+
+logger = logging.getLogger(__name__)
+
+SNIFF_BYTES = 64 * 1024
+# Stop staging when the Lambda has less than this left: one stage request must still fit.
+STAGE_TIME_RESERVE_SECONDS = 120
+# Fail an import whose access token would expire before staging could reasonably end.
+TOKEN_RESERVE = timedelta(minutes=10)
+
+
+class InFlight(BaseModel):
+    """A batch sent to the vendor whose acknowledgement is not in the checkpoint yet."""
+
+    index: int
+    first_line: int
+    last_end_offset: int
+    next_line: int
+    count: int
+    invalid: int = 0
+    excess: int = 0
+
+    def as_batch(self) -> Batch:
+        return Batch(self.index, self.first_line, self.last_end_offset, self.next_line, [], b"", self.count, self.invalid, self.excess)
+
+
+class ImportState(BaseModel):
+    """job.checkpoint for imports."""
+
+    checkpoint: Checkpoint = Field(default_factory=Checkpoint)
+    in_flight: InFlight | None = None
+    batch_sizes: list[int] = Field(default_factory=list)  # records per staged batch, in order
+    failure_parts: list[str] = Field(default_factory=list)  # scratch files of our own failures
+    header: list[str] | None = None  # a CSV file's header, to resume mid-file
+    staging_started_at: datetime | None = None
+
+
+class ImportSteps:
+    def __init__(
+        self,
+        store: JobStore,
+        results: ResultStore,
+        scratch: ScratchStore,
+        source: RecordsSource,
+        imports_for: Callable[[Job], VendorImports],
+        now: Callable[[], datetime] = utcnow,
+    ):
+        self._store = store
+        self._results = results
+        self._scratch = scratch
+        self._source = source
+        self._imports_for = imports_for
+        self._now = now
+
+    # --- open -----------------------------------------------------------------------------------
+
+    def open(self, job: Job) -> Job:
+        """Check the file looks like its format, then create the import at the vendor."""
+        fmt, source = job.params["format"], job.params["source"]
+        try:
+            etag = self._source.etag(source)
+            first = self._source.first_bytes(source, SNIFF_BYTES, if_match=etag)
+        except (FileNotFoundError, ValueError) as unusable:  # missing, or outside the allowed prefixes
+            raise InvalidSource(str(unusable)) from None
+        problem = sniff(first, fmt)
+        if problem:
+            raise InvalidSource(problem)
+        state = ImportState(checkpoint=Checkpoint(source_etag=etag), staging_started_at=self._now())
+        if fmt == "csv":
+            state.header = read_header([first])
+        vendor_ref = self._imports_for(job).open(job)
+        updated = self._store.update(
+            job.job_id,
+            JobPatch(vendor_ref=vendor_ref, checkpoint=state.model_dump(mode="json"), progress=Progress(percent=0, note="staging")),
+            TimelineEvent(at=self._now(), event="import_opened", detail={k: v for k, v in vendor_ref.items() if k != "access_token"}),
+        )
+        return updated or job
+
+    # --- stage ----------------------------------------------------------------------------------
+
+    def stage(self, job: Job, seconds_left: Callable[[], float]) -> bool:
+        """Stage from the checkpoint on; True once every record is accounted for and the import
+        has been run at the vendor, False when this step stopped early (call it again)."""
+        vendor = self._imports_for(job)
+        state = ImportState.model_validate(job.checkpoint or {})
+        if state.in_flight is not None:
+            state = self._settle_in_flight(job, vendor, state)
+        pending: list[RecordFailure] = []
+        for item in self._cut(job, vendor, state):
+            if isinstance(item, RecordFailure):
+                pending.append(item)
+            elif isinstance(item, Batch):
+                if state.checkpoint.already_staged(item):
+                    pending.clear()
+                    continue
+                self._check_token(job)
+                state = self._stage_batch(job, vendor, state, item, pending)
+                pending = []
+                if seconds_left() < STAGE_TIME_RESERVE_SECONDS:
+                    return False
+            elif isinstance(item, EndOfRecords):
+                self._finish_staging(job, vendor, state, item, pending)
+                return True
+        raise AssertionError("cut_batches always ends with EndOfRecords")
+
+    def _cut(self, job: Job, vendor: VendorImports, state: ImportState):
+        checkpoint = state.checkpoint
+        try:
+            chunks = self._source.open(job.params["source"], start_offset=checkpoint.resume_offset, if_match=checkpoint.source_etag)
+        except RecordsFileChanged:
+            raise InvalidSource("the records file was replaced while it was being imported") from None
+        records = read_records(
+            chunks, job.params["format"], start_offset=checkpoint.resume_offset, start_line=checkpoint.resume_line, header=state.header
+        )
+        validated = validate_records(records, lambda data: vendor.validate(job, data))
+        return cut_batches(
+            validated,
+            vendor.limits_for(job),
+            lambda records: vendor.encode_batch(job, records),
+            start=checkpoint,
+            record_key=vendor.record_key,
+        )
+
+    def _stage_batch(self, job: Job, vendor: VendorImports, state: ImportState, batch: Batch, failures: list[RecordFailure]) -> ImportState:
+        # Everything a retry needs goes to S3 first: the batch's line map and the failures read
+        # before it. Both are rewritten identically if the batch is cut again.
+        self._scratch.put(job.job_id, f"lines/{batch.index:06d}.json", json.dumps(batch.lines).encode())
+        state = self._with_failure_part(job, state, f"failures/{batch.index:06d}.jsonl", failures)
+        state.in_flight = InFlight(
+            index=batch.index, first_line=batch.first_line, last_end_offset=batch.last_end_offset,
+            next_line=batch.next_line, count=batch.count, invalid=batch.invalid, excess=batch.excess,
+        )
+        self._save(job, state)
+        staged = vendor.stage(job, batch.body, batch.count)
+        state = self._acknowledged(state, state.in_flight.as_batch())
+        self._save(job, state, Progress(percent=0, counts=staged.counts, note=f"staging: {state.checkpoint.staged_records} records staged"))
+        return state
+
+    def _settle_in_flight(self, job: Job, vendor: VendorImports, state: ImportState) -> ImportState:
+        """A previous step died with a batch in flight: did the vendor get it?"""
+        received = (vendor.poll(job).progress or Progress()).counts.get("received")
+        staged, in_flight = state.checkpoint.staged_records, state.in_flight
+        if received == staged + in_flight.count:
+            state = self._acknowledged(state, in_flight.as_batch())
+            outcome = "arrived"
+        elif received == staged:
+            state.in_flight = None
+            outcome = "lost; sending it again"
+        else:
+            raise VendorProtocolError(
+                f"the vendor has received {received} records but {staged} were staged before batch {in_flight.index} "
+                f"({in_flight.count} records): cannot tell what arrived"
+            )
+        self._save(job, state)
+        self._store.append_event(job.job_id, TimelineEvent(at=self._now(), event="batch_reconciled", detail={"batch": in_flight.index, "outcome": outcome}))
+        return state
+
+    @staticmethod
+    def _acknowledged(state: ImportState, batch: Batch) -> ImportState:
+        return state.model_copy(
+            update={"checkpoint": state.checkpoint.after(batch), "in_flight": None, "batch_sizes": [*state.batch_sizes[: batch.index], batch.count]}
+        )
+
+    def _finish_staging(self, job: Job, vendor: VendorImports, state: ImportState, end: EndOfRecords, failures: list[RecordFailure]) -> None:
+        state = self._with_failure_part(job, state, "failures/tail.jsonl", failures)
+        state.checkpoint = state.checkpoint.after(end)
+        self._save(job, state)
+        if state.checkpoint.staged_records == 0:
+            raise InvalidSource(f"the file has no valid record ({state.checkpoint.invalid_records} invalid)")
+        self._check_token(job)
+        vendor.execute(job)
+        self._store.transition(
+            job.job_id,
+            JobStatus.RUNNING,
+            TimelineEvent(at=self._now(), event="import_executed", detail={"staged_records": state.checkpoint.staged_records, "batches": len(state.batch_sizes)}),
+            JobPatch(progress=Progress(percent=0, note=f"{state.checkpoint.staged_records} records staged; the vendor is importing them")),
+        )
+
+    def _with_failure_part(self, job: Job, state: ImportState, name: str, failures: list[RecordFailure]) -> ImportState:
+        if not failures:
+            return state
+        self._scratch.put(job.job_id, name, b"".join(_failure_line(f) for f in failures))
+        parts = state.failure_parts if name in state.failure_parts else [*state.failure_parts, name]
+        return state.model_copy(update={"failure_parts": parts})
+
+    def _check_token(self, job: Job) -> None:
+        expires_at = job.vendor_ref.get("expires_at")
+        if expires_at and self._now() >= datetime.fromisoformat(expires_at) - TOKEN_RESERVE:
+            raise VendorRejected(
+                f"the import's access token expires at {expires_at}: staging could not finish in time "
+                f"(staged {ImportState.model_validate(job.checkpoint or {}).checkpoint.staged_records} records)"
+            )
+
+    def _save(self, job: Job, state: ImportState, progress: Progress | None = None) -> None:
+        patch = JobPatch(checkpoint=state.model_dump(mode="json"))
+        if progress is not None:
+            patch.progress = progress
+        if self._store.update(job.job_id, patch) is None:
+            raise ImportEnded()
+        job.checkpoint = patch.checkpoint
+
+    # --- collect --------------------------------------------------------------------------------
+
+    def collect(self, job: Job) -> CollectOutcome:
+        vendor = self._imports_for(job)
+        state = ImportState.model_validate(job.checkpoint or {})
+        counted = {"failed_records": 0}
+
+        def failure_lines() -> Iterator[bytes]:
+            for part in state.failure_parts:
+                data = self._scratch.get(job.job_id, part)
+                counted["failed_records"] += data.count(b"\n")
+                yield data
+            for failure in self._vendor_failures(job, vendor, state):
+                counted["failed_records"] += 1
+                yield _failure_line(failure)
+
+        failed = self._results.put_stream(job.job_id, "failed_records.jsonl", failure_lines(), "application/x-ndjson")
+        summary = self._summary(job, state, counted["failed_records"])
+        summary_file = self._results.put_bytes(job.job_id, "summary.json", json.dumps(summary, indent=2).encode(), "application/json")
+        files = [summary_file, failed] if counted["failed_records"] else [summary_file]
+        result = JobResult(s3_uri=summary_file.s3_uri, size=summary_file.size, sha256=summary_file.sha256, files=files)
+        return CollectOutcome(result=result, partial=counted["failed_records"] > 0)
+
+    def _vendor_failures(self, job: Job, vendor: VendorImports, state: ImportState) -> Iterator[RecordFailure]:
+        """The vendor's failures, with the source line of each: the vendor numbers records in the
+        order they were staged, and each batch's line map says which line each came from."""
+        starts, total = [], 0
+        for size in state.batch_sizes:
+            starts.append(total)
+            total += size
+        cached: tuple[int, list[int]] | None = None
+        for sequence, reasons, key in vendor.failures(job):
+            position = sequence - 1
+            batch = _batch_of(starts, position)
+            # "vendor": MyPreferences lists staging refusals and execution exceptions together.
+            if batch is None or position >= total:
+                yield RecordFailure(line=None, key=key, stage="vendor", reasons=[*reasons, f"(vendor record {sequence})"])
+                continue
+            if cached is None or cached[0] != batch:
+                cached = (batch, json.loads(self._scratch.get(job.job_id, f"lines/{batch:06d}.json")))
+            yield RecordFailure(line=cached[1][position - starts[batch]], key=key, stage="vendor", reasons=reasons)
+
+    def _summary(self, job: Job, state: ImportState, failed_records: int) -> dict[str, Any]:
+        counts = job.progress.counts
+        checkpoint = state.checkpoint
+        return {
+            "job_id": job.job_id,
+            "operation": job.operation,
+            "vendor_status": job.vendor_ref.get("last_status"),
+            "records": {
+                "read": checkpoint.staged_records + checkpoint.invalid_records + checkpoint.excess_records,
+                "staged": checkpoint.staged_records,
+                "invalid": checkpoint.invalid_records,
+                "over_vendor_limit": checkpoint.excess_records,
+                "failed_total": failed_records,
+            },
+            "vendor_counts": counts,
+            # The vendor's own count of what it received must equal what we staged.
+            "reconciled": counts.get("received") == checkpoint.staged_records,
+            "batches": len(state.batch_sizes),
+            "timings": {
+                "submitted_at": job.created_at.isoformat(),
+                "staging_started_at": state.staging_started_at.isoformat() if state.staging_started_at else None,
+                "collected_at": self._now().isoformat(),
+            },
+        }
+
+
+class ImportEnded(Exception):
+    """The job ended (cancelled) while a step was staging it."""
+
+
+def _batch_of(starts: list[int], position: int) -> int | None:
+    from bisect import bisect_right
+
+    index = bisect_right(starts, position) - 1
+    return index if index >= 0 else None
+
+
+def _failure_line(failure: RecordFailure) -> bytes:
+    record = {"line": failure.line, "key": failure.key, "stage": failure.stage, "reasons": failure.reasons}
+    return (json.dumps(record, ensure_ascii=False) + "\n").encode()
