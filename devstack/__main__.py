@@ -10,9 +10,10 @@ import shlex
 import signal
 import sys
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 
-from devstack.stack import PROFILES, LocalStack, SandboxFactory, pinpointe_sandbox
+from devstack.stack import PROFILES, VENDORS, LocalStack, SandboxFactory
 from devstack.template import DEFAULT_TEMPLATE, TemplateError
 
 
@@ -25,9 +26,15 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--moto-port", type=int, default=5000, help="moto's port, 0 picks a free one (default: %(default)s)"
     )
-    parser.add_argument(
-        "--sandbox-port", type=int, default=3100, help="vendor sandbox port, 0 picks a free one (default: %(default)s)"
-    )
+    for name, vendor in VENDORS.items():
+        parser.add_argument(
+            *port_options(name),
+            dest=port_destination(name),
+            type=int,
+            default=vendor.default_port,
+            metavar="PORT",
+            help=f"the {vendor.title} sandbox's port, 0 picks a free one (default: %(default)s)",
+        )
     parser.add_argument(
         "--profile",
         choices=sorted(PROFILES),
@@ -57,6 +64,15 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     return arguments
 
 
+def port_options(vendor: str) -> list[str]:
+    """--<vendor>-port; Pinpointe's is also --sandbox-port, from when it was the only sandbox."""
+    return ["--sandbox-port", "--pinpointe-port"] if vendor == "pinpointe" else [f"--{vendor}-port"]
+
+
+def port_destination(vendor: str) -> str:
+    return f"{vendor}_port"
+
+
 def configure_logging(verbose: bool) -> None:
     level = logging.INFO if verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
@@ -75,19 +91,26 @@ def banner(stack: LocalStack) -> str:
         f"AWS_ENDPOINT_URL={info['moto_url']} AWS_REGION={info['region']} "
         "AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local"
     )
+    rows = [
+        ("HTTP API", info["api_url"]),
+        ("moto (AWS APIs)", info["moto_url"]),
+        ("", f"export {aws_environment}"),
+        *(
+            (f"{VENDORS[name].title} sandbox", f"{url}   (faults: {url}/_sandbox/config)")
+            for name, url in info["sandboxes"].items()
+        ),
+        ("results bucket", info["bucket"]),
+        ("jobs table", info["table"]),
+        ("state machine", info["state_machine_arn"]),
+    ]
+    width = max(len(label) for label, _ in rows)
     submission = json.dumps({"operation": "pinpointe.newsletter_contact_data_summary", "params": {"stat": "4711"}})
     return "\n".join(
         [
             "",
             f"jobrelay local stack is ready (template {stack.template_path}, time scale {stack.time_scale})",
             "",
-            f"  HTTP API           {info['api_url']}",
-            f"  moto (AWS APIs)    {info['moto_url']}",
-            f"                     export {aws_environment}",
-            f"  Pinpointe sandbox  {info['sandbox_url']}   (faults: {info['sandbox_url']}/_sandbox/config)",
-            f"  results bucket     {info['bucket']}",
-            f"  jobs table         {info['table']}",
-            f"  state machine      {info['state_machine_arn']}",
+            *(f"  {label:<{width}}  {value}" for label, value in rows),
             "",
             "Submit a job:",
             f"  curl -s -X POST {info['api_url']}/jobs -H 'content-type: application/json' -d {shlex.quote(submission)}",
@@ -128,7 +151,8 @@ def serve(stack: LocalStack, ready_file: Path | None = None) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None, sandbox_factory: SandboxFactory = pinpointe_sandbox) -> int:
+def main(argv: list[str] | None = None, sandbox_factories: Mapping[str, SandboxFactory] | None = None) -> int:
+    """`sandbox_factories`: stand-ins for some of `VENDORS`' sandboxes, by name (the tests')."""
     arguments = parse_arguments(argv)
     configure_logging(arguments.verbose)
     stack = LocalStack(
@@ -137,10 +161,10 @@ def main(argv: list[str] | None = None, sandbox_factory: SandboxFactory = pinpoi
         host=arguments.host,
         api_port=arguments.port,
         moto_port=arguments.moto_port,
-        sandbox_port=arguments.sandbox_port,
+        sandbox_ports={name: getattr(arguments, port_destination(name)) for name in VENDORS},
         time_scale=arguments.time_scale,
         parameter_overrides=arguments.parameter_overrides,
-        sandbox_factory=sandbox_factory,
+        sandbox_factories=sandbox_factories,
     )
     return serve(stack, arguments.ready_file)
 

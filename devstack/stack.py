@@ -3,9 +3,9 @@
 It starts, in order: the front door's socket (its URL is the PublicApiUrl parameter, so vendor
 webhooks reach it), the template resolved with the profile's parameter overrides (a template the
 stack cannot run fails here, before anything else starts), a moto server with Step Functions
-executions on, the vendor sandbox, the in-process Lambda runtime, the time scale and a prompt
-StopExecution (three patches of moto), every resource of the template, the secrets the sandbox
-account needs, then the front door's routes and the schedule timer. `stop` undoes it all in
+executions on, every vendor sandbox of `VENDORS`, the in-process Lambda runtime, the time scale
+and a prompt StopExecution (three patches of moto), every resource of the template, the secrets the
+sandbox accounts need, then the front door's routes and the schedule timer. `stop` undoes it all in
 reverse.
 """
 
@@ -49,13 +49,11 @@ OUTPUT_KEYS = {"bucket": "ResultsBucketName", "table": "JobsTableName", "state_m
 
 @dataclass(frozen=True)
 class Profile:
-    """How long things take: template parameters (applied where the template declares them), the
-    time scale, and the sandbox's pace."""
+    """How long things take: template parameters (applied where the template declares them) and the
+    time scale. Each sandbox's pace per profile is its entry's in `VENDORS`."""
 
     parameters: Mapping[str, str]
     time_scale: float
-    sandbox_job_seconds: float
-    sandbox_records: int
 
 
 PROFILES = {
@@ -68,8 +66,6 @@ PROFILES = {
             "VendorNotFoundGraceSeconds": "30",
         },
         time_scale=1.0,
-        sandbox_job_seconds=5,
-        sandbox_records=200,
     ),
     # the end-to-end tests: every wait 20 times shorter.
     "test": Profile(
@@ -80,8 +76,6 @@ PROFILES = {
             "VendorNotFoundGraceSeconds": "10",
         },
         time_scale=0.05,
-        sandbox_job_seconds=0.5,
-        sandbox_records=50,
     ),
 }
 
@@ -99,7 +93,7 @@ class Sandbox(Protocol):
     def account_secret(self) -> dict[str, Any]: ...
 
 
-SandboxFactory = Callable[..., Sandbox]  # (host, port, *, job_seconds, records) -> Sandbox
+SandboxFactory = Callable[..., Sandbox]  # (host, port, **the vendor's settings for the profile) -> Sandbox
 
 
 def pinpointe_sandbox(host: str, port: int, *, job_seconds: float, records: int) -> Sandbox:
@@ -108,13 +102,58 @@ def pinpointe_sandbox(host: str, port: int, *, job_seconds: float, records: int)
     return PinpointeSandbox(host, port, job_seconds=job_seconds, records=records)
 
 
+def mypreferences_sandbox(host: str, port: int, *, process_seconds: float) -> Sandbox:
+    from devstack.sandbox.mypreferences import MyPreferencesSandbox  # imported when a stack starts
+
+    return MyPreferencesSandbox(host, port, process_seconds=process_seconds)
+
+
+def _account_secret(sandbox: Any) -> dict[str, Any]:
+    return sandbox.account_secret()
+
+
+def _pnauthinfo3_secret(sandbox: Any) -> dict[str, Any]:
+    return sandbox.account_secret(scheme="pnauthinfo3")
+
+
+@dataclass(frozen=True)
+class SandboxVendor:
+    """One vendor's simulator in the local stack. Its account's secret is
+    `<SecretsPrefix><name>/default`, its URL the ready file's `<name>_url` and `sandboxes[name]`."""
+
+    title: str  # in the banner
+    default_port: int
+    factory: SandboxFactory
+    settings: Mapping[str, Mapping[str, Any]]  # profile name -> the factory's keyword arguments
+    secret: Callable[[Any], dict[str, Any]] = _account_secret  # the sandbox -> its account's secret
+
+
+# Every vendor sandbox the stack runs, in start order. A new vendor is one entry here.
+VENDORS: Mapping[str, SandboxVendor] = {
+    "pinpointe": SandboxVendor(
+        title="Pinpointe",
+        default_port=3100,
+        factory=pinpointe_sandbox,
+        settings={"run": {"job_seconds": 5, "records": 200}, "test": {"job_seconds": 0.5, "records": 50}},
+    ),
+    "mypreferences": SandboxVendor(
+        title="MyPreferences",
+        default_port=3200,
+        factory=mypreferences_sandbox,
+        settings={"run": {"process_seconds": 5}, "test": {"process_seconds": 0.5}},
+        secret=_pnauthinfo3_secret,
+    ),
+}
+PRIMARY_SANDBOX = "pinpointe"  # the ready file's `sandbox_url`, kept for the clients that predate `sandboxes`
+
+
 @dataclass
 class _Running:
     """What exists while the stack runs."""
 
     front_door: FrontDoor
     moto_url: str
-    sandbox: Sandbox
+    sandboxes: dict[str, Sandbox]  # VENDORS' names -> running sandboxes
     template: StackTemplate
     clients: dict[str, Any] = field(default_factory=dict)
 
@@ -128,21 +167,34 @@ class LocalStack:
         host: str = "127.0.0.1",
         api_port: int = 3000,
         moto_port: int = 5000,
-        sandbox_port: int = 3100,
+        sandbox_ports: Mapping[str, int] | None = None,
         time_scale: float | None = None,
         parameter_overrides: Mapping[str, str] | None = None,
-        sandbox_factory: SandboxFactory = pinpointe_sandbox,
+        sandbox_factories: Mapping[str, SandboxFactory] | None = None,
         stack_name: str = DEFAULT_STACK_NAME,
         region: str = DEFAULT_REGION,
     ):
+        """`sandbox_ports` and `sandbox_factories` are keyed by `VENDORS`' names; a vendor not named
+        gets its default port and its own sandbox (tests inject stand-ins through the factories)."""
+        for name in {*(sandbox_ports or {}), *(sandbox_factories or {})} - set(VENDORS):
+            raise ValueError(f"no vendor sandbox named {name!r}: {', '.join(VENDORS)}")
         self.template_path = Path(template_path)
+        self.profile_name = profile
         self.profile = PROFILES[profile]
+        for name, vendor in VENDORS.items():
+            if profile not in vendor.settings:
+                raise ValueError(f"the {name} sandbox has no settings for the {profile!r} profile")
         self.time_scale = self.profile.time_scale if time_scale is None else time_scale
         self.region = region
         self._host = host
-        self._ports = {"api": api_port, "moto": moto_port, "sandbox": sandbox_port}
+        self._ports = {"api": api_port, "moto": moto_port}
+        self._sandbox_ports = {name: vendor.default_port for name, vendor in VENDORS.items()} | dict(
+            sandbox_ports or {}
+        )
         self._overrides = dict(parameter_overrides or {})
-        self._sandbox_factory = sandbox_factory
+        self._sandbox_factories = {name: vendor.factory for name, vendor in VENDORS.items()} | dict(
+            sandbox_factories or {}
+        )
         self._stack_name = stack_name
         self._exit_stack = ExitStack()
         self._running: _Running | None = None
@@ -161,22 +213,15 @@ class LocalStack:
                 region=self.region,
             )
             moto_url = self._start_moto(starting)
-            sandbox = self._sandbox_factory(
-                self._host,
-                self._ports["sandbox"],
-                job_seconds=self.profile.sandbox_job_seconds,
-                records=self.profile.sandbox_records,
-            )
-            sandbox.start()
-            starting.callback(sandbox.stop)
-            self._running = _Running(front_door, moto_url, sandbox, template)
+            sandboxes = self._start_sandboxes(starting)
+            self._running = _Running(front_door, moto_url, sandboxes, template)
             lambdas = InProcessLambdas(template.functions, endpoint_url=moto_url, region=self.region)
             starting.enter_context(lambdas.serving_moto())
             starting.enter_context(scaled_step_functions(self.time_scale))
             starting.enter_context(stop_executions_at_once())
             lambdas.load_all()
             create_resources(template, self.client)
-            self._create_sandbox_secrets(template, sandbox)
+            self._create_sandbox_secrets(template, sandboxes)
             front_door.serve(
                 template.routes,
                 self.client("lambda", read_timeout=API_GATEWAY_TIMEOUT_SECONDS),
@@ -212,17 +257,29 @@ class LocalStack:
         return self._live().moto_url
 
     @property
+    def sandboxes(self) -> dict[str, str]:
+        """Each vendor sandbox's URL by `VENDORS`' name; their /_sandbox/ routes switch faults on and off."""
+        return {name: sandbox.base_url for name, sandbox in self._live().sandboxes.items()}
+
+    @property
     def sandbox_url(self) -> str:
-        """The Pinpointe sandbox; its /_sandbox/ routes switch faults on and off."""
-        return self._live().sandbox.base_url
+        """The Pinpointe sandbox (`sandboxes["pinpointe"]`)."""
+        return self.sandboxes[PRIMARY_SANDBOX]
+
+    @property
+    def mypreferences_url(self) -> str:
+        return self.sandboxes["mypreferences"]
 
     def ready_info(self) -> dict[str, Any]:
         """What a client needs to reach the stack (the --ready-file's content)."""
         outputs = self.template.outputs
+        sandboxes = self.sandboxes
         return {
             "api_url": self.api_url,
             "moto_url": self.moto_url,
-            "sandbox_url": self.sandbox_url,
+            "sandbox_url": sandboxes[PRIMARY_SANDBOX],
+            "sandboxes": sandboxes,
+            **{f"{name}_url": url for name, url in sandboxes.items()},
             "region": self.region,
             **{key: outputs.get(output) for key, output in OUTPUT_KEYS.items()},
         }
@@ -268,6 +325,17 @@ class LocalStack:
         _post(f"{moto_url}/moto-api/config", {"stepfunctions": {"execute_state_machine": True}})
         return moto_url
 
+    def _start_sandboxes(self, starting: ExitStack) -> dict[str, Sandbox]:
+        sandboxes: dict[str, Sandbox] = {}
+        for name, vendor in VENDORS.items():
+            sandbox = self._sandbox_factories[name](
+                self._host, self._sandbox_ports[name], **vendor.settings[self.profile_name]
+            )
+            sandbox.start()
+            starting.callback(sandbox.stop)
+            sandboxes[name] = sandbox
+        return sandboxes
+
     def _parameter_overrides(self, api_url: str) -> dict[str, str]:
         """The profile's values and PublicApiUrl where the template declares those parameters, then
         the caller's overrides, which must all exist (as with `sam deploy --parameter-overrides`)."""
@@ -275,13 +343,16 @@ class LocalStack:
         defaults = {**self.profile.parameters, "PublicApiUrl": api_url}
         return {**{name: value for name, value in defaults.items() if name in declared}, **self._overrides}
 
-    def _create_sandbox_secrets(self, template: StackTemplate, sandbox: Sandbox) -> None:
+    def _create_sandbox_secrets(self, template: StackTemplate, sandboxes: Mapping[str, Sandbox]) -> None:
         if "SecretsPrefix" not in template.parameters:
-            raise TemplateError("the local stack names the sandbox's secrets after the SecretsPrefix parameter")
+            raise TemplateError("the local stack names the sandboxes' secrets after the SecretsPrefix parameter")
         prefix = template.parameters["SecretsPrefix"]
         signing_secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
         values = {
-            f"{prefix}pinpointe/{SANDBOX_ACCOUNT}": sandbox.account_secret(),
+            **{
+                f"{prefix}{name}/{SANDBOX_ACCOUNT}": VENDORS[name].secret(sandbox)
+                for name, sandbox in sandboxes.items()
+            },
             f"{prefix}callbacks/{SANDBOX_ACCOUNT}": {"signing_secret": signing_secret},
         }
         for name, value in values.items():

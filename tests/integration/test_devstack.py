@@ -32,6 +32,7 @@ from devstack.naming import ATTRIBUTES
 from devstack.resources import CREATORS
 from devstack.schedules import Schedule, ScheduleTimer, parse_expression
 from devstack.template import DEFAULT_TEMPLATE, Route, TemplateError, load_yaml, resolve_template
+from jobrelay.vendors.mypreferences.auth import MyPreferencesAccount
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "devstack"
@@ -435,6 +436,8 @@ def stack(tmp_path_factory) -> Iterator[dict[str, Any]]:
         "0",
         "--sandbox-port",
         "0",
+        "--mypreferences-port",
+        "0",
         "--ready-file",
         str(ready_file),
     ]
@@ -621,6 +624,38 @@ def test_the_templates_resources_and_the_sandbox_secrets_exist_in_moto(aws, stac
     assert signing.startswith("whsec_") and len(base64.b64decode(signing.removeprefix("whsec_"))) == 32
 
 
+def test_every_vendor_sandbox_runs_with_its_url_in_the_ready_file(stack):
+    assert set(stack["sandboxes"]) == {"pinpointe", "mypreferences"}
+    assert stack["sandbox_url"] == stack["pinpointe_url"] == stack["sandboxes"]["pinpointe"]  # the stand-in
+    assert stack["mypreferences_url"] == stack["sandboxes"]["mypreferences"]
+    ports = {url.rsplit(":", 1)[1] for url in stack["sandboxes"].values()}
+    assert len(ports) == 2 and "0" not in ports  # each its own free port
+    banner = stack["log"].read_text()
+    for url in stack["sandboxes"].values():
+        assert f"(faults: {url}/_sandbox/config)" in banner
+
+
+def test_the_mypreferences_sandbox_is_up_and_its_secret_in_moto_reaches_it(aws, stack):
+    base_url = stack["mypreferences_url"]
+    config = httpx.get(f"{base_url}/_sandbox/config", timeout=10).json()
+    assert config["process_seconds"] == 0.5  # the test profile
+
+    secret = json.loads(
+        aws("secretsmanager").get_secret_value(SecretId="fixture/mypreferences/default")["SecretString"]
+    )
+    assert secret["base_url"] == base_url and secret["auth"]["scheme"] == "pnauthinfo3"
+    account = MyPreferencesAccount.from_secret(secret)
+    initiated = httpx.post(
+        f"{base_url}/Profiles/Async/{account.client_id}/Import",
+        json={"Name": "devstack check"},
+        auth=account.authenticator(),
+        timeout=10,
+    )
+    assert initiated.status_code == 200, initiated.text  # signed with the secret moto holds
+    assert initiated.json()["AccessToken"]
+    httpx.post(f"{base_url}/_sandbox/reset", timeout=10).raise_for_status()
+
+
 def test_schedules_fire_their_target_function(aws, stack):
     # rate(1 minute) at time scale 0.05: every 3 s.
     deadline = time.monotonic() + 15
@@ -662,6 +697,8 @@ def test_the_cli_refuses_a_template_it_cannot_run(tmp_path):
             "--moto-port",
             "0",
             "--sandbox-port",
+            "0",
+            "--mypreferences-port",
             "0",
         ],
         cwd=REPO,
