@@ -249,7 +249,9 @@ def test_a_file_without_valid_records_still_ends_with_its_accounting() -> None:
 
 
 def test_checkpoint_arithmetic() -> None:
-    batch = Batch(index=0, first_line=2, last_end_offset=500, next_line=9, lines=[2, 3, 5], body=b"{}", count=3, invalid=1, excess=0)
+    batch = Batch(
+        index=0, first_line=2, last_end_offset=500, next_line=9, lines=[2, 3, 5], body=b"{}", count=3, invalid=1, excess=0
+    )
     end = EndOfRecords(end_offset=900, next_line=14, invalid=2, excess=1)
 
     staged = Checkpoint(source_etag='"abc"').after(batch)
@@ -266,7 +268,9 @@ def test_checkpoint_arithmetic() -> None:
 
 def test_a_checkpoint_tells_a_batch_it_has_counted_from_the_next_and_refuses_the_rest() -> None:
     def batch(index: int, first_line: int, end: int) -> Batch:
-        return Batch(index=index, first_line=first_line, last_end_offset=end, next_line=first_line + 3, lines=[first_line], body=b"", count=1)
+        return Batch(
+            index=index, first_line=first_line, last_end_offset=end, next_line=first_line + 3, lines=[first_line], body=b"", count=1
+        )
 
     checkpoint = Checkpoint(next_batch_index=2, resume_offset=300, resume_line=7)
 

@@ -242,6 +242,9 @@ def test_read_records_says_what_it_needs() -> None:
 
 # --- sniffing ----------------------------------------------------------------------------------
 
+ONE_PER_LINE = "JSON Lines has one JSON object per line"
+NOT_TEXT = "not text: upload it as plain UTF-8 text"
+
 
 @pytest.mark.parametrize(
     ("first_bytes", "fmt", "reason"),
@@ -249,10 +252,18 @@ def test_read_records_says_what_it_needs() -> None:
         (JSONL[:50], "jsonl", None),
         (b'\n\n{"a": 1}\n{"b": ', "jsonl", None),
         (b'{"a": "a first line longer than the sample', "jsonl", None),  # judged by its start only
-        (b'[{"a": 1}, {"a": 2}]', "jsonl", "the file starts with '[': it is one JSON array, not JSON Lines (one JSON object per line)"),
-        (b'{\n  "a": 1\n}\n', "jsonl", "line 1 is not valid JSON (Expecting property name enclosed in double quotes at column 2): JSON Lines has one JSON object per line"),
-        (b"Email,Name\nada@example.org,Ada\n", "jsonl", "the file does not start with '{': JSON Lines has one JSON object per line"),
-        (b"{\xe9}\n", "jsonl", "line 1 is not valid UTF-8 (byte 0xe9 at position 2): JSON Lines has one JSON object per line"),
+        (
+            b'[{"a": 1}, {"a": 2}]',
+            "jsonl",
+            "the file starts with '[': it is one JSON array, not JSON Lines (one JSON object per line)",
+        ),
+        (
+            b'{\n  "a": 1\n}\n',
+            "jsonl",
+            f"line 1 is not valid JSON (Expecting property name enclosed in double quotes at column 2): {ONE_PER_LINE}",
+        ),
+        (b"Email,Name\nada@example.org,Ada\n", "jsonl", f"the file does not start with '{{': {ONE_PER_LINE}"),
+        (b"{\xe9}\n", "jsonl", f"line 1 is not valid UTF-8 (byte 0xe9 at position 2): {ONE_PER_LINE}"),
         (CSV[:100], "csv", None),
         (b"Email,CustomerName.FirstName,Emails.0.Email", "csv", None),  # the header goes on
         (b'{"Email": "ada@example.org"}\n', "csv", "the file looks like JSON, not CSV"),
@@ -260,8 +271,8 @@ def test_read_records_says_what_it_needs() -> None:
         (b"Email;Name;Phone\na;b;c\n", "csv", "the header has one column, 'Email;Name;Phone': a CSV file must be separated by commas"),
         (b"", "csv", "the file is empty"),
         (BOM + b" \r\n\n", "jsonl", "the file is empty"),
-        (b"PK\x03\x04\x14\x00\x06\x00", "csv", "the file is a ZIP archive (an .xlsx workbook?), not text: upload it as plain UTF-8 text"),
-        (b"\x1f\x8b\x08\x00", "jsonl", "the file is gzip-compressed, not text: upload it as plain UTF-8 text"),
+        (b"PK\x03\x04\x14\x00\x06\x00", "csv", f"the file is a ZIP archive (an .xlsx workbook?), {NOT_TEXT}"),
+        (b"\x1f\x8b\x08\x00", "jsonl", f"the file is gzip-compressed, {NOT_TEXT}"),
         ("Email\n".encode("utf-16"), "csv", "the file is UTF-16 text: save it as UTF-8"),
         (b'{"a": 1}\n\x00\x01\x02', "jsonl", "the file contains NUL bytes: it is binary, not text"),
     ],

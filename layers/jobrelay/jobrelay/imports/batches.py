@@ -216,7 +216,8 @@ class _Cutter:
         limit = self._limits.max_total_records
         if limit is not None and self._accepted >= limit:
             self._mark = self._mark.past(record, excess=1)
-            yield _refused(record, [f"over the vendor's limit of {limit} records per import"], self._record_key(outcome))
+            reason = f"over the vendor's limit of {limit} records per import"
+            yield _refused(record, [reason], self._record_key(outcome))
             return
         size = len(self._encode([outcome])) - self._empty_size
         if self._empty_size + size > self._limits.max_bytes:
@@ -298,7 +299,8 @@ class _Cutter:
         return count
 
     def _too_big(self, size: int) -> str:
-        return f"the record takes {size} bytes encoded, over the vendor's limit of {self._limits.max_bytes} bytes per request"
+        limit = self._limits.max_bytes
+        return f"the record takes {size} bytes encoded, over the vendor's limit of {limit} bytes per request"
 
 
 def _refused(record: SourceRecord, reasons: list[str], key: str | None = None) -> RecordFailure:

@@ -187,7 +187,8 @@ def _decode(content: bytes) -> str:
     try:
         return content.decode("utf-8")
     except UnicodeDecodeError as error:
-        raise _Unreadable(f"not valid UTF-8 (byte 0x{content[error.start]:02x} at position {error.start + 1})") from None
+        byte = content[error.start]
+        raise _Unreadable(f"not valid UTF-8 (byte 0x{byte:02x} at position {error.start + 1})") from None
 
 
 def _is_blank(content: bytes) -> bool:
