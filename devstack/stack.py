@@ -74,6 +74,9 @@ PROFILES = {
             "PollInitialSeconds": "2",
             "PollMaxSeconds": "10",
             "VendorNotFoundGraceSeconds": "10",
+            # One batch per Stage step: invocations are serialised here, so a short step lets a
+            # cancel (or any request) in between batches, as concurrent Lambdas would.
+            "StageStepSeconds": "1",
         },
         time_scale=0.05,
     ),

@@ -235,3 +235,17 @@ def test_staging_stops_before_the_access_token_expires(world):
     with pytest.raises(VendorRejected, match="access token expires"):
         steps.stage(store.get("job_1"), lambda: 1e9)
     assert vendor.stage_calls == 0
+
+
+def test_a_csv_file_is_staged_from_its_header_and_reports_lines_as_in_the_file(world):
+    clock, store, vendor = world
+    rows = ["email"] + [f"user{n}@example.org" for n in range(1, 9)] + ["oops", "user9@example.org"]
+    steps, results, _ = make(world, records_file(rows), fmt="csv")
+    steps.open(store.get("job_1"))
+    stage_until_done(steps, store, seconds_left=lambda: 10)  # one batch per step: resumes mid-file
+
+    outcome = steps.collect(store.get("job_1"))
+
+    assert vendor.received == [f"user{n}@example.org" for n in range(1, 10)]
+    (failed,) = [f for f in outcome.result.files if f.name == "failed_records.jsonl"]
+    assert [json.loads(line)["line"] for line in results.read(failed.s3_uri).splitlines()] == [10]

@@ -25,6 +25,7 @@ class Settings(BaseModel):
     poll_initial_seconds: int = Field(default=5, ge=1, alias="POLL_INITIAL_SECONDS")
     poll_max_seconds: int = Field(default=300, ge=1, alias="POLL_MAX_SECONDS")
     vendor_not_found_grace_seconds: int = Field(default=120, ge=0, alias="VENDOR_NOT_FOUND_GRACE_SECONDS")
+    stage_step_seconds: int = Field(default=600, ge=1, alias="STAGE_STEP_SECONDS")
     download_url_seconds: int = Field(default=3600, ge=60, alias="DOWNLOAD_URL_SECONDS")
     retention_days: int = Field(default=90, ge=1, alias="RETENTION_DAYS")
 

@@ -25,7 +25,7 @@ from jobrelay.domain.errors import InvalidSource, VendorProtocolError, VendorRej
 from jobrelay.domain.job import Job, JobPatch, JobResult, Progress, TimelineEvent, utcnow
 from jobrelay.domain.status import JobStatus
 from jobrelay.imports.batches import Batch, Checkpoint, EndOfRecords, cut_batches, validate_records
-from jobrelay.imports.records import read_header, read_records, sniff
+from jobrelay.imports.records import SourceFileError, read_header, read_records, sniff
 from jobrelay.ports import CollectOutcome, JobStore, RecordFailure, RecordsSource, ResultStore, ScratchStore, VendorImports
 
 logger = logging.getLogger(__name__)
@@ -49,7 +49,11 @@ class InFlight(BaseModel):
     excess: int = 0
 
     def as_batch(self) -> Batch:
-        return Batch(self.index, self.first_line, self.last_end_offset, self.next_line, [], b"", self.count, self.invalid, self.excess)
+        """The batch as Checkpoint.after() needs it (its records and body are long gone)."""
+        return Batch(
+            index=self.index, first_line=self.first_line, last_end_offset=self.last_end_offset, next_line=self.next_line,
+            lines=[], body=b"", count=self.count, invalid=self.invalid, excess=self.excess,
+        )
 
 
 class ImportState(BaseModel):
@@ -95,7 +99,10 @@ class ImportSteps:
             raise InvalidSource(problem)
         state = ImportState(checkpoint=Checkpoint(source_etag=etag), staging_started_at=self._now())
         if fmt == "csv":
-            state.header = read_header([first])
+            try:  # read from the file itself: a header can be longer than the sniffed sample
+                state.header = read_header(self._source.open(source, if_match=etag))
+            except SourceFileError as bad_header:
+                raise InvalidSource(str(bad_header)) from None
         vendor_ref = self._imports_for(job).open(job)
         updated = self._store.update(
             job.job_id,
@@ -113,6 +120,12 @@ class ImportSteps:
         state = ImportState.model_validate(job.checkpoint or {})
         if state.in_flight is not None:
             state = self._settle_in_flight(job, vendor, state)
+        try:
+            return self._stage_from(job, vendor, state, seconds_left)
+        except SourceFileError as unreadable:  # the file as a whole, e.g. its CSV header changed
+            raise InvalidSource(str(unreadable)) from None
+
+    def _stage_from(self, job: Job, vendor: VendorImports, state: ImportState, seconds_left: Callable[[], float]) -> bool:
         pending: list[RecordFailure] = []
         for item in self._cut(job, vendor, state):
             if isinstance(item, RecordFailure):

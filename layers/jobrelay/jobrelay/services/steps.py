@@ -10,6 +10,7 @@ import hashlib
 import json
 import logging
 import secrets
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal
@@ -21,7 +22,7 @@ from jobrelay.domain.errors import STEP_ERRORS, JobDeadlineExceeded, VendorJobFa
 from jobrelay.domain.job import Job, JobError, JobPatch, Progress, TimelineEvent, utcnow
 from jobrelay.domain.status import JobStatus
 from jobrelay.ports import JobStore, ResultStore, VendorJobs, VendorState, WaitMode, Workflow
-from jobrelay.services.imports import ImportEnded, ImportSteps
+from jobrelay.services.imports import STAGE_TIME_RESERVE_SECONDS, ImportEnded, ImportSteps
 from jobrelay.services.notices import Notices
 from jobrelay.settings import Settings
 
@@ -122,8 +123,13 @@ class StepRunner:
         if job.is_terminal:
             return self._ended(job)
         self._check_deadline(job)
+        step_ends = time.monotonic() + self._settings.stage_step_seconds
+
+        def seconds_left() -> float:  # the Lambda's own limit, or this step's budget if sooner
+            return min(self._seconds_left(), step_ends - time.monotonic() + STAGE_TIME_RESERVE_SECONDS)
+
         try:
-            finished = self._require_imports().stage(job, self._seconds_left)
+            finished = self._require_imports().stage(job, seconds_left)
         except ImportEnded:
             return self._ended(self._job(job.job_id))
         if not finished:
