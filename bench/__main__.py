@@ -2,12 +2,13 @@
 
 import sys
 
-from bench import cold_start, cost, stream_memory
+from bench import cold_start, cost, staging, stream_memory
 
 SECTIONS = {
     "cold start": cold_start.run,
     "cost": cost.run,
     "streaming a result": stream_memory.run,
+    "staging an import": staging.run,
 }
 
 

@@ -7,23 +7,17 @@ Size: BENCH_RESULT_MIB (default 1024).
 """
 
 import os
-import resource
-import socket
-import subprocess
-import sys
 import time
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import boto3
 
 from jobrelay.adapters.s3_results import S3ResultStore
 from jobrelay.domain.job import Job
 from jobrelay.ports import VendorState
+from bench.processes import moto_server, peak_rss_mib, sandbox_process
 from jobrelay.vendors.pinpointe.adapter import pinpointe_jobs
 
-REPO = Path(__file__).resolve().parents[1]
 MiB = 1024 * 1024
 BUDGET_MIB = 200
 UNUSED_WEBHOOK = "http://127.0.0.1:9/nobody-listens"  # the sandbox's delivery fails quietly
@@ -31,7 +25,7 @@ UNUSED_WEBHOOK = "http://127.0.0.1:9/nobody-listens"  # the sandbox's delivery f
 
 def run() -> list[str]:
     target_bytes = int(os.environ.get("BENCH_RESULT_MIB", "1024")) * MiB
-    with _moto() as moto_url, _sandbox() as (sandbox_url, secret):
+    with moto_server() as moto_url, sandbox_process("devstack.sandbox.pinpointe") as (sandbox_url, secret):
         s3 = boto3.client("s3", endpoint_url=moto_url, region_name="us-east-1",
                           aws_access_key_id="bench", aws_secret_access_key="bench")
         s3.create_bucket(Bucket="bench-results")
@@ -40,11 +34,11 @@ def run() -> list[str]:
 
         per_record = _collect(vendor, store, sandbox_url, records=2000).size / 2000
         records = int(target_bytes / per_record)
-        baseline_mib = _peak_rss_mib()
+        baseline_mib = peak_rss_mib()
         started = time.perf_counter()
         result = _collect(vendor, store, sandbox_url, records=records)
         seconds = time.perf_counter() - started
-        peak_mib = _peak_rss_mib()
+        peak_mib = peak_rss_mib()
 
     verdict = "within" if peak_mib <= BUDGET_MIB else "OVER"
     return [
@@ -71,54 +65,6 @@ def _collect(vendor, store, sandbox_url: str, records: int):
             return vendor.collect(job, store).result
         time.sleep(0.1)
     raise RuntimeError("the sandbox job did not finish")
-
-
-def _peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
-
-
-@contextmanager
-def _moto():
-    port = _free_port()
-    process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        _wait_for_port(port)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-
-
-@contextmanager
-def _sandbox():
-    import json
-
-    process = subprocess.Popen([sys.executable, "-m", "devstack.sandbox.pinpointe", "--port", "0"],
-                               cwd=REPO, stdout=subprocess.PIPE, text=True)
-    try:
-        base_url = process.stdout.readline().strip().rsplit(" ", 1)[-1]
-        secret = json.loads(process.stdout.readline().split(":", 1)[1])
-        yield base_url, secret
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_for_port(port: int, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"nothing listens on port {port}")
 
 
 if __name__ == "__main__":
