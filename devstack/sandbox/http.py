@@ -386,3 +386,16 @@ class RecordingServer(SandboxServer[FaultConfig]):
         while len(self.received()) < count and time.monotonic() < deadline:
             time.sleep(0.01)
         return self.received()
+
+
+def serve_until_interrupted(sandbox: "SandboxServer", *lines: str) -> None:
+    """Run a started sandbox in the foreground (python -m devstack.sandbox.<vendor>): print `lines`
+    (where it is, how to reach it) and serve until Ctrl-C."""
+    for line in lines:
+        print(line, flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sandbox.stop()

@@ -33,7 +33,6 @@ import itertools
 import json
 import re
 import secrets
-import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -42,7 +41,7 @@ from urllib.parse import parse_qs
 
 from pydantic import Field
 
-from devstack.sandbox.http import LOOPBACK, FaultConfig, Request, Response, SandboxServer
+from devstack.sandbox.http import LOOPBACK, FaultConfig, Request, Response, SandboxServer, serve_until_interrupted
 
 API_PREFIX = "/Profiles/Async/"
 TOKEN_PATH = "/oauth/token"
@@ -598,15 +597,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--process-seconds", type=float, default=1.0)
     args = parser.parse_args(argv)
     sandbox = MyPreferencesSandbox(port=args.port, process_seconds=args.process_seconds).start()
-    print(f"MyPreferences sandbox on {sandbox.base_url}", flush=True)
-    for scheme in ("pnauthinfo3", "oauth"):
-        print(f"account secret ({scheme}): {json.dumps(sandbox.account_secret(scheme))}", flush=True)
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        sandbox.stop()
+    serve_until_interrupted(
+        sandbox,
+        f"MyPreferences sandbox on {sandbox.base_url}",
+        *(f"account secret ({scheme}): {json.dumps(sandbox.account_secret(scheme))}" for scheme in ("pnauthinfo3", "oauth")),
+    )
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ import hmac
 import itertools
 import json
 import secrets
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -31,7 +30,7 @@ from typing import Any
 import httpx
 from pydantic import Field
 
-from devstack.sandbox.http import LOOPBACK, FaultConfig, Request, Response, SandboxServer, iso_utc
+from devstack.sandbox.http import LOOPBACK, FaultConfig, Request, Response, SandboxServer, iso_utc, serve_until_interrupted
 
 API_PATH = "/apijson.php"
 FILES_PREFIX = "/files/"
@@ -566,14 +565,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--records", type=int, default=50)
     args = parser.parse_args(argv)
     sandbox = PinpointeSandbox(port=args.port, job_seconds=args.job_seconds, records=args.records).start()
-    print(f"Pinpointe sandbox on {sandbox.base_url}", flush=True)
-    print(f"account secret: {json.dumps(sandbox.account_secret())}", flush=True)
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        sandbox.stop()
+    serve_until_interrupted(
+        sandbox, f"Pinpointe sandbox on {sandbox.base_url}", f"account secret: {json.dumps(sandbox.account_secret())}"
+    )
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from jobrelay.domain.errors import VendorProtocolError, VendorRejected, VendorTransientError
 from jobrelay.domain.job import utcnow
 from jobrelay.operations import validation_details
+from jobrelay.vendors.http import HttpTimeouts
 from jobrelay.vendors.mypreferences.api import (
     OAUTH_DEFAULT_TOKEN_SECONDS,
     OAUTH_RENEWAL_MARGIN,
@@ -56,7 +57,7 @@ class PnAuthInfo3Settings(BaseModel):
     secret: Annotated[SecretStr, Field(min_length=1)]
 
 
-class MyPreferencesAccount(BaseModel):
+class MyPreferencesAccount(HttpTimeouts):
     """One MyPreferences account (one user of one organisation), as stored in its secret."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
@@ -68,7 +69,6 @@ class MyPreferencesAccount(BaseModel):
     user_id: Annotated[str, Field(min_length=1, max_length=256)]
     auth: Annotated[OAuthSettings | PnAuthInfo3Settings, Field(discriminator="scheme")]
     stage_concurrency: Annotated[int, Field(ge=1)] = 1
-    connect_timeout_seconds: Annotated[float, Field(gt=0)] = 5.0
     read_timeout_seconds: Annotated[float, Field(gt=0)] = 60.0  # also the write timeout: stages are large
     allow_http: bool = Field(default=False, description="allow http URLs (the local sandbox)")
 
@@ -100,15 +100,6 @@ class MyPreferencesAccount(BaseModel):
         except ValidationError as exc:
             problems = "; ".join(f"{d['field']}: {d['message']}" for d in validation_details(exc))
             raise VendorRejected(f"the MyPreferences account secret is not valid ({problems})") from None
-
-    @property
-    def timeout(self) -> httpx.Timeout:
-        return httpx.Timeout(
-            connect=self.connect_timeout_seconds,
-            read=self.read_timeout_seconds,
-            write=self.read_timeout_seconds,
-            pool=self.connect_timeout_seconds,
-        )
 
     def authenticator(self) -> httpx.Auth:
         """The auth flow this account's scheme calls for."""

@@ -9,13 +9,12 @@ the path), a header or a body.
 
 import json
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import httpx
 
 from jobrelay.domain.errors import VendorProtocolError, VendorRejected, VendorTransientError
+from jobrelay.vendors.http import transport_errors_as_transient
 from jobrelay.vendors.mypreferences.api import (
     EXCEPTIONS_PATH,
     EXECUTE_PATH,
@@ -92,7 +91,7 @@ class MyPreferencesClient:
         headers = {"Accept": REQUEST_CONTENT_TYPE}
         if content is not None:
             headers["Content-Type"] = REQUEST_CONTENT_TYPE
-        with _transport_errors_as_transient(f"MyPreferences {call}"):
+        with transport_errors_as_transient(f"MyPreferences {call}"):
             answer = self._http.request(
                 method, url, content=content, params=params, headers=headers, auth=self._auth, timeout=self._timeout
             )
@@ -135,12 +134,3 @@ class MyPreferencesClient:
             )
         raise VendorRejected(f"MyPreferences refused {call} (HTTP {status}{said})")
 
-
-@contextmanager
-def _transport_errors_as_transient(what: str) -> Iterator[None]:
-    try:
-        yield
-    except httpx.TimeoutException as exc:
-        raise VendorTransientError(f"{what} timed out ({type(exc).__name__})") from exc
-    except httpx.TransportError as exc:
-        raise VendorTransientError(f"{what} failed: {type(exc).__name__}") from exc

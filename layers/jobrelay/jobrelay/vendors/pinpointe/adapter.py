@@ -18,6 +18,7 @@ from jobrelay.domain.errors import VendorJobFailed, VendorProtocolError, VendorR
 from jobrelay.domain.job import Job, JobResult, Progress, utcnow
 from jobrelay.operations import OPERATIONS, validation_details
 from jobrelay.ports import CollectOutcome, PollOutcome, ResultStore, StartOutcome, VendorState, WaitMode
+from jobrelay.vendors.http import HttpTimeouts
 from jobrelay.vendors.pinpointe.api import (
     ASYNC_METHODS,
     RESULT_CONTENT_TYPE,
@@ -37,7 +38,7 @@ log = logging.getLogger(__name__)
 RESULT_FILE_NAME = "result.json"
 
 
-class PinpointeAccount(BaseModel):
+class PinpointeAccount(HttpTimeouts):
     """One Pinpointe account, as stored in its secret (one secret per account, DESIGN.md Security)."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
@@ -48,8 +49,6 @@ class PinpointeAccount(BaseModel):
     username: Annotated[str, Field(min_length=1)]
     usertoken: Annotated[SecretStr, Field(min_length=1)]
     result_hosts: Annotated[list[str], Field(min_length=1)] = ["*.mypinpointe.com", "*.pinpointe.com"]
-    connect_timeout_seconds: Annotated[float, Field(gt=0)] = 5.0
-    read_timeout_seconds: Annotated[float, Field(gt=0)] = 30.0
 
     @field_validator("base_url")
     @classmethod
@@ -74,15 +73,6 @@ class PinpointeAccount(BaseModel):
             return cls.model_validate(secret)
         except ValidationError as exc:
             raise VendorRejected(f"the Pinpointe account secret is not valid ({_problems(exc)})") from None
-
-    @property
-    def timeout(self) -> httpx.Timeout:
-        return httpx.Timeout(
-            connect=self.connect_timeout_seconds,
-            read=self.read_timeout_seconds,
-            write=self.read_timeout_seconds,
-            pool=self.connect_timeout_seconds,
-        )
 
 
 class PinpointeJobs:

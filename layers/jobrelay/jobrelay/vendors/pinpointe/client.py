@@ -18,6 +18,7 @@ import httpx
 from pydantic import SecretStr
 
 from jobrelay.domain.errors import VendorProtocolError, VendorRejected, VendorTransientError
+from jobrelay.vendors.http import transport_errors_as_transient
 from jobrelay.vendors.pinpointe.api import (
     CREDENTIALS_REJECTED_TEXT,
     JOBS_NOT_FOUND_TEXT,
@@ -140,7 +141,7 @@ class PinpointeClient:
     def _open_result(self, target: httpx.URL, policy: ResultLinkPolicy) -> Iterator[httpx.Response]:
         for _ in range(MAX_RESULT_REDIRECTS + 1):
             with (
-                _transport_errors_as_transient("the result download"),
+                transport_errors_as_transient("the result download"),
                 self._http.stream("GET", target, timeout=self._timeout) as response,
             ):
                 if response.next_request is None:  # not a redirect (the client never follows one itself)
@@ -157,7 +158,7 @@ class PinpointeClient:
             requestmethod=requestmethod,
             details=details,
         )
-        with _transport_errors_as_transient(f"Pinpointe {request.name}"):
+        with transport_errors_as_transient(f"Pinpointe {request.name}"):
             answer = self._http.post(
                 self._endpoint,
                 content=json.dumps(request.wire()).encode(),
@@ -215,7 +216,7 @@ def _check_download_status(response: httpx.Response) -> None:
 
 
 def _body_chunks(response: httpx.Response) -> Iterator[bytes]:
-    with _transport_errors_as_transient("the result download"):
+    with transport_errors_as_transient("the result download"):
         yield from response.iter_bytes(DOWNLOAD_CHUNK_BYTES)
     # Compared with the bytes on the wire (before any content decoding), which Content-Length counts.
     expected = response.headers.get("Content-Length", "")
@@ -224,12 +225,3 @@ def _body_chunks(response: httpx.Response) -> Iterator[bytes]:
             f"the result download was cut: {response.num_bytes_downloaded} of {expected} bytes arrived"
         )
 
-
-@contextmanager
-def _transport_errors_as_transient(what: str) -> Iterator[None]:
-    try:
-        yield
-    except httpx.TimeoutException as exc:
-        raise VendorTransientError(f"{what} timed out ({type(exc).__name__})") from exc
-    except httpx.TransportError as exc:
-        raise VendorTransientError(f"{what} failed: {type(exc).__name__}") from exc
