@@ -49,6 +49,9 @@ class FaultConfig(BaseModel):
     timeouts: int = Field(default=0, ge=0, description="the next N calls hang before answering")
     timeout_hang_seconds: float = Field(default=5.0, ge=0)
     malformed: int = Field(default=0, ge=0, description="the next N calls answer 200 with a non-JSON body")
+    lost_answers: int = Field(
+        default=0, ge=0, description="the next N calls are carried out, then the connection closes unanswered"
+    )
     fault_methods: list[str] | None = Field(default=None, description="limit the faults to these operations")
 
 
@@ -74,6 +77,8 @@ class Response:
     content_length: int | None = None
     # What the call log records about this answer besides its time and HTTP status.
     note: dict[str, Any] = field(default_factory=dict)
+    # The work was done, but the client never hears: the connection closes without an answer.
+    lost: bool = False
 
     @classmethod
     def json(cls, payload: Any, status: int = 200) -> "Response":
@@ -232,6 +237,8 @@ class SandboxServer[C: FaultConfig]:
             answer = self._base_control(request) or self.control(request)
             return answer or Response.json({"error": "no such route"}, 404)
         response = self.handle(request)
+        if self.take("lost_answers", response.note.get("kind") or response.note.get("requestmethod")):
+            response = replace(response.noted(fault="lost_answers"), lost=True)
         with self.lock:
             at = iso_utc(time.time(), milliseconds=True)
             self._calls.append({"at": at, **response.note, "http_status": response.status})
@@ -310,6 +317,9 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception:
             log.exception("sandbox failed on %s %s", self.command, self.path)
             response = Response.json({"error": "the sandbox itself failed; see its log"}, 500)
+        if response.lost:
+            self.close_connection = True
+            return
         try:
             self._write(response)
         except (BrokenPipeError, ConnectionResetError):

@@ -139,3 +139,18 @@ def test_cancel_during_staging(api, mypreferences):
     (vendor_import,) = mypreferences.get("/_sandbox/imports").json()
     assert vendor_import["Status"] in ("Initiated", "Staging")  # never executed
     assert not any(call["kind"] == "execute" for call in mypreferences.get("/_sandbox/calls").json())
+
+
+def test_a_batch_whose_answer_was_lost_is_not_staged_twice(api, mypreferences):
+    # The vendor takes the first stage request but the answer never arrives: the step fails, is
+    # retried, asks the vendor how many records it has, and carries on after that batch.
+    mypreferences.post("/_sandbox/config", json={"lost_answers": 1, "fault_methods": ["stage"]}).raise_for_status()
+    lines = [json.dumps(record(n)) for n in range(1, 12_001)]
+    job = import_job(api, upload(api, lines), batch_bytes=MB)
+
+    assert job["status"] == "SUCCEEDED", job
+    (vendor_import,) = mypreferences.get("/_sandbox/imports").json()
+    assert vendor_import["staged_records"] == 12_000
+    reconciled = [e["detail"] for e in job["timeline"] if e["event"] == "batch_reconciled"]
+    assert reconciled == [{"batch": 0, "outcome": "arrived"}]
+    assert json.loads(read(job, "summary.json"))["reconciled"] is True
