@@ -142,6 +142,9 @@ def test_submit_stores_the_job_and_starts_its_execution(deployed):
 
 def test_the_sample_events_get_the_answers_they_document(deployed):
     assert deployed.invoke("ApiFunction", http_event("api_list_operations.json"))["statusCode"] == 200
+    assert deployed.invoke("ApiFunction", http_event("api_create_upload.json"))["statusCode"] == 201
+    # The sample names a file that is not in this bucket: accepted, then failed with a readable reason.
+    assert deployed.invoke("ApiFunction", http_event("api_submit_import.json"))["statusCode"] == 202
     invalid = deployed.invoke("ApiFunction", http_event("api_submit_job_invalid.json"))
     assert invalid["statusCode"] == 422
     fields = {d["field"] for d in json.loads(invalid["body"])["error"]["details"]}
