@@ -4,6 +4,7 @@ batch once."""
 
 import json
 import random
+import weakref
 from typing import Any
 
 import pytest
@@ -334,3 +335,137 @@ def test_a_batch_holds_all_it_can_under_its_limits() -> None:
         for batch, following in zip(cut_up, cut_up[1:], strict=False):
             grown = encode([json.loads(by_line[line]) for line in [*batch.lines, following.first_line]])
             assert len(grown) > limits.max_bytes or batch.count == limits.max_records
+
+
+# --- bodies joined from records encoded once ---------------------------------------------------
+
+
+class Counted:
+    """An encoder that records the length of every list it is given."""
+
+    def __init__(self, encoder=encode):
+        self.encoder = encoder
+        self.calls: list[int] = []
+
+    def __call__(self, records: list[Any]) -> bytes:
+        self.calls.append(len(records))
+        return self.encoder(records)
+
+
+def bodies_match_their_records(data: bytes, items: list[Cut], encoder=encode) -> bool:
+    by_line = {number: json.loads(line) for number, line in enumerate(data.splitlines(), start=1) if line.startswith(b"{")}
+    return all(batch.body == encoder([by_line[line] for line in batch.lines]) for batch in batches(items))
+
+
+def test_an_additive_encoding_is_checked_once_then_each_record_is_encoded_once(monkeypatch) -> None:
+    monkeypatch.setattr("jobrelay.imports.batches.PROBE_RECORDS", 5)
+    data = jsonl(*(record(n) for n in range(1, 41)))
+    encoder = Counted()
+
+    items = cut(data, BatchLimits(max_bytes=EMPTY + 12 * SIZE + 11 * SEPARATOR), encoder=encoder)
+
+    assert [batch.count for batch in batches(items)] == [12, 12, 12, 4]
+    assert bodies_match_their_records(data, items)
+    # the empty batch, each record alone, the first two together, and the first five: no batch
+    # is encoded from its records
+    assert sorted(encoder.calls) == [0] + [1] * 40 + [2, 5]
+
+
+def test_a_first_batch_shorter_than_the_probe_is_the_probe(monkeypatch) -> None:
+    monkeypatch.setattr("jobrelay.imports.batches.PROBE_RECORDS", 50)
+    data = jsonl(*(record(n) for n in range(1, 11)))
+    encoder = Counted()
+
+    items = cut(data, BatchLimits(max_bytes=EMPTY + 3 * SIZE + 2 * SEPARATOR), encoder=encoder)
+
+    assert [batch.count for batch in batches(items)] == [3, 3, 3, 1]
+    assert bodies_match_their_records(data, items)
+    assert sorted(encoder.calls) == [0] + [1] * 10 + [2, 3]
+
+
+def test_once_the_encoding_is_checked_the_cutter_keeps_no_model(monkeypatch) -> None:
+    class Model(dict):  # a dict that weak references can follow (freed as soon as unreferenced)
+        pass
+
+    monkeypatch.setattr("jobrelay.imports.batches.PROBE_RECORDS", 3)
+    alive: list[weakref.ref] = []
+    held: list[int] = []  # how many of the models given so far are still alive, as each is given
+
+    def models():
+        for number in range(1, 101):
+            held.append(sum(ref() is not None for ref in alive))
+            model = Model(record(number))
+            alive.append(weakref.ref(model))
+            yield SourceRecord(number, number * 100, number + 1, data={}), model
+
+    items = list(cut_batches(models(), BatchLimits(max_bytes=10_000), encode))
+
+    assert [batch.count for batch in batches(items)] == [100]
+    assert batches(items)[0].body == encode([record(n) for n in range(1, 101)])
+    # the models of the probe, then only the last one given (the loop's variable)
+    assert held[:4] == [0, 1, 2, 1] and max(held[4:]) == 1
+
+
+@pytest.mark.parametrize("grows_from", [3, 5])
+def test_an_encoding_additive_only_for_a_few_records_is_caught_by_the_probe(monkeypatch, grows_from) -> None:
+    monkeypatch.setattr("jobrelay.imports.batches.PROBE_RECORDS", 5)
+
+    def padded(records: list[dict[str, Any]]) -> bytes:
+        pad = "p" * (10 if len(records) >= grows_from else 0)
+        return encode(records)[:-1] + f',"Pad":"{pad}"}}'.encode()
+
+    data = jsonl(*(record(n) for n in range(1, 31)))
+    limits = BatchLimits(max_bytes=padded([]).__len__() + 8 * SIZE + 7 * SEPARATOR)
+
+    items = cut_resuming_everywhere(data, limits, encoder=padded)
+
+    assert bodies_match_their_records(data, items, padded)
+    assert all(len(batch.body) <= limits.max_bytes for batch in batches(items))
+    assert [line for batch in batches(items) for line in batch.lines] == list(range(1, 31))
+
+
+def test_an_encoding_that_is_no_wrapper_of_its_records_is_encoded_whole() -> None:
+    def counted(records: list[dict[str, Any]]) -> bytes:  # the count leads: the empty batch wraps nothing
+        return json.dumps({"Count": len(records), "Profiles": records}, separators=(",", ":")).encode()
+
+    data = jsonl(*(record(n) for n in range(1, 21)))
+
+    items = cut_resuming_everywhere(data, BatchLimits(max_bytes=200), encoder=counted)
+
+    assert bodies_match_their_records(data, items, counted)
+    assert [line for batch in batches(items) for line in batch.lines] == list(range(1, 21))
+
+
+def odd(records: list[dict[str, Any]]) -> bytes:
+    """Wraps the records like `encode`, unless record 5 is among them."""
+    if any(r.get("Email") == "5@x" for r in records):
+        return b"[" + encode(records) + b"]"
+    return encode(records)
+
+
+def test_a_record_outside_the_wrapper_before_the_check_ends_is_encoded_whole(monkeypatch) -> None:
+    monkeypatch.setattr("jobrelay.imports.batches.PROBE_RECORDS", 1000)
+    data = jsonl(*(record(n) for n in range(1, 21)))
+
+    items = cut_resuming_everywhere(data, BatchLimits(max_bytes=EMPTY + 6 * SIZE + 5 * SEPARATOR), encoder=odd)
+
+    assert bodies_match_their_records(data, items, odd)
+    assert [line for batch in batches(items) for line in batch.lines] == list(range(1, 21))
+
+
+def test_a_record_outside_the_wrapper_once_checked_is_an_error(monkeypatch) -> None:
+    monkeypatch.setattr("jobrelay.imports.batches.PROBE_RECORDS", 2)
+
+    with pytest.raises(RuntimeError, match="wrapped a record otherwise"):
+        cut(jsonl(*(record(n) for n in range(1, 8))), BatchLimits(max_bytes=10_000), encoder=odd)
+
+
+@pytest.mark.parametrize("probe", [2, 3, 1000])
+def test_joined_bodies_are_what_the_encoder_gives_and_resume_alike(monkeypatch, probe) -> None:
+    monkeypatch.setattr("jobrelay.imports.batches.PROBE_RECORDS", probe)
+    rng = random.Random(probe)
+    for _ in range(60):
+        data, limits = random_import(rng)
+        items = cut_resuming_everywhere(data, limits)
+        assert bodies_match_their_records(data, items)
+        assert all(len(batch.body) <= limits.max_bytes for batch in batches(items))

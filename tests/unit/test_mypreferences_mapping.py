@@ -184,6 +184,58 @@ def test_encode_batch_sends_the_exact_wrapped_compact_body_without_unset_or_null
     )
 
 
+UNUSUAL_RECORDS = [
+    {"ProfileId": "12", "CustomerType": None, "IsActive": False},
+    {**DOCS_RECORD, "CustomerName": {"FirstName": "Zoë", "LastName": "Łukasiewicz 李"}},  # escaped as json.dumps does
+    {"Emails": [{"EmailAddress": "a@example.org"}], "CustomFields": [{"Score": 1e-07, "Big": 1e16, "Half": 0.5, "None": None}]},
+    {"ProfileId": 3, "Consents": [{"Text": "tab\there, \"quoted\", \u0001 and \u2028"}], "Groups": []},
+]
+
+
+def test_encode_batch_is_what_json_dumps_gave_and_joins_records_encoded_alone():
+    """The batch cutter builds a body by joining records encoded alone inside the empty body:
+    that must be, byte for byte, the body of the records encoded together."""
+    imports = mypreferences_imports(account_secret())
+    records = [imports.validate(job(), record) for record in UNUSUAL_RECORDS]
+    empty = imports.encode_batch(job(), [])
+    prefix, suffix = empty[:-2], empty[-2:]
+    alone = [imports.encode_batch(job(), [record]) for record in records]
+
+    body = imports.encode_batch(job(), records)
+
+    assert body == json.dumps(
+        {"UserProfilePreferences": [r.model_dump(mode="json", exclude_unset=True, exclude_none=True) for r in records]},
+        separators=(",", ":"),
+    ).encode()
+    assert body.isascii()
+    assert all(one.startswith(prefix) and one.endswith(suffix) for one in alone)
+    assert body == prefix + b",".join(one[len(prefix) : -len(suffix)] for one in alone) + suffix
+
+
+def test_the_batch_cutter_joins_mypreferences_bodies(monkeypatch):
+    from jobrelay.imports.batches import Batch, cut_batches
+    from jobrelay.imports.records import SourceRecord
+    from jobrelay.ports import BatchLimits
+
+    monkeypatch.setattr("jobrelay.imports.batches.PROBE_RECORDS", 4)
+    imports = mypreferences_imports(account_secret())
+    records = [imports.validate(job(), UNUSUAL_RECORDS[n % 4] | {"ProfileId": n}) for n in range(1, 41)]
+    given: list[int] = []
+
+    def encode(batch):
+        given.append(len(batch))
+        return imports.encode_batch(job(), batch)
+
+    cut_up = cut_batches(
+        ((SourceRecord(n, n * 10, n + 1), record) for n, record in enumerate(records, start=1)), BatchLimits(max_bytes=2_000), encode
+    )
+    staged = [item for item in cut_up if isinstance(item, Batch)]
+
+    assert len(staged) > 2 and sum(batch.count for batch in staged) == 40
+    assert all(batch.body == imports.encode_batch(job(), records[batch.first_line - 1 :][: batch.count]) for batch in staged)
+    assert max(given) == 4  # checked on four records; no batch encoded whole
+
+
 # --- the status table (VENDORS.md 2.3.4) -------------------------------------------------------------
 
 

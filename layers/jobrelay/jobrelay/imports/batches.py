@@ -29,6 +29,8 @@ cover it (those whose `resume_line` is past it).
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from enum import Enum
+from io import BytesIO
 from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -161,9 +163,18 @@ def cut_batches(
 
     Sizes are measured, not guessed: each record is encoded once on its own, and a batch's size is
     the empty batch's plus its records' plus the separators between them, so filling a batch costs
-    no re-encoding; the final body is encoded once and checked, and if the encoding is not as
-    additive as that sum assumes, records move on to the next batch until it fits. Memory holds
-    one batch: its validated records and, once encoded, its body."""
+    no re-encoding. Nor does its body: the empty batch (`encode([])`) is cut where records go, and
+    the body is that wrapper around the records' own encodings, each without it, joined by what
+    separates the first two records encoded together. That is right only if `encode` is additive,
+    as a JSON array is; each cutter checks it once, on the head of its first batch of two records
+    or more (PROBE_RECORDS at most): encoded from their models, those records must give the
+    joined body byte for byte. Until then their models are kept; once it holds none is, and
+    memory holds the open batch's lines and its body as it is joined (a record whose encoding
+    alone is then not inside the wrapper is a RuntimeError: that batch can no longer be encoded).
+    If it does not hold, every batch's body is encoded from its models, kept until it closes, and
+    when that body is bigger than the sum assumed, records move on to the next batch until it
+    fits. For an additive `encode` both give the same batches, so resuming from a checkpoint cuts
+    the batches the run that stopped would have cut."""
     cutter = _Cutter(limits, encode, start or Checkpoint(), record_key or _no_key)
     for record, outcome in records:
         yield from cutter.add(record, outcome)
@@ -171,6 +182,18 @@ def cut_batches(
 
 
 # --- how the cutting goes ----------------------------------------------------------------------
+
+# The records of the first batch, at most, on which a cutter checks that the vendor's encoding is
+# additive before it lets their models go (see cut_batches).
+PROBE_RECORDS = 1000
+
+
+class _Mode(Enum):
+    """How a cutter builds bodies."""
+
+    PROBING = "checking the encoding on the first records, whose models are kept"
+    JOINING = "joining encoded records: no model is kept"
+    ENCODING = "encoding models, as the encoding is not additive: the open batch's models are kept"
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,7 +211,8 @@ class _Mark:
 
 @dataclass(frozen=True, slots=True)
 class _Entry:
-    record: SourceRecord
+    """A record of the open batch whose model is kept (while probing, or when encoding)."""
+
     model: Any
     size: int  # its share of an encoded batch: its encoding alone, less the empty batch's
     before: _Mark  # the account just before it: a batch that stops short of it ends there
@@ -199,10 +223,22 @@ class _Cutter:
         self._limits = limits
         self._encode = encode
         self._record_key = record_key
-        self._empty_size = len(encode([]))
-        self._separator_size: int | None = None  # learnt from the first two records put together
-        self._open: list[_Entry] = []  # the batch being filled
-        self._open_size = 0  # the sum of its entries' sizes
+        self._empty = encode([])
+        self._empty_size = len(self._empty)
+        self._mode = _Mode.PROBING
+        # The empty batch cut where its records go (learnt from the first record), and what goes
+        # between two records (learnt from the first two records put together).
+        self._prefix = self._suffix = self._separator = b""
+        self._wrapper_known = False
+        self._separator_size: int | None = None
+        # The batch being filled: its records' lines and the sum of their sizes; while joining or
+        # probing, the body so far (prefix and parts, without the suffix: a BytesIO hands its
+        # buffer over as the body, where a bytearray would be copied); while probing or encoding,
+        # an _Entry for each record.
+        self._lines: list[int] = []
+        self._open_size = 0
+        self._joined = BytesIO()
+        self._entries: list[_Entry] = []
         self._next_index = start.next_batch_index
         self._accepted = start.staged_records  # records put in a batch, over the whole import
         self._mark = _Mark(start.resume_offset, start.resume_line, start.invalid_records, start.excess_records)
@@ -219,58 +255,144 @@ class _Cutter:
             reason = f"over the vendor's limit of {limit} records per import"
             yield _refused(record, [reason], self._record_key(outcome))
             return
-        size = len(self._encode([outcome])) - self._empty_size
+        alone = self._encode([outcome])
+        size = len(alone) - self._empty_size
         if self._empty_size + size > self._limits.max_bytes:
             self._mark = self._mark.past(record, invalid=1)
             yield _refused(record, [self._too_big(self._empty_size + size)], self._record_key(outcome))
             return
-        entry = _Entry(record, outcome, size, self._mark)
-        while self._open and not self._has_room_for(entry):
-            yield self._close(end=entry.before)
-        self._open.append(entry)
-        self._open_size += size
+        part = self._part_of(alone)
+        before = self._mark
+        while self._lines and not self._has_room_for(outcome, size, part):
+            yield self._close(end=before)
+        self._append(record.line, outcome, size, part, before)
         self._accepted += 1
         self._mark = self._mark.past(record)
         # A batch that can take no more goes now, rather than wait for a record it cannot take.
-        while self._open and self._is_full():
+        while self._lines and self._is_full():
             yield self._close(end=self._mark)
 
     def finish(self) -> Iterator[Cut]:
-        while self._open:
+        while self._lines:
             yield self._close(end=self._mark)
         mark, closed = self._mark, self._closed
         yield EndOfRecords(mark.offset, mark.line, mark.invalid - closed.invalid, mark.excess - closed.excess)
 
-    def _has_room_for(self, entry: _Entry) -> bool:
-        if self._limits.max_records is not None and len(self._open) >= self._limits.max_records:
+    # --- sizes -----------------------------------------------------------------------------------
+
+    def _has_room_for(self, model: Any, size: int, part: bytes | None) -> bool:
+        if self._limits.max_records is not None and len(self._lines) >= self._limits.max_records:
             return False
-        separators = len(self._open) * self._separator(self._open[-1], entry)
-        return self._empty_size + self._open_size + separators + entry.size <= self._limits.max_bytes
+        if self._separator_size is None:
+            self._learn_separator(model, size, part)
+        separators = len(self._lines) * self._separator_size
+        return self._empty_size + self._open_size + separators + size <= self._limits.max_bytes
 
     def _is_full(self) -> bool:
-        count_full = self._limits.max_records is not None and len(self._open) >= self._limits.max_records
+        count_full = self._limits.max_records is not None and len(self._lines) >= self._limits.max_records
         total = self._limits.max_total_records
         return count_full or (total is not None and self._accepted >= total)
 
-    def _separator(self, previous: _Entry, entry: _Entry) -> int:
-        if self._separator_size is None:
-            pair = len(self._encode([previous.model, entry.model]))
-            self._separator_size = pair - self._empty_size - previous.size - entry.size
-        return self._separator_size
+    def _learn_separator(self, model: Any, size: int, part: bytes | None) -> None:
+        """From the last record of the open batch and `model` put together. Joining never gets
+        here: it starts once a probe of two records or more has used the separator."""
+        previous = self._entries[-1]
+        pair = self._encode([previous.model, model])
+        self._separator_size = len(pair) - self._empty_size - previous.size - size
+        if self._mode is _Mode.PROBING:
+            start, end = len(self._prefix) + previous.size, len(pair) - len(self._suffix) - size
+            if self._separator_size >= 0 and pair.startswith(self._prefix) and pair.endswith(part + self._suffix):
+                self._separator = pair[start:end]  # the probe checks it with the rest
+            else:
+                self._stop_joining()
+
+    # --- joining encoded records -----------------------------------------------------------------
+
+    def _part_of(self, alone: bytes) -> bytes | None:
+        """The record's part of a batch body, from its encoding alone: what the empty batch's
+        wrapper surrounds. None once bodies are encoded from models."""
+        if self._mode is _Mode.ENCODING:
+            return None
+        if not self._wrapper_known:
+            self._learn_wrapper(alone)
+            if self._mode is _Mode.ENCODING:
+                return None
+        if len(alone) >= self._empty_size and alone.startswith(self._prefix) and alone.endswith(self._suffix):
+            return alone[len(self._prefix) : len(alone) - len(self._suffix)]
+        if self._mode is _Mode.JOINING:  # the open batch's models are gone: it cannot be encoded
+            raise RuntimeError("encode_batch wrapped a record otherwise than the records it was checked on")
+        self._stop_joining()
+        return None
+
+    def _learn_wrapper(self, alone: bytes) -> None:
+        """Where the records go in the empty batch: after the longest head of it that the first
+        record's encoding starts with, if the rest of it ends that encoding."""
+        empty = self._empty
+        common = next((i for i, (a, b) in enumerate(zip(empty, alone)) if a != b), min(len(empty), len(alone)))
+        self._wrapper_known = True
+        if len(alone) >= len(empty) and alone.endswith(empty[common:]):
+            self._prefix, self._suffix = empty[:common], empty[common:]
+            self._joined.write(self._prefix)
+        else:
+            self._stop_joining()
+
+    def _append(self, line: int, model: Any, size: int, part: bytes | None, before: _Mark) -> None:
+        self._lines.append(line)
+        self._open_size += size
+        if self._mode is not _Mode.JOINING:
+            self._entries.append(_Entry(model, size, before))
+        if self._mode is not _Mode.ENCODING:
+            if len(self._lines) > 1:
+                self._joined.write(self._separator)
+            self._joined.write(part)
+            if self._mode is _Mode.PROBING and len(self._lines) >= max(PROBE_RECORDS, 2):
+                self._probe()
+
+    def _probe(self) -> bytes:
+        """Check that the open batch (two records or more), encoded from its models, is the join
+        of its records' parts: if it is, join from now on and let the models go; else encode them
+        from now on. Returns the encoded batch."""
+        encoded = self._encode([entry.model for entry in self._entries])
+        if encoded == self._joined.getvalue() + self._suffix:
+            self._mode = _Mode.JOINING
+            self._entries = []
+        else:
+            self._stop_joining()
+        return encoded
+
+    def _stop_joining(self) -> None:
+        """Encode batches from their models from now on (only ever while the models are kept)."""
+        self._mode = _Mode.ENCODING
+        self._joined = BytesIO()
+
+    # --- closing a batch -------------------------------------------------------------------------
 
     def _close(self, end: _Mark) -> Batch:
         """Yield the open batch, or as much of it as fits once encoded; the rest stays open."""
-        body, count = self._fit(self._open)
-        taken, self._open = self._open[:count], self._open[count:]
-        self._open_size = sum(entry.size for entry in self._open)
-        if self._open:
-            end = self._open[0].before
+        encoded = None
+        if self._mode is _Mode.PROBING and len(self._lines) > 1:
+            encoded = self._probe()  # the batch is shorter than the probe: it is the probe
+        if self._mode is _Mode.ENCODING:
+            body, count = self._fit(self._entries, encoded)
+        else:
+            body, count = self._joined_body(), len(self._lines)
+        if count == len(self._lines):
+            taken, self._lines = self._lines, []
+        else:
+            taken, self._lines = self._lines[:count], self._lines[count:]
+        if self._mode is _Mode.ENCODING:
+            self._entries = self._entries[count:]
+            self._open_size = sum(entry.size for entry in self._entries)
+        else:
+            self._entries, self._open_size = [], 0
+        if self._lines:
+            end = self._entries[0].before
         batch = Batch(
             index=self._next_index,
-            first_line=taken[0].record.line,
+            first_line=taken[0],
             last_end_offset=end.offset,
             next_line=end.line,
-            lines=[entry.record.line for entry in taken],
+            lines=taken,
             body=body,
             count=count,
             invalid=end.invalid - self._closed.invalid,
@@ -280,10 +402,22 @@ class _Cutter:
         self._closed = end
         return batch
 
-    def _fit(self, entries: list[_Entry]) -> tuple[bytes, int]:
-        """The body of the longest head of `entries` within max_bytes, and its length in records."""
+    def _joined_body(self) -> bytes:
+        """The open batch's body, its records' parts joined, and a fresh join for the next one.
+        Sizes were exact: it fits."""
+        self._joined.write(self._suffix)
+        body = self._joined.getvalue()
+        self._joined = BytesIO()
+        self._joined.write(self._prefix)
+        if len(body) > self._limits.max_bytes:  # the parts' sizes add up to the body's
+            raise RuntimeError(f"a joined batch of {len(body)} bytes is over the limit of {self._limits.max_bytes}")
+        return body
+
+    def _fit(self, entries: list[_Entry], encoded: bytes | None) -> tuple[bytes, int]:
+        """The body of the longest head of `entries` within max_bytes, and its length in records
+        (`encoded`: all of them encoded, if that is done already)."""
         count = len(entries)
-        body = self._encode([entry.model for entry in entries])
+        body = self._encode([entry.model for entry in entries]) if encoded is None else encoded
         while len(body) > self._limits.max_bytes:
             if count == 1:  # it fitted alone when measured: the encoder is not deterministic
                 raise RuntimeError("encode_batch gave the same record two different sizes")
