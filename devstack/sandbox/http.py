@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from abc import ABC, abstractmethod
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar, Self
 from urllib.parse import parse_qs, urlsplit
@@ -94,7 +95,7 @@ class Fault:
     response: Response | None  # None: the call goes on normally (after a hang)
 
 
-class SandboxServer[C: FaultConfig]:
+class SandboxServer[C: FaultConfig](ABC):
     """Base of the simulators; see the module docstring."""
 
     config_model: ClassVar[type[FaultConfig]] = FaultConfig
@@ -225,8 +226,9 @@ class SandboxServer[C: FaultConfig]:
 
     # --- requests ----------------------------------------------------------------------------------
 
+    @abstractmethod
     def handle(self, request: Request) -> Response:
-        raise NotImplementedError
+        """The vendor's own API: every request outside /_sandbox/."""
 
     def control(self, request: Request) -> Response | None:
         """The simulator's own /_sandbox/ routes; None when there is no such route."""
