@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import BaseModel, field_validator
 
-from jobrelay.domain.errors import InvalidSource, VendorRejected
+from jobrelay.domain.errors import InvalidSource, VendorRejected, VendorTransientError
 from jobrelay.domain.job import Job, Progress
 from jobrelay.domain.status import JobStatus
 from jobrelay.ports import BatchLimits, PollOutcome, StagedBatch, VendorState
-from jobrelay.services.imports import ImportState, ImportSteps
+from jobrelay.services.imports import SETTLE_AFTER, ImportState, ImportSteps
 from tests.fakes import InMemoryJobStore, InMemoryResultStore, InMemoryScratch
 from tests.unit.conftest import Clock
 
@@ -42,6 +42,9 @@ class FakeVendor:
     executed: bool = False
     crash_on: int | None = None
     crash_after_receiving: bool = True
+    raise_instead: Exception | None = None  # what the crashing stage call raises
+    deliver_late: bool = False  # the crashed request is processed later (it timed out on our side)
+    late: list[str] = field(default_factory=list)
     exceptions: list[tuple[int, list[str], str | None]] = field(default_factory=list)
 
     def limits_for(self, job):
@@ -64,7 +67,9 @@ class FakeVendor:
         emails = [c["email"] for c in json.loads(body)["contacts"]]
         crash = self.crash_on == self.stage_calls
         if crash and not self.crash_after_receiving:
-            raise StageCrash("connection reset before the vendor read it")
+            if self.deliver_late:
+                self.late.extend(emails)
+            raise self.raise_instead or StageCrash("connection reset before the vendor read it")
         self.received.extend(emails)
         if crash:
             raise StageCrash("the step died after the vendor acknowledged")
@@ -113,7 +118,7 @@ def world():
 def make(world, data: bytes, fmt: str = "jsonl"):
     clock, store, vendor = world
     results, scratch = InMemoryResultStore(), InMemoryScratch()
-    steps = ImportSteps(store, results, scratch, BytesSource(data), lambda job: vendor, now=clock)
+    steps = ImportSteps(store, results, scratch, BytesSource(data), lambda job: vendor, now=clock, sleep=lambda seconds: settle(world, seconds))
     job = Job(job_id="job_1", operation="mypreferences.bulk_import", vendor="mypreferences", status=JobStatus.STARTING,
               created_at=clock(), deadline_at=clock() + timedelta(hours=12),
               params={"source": "s3://b/uploads/x.jsonl", "format": fmt})
@@ -121,6 +126,14 @@ def make(world, data: bytes, fmt: str = "jsonl"):
 
     store.create(job, TimelineEvent(event="submitted"))
     return steps, results, scratch
+
+
+def settle(world, seconds: float) -> None:
+    """The import's sleep: time passes, and requests the vendor was still processing land."""
+    clock, store, vendor = world
+    clock.advance(seconds)
+    vendor.received.extend(vendor.late)
+    vendor.late.clear()
 
 
 def stage_until_done(steps, store, seconds_left=lambda: 1e9, attempts=20):
@@ -249,3 +262,53 @@ def test_a_csv_file_is_staged_from_its_header_and_reports_lines_as_in_the_file(w
     assert vendor.received == [f"user{n}@example.org" for n in range(1, 10)]
     (failed,) = [f for f in outcome.result.files if f.name == "failed_records.jsonl"]
     assert [json.loads(line)["line"] for line in results.read(failed.s3_uri).splitlines()] == [10]
+
+
+def test_a_batch_refused_with_an_answer_is_sent_again_without_waiting(world):
+    clock, store, vendor = world
+    vendor.crash_on, vendor.crash_after_receiving = 2, False
+    vendor.raise_instead = VendorTransientError("MyPreferences Stage answered HTTP 503")
+    steps, *_ = make(world, records_file(GOOD))
+    steps.open(store.get("job_1"))
+    started = clock()
+
+    with pytest.raises(VendorTransientError):
+        steps.stage(store.get("job_1"), lambda: 1e9)
+    assert ImportState.model_validate(store.get("job_1").checkpoint).in_flight is None
+    stage_until_done(steps, store)
+
+    assert vendor.received == [f"user{n}@example.org" for n in range(1, 13)]
+    assert clock() == started  # no settling wait: the vendor said it did not take the batch
+
+
+def test_a_batch_that_timed_out_but_lands_later_is_not_sent_again(world):
+    clock, store, vendor = world
+    vendor.crash_on, vendor.crash_after_receiving, vendor.deliver_late = 2, False, True
+    vendor.raise_instead = VendorTransientError("MyPreferences Stage timed out", vendor_answered=False)
+    steps, *_ = make(world, records_file(GOOD))
+    steps.open(store.get("job_1"))
+
+    with pytest.raises(VendorTransientError):
+        steps.stage(store.get("job_1"), lambda: 1e9)
+    stage_until_done(steps, store)
+
+    assert vendor.received == [f"user{n}@example.org" for n in range(1, 13)]  # each exactly once
+    reconciled = [e.detail for e in store.timeline("job_1") if e.event == "batch_reconciled"]
+    assert reconciled == [{"batch": 1, "outcome": "arrived"}]
+
+
+def test_a_batch_that_timed_out_and_never_landed_is_sent_again_after_the_settle_window(world):
+    clock, store, vendor = world
+    vendor.crash_on, vendor.crash_after_receiving = 2, False
+    vendor.raise_instead = VendorTransientError("MyPreferences Stage timed out", vendor_answered=False)
+    steps, *_ = make(world, records_file(GOOD))
+    steps.open(store.get("job_1"))
+    with pytest.raises(VendorTransientError):
+        steps.stage(store.get("job_1"), lambda: 1e9)
+    crashed_at = clock()
+
+    stage_until_done(steps, store)
+
+    assert vendor.received == [f"user{n}@example.org" for n in range(1, 13)]
+    assert clock() >= crashed_at + SETTLE_AFTER
+

@@ -15,9 +15,17 @@ class StepError(Exception):
 
 
 class VendorTransientError(StepError):
-    """The vendor answered 5xx/429, timed out or dropped the connection: retried with backoff."""
+    """The vendor answered 5xx/429, timed out or dropped the connection: retried with backoff.
+
+    `vendor_answered` tells the two apart where it matters (a bulk import's stage request): an
+    error answer means the vendor did not take the request; a timeout or a dropped connection means
+    nobody knows whether it did."""
 
     code = "VENDOR_UNAVAILABLE"
+
+    def __init__(self, message: str, *, vendor_answered: bool = True):
+        super().__init__(message)
+        self.vendor_answered = vendor_answered
 
 
 class VendorRejected(StepError):

@@ -14,6 +14,7 @@ batch as staged or sends it again (jobrelay.imports.batches explains the checkpo
 
 import json
 import logging
+import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,7 +22,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from jobrelay.adapters.s3_records import RecordsFileChanged
-from jobrelay.domain.errors import InvalidSource, VendorProtocolError, VendorRejected
+from jobrelay.domain.errors import InvalidSource, VendorProtocolError, VendorRejected, VendorTransientError
 from jobrelay.domain.job import Job, JobPatch, JobResult, Progress, TimelineEvent, utcnow
 from jobrelay.domain.status import JobStatus
 from jobrelay.imports.batches import Batch, Checkpoint, EndOfRecords, cut_batches, validate_records
@@ -35,6 +36,10 @@ SNIFF_BYTES = 64 * 1024
 STAGE_TIME_RESERVE_SECONDS = 120
 # Fail an import whose access token would expire before staging could reasonably end.
 TOKEN_RESERVE = timedelta(minutes=10)
+# A stage request whose answer never came (timeout, dropped connection) may still be processed by
+# the vendor afterwards: a batch the vendor has not counted is only taken as lost this long after
+# it was sent (well past any client read timeout).
+SETTLE_AFTER = timedelta(minutes=3)
 
 
 class InFlight(BaseModel):
@@ -47,6 +52,7 @@ class InFlight(BaseModel):
     count: int
     invalid: int = 0
     excess: int = 0
+    sent_at: datetime | None = None
 
     def as_batch(self) -> Batch:
         """The batch as Checkpoint.after() needs it (its records and body are long gone)."""
@@ -76,6 +82,7 @@ class ImportSteps:
         source: RecordsSource,
         imports_for: Callable[[Job], VendorImports],
         now: Callable[[], datetime] = utcnow,
+        sleep: Callable[[float], None] = time.sleep,
     ):
         self._store = store
         self._results = results
@@ -83,6 +90,7 @@ class ImportSteps:
         self._source = source
         self._imports_for = imports_for
         self._now = now
+        self._sleep = sleep
 
     # --- open -----------------------------------------------------------------------------------
 
@@ -170,17 +178,31 @@ class ImportSteps:
         state.in_flight = InFlight(
             index=batch.index, first_line=batch.first_line, last_end_offset=batch.last_end_offset,
             next_line=batch.next_line, count=batch.count, invalid=batch.invalid, excess=batch.excess,
+            sent_at=self._now(),
         )
         self._save(job, state)
-        staged = vendor.stage(job, batch.body, batch.count)
+        try:
+            staged = vendor.stage(job, batch.body, batch.count)
+        except VendorTransientError as refused:
+            if refused.vendor_answered:  # an error answer: the vendor did not take the batch
+                state.in_flight = None
+                self._save(job, state)
+            raise
         state = self._acknowledged(state, state.in_flight.as_batch())
         self._save(job, state, Progress(percent=0, counts=staged.counts, note=f"staging: {state.checkpoint.staged_records} records staged"))
         return state
 
     def _settle_in_flight(self, job: Job, vendor: VendorImports, state: ImportState) -> ImportState:
-        """A previous step died with a batch in flight: did the vendor get it?"""
-        received = (vendor.poll(job).progress or Progress()).counts.get("received")
+        """A previous step died with a batch in flight: did the vendor get it? A batch it has not
+        counted yet may still arrive (a request that timed out on our side): wait out SETTLE_AFTER
+        from its sending before taking it as lost."""
         staged, in_flight = state.checkpoint.staged_records, state.in_flight
+        received = self._received(job, vendor)
+        if received == staged and in_flight.sent_at is not None:
+            settle_at = in_flight.sent_at + SETTLE_AFTER
+            if self._now() < settle_at:
+                self._sleep((settle_at - self._now()).total_seconds())
+                received = self._received(job, vendor)
         if received == staged + in_flight.count:
             state = self._acknowledged(state, in_flight.as_batch())
             outcome = "arrived"
@@ -195,6 +217,10 @@ class ImportSteps:
         self._save(job, state)
         self._store.append_event(job.job_id, TimelineEvent(at=self._now(), event="batch_reconciled", detail={"batch": in_flight.index, "outcome": outcome}))
         return state
+
+    @staticmethod
+    def _received(job: Job, vendor: VendorImports) -> int | None:
+        return (vendor.poll(job).progress or Progress()).counts.get("received")
 
     @staticmethod
     def _acknowledged(state: ImportState, batch: Batch) -> ImportState:

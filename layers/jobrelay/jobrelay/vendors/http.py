@@ -33,6 +33,6 @@ def transport_errors_as_transient(what: str) -> Iterator[None]:
     try:
         yield
     except httpx.TimeoutException as exc:
-        raise VendorTransientError(f"{what} timed out ({type(exc).__name__})") from exc
+        raise VendorTransientError(f"{what} timed out ({type(exc).__name__})", vendor_answered=False) from exc
     except httpx.TransportError as exc:
-        raise VendorTransientError(f"{what} failed: {type(exc).__name__}") from exc
+        raise VendorTransientError(f"{what} failed: {type(exc).__name__}", vendor_answered=False) from exc
