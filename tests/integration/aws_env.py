@@ -31,6 +31,18 @@ def mocked_aws(monkeypatch: pytest.MonkeyPatch, config: dict[str, Any] | None = 
         yield
 
 
+@contextmanager
+def mocked_bucket(bucket: str) -> Iterator[Any]:
+    """An S3 client under moto with `bucket` created, for module-scoped fixtures (which cannot use
+    the function-scoped monkeypatch fixture)."""
+    import boto3
+
+    with pytest.MonkeyPatch.context() as monkeypatch, mocked_aws(monkeypatch):
+        client = boto3.client("s3")
+        client.create_bucket(Bucket=bucket)
+        yield client
+
+
 @cache
 def template_properties(resource: str) -> dict[str, Any]:
     return load_yaml(TEMPLATE)["Resources"][resource]["Properties"]

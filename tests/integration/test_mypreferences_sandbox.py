@@ -17,6 +17,7 @@ import pytest
 
 from devstack.sandbox.mypreferences import MyPreferencesSandbox, StagedRecord, stage_record
 from jobrelay.vendors.mypreferences.auth import MyPreferencesAccount
+from tests.integration.sandbox_client import SandboxControl
 
 REPO = Path(__file__).resolve().parents[2]
 IMPORT = "/Profiles/Async/SANDBOX_CO/Import"
@@ -47,11 +48,9 @@ def stamp(moment: datetime) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-class Api:
+class Api(SandboxControl):
     """Raw calls to the sandbox, signed with PNAUTHINFO3 unless told otherwise."""
 
-    def __init__(self, sandbox: MyPreferencesSandbox, http: httpx.Client):
-        self.sandbox, self.http = sandbox, http
 
     def call(self, method: str, path: str, *, auth: str | None = None, **kwargs) -> httpx.Response:
         header = auth if auth is not None else sign(self.sandbox, stamp(datetime.now(UTC) - timedelta(seconds=1)))
@@ -77,14 +76,6 @@ class Api:
             assert time.monotonic() < deadline, f"import {token} stayed {answer['Status']}"
             time.sleep(0.02)
         return answer
-
-    def configure(self, **changes) -> dict:
-        answer = self.http.post(f"{self.sandbox.base_url}/_sandbox/config", json=changes)
-        assert answer.status_code == 200, answer.text
-        return answer.json()
-
-    def control(self, route: str) -> list | dict:
-        return self.http.get(f"{self.sandbox.base_url}/_sandbox/{route}").json()
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ import pytest
 from devstack.sandbox.http import RecordingServer
 from devstack.sandbox.pinpointe import STREAM_PIECE_CHARS, PinpointeSandbox, SandboxJob, result_document
 from jobrelay.vendors.pinpointe.adapter import PinpointeAccount
+from tests.integration.sandbox_client import SandboxControl
 
 REPO = Path(__file__).resolve().parents[2]
 TOKEN = "sandbox-token-4f1e2d"
@@ -41,11 +42,9 @@ def receiver() -> Iterator[RecordingServer]:
         yield running
 
 
-class Api:
+class Api(SandboxControl):
     """Raw calls to the sandbox's /apijson.php with its credentials."""
 
-    def __init__(self, sandbox: PinpointeSandbox, http: httpx.Client):
-        self.sandbox, self.http = sandbox, http
 
     def call(self, requesttype: str, requestmethod: str, details: object = None, **envelope) -> httpx.Response:
         body = {"username": self.sandbox.username, "usertoken": TOKEN}
@@ -65,14 +64,6 @@ class Api:
     def entry(self, jobid: str) -> dict:
         (entry,) = self.status({"jobids": [jobid]}).json()["data"]["jobs"]
         return entry
-
-    def configure(self, **changes) -> dict:
-        answer = self.http.post(f"{self.sandbox.base_url}/_sandbox/config", json=changes)
-        assert answer.status_code == 200, answer.text
-        return answer.json()
-
-    def control(self, route: str) -> list | dict:
-        return self.http.get(f"{self.sandbox.base_url}/_sandbox/{route}").json()
 
     def deliveries(self, count: int, timeout: float = 5.0) -> list[dict]:
         """The sandbox's webhook records once there are `count` of them (it records after each POST)."""

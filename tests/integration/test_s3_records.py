@@ -8,7 +8,6 @@ import tracemalloc
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 
 from jobrelay.adapters.s3_records import FailureReport, RecordsFileChanged, S3RecordsSource
@@ -16,7 +15,7 @@ from jobrelay.adapters.s3_results import MiB, S3ResultStore
 from jobrelay.imports.batches import Batch, cut_batches, validate_records
 from jobrelay.imports.records import SourceRecord, read_header, read_records
 from jobrelay.ports import BatchLimits, RecordFailure
-from tests.integration.aws_env import mocked_aws
+from tests.integration.aws_env import mocked_bucket
 
 BUCKET = "jobrelay-results"
 BIG = f"s3://{BUCKET}/uploads/big.jsonl"
@@ -24,9 +23,7 @@ BIG = f"s3://{BUCKET}/uploads/big.jsonl"
 
 @pytest.fixture(scope="module")
 def s3() -> Iterator[Any]:
-    with pytest.MonkeyPatch.context() as monkeypatch, mocked_aws(monkeypatch):
-        client = boto3.client("s3")
-        client.create_bucket(Bucket=BUCKET)
+    with mocked_bucket(BUCKET) as client:
         yield client
 
 

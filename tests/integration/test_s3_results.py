@@ -17,16 +17,14 @@ from jobrelay.adapters.s3_results import MIN_PART_SIZE, MiB, S3ResultStore
 from jobrelay.ports import ResultStore
 from jobrelay.settings import Settings
 from tests.fakes import InMemoryResultStore
-from tests.integration.aws_env import mocked_aws
+from tests.integration.aws_env import mocked_bucket
 
 BUCKET = "jobrelay-results"
 
 
 @pytest.fixture(scope="module")
 def s3() -> Iterator[Any]:
-    with pytest.MonkeyPatch.context() as monkeypatch, mocked_aws(monkeypatch):
-        client = boto3.client("s3")
-        client.create_bucket(Bucket=BUCKET)
+    with mocked_bucket(BUCKET) as client:
         yield client
 
 
