@@ -1,0 +1,575 @@
+"""A Which50 simulator: the contact-list import jobs as VENDORS.md section 3 describes them, over real
+sockets.
+
+Routes, under the inferred application root `/Which50API` (VENDORS.md 3.1, Unknown 17) that the
+jobrelay Which50 adapter assumes; the call kind `fault_methods` names is on the right:
+
+    GET  /Which50API/contactLists                                        lists
+    GET  /Which50API/contactLists/<listId>                               list
+    GET  /Which50API/contactLists/<listId>/fields                        fields
+    POST /Which50API/contactLists/<listId>/import                        create   {"FieldNames": [...]}
+    POST /Which50API/contactLists/<listId>/import/<jobId>                batch    [Contact, ...]
+    POST /Which50API/contactLists/<listId>/import/<jobId>/run?customevents=&match=   run
+    GET  /Which50API/contactLists/<listId>/import/<jobId>                status
+
+Every API call needs `Authorization: ApiKey <key>` (the assumed scheme, VENDORS.md 3.2); errors are
+the ASP.NET default `{"Message": ...}` (3.5). A batch answers an echo of its contacts with their
+ValidationWarnings (the assumed answer, Unknown 19). `run` moves a job to Running, its
+ProgressPercent rising with time over `process_seconds`, then to Completed (or Failed), when its
+contacts are applied to the list and the counters become final: invalid emails and SMS numbers are
+counted (an invalid email without a valid SMS number is not imported); a contact naming an
+EncContactId updates it, or is not updated when the list does not know it; one whose identity
+(lower-cased email, else SMS number) the list already holds, seeded, imported before or earlier in
+the job, is updated; the others are inserted; one with nothing to identify it is not updated. A
+second `run` answers the job as it is but is counted; a batch after `run` is a 409 (Unknown 20).
+Per contact only its identity and three flags are kept, never its Values.
+
+Extra control route: GET /_sandbox/imports (every job with its counters, every list with its count,
+and the most jobs running at once). Run it alone with `python -m devstack.sandbox.which50 --port 3300`.
+"""
+
+import argparse
+import itertools
+import json
+import re
+import secrets
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import Field
+
+from devstack.sandbox.http import (
+    LOOPBACK,
+    FaultConfig,
+    Request,
+    Response,
+    SandboxServer,
+    iso_utc,
+    serve_until_interrupted,
+)
+
+API_ROOT = "/Which50API"
+API_KEY_SCHEME = "ApiKey"
+DENIED = "Authorization has been denied for this request."
+FORBIDDEN = "The API key lacks permission for this resource."
+FIRST_JOB_ID = 345
+FAILED_AT_PERCENT = 40  # where the ProgressPercent of a job made to fail stays
+EMAIL = re.compile(r"[^@\s]+@[^@\s.]+(?:\.[^@\s.]+)+")
+SMS = re.compile(r"\+?(\d{8,15})")
+
+# The account's lists as the sandbox starts (and resets to). Contacts are (EncContactId, email,
+# SMS number); the mobile-only one is known by its number.
+SEED_LISTS: Mapping[int, Mapping[str, Any]] = {
+    12: {
+        "Name": "Newsletter",
+        "Fields": [("Email", "Email", None), ("FirstName", "Text", None), ("LastName", "Text", None),
+                   ("Mobile", "Sms", None), ("Country", "Text", "IE")],
+        "Contacts": [("W50-12-0001", "ada@example.org", None), ("W50-12-0002", "bob@example.org", "+447700900123"),
+                     ("W50-12-0003", None, "353871234567")],
+    },
+    31: {
+        "Name": "Customers",
+        "Fields": [("Email", "Email", None), ("CustomerId", "Text", None), ("Tier", "Text", "Standard")],
+        "Contacts": [],
+    },
+}  # fmt: skip
+
+Kind = Literal["lists", "list", "fields", "create", "batch", "run", "status"]
+
+
+class Which50Config(FaultConfig):
+    """What tests switch through POST /_sandbox/config. A job's duration and failure are fixed when
+    it is run; faults (`fault_methods` names the call kinds above) apply to the calls that come next.
+    A `timeouts` fault is carried out first and answered after the hang, so a batch that times out
+    is recorded, as one whose answer is lost (`lost_answers`); a 5xx is answered before anything is
+    done."""
+
+    process_seconds: float = Field(default=1.0, ge=0, description="from run to Completed/Failed")
+    max_batch_contacts: int = Field(default=10_000, ge=1, description="a larger batch answers 400")
+    fail_jobs: bool | str = Field(default=False, description="jobs run end Failed (a string: that CurrentStatus)")
+    forbidden: bool = Field(default=False, description="every call with the right key answers 403")
+    slow_seconds: float = Field(default=0.0, ge=0, description="every call waits this long before answering")
+
+
+class Refused(Exception):
+    """An answer other than 200, with ASP.NET's {"Message": ...} body."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Route:
+    kind: Kind
+    list_id: int | None = None
+    job_id: int | None = None
+
+
+def route_of(method: str, path: str) -> Route | None:
+    """The API route of a request; raises Refused(405) for a known path with another method."""
+    # ASP.NET matches routes case-insensitively, and its ids are int-constrained: "x" is no route.
+    if not path.lower().startswith(API_ROOT.lower() + "/"):
+        return None
+    segments = path[len(API_ROOT) + 1 :].strip("/").lower().split("/")
+    methods: dict[str, Kind] = {}
+    ids: list[int] = []
+    match segments:
+        case ["contactlists"]:
+            methods = {"GET": "lists"}
+        case ["contactlists", list_id] if list_id.isdigit():
+            methods, ids = {"GET": "list"}, [int(list_id)]
+        case ["contactlists", list_id, "fields"] if list_id.isdigit():
+            methods, ids = {"GET": "fields"}, [int(list_id)]
+        case ["contactlists", list_id, "import"] if list_id.isdigit():
+            methods, ids = {"POST": "create"}, [int(list_id)]
+        case ["contactlists", list_id, "import", job_id] if list_id.isdigit() and job_id.isdigit():
+            methods, ids = {"POST": "batch", "GET": "status"}, [int(list_id), int(job_id)]
+        case ["contactlists", list_id, "import", job_id, "run"] if list_id.isdigit() and job_id.isdigit():
+            methods, ids = {"POST": "run"}, [int(list_id), int(job_id)]
+        case _:
+            return None
+    if method not in methods:
+        raise Refused(405, f"The requested resource does not support http method '{method}'.")
+    return Route(methods[method], *ids)
+
+
+# --- lists and contacts ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SchemaField:
+    id: int
+    name: str
+    map_type: str
+    default: str | None
+    position: int
+
+    def answer(self) -> dict[str, Any]:
+        return {"Id": self.id, "Name": self.name, "DefaultValue": self.default, "MapType": self.map_type,
+                "Position": self.position, "ContactSchemaFieldValues": []}  # fmt: skip
+
+
+@dataclass
+class ContactList:
+    id: int
+    name: str
+    fields: dict[str, SchemaField]
+    known_ids: frozenset[str]  # the EncContactIds an update may name (imported contacts get none we show)
+    keys: set[str]  # the identity keys of its contacts
+    count: int
+
+    @classmethod
+    def seeded(cls, list_id: int, seed: Mapping[str, Any]) -> "ContactList":
+        fields = {
+            name: SchemaField(list_id * 100 + position, name, map_type, default, position)
+            for position, (name, map_type, default) in enumerate(seed["Fields"], start=1)
+        }
+        keys = set()
+        for enc_id, email, sms in seed["Contacts"]:
+            keys.add(f"i:{enc_id}")
+            if email:
+                keys.add(f"e:{email.lower()}")
+            if sms:
+                keys.add(f"s:{sms.removeprefix('+')}")
+        enc_ids = frozenset(enc_id for enc_id, _, _ in seed["Contacts"])
+        return cls(list_id, seed["Name"], fields, enc_ids, keys, len(seed["Contacts"]))
+
+    def answer(self) -> dict[str, Any]:
+        return {"Id": self.id, "Name": self.name, "Count": self.count}
+
+
+@dataclass(frozen=True, slots=True)
+class StagedContact:
+    """What the sandbox keeps of one posted contact: enough to count it when its job completes.
+
+    `key` is None when the contact cannot be imported (an invalid email and no valid SMS number,
+    an unknown EncContactId, nothing that identifies it)."""
+
+    key: str | None  # "e:<email>" | "s:<digits>" | "i:<EncContactId>"
+    invalid_email: bool
+    invalid_sms: bool
+    not_updatable: bool  # counts in NotUpdatedContacts
+
+
+def stage_contact(
+    contact: Any, contact_list: ContactList, field_names: tuple[str, ...]
+) -> tuple[StagedContact, dict[str, Any]]:
+    """Check one contact of a batch: what the sandbox keeps of it, and its echo with warnings."""
+    if not isinstance(contact, dict):
+        raise Refused(400, "The request is invalid: every contact must be an object")
+    values = contact.get("Values")
+    values = {} if values is None else values
+    enc_id = contact.get("EncContactId")
+    list_id = contact.get("ListId", 0)  # a missing int binds as 0 in ASP.NET
+    if not isinstance(values, dict):
+        raise Refused(400, "The request is invalid: Values must be an object")
+    if enc_id is not None and not isinstance(enc_id, str):
+        raise Refused(400, "The request is invalid: EncContactId must be a string")
+    if not isinstance(list_id, int) or isinstance(list_id, bool):
+        raise Refused(400, "The request is invalid: ListId must be a number")
+    warnings = [f"Unknown field '{name}'" for name in values if name not in field_names]
+    if list_id != contact_list.id:
+        warnings.append(f"ListId {list_id} does not match ContactList {contact_list.id}")
+    email, invalid_email = _first_valid(values, field_names, contact_list, "Email", warnings)
+    sms, invalid_sms = _first_valid(values, field_names, contact_list, "Sms", warnings)
+    key, not_updatable = None, False
+    if invalid_email and sms is None:
+        pass  # counted as an invalid email, not imported
+    elif enc_id:
+        known = enc_id in contact_list.known_ids
+        key, not_updatable = (f"i:{enc_id}" if known else None), not known
+    elif email is not None:
+        key = f"e:{email.lower()}"
+    elif sms is not None:
+        key = f"s:{sms}"
+    elif not invalid_sms:
+        not_updatable = True
+        warnings.append("No email address, SMS number or EncContactId identifies the contact")
+    echo = {"EncContactId": enc_id, "ListId": list_id, "Values": values, "ValidationWarnings": warnings}
+    return StagedContact(key, invalid_email, invalid_sms, not_updatable), echo
+
+
+def _first_valid(
+    values: dict[str, Any], field_names: tuple[str, ...], contact_list: ContactList, map_type: str, warnings: list[str]
+) -> tuple[str | None, bool]:
+    """The first valid value among the job's fields of `map_type` (an SMS number without its +), and
+    whether an invalid one was found (each noted in `warnings`)."""
+    valid, invalid = None, False
+    for name in field_names:
+        schema_field = contact_list.fields[name]
+        value = values.get(name)
+        if schema_field.map_type != map_type or value is None or value == "":
+            continue
+        if map_type == "Sms" and isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)  # a number sent as a JSON number
+        if map_type == "Email":
+            checked = value if isinstance(value, str) and EMAIL.fullmatch(value) else None
+        else:
+            found = SMS.fullmatch(value) if isinstance(value, str) else None
+            checked = found.group(1) if found else None
+        if checked is None:
+            invalid = True
+            label = "email address" if map_type == "Email" else "SMS number"
+            warnings.append(f"Invalid {label}: '{value}'")
+        elif valid is None:
+            valid = checked
+    return valid, invalid
+
+
+# --- import jobs --------------------------------------------------------------------------------------
+
+
+@dataclass
+class SandboxJob:
+    id: int
+    list_id: int
+    field_names: tuple[str, ...]
+    created: float
+    contacts: list[StagedContact] = field(default_factory=list)
+    batches: int = 0
+    run_calls: int = 0
+    started: float | None = None
+    process_seconds: float = 0.0
+    failure: str | None = None  # the CurrentStatus a job made to fail ends with
+    customevents: list[str] | None = None
+    match: list[str] | None = None
+    counts: dict[str, int] | None = None  # the final counters, once completed
+
+    @property
+    def ends(self) -> float | None:
+        """When it completes or fails (None before run)."""
+        if self.started is None:
+            return None
+        share = FAILED_AT_PERCENT / 100 if self.failure else 1.0
+        return self.started + self.process_seconds * share
+
+    def progress_at(self, now: float) -> tuple[str, int]:
+        """(CurrentStatus, ProgressPercent): rising linearly from run to the end of processing."""
+        if self.started is None:
+            return "Created", 0
+        ends = self.ends
+        assert ends is not None
+        if now >= ends:
+            return (self.failure, FAILED_AT_PERCENT) if self.failure else ("Completed", 100)
+        return "Running", min(99, int(100 * (now - self.started) / self.process_seconds))
+
+    def answer(self, now: float) -> dict[str, Any]:
+        """The ImportJob model; counters are 0 until the job completes (Which50 reports none sooner)."""
+        status, percent = self.progress_at(now)
+        counts = self.counts if status == "Completed" and self.counts else {}
+        inserted, updated = counts.get("inserted", 0), counts.get("updated", 0)
+        return {
+            "Id": self.id,
+            "ContactListId": self.list_id,
+            "InvalidEmailCount": counts.get("invalid_email", 0),
+            "InvalidSmsCount": counts.get("invalid_sms", 0),
+            "ProgressPercent": percent,
+            "CurrentStatus": status,
+            "StartDate": _vendor_time(self.started) if self.started is not None else None,
+            "FinishDate": _vendor_time(self.ends) if self.ends is not None and now >= self.ends else None,
+            "InsertedContacts": inserted,
+            "UpdatedContacts": updated,
+            "DroppedContacts": 0,
+            "NotUpdatedContacts": counts.get("not_updated", 0),
+            "TotalContacts": inserted + updated,
+        }
+
+    def summary(self, now: float) -> dict[str, Any]:
+        status, percent = self.progress_at(now)
+        return {
+            "id": self.id,
+            "list_id": self.list_id,
+            "field_names": list(self.field_names),
+            "batches": self.batches,
+            "contacts_received": len(self.contacts),
+            "run_calls": self.run_calls,
+            "customevents": self.customevents,
+            "match": self.match,
+            "status": status,
+            "progress_percent": percent,
+            "created_at": iso_utc(self.created),
+        }
+
+
+def apply_contacts(job: SandboxJob, contact_list: ContactList) -> dict[str, int]:
+    """Import a completed job's contacts into its list, in the order they were posted; its counters."""
+    counts = dict.fromkeys(("inserted", "updated", "not_updated", "invalid_email", "invalid_sms"), 0)
+    for contact in job.contacts:
+        counts["invalid_email"] += contact.invalid_email
+        counts["invalid_sms"] += contact.invalid_sms
+        if contact.not_updatable:
+            counts["not_updated"] += 1
+        elif contact.key is None:
+            continue
+        elif contact.key in contact_list.keys:  # seeded, imported before, or earlier in this job
+            counts["updated"] += 1
+        else:
+            contact_list.keys.add(contact.key)
+            contact_list.count += 1
+            counts["inserted"] += 1
+    return counts
+
+
+def _vendor_time(timestamp: float) -> str:
+    """UTC without an offset, to the second (the assumed .NET date, VENDORS.md 3.6)."""
+    return datetime.fromtimestamp(timestamp, UTC).replace(tzinfo=None).isoformat(timespec="seconds")
+
+
+def _failure_status(fail_jobs: bool | str) -> str | None:
+    if isinstance(fail_jobs, str):
+        return fail_jobs or None
+    return "Failed" if fail_jobs else None
+
+
+def _names(request: Request, name: str) -> list[str] | None:
+    """A comma-separated query parameter (customevents=A,B) as a list; None when not given."""
+    given = request.query.get(name)
+    if given is None:
+        return None
+    return [part.strip() for value in given for part in value.split(",") if part.strip()]
+
+
+# --- the sandbox ----------------------------------------------------------------------------------
+
+
+class Which50Sandbox(SandboxServer[Which50Config]):
+    config_model = Which50Config
+
+    def __init__(self, host: str = LOOPBACK, port: int = 0, *, process_seconds: float = 1.0, **config: Any):
+        super().__init__(host, port, process_seconds=process_seconds, **config)
+        self._api_key = secrets.token_urlsafe(32)
+        self._job_ids = itertools.count(FIRST_JOB_ID)  # never reset: a stale job id must not match
+        self._lists: dict[int, ContactList] = {}
+        self._jobs: dict[int, SandboxJob] = {}
+        self._max_concurrent_running = 0
+        self.on_reset()
+
+    def account_secret(self) -> dict[str, Any]:
+        """The secret a Which50 account holds to reach this sandbox (over http: allowed for it)."""
+        return {"base_url": self.base_url + API_ROOT, "api_key": self._api_key, "allow_http": True}
+
+    def on_reset(self) -> None:
+        self._lists = {list_id: ContactList.seeded(list_id, seed) for list_id, seed in SEED_LISTS.items()}
+        self._jobs.clear()
+        self._max_concurrent_running = 0
+
+    # --- routes ------------------------------------------------------------------------------------
+
+    def handle(self, request: Request) -> Response:
+        try:
+            route = route_of(request.method, request.path)
+        except Refused as refused:
+            return Response.json({"Message": refused.message}, refused.status).noted(method=request.method)
+        kind = route.kind if route else None
+        note = {"method": request.method, "kind": kind, "list_id": route and route.list_id,
+                "job_id": route and route.job_id}  # fmt: skip
+        # The faults of the base, in its order, except that a timeout hangs after the work is done.
+        if self.take("http_5xx", kind):
+            return Response(503, b"Service Unavailable", "text/plain").noted(**note, fault="http_5xx")
+        hang = self.take("timeouts", kind)
+        if not hang and self.take("malformed", kind):
+            malformed = Response(200, b"<html><body>Runtime Error</body></html>", "text/html")
+            return malformed.noted(**note, fault="malformed")
+        if self.config.slow_seconds and self.faults_apply_to(kind):
+            self.pause(self.config.slow_seconds)
+        try:
+            if route is None:
+                raise Refused(404, f"No HTTP resource was found that matches the request URI '{request.path}'.")
+            self._authorise(request)
+            answer = self._api(request, route)
+        except Refused as refused:
+            answer = Response.json({"Message": refused.message}, refused.status)
+        if hang:
+            self.pause(self.config.timeout_hang_seconds)  # done, but the client has given up by now
+        return answer.noted(**note, fault="timeouts" if hang else None)
+
+    def control(self, request: Request) -> Response | None:
+        if (request.method, request.path) == ("GET", "/_sandbox/imports"):
+            with self.lock:
+                now = self._settle()
+                return Response.json(
+                    {
+                        "jobs": [job.summary(now) for job in self._jobs.values()],
+                        "lists": [{"id": lst.id, "name": lst.name, "count": lst.count} for lst in self._lists.values()],
+                        "max_concurrent_running": self._max_concurrent_running,
+                    }
+                )
+        return None
+
+    def _authorise(self, request: Request) -> None:
+        scheme, _, key = request.headers.get("Authorization", "").strip().partition(" ")
+        if scheme != API_KEY_SCHEME or not secrets.compare_digest(key.strip().encode(), self._api_key.encode()):
+            raise Refused(401, DENIED)
+        if self.config.forbidden:  # a known key without the permission: 401 comes first
+            raise Refused(403, FORBIDDEN)
+
+    def _api(self, request: Request, route: Route) -> Response:
+        if route.kind == "batch":
+            return self._batch(request, route)  # parses its body outside the lock
+        with self.lock:
+            now = self._settle()
+            if route.kind == "lists":
+                return Response.json([lst.answer() for lst in self._lists.values()])
+            contact_list = self._list(route.list_id)
+            if route.kind == "list":
+                return Response.json(contact_list.answer())
+            if route.kind == "fields":
+                return Response.json([f.answer() for f in contact_list.fields.values()])
+            if route.kind == "create":
+                return self._create(_json(request), contact_list, now)
+            job = self._job(contact_list, route.job_id)
+            if route.kind == "run":
+                return self._run(request, job, now)
+            return Response.json(job.answer(now))
+
+    # --- state, under the lock -------------------------------------------------------------------
+
+    def _settle(self) -> float:
+        """Apply every job that has completed by now to its list, in the order they completed (a
+        contact two jobs import is inserted by the first); the time it settled to."""
+        now = time.time()
+        done = [job for job in self._jobs.values() if job.counts is None and job.ends is not None and job.ends <= now]
+        for job in sorted(done, key=lambda job: (job.ends, job.id)):
+            if job.failure:
+                job.counts = {}  # a failed job imports nothing
+            else:
+                job.counts = apply_contacts(job, self._lists[job.list_id])
+        return now
+
+    def _list(self, list_id: int | None) -> ContactList:
+        contact_list = self._lists.get(list_id) if list_id is not None else None
+        if contact_list is None:
+            raise Refused(404, f"ContactList {list_id} was not found.")
+        return contact_list
+
+    def _job(self, contact_list: ContactList, job_id: int | None) -> SandboxJob:
+        job = self._jobs.get(job_id) if job_id is not None else None
+        if job is None or job.list_id != contact_list.id:
+            raise Refused(404, f"ImportJob {job_id} was not found.")
+        return job
+
+    # --- the import calls --------------------------------------------------------------------------
+
+    def _create(self, body: Any, contact_list: ContactList, now: float) -> Response:
+        names = body.get("FieldNames") if isinstance(body, dict) else None
+        if not isinstance(names, list) or not names or not all(isinstance(name, str) for name in names):
+            raise Refused(400, "FieldNames must be a non-empty array of field names")
+        unknown = [name for name in names if name not in contact_list.fields]
+        if unknown:
+            raise Refused(400, f"Unknown field(s) for ContactList {contact_list.id}: {', '.join(unknown)}")
+        job = SandboxJob(next(self._job_ids), contact_list.id, tuple(dict.fromkeys(names)), now)
+        self._jobs[job.id] = job
+        return Response.json(job.answer(now)).noted(job_id=job.id)
+
+    def _batch(self, request: Request, route: Route) -> Response:
+        with self.lock:
+            self._settle()
+            contact_list = self._list(route.list_id)
+            job = self._not_run(self._job(contact_list, route.job_id))
+        contacts = _json(request)
+        if not isinstance(contacts, list):
+            raise Refused(400, "The request is invalid: the body must be an array of contacts")
+        limit = self.config.max_batch_contacts
+        if len(contacts) > limit:
+            raise Refused(400, f"A batch holds at most {limit} contacts")
+        staged, echoes = [], []
+        for contact in contacts:
+            kept, echo = stage_contact(contact, contact_list, job.field_names)
+            staged.append(kept)
+            echoes.append(echo)
+        with self.lock:
+            self._not_run(job)  # again: a run may have come in while this batch was checked
+            job.contacts += staged
+            job.batches += 1
+        return Response.json(echoes).noted(contacts=len(staged))
+
+    @staticmethod
+    def _not_run(job: SandboxJob) -> SandboxJob:
+        if job.started is not None:
+            raise Refused(409, f"ImportJob {job.id} has already been run")
+        return job
+
+    def _run(self, request: Request, job: SandboxJob, now: float) -> Response:
+        job.run_calls += 1  # every call, so that tests see a second run
+        if job.started is None:
+            job.started = now
+            job.process_seconds = self.config.process_seconds
+            job.failure = _failure_status(self.config.fail_jobs)
+            job.customevents, job.match = _names(request, "customevents"), _names(request, "match")
+            # The most jobs running at once is reached when one starts: count them now. There is
+            # one API key per sandbox, so this is the most of one key's jobs.
+            running = sum(other.progress_at(now)[0] == "Running" for other in self._jobs.values())
+            self._max_concurrent_running = max(self._max_concurrent_running, running)
+        return Response.json(job.answer(now)).noted(run_calls=job.run_calls)
+
+
+def _json(request: Request) -> Any:
+    try:
+        return request.json()
+    except ValueError:
+        raise Refused(400, "The request is invalid: the body is not JSON") from None
+
+
+# --- standalone -----------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Run the Which50 sandbox on 127.0.0.1.")
+    parser.add_argument("--port", type=int, default=3300, help="0 picks a free port")
+    parser.add_argument("--process-seconds", type=float, default=1.0)
+    args = parser.parse_args(argv)
+    sandbox = Which50Sandbox(port=args.port, process_seconds=args.process_seconds).start()
+    serve_until_interrupted(
+        sandbox,
+        f"Which50 sandbox on {sandbox.base_url}",
+        f"account secret: {json.dumps(sandbox.account_secret())}",
+    )
+
+
+if __name__ == "__main__":
+    main()
