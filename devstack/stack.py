@@ -111,6 +111,12 @@ def mypreferences_sandbox(host: str, port: int, *, process_seconds: float) -> Sa
     return MyPreferencesSandbox(host, port, process_seconds=process_seconds)
 
 
+def which50_sandbox(host: str, port: int, *, process_seconds: float) -> Sandbox:
+    from devstack.sandbox.which50 import Which50Sandbox  # imported when a stack starts
+
+    return Which50Sandbox(host, port, process_seconds=process_seconds)
+
+
 def _account_secret(sandbox: Any) -> dict[str, Any]:
     return sandbox.account_secret()
 
@@ -145,6 +151,12 @@ VENDORS: Mapping[str, SandboxVendor] = {
         factory=mypreferences_sandbox,
         settings={"run": {"process_seconds": 5}, "test": {"process_seconds": 0.5}},
         secret=_pnauthinfo3_secret,
+    ),
+    "which50": SandboxVendor(
+        title="Which50",
+        default_port=3300,
+        factory=which50_sandbox,
+        settings={"run": {"process_seconds": 5}, "test": {"process_seconds": 0.5}},
     ),
 }
 PRIMARY_SANDBOX = "pinpointe"  # the ready file's `sandbox_url`, kept for the clients that predate `sandboxes`
@@ -272,6 +284,10 @@ class LocalStack:
     @property
     def mypreferences_url(self) -> str:
         return self.sandboxes["mypreferences"]
+
+    @property
+    def which50_url(self) -> str:
+        return self.sandboxes["which50"]
 
     def ready_info(self) -> dict[str, Any]:
         """What a client needs to reach the stack (the --ready-file's content)."""
