@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import BaseModel, field_validator
 
-from jobrelay.domain.errors import InvalidSource, VendorRejected, VendorTransientError
-from jobrelay.domain.job import Job, Progress
+from jobrelay.domain.errors import InvalidSource, VendorProtocolError, VendorRejected, VendorTransientError
+from jobrelay.domain.job import Job, JobPatch, Progress
 from jobrelay.domain.status import JobStatus
 from jobrelay.ports import BatchLimits, PollOutcome, StagedBatch, VendorState
 from jobrelay.services.imports import SETTLE_AFTER, ImportState, ImportSteps
@@ -46,6 +46,16 @@ class FakeVendor:
     deliver_late: bool = False  # the crashed request is processed later (it timed out on our side)
     late: list[str] = field(default_factory=list)
     exceptions: list[tuple[int, list[str], str | None]] = field(default_factory=list)
+    counts_received: bool = True  # False: like Which50, it cannot say what it received before the run
+    imports_opened: int = 0
+    received_by_import: dict[int, list[str]] = field(default_factory=dict)
+    warn_about: str | None = None  # an email it answers a warning for
+    execute_calls: int = 0
+    execute_fails: list[Exception] = field(default_factory=list)  # raised by the next execute calls, in order
+    started: bool = False  # the run reached the vendor (an execute that raised may still have)
+    execute_lands_anyway: bool = False
+    shortfall_counts: tuple[str, ...] = ("refused",)
+    refused: int = 0
 
     def limits_for(self, job):
         return BatchLimits(max_bytes=self.max_bytes)
@@ -60,7 +70,9 @@ class FakeVendor:
         return json.dumps({"contacts": [r.model_dump() for r in records]}, separators=(",", ":")).encode()
 
     def open(self, job):
-        return {"access_token": 7, "expires_at": (job.created_at + timedelta(hours=6)).isoformat()}
+        self.imports_opened += 1
+        self.received = self.received_by_import.setdefault(self.imports_opened, [])
+        return {"access_token": 7, "import": self.imports_opened, "expires_at": (job.created_at + timedelta(hours=6)).isoformat()}
 
     def stage(self, job, body, records):
         self.stage_calls += 1
@@ -73,13 +85,27 @@ class FakeVendor:
         self.received.extend(emails)
         if crash:
             raise StageCrash("the step died after the vendor acknowledged")
-        return StagedBatch(counts={"received": len(self.received)})
+        warnings = [(i, [f"suspicious: {e}"]) for i, e in enumerate(emails) if e == self.warn_about]
+        return StagedBatch(counts=self._counts(), warnings=warnings)
+
+    def _counts(self):
+        return {"received": len(self.received), "refused": self.refused} if self.counts_received else {"refused": self.refused}
 
     def execute(self, job):
-        self.executed = True
+        self.execute_calls += 1
+        if self.started:  # like the adapters: asks first, never runs twice
+            return
+        if self.execute_fails:
+            failure = self.execute_fails.pop(0)
+            self.started = self.execute_lands_anyway
+            raise failure
+        self.started = self.executed = True
 
     def poll(self, job):
-        return PollOutcome(state=VendorState.RUNNING, raw_status="Staging", progress=Progress(counts={"received": len(self.received)}))
+        return PollOutcome(state=VendorState.RUNNING, raw_status="Staging", progress=Progress(counts=self._counts()))
+
+    def cancel(self, job):
+        return False
 
     def failures(self, job):
         return iter(self.exceptions)
@@ -312,3 +338,106 @@ def test_a_batch_that_timed_out_and_never_landed_is_sent_again_after_the_settle_
     assert vendor.received == [f"user{n}@example.org" for n in range(1, 13)]
     assert clock() >= crashed_at + SETTLE_AFTER
 
+
+
+# --- vendors that count nothing before the run (Which50) ------------------------------------------
+
+
+def test_a_batch_of_unknown_fate_at_a_vendor_that_counts_nothing_restarts_the_import(world):
+    clock, store, vendor = world
+    vendor.counts_received = False
+    vendor.crash_on, vendor.crash_after_receiving, vendor.deliver_late = 2, False, True
+    vendor.raise_instead = VendorTransientError("Which50 AddBatch timed out", vendor_answered=False)
+    steps, *_ = make(world, records_file(GOOD))
+    steps.open(store.get("job_1"))
+    with pytest.raises(VendorTransientError):
+        steps.stage(store.get("job_1"), lambda: 1e9)
+
+    stage_until_done(steps, store)
+
+    everyone = [f"user{n}@example.org" for n in range(1, 13)]
+    assert vendor.imports_opened == 2 and vendor.received_by_import[2] == everyone  # the run import: each once
+    assert store.get("job_1").vendor_ref["import"] == 2 and vendor.executed
+    (restart,) = [e.detail for e in store.timeline("job_1") if e.event == "import_restarted"]
+    assert restart["abandoned"]["import"] == 1 and "access_token" not in restart["abandoned"]
+    assert ImportState.model_validate(store.get("job_1").checkpoint).restarts == 1
+
+
+def test_restarts_are_bounded(world):
+    clock, store, vendor = world
+    vendor.counts_received = False
+    vendor.raise_instead = VendorTransientError("Which50 AddBatch timed out", vendor_answered=False)
+    vendor.crash_after_receiving = False
+    steps, *_ = make(world, records_file(GOOD))
+    steps.open(store.get("job_1"))
+    for _ in range(4):
+        vendor.crash_on = vendor.stage_calls + 1
+        with pytest.raises(VendorTransientError):
+            steps.stage(store.get("job_1"), lambda: 1e9)
+    with pytest.raises(VendorProtocolError, match="started afresh 3 times"):
+        steps.stage(store.get("job_1"), lambda: 1e9)
+
+
+def test_vendor_warnings_about_records_are_reported_by_line(world):
+    clock, store, vendor = world
+    vendor.warn_about = "user5@example.org"
+    steps, results, _ = make(world, records_file(['{"email": "bad"}', *GOOD]))
+    steps.open(store.get("job_1"))
+    stage_until_done(steps, store)
+    store.update("job_1", JobPatch(progress=vendor.poll(None).progress))  # what the Poll step leaves
+
+    outcome = steps.collect(store.get("job_1"))
+
+    (warned,) = [f for f in outcome.result.files if f.name == "validation_warnings.jsonl"]
+    assert [json.loads(line) for line in results.read(warned.s3_uri).splitlines()] == [
+        {"line": 6, "warnings": ["suspicious: user5@example.org"]}
+    ]
+    summary = json.loads(results.read(outcome.result.s3_uri))
+    assert summary["validation_warnings"] == 1 and summary["reconciled"] is True
+
+
+def test_a_vendor_shortfall_count_makes_the_import_partial(world):
+    clock, store, vendor = world
+    vendor.counts_received, vendor.refused = False, 2
+    steps, results, _ = make(world, records_file(GOOD[:3]))
+    steps.open(store.get("job_1"))
+    stage_until_done(steps, store)
+    store.update("job_1", JobPatch(progress=vendor.poll(None).progress))
+
+    outcome = steps.collect(store.get("job_1"))
+
+    assert outcome.partial and [f.name for f in outcome.result.files] == ["summary.json"]
+    assert json.loads(results.read(outcome.result.s3_uri))["reconciled"] is None
+
+
+# --- the run is sent once -------------------------------------------------------------------------
+
+
+def test_a_run_refused_with_an_answer_is_sent_again_at_once(world):
+    clock, store, vendor = world
+    vendor.execute_fails = [VendorTransientError("Which50 RunImportJob answered HTTP 503")]
+    steps, *_ = make(world, records_file(GOOD[:3]))
+    steps.open(store.get("job_1"))
+    started = clock()
+    with pytest.raises(VendorTransientError):
+        stage_until_done(steps, store)
+
+    stage_until_done(steps, store)
+
+    assert vendor.executed and vendor.execute_calls == 2 and clock() == started
+
+
+def test_a_run_whose_answer_was_lost_is_settled_before_the_vendor_is_asked_again(world):
+    clock, store, vendor = world
+    vendor.execute_fails = [VendorTransientError("Which50 RunImportJob timed out", vendor_answered=False)]
+    vendor.execute_lands_anyway = True
+    steps, *_ = make(world, records_file(GOOD[:3]))
+    steps.open(store.get("job_1"))
+    with pytest.raises(VendorTransientError):
+        stage_until_done(steps, store)
+    sent_at = clock()
+
+    stage_until_done(steps, store)
+
+    assert clock() >= sent_at + SETTLE_AFTER and vendor.started
+    assert vendor.execute_calls == 2 and store.get("job_1").status is JobStatus.RUNNING

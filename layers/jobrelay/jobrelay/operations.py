@@ -9,9 +9,11 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from jobrelay.domain.errors import InvalidRequest
+from jobrelay.domain.errors import InvalidRequest, VendorRejected
+from jobrelay.domain.job import Job
 from jobrelay.vendors.mypreferences.params import BulkImportParams
 from jobrelay.vendors.pinpointe import params as pinpointe
+from jobrelay.vendors.which50.params import ContactImportParams
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,16 @@ def validation_details(exc: ValidationError, prefix: tuple[str | int, ...] = ())
     ]
 
 
+def stored_params[M: BaseModel](job: Job, model: type[M]) -> M:
+    """A stored job's params, checked again when a step reads them: the job item may predate a
+    change of the params model. A mismatch ends the job (VendorRejected) rather than crashing."""
+    try:
+        return model.model_validate(job.params)
+    except ValidationError as exc:
+        problems = "; ".join(f"{d['field']}: {d['message']}" for d in validation_details(exc, ("params",)))
+        raise VendorRejected(f"the job's params are not valid for {job.operation} ({problems})") from None
+
+
 OPERATIONS: dict[str, Operation] = {
     op.name: op
     for op in (
@@ -82,6 +94,15 @@ OPERATIONS: dict[str, Operation] = {
             "Import a file of preference records (JSON Lines or CSV) into PossibleNOW MyPreferences "
             "(Initiate, Stage, Execute, Retrieve status, Retrieve exceptions); failed records are reported per line.",
             BulkImportParams,
+            kind="import",
+        ),
+        Operation(
+            "which50.contact_import",
+            "which50",
+            "Import a file of contacts (JSON Lines or CSV) into a Which50 contact list (create the import "
+            "job, post batches of up to 10,000, run it, follow its progress); inserted, updated and invalid "
+            "counts and per-contact warnings are reported.",
+            ContactImportParams,
             kind="import",
         ),
     )

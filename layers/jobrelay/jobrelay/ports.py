@@ -172,14 +172,23 @@ class RecordFailure:
 
 @dataclass
 class StagedBatch:
-    """What the vendor said after one stage request: its running counters."""
+    """What the vendor said after one stage request: its running counters (if it keeps any), and
+    its warnings about single records: (0-based position in the batch, warnings)."""
 
-    counts: dict[str, int]
+    counts: dict[str, int] = field(default_factory=dict)
+    warnings: list[tuple[int, list[str]]] = field(default_factory=list)
 
 
 class VendorImports(Protocol):
     """The vendor side of a bulk import: open it, stage batches, run it, follow it, list failures.
-    Raise the step errors of jobrelay.domain.errors, as VendorJobs does."""
+    Raise the step errors of jobrelay.domain.errors, as VendorJobs does.
+
+    A vendor that counts the records it has received reports them as `counts["received"]` when
+    polled (before the run too): that is how a batch whose answer was lost is settled. One that
+    does not is opened afresh instead, and everything staged again (its unrun import is dropped)."""
+
+    # Vendor counters (PollOutcome.progress.counts) that make a finished import PARTIAL when above 0.
+    shortfall_counts: tuple[str, ...]
 
     def limits_for(self, job: Job) -> BatchLimits:
         """The vendor's limits, as the job's params may narrow them (a smaller request size)."""
@@ -206,6 +215,9 @@ class VendorImports(Protocol):
     def failures(self, job: Job) -> Iterable[tuple[int, list[str], str | None]]:
         """Vendor-side failures after the run: (1-based position among the records staged, reasons,
         key if the vendor echoes one). All pages, streamed."""
+
+    def cancel(self, job: Job) -> bool:
+        """Abort the import at the vendor where the vendor allows it; False when it cannot."""
 
 
 class ScratchStore(Protocol):

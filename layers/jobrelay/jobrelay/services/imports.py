@@ -9,7 +9,13 @@ records are exhausted it runs the import. Collect writes the summary and the fai
 No batch is sent twice and none is lost: before a batch goes out, its line map and the failures
 read before it are stored and the batch is marked in flight; if the step dies before saving the
 checkpoint, the next one asks the vendor how many records it has received and either counts the
-batch as staged or sends it again (jobrelay.imports.batches explains the checkpoint itself).
+batch as staged or sends it again (jobrelay.imports.batches explains the checkpoint itself). A
+vendor that cannot say what it received (Which50) gets a new import instead, staged from the
+start: the one holding the doubtful batch is never run, so it imports nothing.
+
+The run is sent once: its sending is recorded first, and a step that finds it recorded without an
+answer lets SETTLE_AFTER pass and leaves the rest to the adapter, which asks the vendor whether the
+import has started before sending it again.
 """
 
 import json
@@ -28,6 +34,7 @@ from jobrelay.domain.status import JobStatus
 from jobrelay.imports.batches import Batch, Checkpoint, EndOfRecords, cut_batches, validate_records
 from jobrelay.imports.records import SourceFileError, read_header, read_records, sniff
 from jobrelay.ports import CollectOutcome, JobStore, RecordFailure, RecordsSource, ResultStore, ScratchStore, VendorImports
+from jobrelay.services.views import public_vendor_ref
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +47,8 @@ TOKEN_RESERVE = timedelta(minutes=10)
 # the vendor afterwards: a batch the vendor has not counted is only taken as lost this long after
 # it was sent (well past any client read timeout).
 SETTLE_AFTER = timedelta(minutes=3)
+# Fresh imports opened because a batch's fate was unknown, before the job is failed instead.
+MAX_RESTARTS = 3
 
 
 class InFlight(BaseModel):
@@ -69,8 +78,11 @@ class ImportState(BaseModel):
     in_flight: InFlight | None = None
     batch_sizes: list[int] = Field(default_factory=list)  # records per staged batch, in order
     failure_parts: list[str] = Field(default_factory=list)  # scratch files of our own failures
+    warning_parts: list[str] = Field(default_factory=list)  # scratch files of the vendor's record warnings
     header: list[str] | None = None  # a CSV file's header, to resume mid-file
     staging_started_at: datetime | None = None
+    restarts: int = 0  # fresh imports opened after a batch of unknown fate (vendors that count nothing)
+    run_sent_at: datetime | None = None  # the run was sent then, and its answer is not known yet
 
 
 class ImportSteps:
@@ -115,7 +127,7 @@ class ImportSteps:
         updated = self._store.update(
             job.job_id,
             JobPatch(vendor_ref=vendor_ref, checkpoint=state.model_dump(mode="json"), progress=Progress(percent=0, note="staging")),
-            TimelineEvent(at=self._now(), event="import_opened", detail={k: v for k, v in vendor_ref.items() if k != "access_token"}),
+            TimelineEvent(at=self._now(), event="import_opened", detail=public_vendor_ref(vendor_ref)),
         )
         return updated or job
 
@@ -188,9 +200,23 @@ class ImportSteps:
                 state.in_flight = None
                 self._save(job, state)
             raise
+        state = self._with_warnings(job, state, batch, staged.warnings)
         state = self._acknowledged(state, state.in_flight.as_batch())
         self._save(job, state, Progress(percent=0, counts=staged.counts, note=f"staging: {state.checkpoint.staged_records} records staged"))
         return state
+
+    def _with_warnings(self, job: Job, state: ImportState, batch: Batch, warnings: list[tuple[int, list[str]]]) -> ImportState:
+        """Keep the vendor's warnings about single records of `batch`, with their source lines."""
+        if not warnings:
+            return state
+        name = f"warnings/{batch.index:06d}.jsonl"
+        lines = b"".join(
+            _json_line({"line": batch.lines[position] if 0 <= position < len(batch.lines) else None, "warnings": texts})
+            for position, texts in warnings
+        )
+        self._scratch.put(job.job_id, name, lines)
+        parts = state.warning_parts if name in state.warning_parts else [*state.warning_parts, name]
+        return state.model_copy(update={"warning_parts": parts})
 
     def _settle_in_flight(self, job: Job, vendor: VendorImports, state: ImportState) -> ImportState:
         """A previous step died with a batch in flight: did the vendor get it? A batch it has not
@@ -198,6 +224,8 @@ class ImportSteps:
         from its sending before taking it as lost."""
         staged, in_flight = state.checkpoint.staged_records, state.in_flight
         received = self._received(job, vendor)
+        if received is None:
+            return self._restart(job, vendor, state, f"the vendor cannot say whether batch {in_flight.index} arrived")
         if received == staged and in_flight.sent_at is not None:
             settle_at = in_flight.sent_at + SETTLE_AFTER
             if self._now() < settle_at:
@@ -218,6 +246,27 @@ class ImportSteps:
         self._store.append_event(job.job_id, TimelineEvent(at=self._now(), event="batch_reconciled", detail={"batch": in_flight.index, "outcome": outcome}))
         return state
 
+    def _restart(self, job: Job, vendor: VendorImports, state: ImportState, why: str) -> ImportState:
+        """Leave the vendor's import unrun and open a new one, to be staged from the first record."""
+        if state.restarts >= MAX_RESTARTS:
+            raise VendorProtocolError(f"{why}, and the import was already started afresh {state.restarts} times; giving up")
+        abandoned = public_vendor_ref(job.vendor_ref)
+        vendor_ref = vendor.open(job)
+        fresh = ImportState(
+            checkpoint=Checkpoint(source_etag=state.checkpoint.source_etag),
+            header=state.header,
+            staging_started_at=state.staging_started_at,
+            restarts=state.restarts + 1,
+        )
+        patch = JobPatch(vendor_ref=vendor_ref, checkpoint=fresh.model_dump(mode="json"), progress=Progress(percent=0, note="staging again"))
+        event = TimelineEvent(
+            at=self._now(), event="import_restarted", detail={"reason": why, "abandoned": abandoned, "opened": public_vendor_ref(vendor_ref)}
+        )
+        if self._store.update(job.job_id, patch, event) is None:
+            raise ImportEnded()
+        job.vendor_ref, job.checkpoint = vendor_ref, patch.checkpoint
+        return fresh
+
     @staticmethod
     def _received(job: Job, vendor: VendorImports) -> int | None:
         return (vendor.poll(job).progress or Progress()).counts.get("received")
@@ -235,13 +284,30 @@ class ImportSteps:
         if state.checkpoint.staged_records == 0:
             raise InvalidSource(f"the file has no valid record ({state.checkpoint.invalid_records} invalid)")
         self._check_token(job)
-        vendor.execute(job)
+        self._run_once(job, vendor, state)
         self._store.transition(
             job.job_id,
             JobStatus.RUNNING,
             TimelineEvent(at=self._now(), event="import_executed", detail={"staged_records": state.checkpoint.staged_records, "batches": len(state.batch_sizes)}),
             JobPatch(progress=Progress(percent=0, note=f"{state.checkpoint.staged_records} records staged; the vendor is importing them")),
         )
+
+    def _run_once(self, job: Job, vendor: VendorImports, state: ImportState) -> None:
+        """Run the import. A run sent before whose answer never came may still reach the vendor:
+        wait until SETTLE_AFTER has passed since, then the adapter asks before sending it again."""
+        if state.run_sent_at is not None:
+            settle_at = state.run_sent_at + SETTLE_AFTER
+            if self._now() < settle_at:
+                self._sleep((settle_at - self._now()).total_seconds())
+        state.run_sent_at = self._now()
+        self._save(job, state)
+        try:
+            vendor.execute(job)
+        except VendorTransientError as refused:
+            if refused.vendor_answered:  # an error answer: the vendor did not take the run
+                state.run_sent_at = None
+                self._save(job, state)
+            raise
 
     def _with_failure_part(self, job: Job, state: ImportState, name: str, failures: list[RecordFailure]) -> ImportState:
         if not failures:
@@ -271,7 +337,7 @@ class ImportSteps:
     def collect(self, job: Job) -> CollectOutcome:
         vendor = self._imports_for(job)
         state = ImportState.model_validate(job.checkpoint or {})
-        counted = {"failed_records": 0}
+        counted = {"failed_records": 0, "warnings": 0}
 
         def failure_lines() -> Iterator[bytes]:
             for part in state.failure_parts:
@@ -282,12 +348,21 @@ class ImportSteps:
                 counted["failed_records"] += 1
                 yield _failure_line(failure)
 
+        def warning_lines() -> Iterator[bytes]:
+            for part in state.warning_parts:
+                data = self._scratch.get(job.job_id, part)
+                counted["warnings"] += data.count(b"\n")
+                yield data
+
         failed = self._results.put_stream(job.job_id, "failed_records.jsonl", failure_lines(), "application/x-ndjson")
-        summary = self._summary(job, state, counted["failed_records"])
+        # Only vendors that echo warnings have parts; the others get no empty file.
+        warned = self._results.put_stream(job.job_id, "validation_warnings.jsonl", warning_lines(), "application/x-ndjson") if state.warning_parts else None
+        summary = self._summary(job, state, counted["failed_records"], counted["warnings"])
         summary_file = self._results.put_bytes(job.job_id, "summary.json", json.dumps(summary, indent=2).encode(), "application/json")
-        files = [summary_file, failed] if counted["failed_records"] else [summary_file]
+        files = [summary_file, *([failed] if counted["failed_records"] else []), *([warned] if warned and counted["warnings"] else [])]
         result = JobResult(s3_uri=summary_file.s3_uri, size=summary_file.size, sha256=summary_file.sha256, files=files)
-        return CollectOutcome(result=result, partial=counted["failed_records"] > 0)
+        short = any(job.progress.counts.get(name, 0) > 0 for name in vendor.shortfall_counts)
+        return CollectOutcome(result=result, partial=counted["failed_records"] > 0 or short)
 
     def _vendor_failures(self, job: Job, vendor: VendorImports, state: ImportState) -> Iterator[RecordFailure]:
         """The vendor's failures, with the source line of each: the vendor numbers records in the
@@ -308,13 +383,15 @@ class ImportSteps:
                 cached = (batch, json.loads(self._scratch.get(job.job_id, f"lines/{batch:06d}.json")))
             yield RecordFailure(line=cached[1][position - starts[batch]], key=key, stage="vendor", reasons=reasons)
 
-    def _summary(self, job: Job, state: ImportState, failed_records: int) -> dict[str, Any]:
+    def _summary(self, job: Job, state: ImportState, failed_records: int, warnings: int) -> dict[str, Any]:
         counts = job.progress.counts
         checkpoint = state.checkpoint
+        received = counts.get("received")
         return {
             "job_id": job.job_id,
             "operation": job.operation,
             "vendor_status": job.vendor_ref.get("last_status"),
+            "vendor": public_vendor_ref(job.vendor_ref),
             "records": {
                 "read": checkpoint.staged_records + checkpoint.invalid_records + checkpoint.excess_records,
                 "staged": checkpoint.staged_records,
@@ -323,9 +400,11 @@ class ImportSteps:
                 "failed_total": failed_records,
             },
             "vendor_counts": counts,
-            # The vendor's own count of what it received must equal what we staged.
-            "reconciled": counts.get("received") == checkpoint.staged_records,
+            "validation_warnings": warnings,
+            # The vendor's own count of what it received must equal what we staged (None: it keeps no such count).
+            "reconciled": None if received is None else received == checkpoint.staged_records,
             "batches": len(state.batch_sizes),
+            "restarts": state.restarts,
             "timings": {
                 "submitted_at": job.created_at.isoformat(),
                 "staging_started_at": state.staging_started_at.isoformat() if state.staging_started_at else None,
@@ -346,5 +425,8 @@ def _batch_of(starts: list[int], position: int) -> int | None:
 
 
 def _failure_line(failure: RecordFailure) -> bytes:
-    record = {"line": failure.line, "key": failure.key, "stage": failure.stage, "reasons": failure.reasons}
+    return _json_line({"line": failure.line, "key": failure.key, "stage": failure.stage, "reasons": failure.reasons})
+
+
+def _json_line(record: dict[str, Any]) -> bytes:
     return (json.dumps(record, ensure_ascii=False) + "\n").encode()

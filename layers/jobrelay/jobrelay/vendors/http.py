@@ -1,6 +1,7 @@
 """What every vendor's HTTP client shares: the timeouts an account's secret may set, and transport
 failures (timeouts, dropped connections) turned into the step error the state machine retries."""
 
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated
@@ -36,3 +37,11 @@ def transport_errors_as_transient(what: str) -> Iterator[None]:
         raise VendorTransientError(f"{what} timed out ({type(exc).__name__})", vendor_answered=False) from exc
     except httpx.TransportError as exc:
         raise VendorTransientError(f"{what} failed: {type(exc).__name__}", vendor_answered=False) from exc
+
+
+@functools.cache
+def shared_http_client() -> httpx.Client:
+    """One connection pool per Lambda container for every vendor, reused across invocations.
+    Timeouts are given on every call; redirects are never followed (an answer we did not ask for is
+    not one we read, and a result link is checked before it is fetched)."""
+    return httpx.Client(follow_redirects=False)

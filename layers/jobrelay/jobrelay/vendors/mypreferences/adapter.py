@@ -6,19 +6,18 @@ Everything after Initiate rides on the import's access token, which dies after 6
 so an import that outlived its token fails with that reason instead of a bare 401.
 """
 
-import functools
 import logging
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
 import httpx
-from pydantic import ValidationError
 
 from jobrelay.domain.errors import VendorProtocolError, VendorRejected
 from jobrelay.domain.job import Job, Progress, utcnow
-from jobrelay.operations import validation_details
+from jobrelay.operations import stored_params
 from jobrelay.ports import BatchLimits, PollOutcome, StagedBatch, VendorState
+from jobrelay.vendors.http import shared_http_client
 from jobrelay.vendors.mypreferences.api import (
     EXCEPTIONS_PAGE_SIZE,
     FIRST_OFFSET,
@@ -41,6 +40,9 @@ log = logging.getLogger(__name__)
 
 class MyPreferencesImports:
     """The VendorImports port for one MyPreferences account."""
+
+    # Records refused at staging or at execution; each is also listed by failures().
+    shortfall_counts = ("validation_failed", "exceptions")
 
     def __init__(
         self,
@@ -67,7 +69,7 @@ class MyPreferencesImports:
     def limits_for(self, job: Job) -> BatchLimits:
         """The job's limits: its `batch_bytes` (never above the vendor's 28 MB, which the params
         model enforces) and the vendor's records-per-import cap."""
-        return self._limits(_params(job).batch_bytes)
+        return self._limits(stored_params(job, BulkImportParams).batch_bytes)
 
     @staticmethod
     def _limits(max_bytes: int) -> BatchLimits:
@@ -87,7 +89,7 @@ class MyPreferencesImports:
     # --- the import ---------------------------------------------------------------------------------
 
     def open(self, job: Job) -> dict[str, Any]:
-        params = _params(job)
+        params = stored_params(job, BulkImportParams)
         initiated_at = self._now()  # before the call: the token's clock may start before its answer
         status = self._client.initiate(initiate_request(params))
         expires_at = access_token_expiry(status.Expires, initiated_at)
@@ -95,7 +97,7 @@ class MyPreferencesImports:
         return {"access_token": status.AccessToken, "expires_at": expires_at.isoformat(), "status": status.Status}
 
     def stage(self, job: Job, body: bytes, records: int) -> StagedBatch:
-        cap = _params(job).batch_bytes
+        cap = stored_params(job, BulkImportParams).batch_bytes
         if len(body) > cap:
             raise ValueError(f"a stage body of {len(body):,} bytes is above this job's batch_bytes ({cap:,})")
         status = self._client.stage(self._live_token(job), body)
@@ -135,6 +137,11 @@ class MyPreferencesImports:
         """Every record MyPreferences lists as an exception (failed at staging or at execution):
         its 1-based position among the staged records, its reasons, and its key from the echo."""
         return self._exception_records(self._live_token(job))  # the token is checked now, not at first read
+
+    def cancel(self, job: Job) -> bool:
+        """MyPreferences documents no way to abort an import (VENDORS.md 2.3): one never executed
+        expires with its staged data; one executed runs to its end."""
+        return False
 
     def _exception_records(self, token: int) -> Iterator[tuple[int, list[str], str | None]]:
         max_pages = MAX_RECORDS_PER_IMPORT // self._page_size + 1  # more than an import can hold
@@ -179,24 +186,10 @@ def initiate_request(params: BulkImportParams) -> InitiateRequest:
     )
 
 
-def _params(job: Job) -> BulkImportParams:
-    """The job's params, checked again: the job item may predate a change of the params model."""
-    try:
-        return BulkImportParams.model_validate(job.params)
-    except ValidationError as exc:
-        problems = "; ".join(f"{d['field']}: {d['message']}" for d in validation_details(exc, ("params",)))
-        raise VendorRejected(f"the job's params are not valid for {job.operation} ({problems})") from None
-
-
-@functools.cache
-def _shared_http_client() -> httpx.Client:
-    """One connection pool per Lambda container, reused across invocations. Timeouts are given on
-    every call; redirects are not followed (an answer we did not ask for is not one we read)."""
-    return httpx.Client(follow_redirects=False)
 
 
 def mypreferences_imports(secret: dict[str, Any], *, not_found_grace_seconds: int = 0) -> MyPreferencesImports:
     """The adapter for the account whose secret is `secret` (raises VendorRejected if it is invalid).
     `not_found_grace_seconds` keeps the registry's one factory signature; it has no use here, since
     MyPreferences knows an import from its Initiate answer on."""
-    return MyPreferencesImports(MyPreferencesAccount.from_secret(secret), http=_shared_http_client())
+    return MyPreferencesImports(MyPreferencesAccount.from_secret(secret), http=shared_http_client())

@@ -20,6 +20,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from jobrelay.domain.errors import VendorProtocolError
 from jobrelay.ports import VendorState
+from jobrelay.vendors.answers import error_message
 
 log = logging.getLogger(__name__)
 
@@ -446,27 +447,10 @@ class ExceptionsPage(BaseModel):
 
 # --- error bodies (VENDORS.md 2.4) ----------------------------------------------------------------
 
-MAX_MESSAGE_CHARS = 300
-
 
 def vendor_message(content: bytes) -> str | None:
     """The readable reason in an error answer (see ERROR_MESSAGE_KEYS), shortened; None if empty."""
-    try:
-        body = json.loads(content)
-    except (ValueError, RecursionError):
-        body = None
-    if isinstance(body, dict):
-        message = next((v.strip() for k in ERROR_MESSAGE_KEYS if isinstance(v := body.get(k), str) and v.strip()), "")
-        details = body.get(ERROR_DETAILS_KEY)
-        if isinstance(details, dict):
-            problems = [str(p) for value in details.values() for p in (value if isinstance(value, list) else [value])]
-            message = "; ".join(filter(None, [message, *problems]))
-    else:
-        message = content.decode("utf-8", errors="replace").strip() if body is None else ""
-    message = " ".join(message.split())
-    if not message:
-        return None
-    return message if len(message) <= MAX_MESSAGE_CHARS else message[: MAX_MESSAGE_CHARS - 3] + "..."
+    return error_message(content, message_keys=ERROR_MESSAGE_KEYS, details_key=ERROR_DETAILS_KEY)
 
 
 def mentions_size(message: str | None) -> bool:

@@ -7,22 +7,15 @@ and `batch_bytes` are ours: where the records are and how they are cut into stag
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from jobrelay.imports.params import RecordsFileParams
 from jobrelay.vendors.mypreferences.api import STAGE_BYTES_DEFAULT, STAGE_BYTES_MAX, STAGE_BYTES_MIN
 
-# The shape only (a bucket name S3 would accept, then a key); whether the object exists is checked
-# when the file is read.
-S3_URI_PATTERN = r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/.+$"
 
-
-class BulkImportParams(BaseModel):
+class BulkImportParams(RecordsFileParams):
     """Import the profiles in a records file (one JSON object per line, or CSV with a header row)."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-    source: Annotated[str, Field(pattern=S3_URI_PATTERN, description="s3://<bucket>/<key> of the records file")]
-    format: Literal["jsonl", "csv"]
     name: Annotated[str, Field(min_length=1, max_length=100, description="the import's name at MyPreferences")]
     import_action: Literal["Add", "Delete"] = Field(default="Add", description="Delete: bulk profile deletion")
     match_criteria: Literal["AlternateIdType"] | None = Field(

@@ -5,20 +5,19 @@ Pinpointe calls us back when a job ends (VENDORS.md 1.5), so the wait is a webho
 the fallback. The webhook's notice is only a hint: `poll` cross-checks it with AsyncJobStatus.
 """
 
-import functools
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic import ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 
 from jobrelay.domain.errors import VendorJobFailed, VendorProtocolError, VendorRejected
 from jobrelay.domain.job import Job, JobResult, Progress, utcnow
-from jobrelay.operations import OPERATIONS, validation_details
+from jobrelay.operations import OPERATIONS, stored_params, validation_details
 from jobrelay.ports import CollectOutcome, PollOutcome, ResultStore, StartOutcome, VendorState, WaitMode
-from jobrelay.vendors.http import HttpTimeouts
+from jobrelay.vendors.http import HttpTimeouts, shared_http_client
 from jobrelay.vendors.pinpointe.api import (
     ASYNC_METHODS,
     RESULT_CONTENT_TYPE,
@@ -103,7 +102,7 @@ class PinpointeJobs:
         if not webhook_url:
             raise ValueError("Pinpointe's async calls need a webhook URL to notify (VENDORS.md 1.5)")
         method = _async_method(job.operation)
-        details = async_details(_validated_params(job), webhook_url)
+        details = async_details(stored_params(job, OPERATIONS[job.operation].params_model), webhook_url)
         started = self._client.start_async(method, details)
         return StartOutcome(
             vendor_ref={
@@ -170,15 +169,6 @@ def _async_method(operation: str) -> AsyncMethod:
         raise ValueError(f"{operation!r} is not a Pinpointe operation") from None
 
 
-def _validated_params(job: Job) -> BaseModel:
-    """The job's params, checked again: the job item may predate a change of the params model."""
-    try:
-        return OPERATIONS[job.operation].params_model.model_validate(job.params)
-    except ValidationError as exc:
-        problems = _problems(exc, ("params",))
-        raise VendorRejected(f"the job's params are not valid for {job.operation} ({problems})") from None
-
-
 def _problems(exc: ValidationError, prefix: tuple[str, ...] = ()) -> str:
     """The validation errors as one line, without the input values (a secret's token among them)."""
     return "; ".join(f"{d['field']}: {d['message']}" for d in validation_details(exc, prefix))
@@ -191,17 +181,11 @@ def _ref(job: Job, key: str) -> str:
     return str(value)
 
 
-@functools.cache
-def _shared_http_client() -> httpx.Client:
-    """One connection pool per Lambda container, reused across invocations. Timeouts are given on
-    every call; redirects are never followed by the client (see ResultLinkPolicy)."""
-    return httpx.Client(follow_redirects=False)
-
 
 def pinpointe_jobs(secret: dict[str, Any], *, not_found_grace_seconds: int) -> PinpointeJobs:
     """The adapter for the account whose secret is `secret` (raises VendorRejected if it is invalid)."""
     return PinpointeJobs(
         PinpointeAccount.from_secret(secret),
-        http=_shared_http_client(),
+        http=shared_http_client(),
         not_found_grace_seconds=not_found_grace_seconds,
     )
