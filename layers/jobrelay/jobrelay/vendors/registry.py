@@ -17,6 +17,7 @@ from jobrelay.settings import Settings
 ADAPTER_FACTORIES: dict[str, str] = {
     "pinpointe": "jobrelay.vendors.pinpointe.adapter:pinpointe_jobs",
     "mypreferences": "jobrelay.vendors.mypreferences.adapter:mypreferences_imports",
+    "which50": "jobrelay.vendors.which50.adapter:which50_imports",
 }
 # vendor -> "module:function" that reads a webhook body into a notice (never raises). It lives
 # beside the payload models, not the client, so the webhook function does not import httpx.

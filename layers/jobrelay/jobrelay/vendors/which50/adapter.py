@@ -1,0 +1,147 @@
+"""Which50's side of a contact-list import (the VendorImports port): check the list and its fields,
+create the import job, post contacts in batches, run it once, follow its progress.
+
+Which50 keeps no count of the contacts it has received before the run (VENDORS.md 3.3), so a batch
+whose answer was lost cannot be settled by asking; ImportSteps then opens a new import job and
+stages again, which is safe because an import job that is never run imports nothing.
+"""
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+
+from jobrelay.domain.errors import VendorProtocolError, VendorRejected
+from jobrelay.domain.job import Job, Progress
+from jobrelay.operations import stored_params
+from jobrelay.ports import BatchLimits, PollOutcome, StagedBatch, VendorState
+from jobrelay.vendors.http import shared_http_client
+from jobrelay.vendors.which50.api import MAX_BATCH_BYTES, SHORTFALL_COUNTS, identifier_fields
+from jobrelay.vendors.which50.client import Which50Account, Which50Client
+from jobrelay.vendors.which50.contacts import Contact, ContactRules, check_contact, encode_contacts
+from jobrelay.vendors.which50.params import ContactImportParams
+
+__all__ = ["Which50Account", "Which50Imports", "which50_imports"]
+
+log = logging.getLogger(__name__)
+
+
+class Which50Imports:
+    """The VendorImports port for one Which50 account."""
+
+    shortfall_counts = SHORTFALL_COUNTS
+
+    def __init__(self, account: Which50Account, *, http: httpx.Client | None = None):
+        self._client = Which50Client(account, http=http or httpx.Client())
+        self._rules: tuple[str, ContactRules] | None = None  # of the job whose records are being checked
+
+    def limits_for(self, job: Job) -> BatchLimits:
+        return BatchLimits(max_bytes=MAX_BATCH_BYTES, max_records=stored_params(job, ContactImportParams).batch_size)
+
+    # --- records ------------------------------------------------------------------------------------
+
+    def validate(self, job: Job, record: dict[str, Any]) -> Contact:
+        return check_contact(record, self._rules_for(job))
+
+    def record_key(self, record: Contact) -> str | None:
+        return record.key
+
+    def encode_batch(self, job: Job, records: list[Contact]) -> bytes:
+        return encode_contacts(records)
+
+    def _rules_for(self, job: Job) -> ContactRules:
+        """The job's record rules, built once per job (validate runs for every record)."""
+        if self._rules is None or self._rules[0] != job.job_id:
+            params = stored_params(job, ContactImportParams)
+            identifiers = job.vendor_ref.get("identifier_fields")
+            if not isinstance(identifiers, list):
+                raise VendorProtocolError(f"job {job.job_id} has no identifier fields in its vendor reference")
+            rules = ContactRules(params.contact_list_id, frozenset(params.field_names), tuple(identifiers))
+            self._rules = (job.job_id, rules)
+        return self._rules[1]
+
+    # --- the import ---------------------------------------------------------------------------------
+
+    def open(self, job: Job) -> dict[str, Any]:
+        """Check the list and the field names, then create the import job."""
+        params = stored_params(job, ContactImportParams)
+        list_id = params.contact_list_id
+        contact_list = self._client.contact_list(list_id)
+        fields = self._client.fields(list_id)
+        known = [f.Name for f in fields]
+        unknown = [name for name in params.field_names if name not in known]
+        if unknown:
+            raise VendorRejected(
+                f"contact list {list_id} has no field {', '.join(map(repr, unknown))}; "
+                f"its fields are {', '.join(known) or '(none)'}"
+            )
+        identifiers = identifier_fields(fields, params.field_names, params.match or [])
+        created = self._client.create_import(list_id, params.field_names)
+        log.info("Which50 import job %s created on contact list %s", created.Id, list_id)
+        return {
+            "contact_list_id": list_id,
+            "contact_list_name": contact_list.Name,
+            "import_job_id": created.Id,
+            "identifier_fields": identifiers,
+            "status": created.CurrentStatus,
+        }
+
+    def stage(self, job: Job, body: bytes, records: int) -> StagedBatch:
+        list_id, job_id = _import_ids(job)
+        warnings = self._client.add_batch(list_id, job_id, body)
+        log.info("Which50 took a batch of %d contacts (%d bytes) with %d warnings", records, len(body), len(warnings))
+        return StagedBatch(warnings=warnings)
+
+    def execute(self, job: Job) -> None:
+        """Run the import job, unless it has started already: a retried step whose first run
+        reached Which50 (see api.py, STARTED_WORDS)."""
+        list_id, job_id = _import_ids(job)
+        current = self._client.import_job(list_id, job_id)
+        if current.has_started:
+            log.info("Which50 import job %s has started already (%r); run is not sent again", job_id, current.CurrentStatus)
+            return
+        params = stored_params(job, ContactImportParams)
+        self._client.run(list_id, job_id, custom_events=params.custom_events, match=params.match)
+
+    def poll(self, job: Job) -> PollOutcome:
+        list_id, job_id = _import_ids(job)
+        current = self._client.import_job(list_id, job_id)
+        state = current.state
+        log.info("Which50 import job %s is %s (%r, %d%%)", job_id, state, current.CurrentStatus, current.percent)
+        return PollOutcome(
+            state=state,
+            raw_status=current.CurrentStatus,
+            progress=Progress(percent=current.percent, counts=current.counts(), note=f"Which50: {current.CurrentStatus or 'no status'}"),
+            message=(
+                f"Which50 reports import job {job_id} as {current.CurrentStatus!r} at {current.percent}%"
+                if state is VendorState.FAILED
+                else None
+            ),
+            vendor_ref_updates={"status": current.CurrentStatus, **current.times()},
+        )
+
+    def failures(self, job: Job) -> Iterator[tuple[int, list[str], str | None]]:
+        """None: Which50 reports failures only as counts (VENDORS.md 3.6); the per-contact
+        warnings of each batch answer are collected as the batches go."""
+        return iter(())
+
+    def cancel(self, job: Job) -> bool:
+        """Which50 documents no way to stop an import job (VENDORS.md Unknown 20). One never run
+        imports nothing; one running goes on to its end."""
+        return False
+
+
+def _import_ids(job: Job) -> tuple[int, int]:
+    list_id, job_id = job.vendor_ref.get("contact_list_id"), job.vendor_ref.get("import_job_id")
+    if not isinstance(list_id, int) or not isinstance(job_id, int):
+        raise VendorProtocolError(f"job {job.job_id} has no Which50 import job in its vendor reference")
+    return list_id, job_id
+
+
+
+
+def which50_imports(secret: dict[str, Any], *, not_found_grace_seconds: int = 0) -> Which50Imports:
+    """The adapter for the account whose secret is `secret` (raises VendorRejected if it is invalid).
+    `not_found_grace_seconds` keeps the registry's one factory signature; a 404 from Which50 is final."""
+    return Which50Imports(Which50Account.from_secret(secret), http=shared_http_client())

@@ -1,0 +1,180 @@
+"""HTTP to Which50: the account secret, its API key, and the calls of a contact-list import
+(VENDORS.md 3.3, 3.4).
+
+Every outcome leaves here either as a parsed answer or as one of the step errors the state machine
+understands (DESIGN.md, State machine): VendorTransientError is retried; VendorRejected and
+VendorProtocolError end the job with a readable reason. Logs carry call names and HTTP statuses,
+never a header or a body.
+"""
+
+import json
+import logging
+from collections.abc import Generator
+from typing import Annotated, Any
+
+import httpx
+from pydantic import ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+
+from jobrelay.domain.errors import VendorProtocolError, VendorRejected, VendorTransientError
+from jobrelay.operations import validation_details
+from jobrelay.vendors.http import HttpTimeouts, transport_errors_as_transient
+from jobrelay.vendors.which50.api import (
+    AUTH_HEADER,
+    AUTH_SCHEME,
+    DEFAULT_BASE_URL,
+    FIELDS_PATH,
+    IMPORT_JOB_PATH,
+    IMPORT_PATH,
+    LIST_PATH,
+    QUERY_LIST_SEPARATOR,
+    REQUEST_CONTENT_TYPE,
+    RUN_PATH,
+    ContactList,
+    ImportJob,
+    SchemaField,
+    batch_warnings,
+    read_fields,
+    read_model,
+    vendor_message,
+)
+
+log = logging.getLogger(__name__)
+
+
+class Which50Account(HttpTimeouts):
+    """One Which50 account, as stored in its secret (jobrelay/which50/<account>)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    base_url: str = Field(default=DEFAULT_BASE_URL, description="the API's root, e.g. https://app.which50.com/Which50API")
+    api_key: Annotated[SecretStr, Field(min_length=1)]
+    auth_header: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9-]+$")] = AUTH_HEADER
+    auth_scheme: Annotated[str, Field(max_length=40, pattern=r"^[A-Za-z0-9_-]*$")] = AUTH_SCHEME
+    read_timeout_seconds: Annotated[float, Field(gt=0)] = 120.0  # also the write timeout: a batch is up to 25 MB
+    allow_http: bool = Field(default=False, description="allow an http base_url (the local sandbox)")
+
+    @field_validator("base_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str) -> str:
+        return value.strip().rstrip("/")
+
+    @model_validator(mode="after")
+    def _https_unless_allowed(self) -> "Which50Account":
+        try:
+            parsed = httpx.URL(self.base_url)
+        except httpx.InvalidURL:
+            parsed = None
+        schemes = ("https", "http") if self.allow_http else ("https",)
+        if parsed is None or parsed.scheme not in schemes or not parsed.host:
+            raise ValueError("base_url must be an https URL (http only with allow_http, for the local sandbox)")
+        return self
+
+    @classmethod
+    def from_secret(cls, secret: dict[str, Any]) -> "Which50Account":
+        try:
+            return cls.model_validate(secret)
+        except ValidationError as exc:
+            problems = "; ".join(f"{d['field']}: {d['message']}" for d in validation_details(exc))
+            raise VendorRejected(f"the Which50 account secret is not valid ({problems})") from None
+
+    def authenticator(self) -> httpx.Auth:
+        return ApiKeyAuth(self.auth_header, self.auth_scheme, self.api_key)
+
+
+class ApiKeyAuth(httpx.Auth):
+    """The account's API key on every request (VENDORS.md 3.2: the assumed scheme, see api.py).
+    An httpx.Auth, so the key is added at send time and never sits in a headers dict we build."""
+
+    def __init__(self, header: str, scheme: str, key: SecretStr):
+        self._header = header
+        self._scheme = scheme
+        self._key = key
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        key = self._key.get_secret_value()
+        request.headers[self._header] = f"{self._scheme} {key}" if self._scheme else key
+        yield request
+
+
+class Which50Client:
+    def __init__(self, account: Which50Account, *, http: httpx.Client):
+        self._base_url = account.base_url
+        self._auth = account.authenticator()
+        self._timeout = account.timeout
+        self._http = http
+
+    def contact_list(self, list_id: int) -> ContactList:
+        body = self._call("GetContactList", "GET", LIST_PATH.format(list_id=list_id), subject=f"contact list {list_id}")
+        return read_model(ContactList, body, "GetContactList")
+
+    def fields(self, list_id: int) -> list[SchemaField]:
+        return read_fields(self._call("GetFields", "GET", FIELDS_PATH.format(list_id=list_id), subject=f"contact list {list_id}"))
+
+    def create_import(self, list_id: int, field_names: list[str]) -> ImportJob:
+        body = json.dumps({"FieldNames": field_names}).encode()
+        path = IMPORT_PATH.format(list_id=list_id)
+        return ImportJob.from_body(self._call("CreateImportJob", "POST", path, content=body, subject=f"contact list {list_id}"), "CreateImportJob")
+
+    def add_batch(self, list_id: int, job_id: int, body: bytes) -> list[tuple[int, list[str]]]:
+        """Post one batch; the per-contact validation warnings Which50 echoes (position, warnings)."""
+        path = IMPORT_JOB_PATH.format(list_id=list_id, job_id=job_id)
+        answer = self._send("AddBatch", "POST", path, content=body, subject=f"import job {job_id} of contact list {list_id}")
+        return batch_warnings(answer.content)
+
+    def run(self, list_id: int, job_id: int, *, custom_events: list[str] | None, match: list[str] | None) -> ImportJob:
+        query = {}
+        if custom_events:
+            query["customevents"] = QUERY_LIST_SEPARATOR.join(custom_events)
+        if match:
+            query["match"] = QUERY_LIST_SEPARATOR.join(match)
+        path = RUN_PATH.format(list_id=list_id, job_id=job_id)
+        body = self._call("RunImportJob", "POST", path, content=b"", params=query, subject=f"import job {job_id} of contact list {list_id}")
+        return ImportJob.from_body(body, "RunImportJob")
+
+    def import_job(self, list_id: int, job_id: int) -> ImportJob:
+        path = IMPORT_JOB_PATH.format(list_id=list_id, job_id=job_id)
+        body = self._call("GetImportJob", "GET", path, subject=f"import job {job_id} of contact list {list_id}")
+        return ImportJob.from_body(body, "GetImportJob")
+
+    # --- transport -------------------------------------------------------------------------------
+
+    def _call(self, call: str, method: str, path: str, **kwargs: Any) -> Any:
+        answer = self._send(call, method, path, **kwargs)
+        try:
+            return json.loads(answer.content)
+        except (ValueError, RecursionError):
+            raise VendorProtocolError(f"Which50 answered {call} (HTTP {answer.status_code}) with a body that is not JSON") from None
+
+    def _send(
+        self, call: str, method: str, path: str, *, subject: str, content: bytes | None = None, params: dict[str, str] | None = None
+    ) -> httpx.Response:
+        headers = {"Accept": REQUEST_CONTENT_TYPE}
+        if content is not None:
+            headers["Content-Type"] = REQUEST_CONTENT_TYPE
+        with transport_errors_as_transient(f"Which50 {call}"):
+            answer = self._http.request(
+                method, self._base_url + path, content=content, params=params, headers=headers, auth=self._auth, timeout=self._timeout
+            )
+        log.info("Which50 %s answered HTTP %s", call, answer.status_code)
+        _raise_for_status(answer, call, subject)
+        return answer
+
+
+def _raise_for_status(answer: httpx.Response, call: str, subject: str) -> None:
+    status = answer.status_code
+    if answer.is_success:
+        return
+    reason = vendor_message(answer.content)
+    said = f": {reason}" if reason else ""
+    if status == 429 or status >= 500:
+        raise VendorTransientError(f"Which50 {call} answered HTTP {status}{said}")
+    if status == 401:
+        raise VendorRejected(
+            f"Which50 refused the account's credentials on {call} (HTTP 401{said}); check api_key and the auth "
+            "settings in the account secret"
+        )
+    if status == 403:
+        raise VendorRejected(f"Which50 denied {call} on {subject} (HTTP 403{said}): the API key lacks the permission")
+    if status == 404:
+        raise VendorRejected(f"Which50 has no {subject} (HTTP 404 on {call}{said})")
+    raise VendorRejected(f"Which50 refused {call} on {subject} (HTTP {status}{said})")

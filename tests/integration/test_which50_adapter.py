@@ -1,0 +1,167 @@
+"""The Which50 adapter against the Which50 sandbox over real sockets: a whole import from the list
+check to its final counters, and each refusal and fault as the step errors the state machine
+expects."""
+
+import json
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+
+from devstack.sandbox.which50 import Which50Sandbox
+from jobrelay.domain.errors import VendorRejected, VendorTransientError
+from jobrelay.domain.job import Job
+from jobrelay.ports import VendorState
+from jobrelay.vendors.which50.adapter import Which50Account, Which50Imports, which50_imports
+from tests.integration.sandbox_client import SandboxControl
+
+PROCESS_SECONDS = 0.3
+PARAMS = {"contact_list_id": 12, "source": "s3://imports/contacts.jsonl", "format": "jsonl", "field_names": ["Email", "FirstName", "Mobile"]}
+
+
+@pytest.fixture
+def sandbox() -> Iterator[Which50Sandbox]:
+    with Which50Sandbox(process_seconds=PROCESS_SECONDS) as running:
+        yield running
+
+
+@pytest.fixture
+def http() -> Iterator[httpx.Client]:
+    with httpx.Client(trust_env=False) as client:
+        yield client
+
+
+@pytest.fixture
+def control(sandbox, http) -> SandboxControl:
+    return SandboxControl(sandbox, http)
+
+
+def make_imports(sandbox: Which50Sandbox, http: httpx.Client, **secret) -> Which50Imports:
+    return Which50Imports(Which50Account.model_validate({**sandbox.account_secret(), **secret}), http=http)
+
+
+@pytest.fixture
+def imports(sandbox, http) -> Which50Imports:
+    return make_imports(sandbox, http)
+
+
+def new_job(**params) -> Job:
+    return Job(
+        job_id=f"job-{time.monotonic_ns()}",
+        operation="which50.contact_import",
+        vendor="which50",
+        deadline_at=datetime.now(UTC) + timedelta(hours=1),
+        params={**PARAMS, **params},
+    )
+
+
+def opened(imports: Which50Imports, **params) -> Job:
+    job = new_job(**params)
+    job.vendor_ref = imports.open(job)
+    return job
+
+
+def send(imports: Which50Imports, job: Job, records: list[dict]):
+    contacts = [imports.validate(job, r) for r in records]
+    return imports.stage(job, imports.encode_batch(job, contacts), len(contacts))
+
+
+def finished(imports: Which50Imports, job: Job, timeout: float = 5.0):
+    deadline = time.monotonic() + timeout
+    while (outcome := imports.poll(job)).state is VendorState.RUNNING:
+        assert time.monotonic() < deadline, "the import never finished"
+        time.sleep(0.05)
+    return outcome
+
+
+def test_a_whole_import_from_list_check_to_final_counts(imports, control):
+    job = opened(imports, custom_events=["SendWelcomeEmail"], match=["Email"])
+    assert job.vendor_ref["identifier_fields"] == ["Email", "Mobile"] and job.vendor_ref["contact_list_name"] == "Newsletter"
+    staged = send(imports, job, [
+        {"Email": "new1@example.org", "FirstName": "New"},
+        {"Email": "ada@example.org", "FirstName": "Ada"},  # seeded: an update
+        {"Email": "not-an-email", "Mobile": "12ab"},
+    ])  # fmt: skip
+    assert [position for position, _ in staged.warnings] == [2]
+    assert any("Invalid email" in w for w in staged.warnings[0][1])
+
+    imports.execute(job)
+    imports.execute(job)  # a retried step: the job has started, run is not sent again
+    outcome = finished(imports, job)
+
+    assert outcome.state is VendorState.DONE and outcome.raw_status == "Completed"
+    assert outcome.progress.percent == 100
+    counts = outcome.progress.counts
+    assert (counts["inserted"], counts["updated"], counts["invalid_email"], counts["invalid_sms"]) == (1, 1, 1, 1)
+    assert outcome.vendor_ref_updates["finished_at"].endswith("+00:00") and outcome.vendor_ref_updates["status"] == "Completed"
+    (vendor_job,) = control.control("imports")["jobs"]
+    assert vendor_job["run_calls"] == 1 and vendor_job["batches"] == 1
+    assert vendor_job["customevents"] == ["SendWelcomeEmail"] and vendor_job["match"] == ["Email"]
+    assert list(imports.failures(job)) == [] and imports.cancel(job) is False
+
+
+def test_progress_is_read_while_the_job_runs(imports, control):
+    control.configure(process_seconds=2.0)
+    job = opened(imports)
+    send(imports, job, [{"Email": "p@example.org"}])
+    imports.execute(job)
+    time.sleep(0.5)
+    outcome = imports.poll(job)
+    assert outcome.state is VendorState.RUNNING and 0 < outcome.progress.percent < 100
+
+
+def test_an_unknown_list_or_field_is_a_readable_refusal(imports, control):
+    with pytest.raises(VendorRejected, match="no contact list 99"):
+        opened(imports, contact_list_id=99)
+    with pytest.raises(VendorRejected, match=r"has no field 'Shoe'; its fields are Email, FirstName"):
+        opened(imports, field_names=["Email", "Shoe"])
+    assert control.control("imports")["jobs"] == []  # nothing was created
+
+
+@pytest.mark.parametrize(("secret", "config", "status"), [({"api_key": "wrong"}, {}, "401"), ({}, {"forbidden": True}, "403")])
+def test_refused_credentials_are_a_readable_refusal(sandbox, http, control, secret, config, status):
+    control.configure(**config)
+    with pytest.raises(VendorRejected, match=status) as refused:
+        opened(make_imports(sandbox, http, **secret))
+    assert sandbox.account_secret()["api_key"] not in str(refused.value)
+
+
+def test_a_secret_that_sends_the_key_another_way_is_refused_by_this_vendor(sandbox, http):
+    with pytest.raises(VendorRejected, match="401"):
+        opened(make_imports(sandbox, http, auth_scheme="Bearer"))
+
+
+def test_a_5xx_on_a_batch_is_transient_and_the_batch_is_not_taken(imports, control):
+    job = opened(imports)
+    control.configure(http_5xx=1, fault_methods=["batch"])
+    with pytest.raises(VendorTransientError) as refused:
+        send(imports, job, [{"Email": "x@example.org"}])
+    assert refused.value.vendor_answered
+    send(imports, job, [{"Email": "x@example.org"}])
+    (vendor_job,) = control.control("imports")["jobs"]
+    assert vendor_job["contacts_received"] == 1
+
+
+def test_a_failed_job_reads_as_failed_with_its_status(imports, control):
+    control.configure(fail_jobs="Failed: list locked")
+    job = opened(imports)
+    send(imports, job, [{"Email": "f@example.org"}])
+    imports.execute(job)
+    outcome = finished(imports, job)
+    assert outcome.state is VendorState.FAILED and "list locked" in outcome.message
+
+
+def test_a_job_gone_at_the_vendor_is_a_readable_refusal(imports):
+    job = opened(imports)
+    job.vendor_ref = {**job.vendor_ref, "import_job_id": 9_999}
+    with pytest.raises(VendorRejected, match="no import job 9999 of contact list 12"):
+        imports.poll(job)
+
+
+def test_the_secret_must_be_https_unless_it_allows_http(sandbox):
+    with pytest.raises(VendorRejected, match="base_url must be an https URL"):
+        which50_imports({**sandbox.account_secret(), "allow_http": False})
+    body = json.dumps(Which50Account.model_validate(sandbox.account_secret()).model_dump(mode="json"))
+    assert sandbox.account_secret()["api_key"] not in body
