@@ -73,6 +73,11 @@ def port_destination(vendor: str) -> str:
     return f"{vendor}_port"
 
 
+def free_port_arguments() -> list[str]:
+    """Every port of the stack picked free (tests use it, so they never collide with `make run`)."""
+    return ["--port", "0", "--moto-port", "0", *(arg for name in VENDORS for arg in (port_options(name)[0], "0"))]
+
+
 def configure_logging(verbose: bool) -> None:
     level = logging.INFO if verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)

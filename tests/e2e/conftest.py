@@ -20,6 +20,8 @@ import boto3
 import httpx
 import pytest
 
+from devstack.__main__ import free_port_arguments
+
 REPO = Path(__file__).resolve().parents[2]
 TERMINAL = {"SUCCEEDED", "PARTIAL", "FAILED", "TIMED_OUT", "CANCELLED"}
 
@@ -30,7 +32,7 @@ def stack(tmp_path_factory) -> Iterator[dict]:
     ready_file, log_path = workdir / "ready.json", workdir / "devstack.log"
     command = [
         sys.executable, "-m", "devstack", "--profile", "test",
-        "--port", "0", "--moto-port", "0", "--sandbox-port", "0", "--mypreferences-port", "0", "--ready-file", str(ready_file),
+        *free_port_arguments(), "--ready-file", str(ready_file),
     ]
     with log_path.open("wb") as log:
         process = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

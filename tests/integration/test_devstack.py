@@ -25,6 +25,7 @@ import httpx
 import pytest
 from moto import mock_aws
 
+from devstack.__main__ import free_port_arguments
 from devstack.clock import scaled_step_functions
 from devstack.front_door import Request, Router, http_api_event, http_response
 from devstack.lambdas import InProcessLambdas
@@ -38,8 +39,7 @@ REPO = Path(__file__).resolve().parents[2]
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "devstack"
 FIXTURE_TEMPLATE = FIXTURE / "template.yaml"
 
-# Every port of the stack picked free, so tests never collide with `make run` or each other.
-FREE_PORTS = ["--port", "0", "--moto-port", "0", "--sandbox-port", "0", "--mypreferences-port", "0"]
+FREE_PORTS = free_port_arguments()
 
 
 def copy_fixture(tmp_path: Path, old: str = "", new: str = "") -> Path:
@@ -621,11 +621,11 @@ def test_the_templates_resources_and_the_sandbox_secrets_exist_in_moto(aws, stac
 
 
 def test_every_vendor_sandbox_runs_with_its_url_in_the_ready_file(stack):
-    assert set(stack["sandboxes"]) == {"pinpointe", "mypreferences"}
+    assert set(stack["sandboxes"]) == {"pinpointe", "mypreferences", "which50"}
     assert stack["sandbox_url"] == stack["pinpointe_url"] == stack["sandboxes"]["pinpointe"]  # the stand-in
     assert stack["mypreferences_url"] == stack["sandboxes"]["mypreferences"]
     ports = {url.rsplit(":", 1)[1] for url in stack["sandboxes"].values()}
-    assert len(ports) == 2 and "0" not in ports  # each its own free port
+    assert len(ports) == 3 and "0" not in ports  # each its own free port
     banner = stack["log"].read_text()
     for url in stack["sandboxes"].values():
         assert f"(faults: {url}/_sandbox/config)" in banner
