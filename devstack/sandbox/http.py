@@ -89,6 +89,19 @@ class Response:
         return replace(self, note={**self.note, **{k: v for k, v in note.items() if v is not None}})
 
 
+class AspNetRefusal(Exception):
+    """An answer other than 200 with ASP.NET Web API's default body, {"Message": ...}: how the
+    vendors built on it (MyPreferences, Which50) refuse a request."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+    def answer(self) -> "Response":
+        return Response.json({"Message": self.message}, self.status)
+
+
 @dataclass(frozen=True)
 class Fault:
     name: str

@@ -41,7 +41,7 @@ from urllib.parse import parse_qs
 
 from pydantic import Field
 
-from devstack.sandbox.http import LOOPBACK, FaultConfig, Request, Response, SandboxServer, serve_until_interrupted
+from devstack.sandbox.http import LOOPBACK, AspNetRefusal, FaultConfig, Request, Response, SandboxServer, serve_until_interrupted
 
 API_PREFIX = "/Profiles/Async/"
 TOKEN_PATH = "/oauth/token"
@@ -88,15 +88,6 @@ class MyPreferencesConfig(FaultConfig):
     slow_seconds: float = Field(default=0.0, ge=0, description="every call waits this long before answering")
     oauth_token_seconds: int = Field(default=3600, ge=1, description="expires_in of the OAuth tokens issued")
     signature_max_age_seconds: float = Field(default=900.0, gt=0, description="PNAUTHINFO3 signature validity")
-
-
-class Refused(Exception):
-    """An answer other than 200, with MyPreferences' {"Message": ...} body."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -367,10 +358,10 @@ class MyPreferencesSandbox(SandboxServer[MyPreferencesConfig]):
             self.pause(self.config.slow_seconds)
         try:
             if route is None:
-                raise Refused(404, f"No HTTP resource was found that matches the request URI '{request.path}'")
+                raise AspNetRefusal(404, f"No HTTP resource was found that matches the request URI '{request.path}'")
             answer = self._token(request) if route.kind == "token" else self._api(request, route)
-        except Refused as refused:
-            answer = Response.json({"Message": refused.message}, refused.status)
+        except AspNetRefusal as refused:
+            answer = refused.answer()
         return answer.noted(**note, fault=fault.name if fault else None)
 
     def control(self, request: Request) -> Response | None:
@@ -387,7 +378,7 @@ class MyPreferencesSandbox(SandboxServer[MyPreferencesConfig]):
 
     def _api(self, request: Request, route: Route) -> Response:
         if route.client_id != self.client_id:  # the client is looked up first: its user's secret checks the rest
-            raise Refused(404, f"Client '{route.client_id}' was not found")
+            raise AspNetRefusal(404, f"Client '{route.client_id}' was not found")
         self._authorise(request)
         if route.kind == "initiate":
             return self._initiate(request)
@@ -405,39 +396,39 @@ class MyPreferencesSandbox(SandboxServer[MyPreferencesConfig]):
 
     def _authorise(self, request: Request) -> None:
         if self.config.expired_auth:
-            raise Refused(401, f"{DENIED}: the credentials have expired")
+            raise AspNetRefusal(401, f"{DENIED}: the credentials have expired")
         header = request.headers.get("Authorization", "").strip()
         scheme, _, credentials = header.partition(" ")
         if scheme.lower() == "bearer":
             with self.lock:
                 expires = self._bearer_tokens.get(credentials.strip())
             if expires is None or time.time() >= expires:
-                raise Refused(401, f"{DENIED}: the bearer token is unknown or expired")
+                raise AspNetRefusal(401, f"{DENIED}: the bearer token is unknown or expired")
         elif scheme.upper() == PNAUTHINFO3_SCHEME:
             self._check_signature(credentials)
         else:
-            raise Refused(401, f"{DENIED}: no supported Authorization scheme")
+            raise AspNetRefusal(401, f"{DENIED}: no supported Authorization scheme")
 
     def _check_signature(self, credentials: str) -> None:
         parts = re.fullmatch(r"\s*Credential=([^/\s]+)/(\S+)\s+Signature=(\S+)\s*", credentials)
         if parts is None:
-            raise Refused(401, f"{DENIED}: malformed PNAUTHINFO3 credentials")
+            raise AspNetRefusal(401, f"{DENIED}: malformed PNAUTHINFO3 credentials")
         user_id, timestamp, signature = parts.groups()
         try:
             issued = datetime.fromisoformat(timestamp)
         except ValueError:
-            raise Refused(401, f"{DENIED}: the timestamp is not ISO-8601") from None
+            raise AspNetRefusal(401, f"{DENIED}: the timestamp is not ISO-8601") from None
         if issued.tzinfo is None:
-            raise Refused(401, f"{DENIED}: the timestamp has no time zone")
+            raise AspNetRefusal(401, f"{DENIED}: the timestamp has no time zone")
         age = time.time() - issued.timestamp()
         if age < 0:
-            raise Refused(401, f"{DENIED}: the timestamp is in the future")
+            raise AspNetRefusal(401, f"{DENIED}: the timestamp is in the future")
         if age > self.config.signature_max_age_seconds:
-            raise Refused(401, f"{DENIED}: the signature has expired")
+            raise AspNetRefusal(401, f"{DENIED}: the signature has expired")
         message = f"{self.client_id}:{user_id}:{timestamp}".encode()
         expected = base64.b64encode(hmac.new(self._hmac_secret.encode(), message, hashlib.sha256).digest()).decode()
         if user_id != self.user_id or not hmac.compare_digest(signature.encode(), expected.encode()):
-            raise Refused(401, f"{DENIED}: the signature does not match")
+            raise AspNetRefusal(401, f"{DENIED}: the signature does not match")
 
     def _token(self, request: Request) -> Response:
         form = {name: values[0] for name, values in parse_qs(request.body.decode("utf-8", "replace")).items()}
@@ -464,21 +455,21 @@ class MyPreferencesSandbox(SandboxServer[MyPreferencesConfig]):
         body = _json_object(request)
         unknown = sorted(set(body) - set(INITIATE_FIELDS))
         if unknown:
-            raise Refused(400, f"Unknown property '{unknown[0]}'")
+            raise AspNetRefusal(400, f"Unknown property '{unknown[0]}'")
         for name, kind in INITIATE_FIELDS.items():
             if name in body and (type(body[name]) is not kind):
-                raise Refused(400, f"The value of '{name}' is not valid")
+                raise AspNetRefusal(400, f"The value of '{name}' is not valid")
         if not 1 <= len(body.get("Name", "")) <= 100:
-            raise Refused(400, "Name is required (1-100 characters)")
+            raise AspNetRefusal(400, "Name is required (1-100 characters)")
         if not 0 <= body.get("DataStageDuration", 3) <= 10:
-            raise Refused(400, "The staging duration cannot exceed 10 days")
+            raise AspNetRefusal(400, "The staging duration cannot exceed 10 days")
         if body.get("ImportAction", "Add") not in ("Add", "Delete"):
-            raise Refused(400, "ImportAction is Add or Delete")
+            raise AspNetRefusal(400, "ImportAction is Add or Delete")
         criteria = body.get("MatchCriteria")
         if criteria not in (None, "AlternateIdType") or (criteria is None) != ("MatchValue" not in body):
-            raise Refused(400, "MatchCriteria must be AlternateIdType, and MatchValue goes with it")
+            raise AspNetRefusal(400, "MatchCriteria must be AlternateIdType, and MatchValue goes with it")
         if criteria is not None and body["MatchValue"] not in self.config.alternate_id_types:
-            raise Refused(400, f"AlternateIdType '{body['MatchValue']}' is not configured for the client")
+            raise AspNetRefusal(400, f"AlternateIdType '{body['MatchValue']}' is not configured for the client")
         now, config = time.time(), self.config
         with self.lock:
             imported = SandboxImport(
@@ -495,25 +486,25 @@ class MyPreferencesSandbox(SandboxServer[MyPreferencesConfig]):
         with self.lock:
             imported = self._imports.get(int(access_token)) if (access_token or "").isdigit() else None
         if imported is None:
-            raise Refused(401, f"{DENIED}: the access token is not valid")
+            raise AspNetRefusal(401, f"{DENIED}: the access token is not valid")
         if time.time() >= imported.token_expires:
-            raise Refused(401, f"{DENIED}: the access token has expired")
+            raise AspNetRefusal(401, f"{DENIED}: the access token has expired")
         return imported
 
     def _stage(self, request: Request, imported: SandboxImport) -> Response:
         limit = self.config.max_request_bytes
         if len(request.body) > limit:
-            raise Refused(413, f"The request exceeds the maximum allowed size of {limit} bytes")
+            raise AspNetRefusal(413, f"The request exceeds the maximum allowed size of {limit} bytes")
         body = _json_object(request)
         records = body.get(STAGE_WRAPPER)
         if set(body) != {STAGE_WRAPPER} or not isinstance(records, list):
-            raise Refused(400, f"The request is invalid: {STAGE_WRAPPER} (a list) is its only property")
+            raise AspNetRefusal(400, f"The request is invalid: {STAGE_WRAPPER} (a list) is its only property")
         staged = [stage_record(record, self.config.alternate_id_types) for record in records]
         with self.lock:
             if imported.executed_at is not None:
-                raise Refused(400, "The import has already been executed; records can no longer be staged")
+                raise AspNetRefusal(400, "The import has already been executed; records can no longer be staged")
             if len(imported.staged) + len(staged) > self.config.max_records_per_import:
-                raise Refused(400, f"An import holds at most {self.config.max_records_per_import} records")
+                raise AspNetRefusal(400, f"An import holds at most {self.config.max_records_per_import} records")
             imported.staged += staged
             imported.validation_failed += sum(record.problem is not None for record in staged)
             imported.stage_requests += 1
@@ -524,7 +515,7 @@ class MyPreferencesSandbox(SandboxServer[MyPreferencesConfig]):
         config = self.config
         with self.lock:
             if imported.executed_at is not None:
-                raise Refused(400, "The import has already been executed")
+                raise AspNetRefusal(400, "The import has already been executed")
             imported.executed_at = time.time()
             imported.process_seconds = config.process_seconds
             imported.failure = _failure_message(config.fail_imports)
@@ -536,7 +527,7 @@ class MyPreferencesSandbox(SandboxServer[MyPreferencesConfig]):
         limit = _query_int(request, "limit", EXCEPTIONS_LIMIT_DEFAULT)
         offset = _query_int(request, "offset", 1)
         if not 1 <= limit <= EXCEPTIONS_LIMIT_MAX:
-            raise Refused(400, f"limit must be between 1 and {EXCEPTIONS_LIMIT_MAX}")
+            raise AspNetRefusal(400, f"limit must be between 1 and {EXCEPTIONS_LIMIT_MAX}")
         with self.lock:
             failed = imported.failed_records(time.time())
             page = [imported.exception_record(number) for number in failed[offset - 1 : offset - 1 + limit]]
@@ -558,7 +549,7 @@ def _json_object(request: Request) -> dict[str, Any]:
     except ValueError:
         body = None
     if not isinstance(body, dict):
-        raise Refused(400, "The request is invalid: the body is not a JSON object")
+        raise AspNetRefusal(400, "The request is invalid: the body is not a JSON object")
     return body
 
 
@@ -567,7 +558,7 @@ def _query_int(request: Request, name: str, default: int) -> int:
     if not values:
         return default
     if not values[0].isdigit() or int(values[0]) < 1:
-        raise Refused(400, f"{name} must be a positive number")
+        raise AspNetRefusal(400, f"{name} must be a positive number")
     return int(values[0])
 
 

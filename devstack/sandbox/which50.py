@@ -43,6 +43,7 @@ from pydantic import Field
 
 from devstack.sandbox.http import (
     LOOPBACK,
+    AspNetRefusal,
     FaultConfig,
     Request,
     Response,
@@ -94,15 +95,6 @@ class Which50Config(FaultConfig):
     slow_seconds: float = Field(default=0.0, ge=0, description="every call waits this long before answering")
 
 
-class Refused(Exception):
-    """An answer other than 200, with ASP.NET's {"Message": ...} body."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
 @dataclass(frozen=True)
 class Route:
     kind: Kind
@@ -111,7 +103,7 @@ class Route:
 
 
 def route_of(method: str, path: str) -> Route | None:
-    """The API route of a request; raises Refused(405) for a known path with another method."""
+    """The API route of a request; raises AspNetRefusal(405) for a known path with another method."""
     # ASP.NET matches routes case-insensitively, and its ids are int-constrained: "x" is no route.
     if not path.lower().startswith(API_ROOT.lower() + "/"):
         return None
@@ -134,7 +126,7 @@ def route_of(method: str, path: str) -> Route | None:
         case _:
             return None
     if method not in methods:
-        raise Refused(405, f"The requested resource does not support http method '{method}'.")
+        raise AspNetRefusal(405, f"The requested resource does not support http method '{method}'.")
     return Route(methods[method], *ids)
 
 
@@ -201,17 +193,17 @@ def stage_contact(
 ) -> tuple[StagedContact, dict[str, Any]]:
     """Check one contact of a batch: what the sandbox keeps of it, and its echo with warnings."""
     if not isinstance(contact, dict):
-        raise Refused(400, "The request is invalid: every contact must be an object")
+        raise AspNetRefusal(400, "The request is invalid: every contact must be an object")
     values = contact.get("Values")
     values = {} if values is None else values
     enc_id = contact.get("EncContactId")
     list_id = contact.get("ListId", 0)  # a missing int binds as 0 in ASP.NET
     if not isinstance(values, dict):
-        raise Refused(400, "The request is invalid: Values must be an object")
+        raise AspNetRefusal(400, "The request is invalid: Values must be an object")
     if enc_id is not None and not isinstance(enc_id, str):
-        raise Refused(400, "The request is invalid: EncContactId must be a string")
+        raise AspNetRefusal(400, "The request is invalid: EncContactId must be a string")
     if not isinstance(list_id, int) or isinstance(list_id, bool):
-        raise Refused(400, "The request is invalid: ListId must be a number")
+        raise AspNetRefusal(400, "The request is invalid: ListId must be a number")
     warnings = [f"Unknown field '{name}'" for name in values if name not in field_names]
     if list_id != contact_list.id:
         warnings.append(f"ListId {list_id} does not match ContactList {contact_list.id}")
@@ -403,8 +395,8 @@ class Which50Sandbox(SandboxServer[Which50Config]):
     def handle(self, request: Request) -> Response:
         try:
             route = route_of(request.method, request.path)
-        except Refused as refused:
-            return Response.json({"Message": refused.message}, refused.status).noted(method=request.method)
+        except AspNetRefusal as refused:
+            return refused.answer().noted(method=request.method)
         kind = route.kind if route else None
         note = {"method": request.method, "kind": kind, "list_id": route and route.list_id,
                 "job_id": route and route.job_id}  # fmt: skip
@@ -419,11 +411,11 @@ class Which50Sandbox(SandboxServer[Which50Config]):
             self.pause(self.config.slow_seconds)
         try:
             if route is None:
-                raise Refused(404, f"No HTTP resource was found that matches the request URI '{request.path}'.")
+                raise AspNetRefusal(404, f"No HTTP resource was found that matches the request URI '{request.path}'.")
             self._authorise(request)
             answer = self._api(request, route)
-        except Refused as refused:
-            answer = Response.json({"Message": refused.message}, refused.status)
+        except AspNetRefusal as refused:
+            answer = refused.answer()
         if hang:
             self.pause(self.config.timeout_hang_seconds)  # done, but the client has given up by now
         return answer.noted(**note, fault="timeouts" if hang else None)
@@ -444,9 +436,9 @@ class Which50Sandbox(SandboxServer[Which50Config]):
     def _authorise(self, request: Request) -> None:
         scheme, _, key = request.headers.get("Authorization", "").strip().partition(" ")
         if scheme != API_KEY_SCHEME or not secrets.compare_digest(key.strip().encode(), self._api_key.encode()):
-            raise Refused(401, DENIED)
+            raise AspNetRefusal(401, DENIED)
         if self.config.forbidden:  # a known key without the permission: 401 comes first
-            raise Refused(403, FORBIDDEN)
+            raise AspNetRefusal(403, FORBIDDEN)
 
     def _api(self, request: Request, route: Route) -> Response:
         if route.kind == "batch":
@@ -484,13 +476,13 @@ class Which50Sandbox(SandboxServer[Which50Config]):
     def _list(self, list_id: int | None) -> ContactList:
         contact_list = self._lists.get(list_id) if list_id is not None else None
         if contact_list is None:
-            raise Refused(404, f"ContactList {list_id} was not found.")
+            raise AspNetRefusal(404, f"ContactList {list_id} was not found.")
         return contact_list
 
     def _job(self, contact_list: ContactList, job_id: int | None) -> SandboxJob:
         job = self._jobs.get(job_id) if job_id is not None else None
         if job is None or job.list_id != contact_list.id:
-            raise Refused(404, f"ImportJob {job_id} was not found.")
+            raise AspNetRefusal(404, f"ImportJob {job_id} was not found.")
         return job
 
     # --- the import calls --------------------------------------------------------------------------
@@ -498,10 +490,10 @@ class Which50Sandbox(SandboxServer[Which50Config]):
     def _create(self, body: Any, contact_list: ContactList, now: float) -> Response:
         names = body.get("FieldNames") if isinstance(body, dict) else None
         if not isinstance(names, list) or not names or not all(isinstance(name, str) for name in names):
-            raise Refused(400, "FieldNames must be a non-empty array of field names")
+            raise AspNetRefusal(400, "FieldNames must be a non-empty array of field names")
         unknown = [name for name in names if name not in contact_list.fields]
         if unknown:
-            raise Refused(400, f"Unknown field(s) for ContactList {contact_list.id}: {', '.join(unknown)}")
+            raise AspNetRefusal(400, f"Unknown field(s) for ContactList {contact_list.id}: {', '.join(unknown)}")
         job = SandboxJob(next(self._job_ids), contact_list.id, tuple(dict.fromkeys(names)), now)
         self._jobs[job.id] = job
         return Response.json(job.answer(now)).noted(job_id=job.id)
@@ -513,10 +505,10 @@ class Which50Sandbox(SandboxServer[Which50Config]):
             job = self._not_run(self._job(contact_list, route.job_id))
         contacts = _json(request)
         if not isinstance(contacts, list):
-            raise Refused(400, "The request is invalid: the body must be an array of contacts")
+            raise AspNetRefusal(400, "The request is invalid: the body must be an array of contacts")
         limit = self.config.max_batch_contacts
         if len(contacts) > limit:
-            raise Refused(400, f"A batch holds at most {limit} contacts")
+            raise AspNetRefusal(400, f"A batch holds at most {limit} contacts")
         staged, echoes = [], []
         for contact in contacts:
             kept, echo = stage_contact(contact, contact_list, job.field_names)
@@ -531,7 +523,7 @@ class Which50Sandbox(SandboxServer[Which50Config]):
     @staticmethod
     def _not_run(job: SandboxJob) -> SandboxJob:
         if job.started is not None:
-            raise Refused(409, f"ImportJob {job.id} has already been run")
+            raise AspNetRefusal(409, f"ImportJob {job.id} has already been run")
         return job
 
     def _run(self, request: Request, job: SandboxJob, now: float) -> Response:
@@ -552,7 +544,7 @@ def _json(request: Request) -> Any:
     try:
         return request.json()
     except ValueError:
-        raise Refused(400, "The request is invalid: the body is not JSON") from None
+        raise AspNetRefusal(400, "The request is invalid: the body is not JSON") from None
 
 
 # --- standalone -----------------------------------------------------------------------------------

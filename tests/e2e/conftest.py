@@ -121,6 +121,19 @@ def events(job: dict) -> list[str]:
     return [entry["event"] for entry in job["timeline"]]
 
 
+def upload(api: httpx.Client, lines: list[str], name: str = "records.jsonl") -> str:
+    """A records file uploaded as users do it: POST /uploads, then a PUT to the presigned URL."""
+    ticket = api.post("/uploads", json={"filename": name}).json()
+    httpx.put(ticket["upload_url"], content=("\n".join(lines) + "\n").encode(), headers=ticket["headers"]).raise_for_status()
+    return ticket["s3_uri"]
+
+
+def result_file(job: dict, name: str) -> bytes:
+    """One of a finished job's result files, fetched through its download URL."""
+    (file,) = [f for f in job["result"]["files"] if f["name"] == name]
+    return httpx.get(file["download_url"]).content
+
+
 class CallbackReceiver:
     """A submitter's endpoint: records every POST; answers with the status codes queued in `answers`."""
 

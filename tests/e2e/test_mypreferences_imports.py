@@ -8,7 +8,7 @@ import time
 import httpx
 import pytest
 
-from tests.e2e.conftest import events, submit, wait_for
+from tests.e2e.conftest import events, result_file, submit, upload, wait_for
 
 pytestmark = pytest.mark.e2e
 MB = 1_000_000
@@ -22,20 +22,9 @@ def record(n: int, domain: str = "example.org", id_type: str = "CRM_ID") -> dict
     }
 
 
-def upload(api, lines: list[str], name: str = "preferences.jsonl") -> str:
-    ticket = api.post("/uploads", json={"filename": name}).json()
-    httpx.put(ticket["upload_url"], content=("\n".join(lines) + "\n").encode(), headers=ticket["headers"]).raise_for_status()
-    return ticket["s3_uri"]
-
-
 def import_job(api, source: str, fmt: str = "jsonl", **params) -> dict:
     body = {"source": source, "format": fmt, "name": "nightly preferences", "match_criteria": "AlternateIdType", "match_value": "CRM_ID", **params}
     return wait_for(api, submit(api, "mypreferences.bulk_import", body)["job_id"], timeout=90)
-
-
-def read(api_job: dict, name: str) -> bytes:
-    (file,) = [f for f in api_job["result"]["files"] if f["name"] == name]
-    return httpx.get(file["download_url"]).content
 
 
 @pytest.fixture
@@ -51,7 +40,7 @@ def test_a_clean_import_stages_every_record_once_in_size_limited_batches(api, my
     job = import_job(api, upload(api, lines), batch_bytes=MB)
 
     assert job["status"] == "SUCCEEDED", job
-    summary = json.loads(read(job, "summary.json"))
+    summary = json.loads(result_file(job, "summary.json"))
     assert summary["records"]["staged"] == 12_000 and summary["records"]["failed_total"] == 0
     assert summary["reconciled"] and summary["batches"] >= 2
     assert [f["name"] for f in job["result"]["files"]] == ["summary.json"]
@@ -72,12 +61,12 @@ def test_invalid_lines_and_vendor_exceptions_make_a_partial_import_with_an_exact
     job = import_job(api, upload(api, lines))
 
     assert job["status"] == "PARTIAL", job
-    failed = [json.loads(line) for line in read(job, "failed_records.jsonl").splitlines()]
+    failed = [json.loads(line) for line in result_file(job, "failed_records.jsonl").splitlines()]
     # Ours first, as the file was read; then the vendor's, in the order the records were staged.
     assert [(f["line"], f["stage"]) for f in failed] == [(2, "validation"), (3, "validation"), (4, "vendor"), (5, "vendor")]
     assert all(f["reasons"] for f in failed)
     assert {f["key"] for f in failed if f["stage"] == "vendor"} <= {"C-4", "C-5", None}
-    summary = json.loads(read(job, "summary.json"))
+    summary = json.loads(result_file(job, "summary.json"))
     assert summary["records"]["staged"] == 4 and summary["records"]["invalid"] == 2
 
 
@@ -153,4 +142,4 @@ def test_a_batch_whose_answer_was_lost_is_not_staged_twice(api, mypreferences):
     assert vendor_import["staged_records"] == 12_000
     reconciled = [e["detail"] for e in job["timeline"] if e["event"] == "batch_reconciled"]
     assert reconciled == [{"batch": 0, "outcome": "arrived"}]
-    assert json.loads(read(job, "summary.json"))["reconciled"] is True
+    assert json.loads(result_file(job, "summary.json"))["reconciled"] is True

@@ -1,4 +1,5 @@
-"""Reading a vendor's error answer into one short, readable reason.
+"""Reading vendors' answers leniently: an error answer as one short, readable reason, and a
+counter that is missing or null as 0.
 
 MyPreferences and Which50 both run on ASP.NET Web API and document no error body (VENDORS.md 2.4,
 3.5): both are read as that framework's default, {"Message": ..., "ModelState": {field: [messages]}},
@@ -6,6 +7,9 @@ falling back to the body's text. This module imports no HTTP library, so payload
 """
 
 import json
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator
 
 MAX_MESSAGE_CHARS = 300
 ASPNET_MESSAGE_KEYS = ("Message", "message", "ExceptionMessage")
@@ -34,3 +38,11 @@ def error_message(
     if not message:
         return None
     return message if len(message) <= MAX_MESSAGE_CHARS else message[: MAX_MESSAGE_CHARS - 3] + "..."
+
+
+def _zero_if_missing(value: Any) -> Any:
+    return 0 if value is None else value
+
+
+# A counter of a vendor's status answer: null (or absent, with a default of 0) reads as 0.
+Counter = Annotated[int, BeforeValidator(_zero_if_missing)]

@@ -1,15 +1,16 @@
-"""What every vendor's HTTP client shares: the timeouts an account's secret may set, and transport
-failures (timeouts, dropped connections) turned into the step error the state machine retries."""
+"""What every vendor's HTTP client shares: the account secret's common part (its URLs, https only,
+and its timeouts), transport failures (timeouts, dropped connections) turned into the step error
+the state machine retries, and one connection pool."""
 
 import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import Annotated, Any, ClassVar, Self
 
 import httpx
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from jobrelay.domain.errors import VendorTransientError
+from jobrelay.domain.errors import VendorRejected, VendorTransientError
 
 
 class HttpTimeouts(BaseModel):
@@ -27,6 +28,43 @@ class HttpTimeouts(BaseModel):
             write=self.read_timeout_seconds,
             pool=self.connect_timeout_seconds,
         )
+
+
+class VendorAccount(HttpTimeouts):
+    """The part every vendor account's secret shares. Subclasses name the vendor and may list more
+    URLs to check (`urls`); every one must be https, or http when `allow_http` says so (the local
+    sandbox). Problems are reported by field name, never with the secret's values."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    vendor_title: ClassVar[str]
+
+    allow_http: bool = Field(default=False, description="allow http URLs (the local sandbox)")
+
+    def urls(self) -> dict[str, str]:
+        return {"base_url": getattr(self, "base_url")}
+
+    @model_validator(mode="after")
+    def _https_unless_allowed(self) -> Self:
+        schemes = ("https", "http") if self.allow_http else ("https",)
+        for name, url in self.urls().items():
+            try:
+                parsed = httpx.URL(url)
+            except httpx.InvalidURL:
+                parsed = None
+            if parsed is None or parsed.scheme not in schemes or not parsed.host:
+                raise ValueError(f"{name} must be an https URL (http only with allow_http, for the local sandbox)")
+        return self
+
+    @classmethod
+    def from_secret(cls, secret: dict[str, Any]) -> Self:
+        """The account, or VendorRejected naming what is wrong with the secret."""
+        from jobrelay.operations import validation_details  # operations imports the vendors' params
+
+        try:
+            return cls.model_validate(secret)
+        except ValidationError as exc:
+            problems = "; ".join(f"{d['field']}: {d['message']}" for d in validation_details(exc))
+            raise VendorRejected(f"the {cls.vendor_title} account secret is not valid ({problems})") from None
 
 
 @contextmanager

@@ -20,7 +20,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from jobrelay.domain.errors import VendorProtocolError
 from jobrelay.ports import VendorState
-from jobrelay.vendors.answers import error_message
+from jobrelay.vendors.answers import Counter, error_message
 
 log = logging.getLogger(__name__)
 
@@ -194,11 +194,6 @@ class InitiateRequest(BaseModel):
         return self.model_dump(exclude_none=True)
 
 
-def _zero_if_missing(value: Any) -> Any:
-    return 0 if value is None else value
-
-
-Counter = Annotated[int, BeforeValidator(_zero_if_missing)]
 
 
 class BulkImportStatus(BaseModel):

@@ -21,15 +21,14 @@ import threading
 import time
 from collections.abc import Callable, Generator
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from jobrelay.domain.errors import VendorProtocolError, VendorRejected, VendorTransientError
 from jobrelay.domain.job import utcnow
-from jobrelay.operations import validation_details
-from jobrelay.vendors.http import HttpTimeouts
+from jobrelay.vendors.http import VendorAccount
 from jobrelay.vendors.mypreferences.api import (
     OAUTH_DEFAULT_TOKEN_SECONDS,
     OAUTH_RENEWAL_MARGIN,
@@ -57,10 +56,10 @@ class PnAuthInfo3Settings(BaseModel):
     secret: Annotated[SecretStr, Field(min_length=1)]
 
 
-class MyPreferencesAccount(HttpTimeouts):
+class MyPreferencesAccount(VendorAccount):
     """One MyPreferences account (one user of one organisation), as stored in its secret."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    vendor_title = "MyPreferences"
 
     base_url: str = Field(description="the environment's host, e.g. https://pmstg.mypreferences.com")
     client_id: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")] = Field(
@@ -70,7 +69,6 @@ class MyPreferencesAccount(HttpTimeouts):
     auth: Annotated[OAuthSettings | PnAuthInfo3Settings, Field(discriminator="scheme")]
     stage_concurrency: Annotated[int, Field(ge=1)] = 1
     read_timeout_seconds: Annotated[float, Field(gt=0)] = 60.0  # also the write timeout: stages are large
-    allow_http: bool = Field(default=False, description="allow http URLs (the local sandbox)")
 
     @field_validator("base_url")
     @classmethod
@@ -78,28 +76,11 @@ class MyPreferencesAccount(HttpTimeouts):
         # The help site shows URLs under /Profiles/; our paths carry it, so a base ending in it is trimmed.
         return value.strip().rstrip("/").removesuffix("/Profiles")
 
-    @model_validator(mode="after")
-    def _https_unless_allowed(self) -> "MyPreferencesAccount":
+    def urls(self) -> dict[str, str]:
         urls = {"base_url": self.base_url}
         if isinstance(self.auth, OAuthSettings):
             urls["auth.token_url"] = self.auth.token_url
-        schemes = ("https", "http") if self.allow_http else ("https",)
-        for name, url in urls.items():
-            try:
-                parsed = httpx.URL(url)
-            except httpx.InvalidURL:
-                parsed = None
-            if parsed is None or parsed.scheme not in schemes or not parsed.host:
-                raise ValueError(f"{name} must be an https URL (http only with allow_http, for the local sandbox)")
-        return self
-
-    @classmethod
-    def from_secret(cls, secret: dict[str, Any]) -> "MyPreferencesAccount":
-        try:
-            return cls.model_validate(secret)
-        except ValidationError as exc:
-            problems = "; ".join(f"{d['field']}: {d['message']}" for d in validation_details(exc))
-            raise VendorRejected(f"the MyPreferences account secret is not valid ({problems})") from None
+        return urls
 
     def authenticator(self) -> httpx.Auth:
         """The auth flow this account's scheme calls for."""

@@ -11,13 +11,13 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 import httpx
-from pydantic import ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 
-from jobrelay.domain.errors import VendorJobFailed, VendorProtocolError, VendorRejected
+from jobrelay.domain.errors import VendorJobFailed, VendorProtocolError
 from jobrelay.domain.job import Job, JobResult, Progress, utcnow
-from jobrelay.operations import OPERATIONS, stored_params, validation_details
+from jobrelay.operations import OPERATIONS, stored_params
 from jobrelay.ports import CollectOutcome, PollOutcome, ResultStore, StartOutcome, VendorState, WaitMode
-from jobrelay.vendors.http import HttpTimeouts, shared_http_client
+from jobrelay.vendors.http import VendorAccount, shared_http_client
 from jobrelay.vendors.pinpointe.api import (
     ASYNC_METHODS,
     RESULT_CONTENT_TYPE,
@@ -37,13 +37,13 @@ log = logging.getLogger(__name__)
 RESULT_FILE_NAME = "result.json"
 
 
-class PinpointeAccount(HttpTimeouts):
-    """One Pinpointe account, as stored in its secret (one secret per account, DESIGN.md Security)."""
+class PinpointeAccount(VendorAccount):
+    """One Pinpointe account, as stored in its secret (one secret per account, DESIGN.md Security).
+    Its `allow_http` (declared by VendorAccount, before base_url, whose check reads it) also allows
+    http result links."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    vendor_title = "Pinpointe"
 
-    # Declared before base_url, whose check reads it.
-    allow_http: bool = Field(default=False, description="allow http for base_url and result links (local sandbox)")
     base_url: str = Field(description="the account's host, e.g. https://na01.mypinpointe.com")
     username: Annotated[str, Field(min_length=1)]
     usertoken: Annotated[SecretStr, Field(min_length=1)]
@@ -65,13 +65,6 @@ class PinpointeAccount(HttpTimeouts):
                 "which is meant for the local sandbox)"
             )
         return url
-
-    @classmethod
-    def from_secret(cls, secret: dict[str, Any]) -> "PinpointeAccount":
-        try:
-            return cls.model_validate(secret)
-        except ValidationError as exc:
-            raise VendorRejected(f"the Pinpointe account secret is not valid ({_problems(exc)})") from None
 
 
 class PinpointeJobs:
@@ -168,10 +161,6 @@ def _async_method(operation: str) -> AsyncMethod:
     except KeyError:
         raise ValueError(f"{operation!r} is not a Pinpointe operation") from None
 
-
-def _problems(exc: ValidationError, prefix: tuple[str, ...] = ()) -> str:
-    """The validation errors as one line, without the input values (a secret's token among them)."""
-    return "; ".join(f"{d['field']}: {d['message']}" for d in validation_details(exc, prefix))
 
 
 def _ref(job: Job, key: str) -> str:

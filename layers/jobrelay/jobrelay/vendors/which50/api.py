@@ -17,11 +17,11 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from jobrelay.domain.errors import VendorProtocolError
 from jobrelay.ports import VendorState
-from jobrelay.vendors.answers import error_message
+from jobrelay.vendors.answers import Counter, error_message
 
 log = logging.getLogger(__name__)
 
@@ -99,11 +99,6 @@ ENC_CONTACT_ID = "EncContactId"
 # --- status --------------------------------------------------------------------------------------
 
 
-def _zero_if_missing(value: Any) -> Any:
-    return 0 if value is None else value
-
-
-Counter = Annotated[int, BeforeValidator(_zero_if_missing)]
 
 
 class ImportJob(BaseModel):

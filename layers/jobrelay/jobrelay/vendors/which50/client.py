@@ -13,11 +13,10 @@ from collections.abc import Generator
 from typing import Annotated, Any
 
 import httpx
-from pydantic import ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator
 
 from jobrelay.domain.errors import VendorProtocolError, VendorRejected, VendorTransientError
-from jobrelay.operations import validation_details
-from jobrelay.vendors.http import HttpTimeouts, transport_errors_as_transient
+from jobrelay.vendors.http import VendorAccount, transport_errors_as_transient
 from jobrelay.vendors.which50.api import (
     AUTH_HEADER,
     AUTH_SCHEME,
@@ -41,41 +40,21 @@ from jobrelay.vendors.which50.api import (
 log = logging.getLogger(__name__)
 
 
-class Which50Account(HttpTimeouts):
+class Which50Account(VendorAccount):
     """One Which50 account, as stored in its secret (jobrelay/which50/<account>)."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    vendor_title = "Which50"
 
     base_url: str = Field(default=DEFAULT_BASE_URL, description="the API's root, e.g. https://app.which50.com/Which50API")
     api_key: Annotated[SecretStr, Field(min_length=1)]
     auth_header: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9-]+$")] = AUTH_HEADER
     auth_scheme: Annotated[str, Field(max_length=40, pattern=r"^[A-Za-z0-9_-]*$")] = AUTH_SCHEME
     read_timeout_seconds: Annotated[float, Field(gt=0)] = 120.0  # also the write timeout: a batch is up to 25 MB
-    allow_http: bool = Field(default=False, description="allow an http base_url (the local sandbox)")
 
     @field_validator("base_url")
     @classmethod
     def _no_trailing_slash(cls, value: str) -> str:
         return value.strip().rstrip("/")
-
-    @model_validator(mode="after")
-    def _https_unless_allowed(self) -> "Which50Account":
-        try:
-            parsed = httpx.URL(self.base_url)
-        except httpx.InvalidURL:
-            parsed = None
-        schemes = ("https", "http") if self.allow_http else ("https",)
-        if parsed is None or parsed.scheme not in schemes or not parsed.host:
-            raise ValueError("base_url must be an https URL (http only with allow_http, for the local sandbox)")
-        return self
-
-    @classmethod
-    def from_secret(cls, secret: dict[str, Any]) -> "Which50Account":
-        try:
-            return cls.model_validate(secret)
-        except ValidationError as exc:
-            problems = "; ".join(f"{d['field']}: {d['message']}" for d in validation_details(exc))
-            raise VendorRejected(f"the Which50 account secret is not valid ({problems})") from None
 
     def authenticator(self) -> httpx.Auth:
         return ApiKeyAuth(self.auth_header, self.auth_scheme, self.api_key)
