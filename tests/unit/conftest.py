@@ -36,12 +36,13 @@ class ScriptedVendor:
     started_with: list[str | None] = field(default_factory=list)
     result: bytes = b'{"count": 2, "subscribers": [{}, {}]}'
     start_error: Exception | None = None
+    ready: bool = False  # a synchronous call: collect at once
 
     def start(self, job, webhook_url):
         if self.start_error:
             raise self.start_error
         self.started_with.append(webhook_url)
-        return StartOutcome(vendor_ref={"jobid": "v-1", "requestmethod": "GetListSubscribersAsync"})
+        return StartOutcome(vendor_ref={"jobid": "v-1", "requestmethod": "GetListSubscribersAsync"}, ready=self.ready)
 
     def poll(self, job):
         return self.polls.pop(0)

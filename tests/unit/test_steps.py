@@ -43,6 +43,13 @@ def test_poll_only_vendors_wait_with_backoff(world):
     assert 4 <= out.wait_seconds <= 6
 
 
+def test_a_synchronous_vendor_call_is_collected_without_waiting(world):
+    world.vendor.ready = True
+    job_id = world.submit()
+    out = run(world, "start", job_id)
+    assert out.next == "collect" and world.store.get(job_id).status is JobStatus.RUNNING
+
+
 def test_start_of_a_cancelled_job_does_not_reach_the_vendor(world):
     job_id = world.submit()
     world.jobs.cancel(job_id)

@@ -115,6 +115,9 @@ class VendorState(StrEnum):
 class StartOutcome:
     vendor_ref: dict[str, Any]
     note: str | None = None
+    # The result can be collected at once (a synchronous vendor call, read page by page in
+    # collect): no wait. poll() must then report DONE, for a Start retried after this one.
+    ready: bool = False
 
 
 @dataclass

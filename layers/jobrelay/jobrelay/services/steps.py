@@ -92,13 +92,16 @@ class StepRunner:
                 job = self._require_imports().open(job)
             return StepOutput(job_id=job.job_id, status=job.status, next="stage")
         vendor = self._vendor_for(job)
+        ready = False
         if job.status is JobStatus.STARTING:
-            job = self._start_at_vendor(job, vendor)
+            job, ready = self._start_at_vendor(job, vendor)
         if job.is_terminal:
             return self._ended(job)
+        if ready:
+            return StepOutput(job_id=job.job_id, status=job.status, next="collect")
         return self._wait(job, vendor)
 
-    def _start_at_vendor(self, job: Job, vendor: VendorJobs) -> Job:
+    def _start_at_vendor(self, job: Job, vendor: VendorJobs) -> tuple[Job, bool]:
         webhook_url = None
         if vendor.wait_mode is WaitMode.WEBHOOK:
             # A fresh 256-bit capability token per start; only its hash is kept. Stored before the
@@ -114,7 +117,7 @@ class StepRunner:
             TimelineEvent(at=self._now(), event="started", detail={"vendor_ref": vendor_ref, "wait": vendor.wait_mode.value}),
             JobPatch(vendor_ref=vendor_ref, progress=Progress(percent=0, note=outcome.note or "started at the vendor")),
         )
-        return moved.job
+        return moved.job, outcome.ready
 
     # --- stage (bulk imports) --------------------------------------------------------------------
 
