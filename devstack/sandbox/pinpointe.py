@@ -1,6 +1,9 @@
 """A Pinpointe simulator: the JSON API as VENDORS.md section 1 describes it, over real sockets.
 
-POST /apijson.php serves API/Test, the four async starts and API/AsyncJobStatus. A started job goes
+POST /apijson.php serves API/Test, the four async starts, API/AsyncJobStatus and the synchronous,
+paginated GetAutoresponderResults (VENDORS.md 1.10, generated stats of the configured
+autoresponders, `autoresponder_sends` sends each; `limit`/`next` pages, `next` "0" on the last one;
+an unknown id or name answers FAILED "Autoresponder not found"). A started job goes
 waiting -> processing -> complete (or failed) over `job_seconds`; when it ends, a webhook notice is
 POSTed to `notify.value`. GET /files/<jobid>.json streams the result: a deterministic document
 generated record by record, so it can be as large as a benchmark needs without being held in memory.
@@ -10,7 +13,8 @@ not send: unknown or empty elements, booleans and numbers not written as strings
 YYYYMMDD. Where the docs say nothing (VENDORS.md Unknowns 1-4) it answers in the shapes the adapter
 assumes (jobrelay/vendors/pinpointe/api.py): start `data` = {"jobid", "elapsed", "timestamp"};
 AsyncJobStatus `data` = {"jobs": [{"jobid", "requestmethod", "status", "url", "created",
-"updated"}], "pagination": {"next"}}; webhook = {"jobid", "status", "url", "requestmethod"}.
+"updated"}], "pagination": {"next"}}; webhook = {"jobid", "status", "url", "requestmethod"};
+GetAutoresponderResults `data` = {"item": [records], "pagination": {"next"}} (Unknown 6).
 
 Extra control routes: GET /_sandbox/jobs, GET /_sandbox/webhooks. Run it alone with
 `python -m devstack.sandbox.pinpointe --port 3100`.
@@ -22,6 +26,7 @@ import itertools
 import json
 import secrets
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -37,6 +42,9 @@ FILES_PREFIX = "/files/"
 CREDENTIALS_REJECTED = "Unable to verify user credentials"
 JOBS_NOT_FOUND = "Jobs not found"
 DOWNLOAD = "ResultDownload"  # how result downloads appear in the call log's `requestmethod`
+
+
+DEFAULT_AUTORESPONDERS = {"301": "Welcome series", "302": "Win-back", "303": "Birthday"}
 
 
 class PinpointeConfig(FaultConfig):
@@ -56,6 +64,20 @@ class PinpointeConfig(FaultConfig):
     file_5xx: int = Field(default=0, ge=0, description="the next N result downloads answer 503")
     file_content_length: bool = Field(
         default=False, description="send result files with Content-Length (computed by a first pass) instead of chunked"
+    )
+    autoresponders: dict[str, str] = Field(
+        default_factory=lambda: dict(DEFAULT_AUTORESPONDERS), description="GetAutoresponderResults: id -> name"
+    )
+    autoresponder_sends: int = Field(
+        default=3, ge=0, description="sends of each autoresponder (grouping send: one record per send)"
+    )
+    autoresponder_empty: bool | str = Field(
+        default=False,
+        description="GetAutoresponderResults has nothing: true answers SUCCESS with no records, a string "
+        "answers FAILED with it as errormessage (autoresponders being retired for Journeys)",
+    )
+    later_page_5xx: int = Field(
+        default=0, ge=0, description="the next N GetAutoresponderResults calls for a page after the first answer 503"
     )
 
 
@@ -139,6 +161,12 @@ ASYNC_CALLS: dict[str, AsyncCall] = {
         "subscribers",
     ),
 }
+
+
+AUTORESPONDER_METHOD = "GetAutoresponderResults"
+AUTORESPONDER_REQUESTTYPES = ("Autoresponders", "Stats")  # VENDORS.md 1.10: both variants are documented
+AUTORESPONDER_FIELDS = frozenset({"autoresponderid", "autorespondername", "grouping", "pagination"})
+AUTORESPONDER_NOT_FOUND = "Autoresponder not found"
 
 
 class Refused(Exception):
@@ -305,6 +333,8 @@ class PinpointeSandbox(SandboxServer[PinpointeConfig]):
                 return self._success(details)
             if (requesttype, method) == ("API", "AsyncJobStatus"):
                 return self._job_status(details if details is not None else {})
+            if method == AUTORESPONDER_METHOD and requesttype in AUTORESPONDER_REQUESTTYPES:
+                return self._autoresponder_results(details if details is not None else {})
             call = ASYNC_CALLS.get(method)
             if call is None or call.requesttype != requesttype:
                 raise Refused(f"Invalid request: {requesttype}/{method}")
@@ -377,6 +407,44 @@ class PinpointeSandbox(SandboxServer[PinpointeConfig]):
             data["pagination"] = {"next": str(start + limit) if start + limit < len(visible) else "0"}
         return self._success(data).noted(jobid=_one(jobids))
 
+    def _autoresponder_results(self, details: Any) -> Response:
+        """GetAutoresponderResults (VENDORS.md 1.10): the stats of one autoresponder (by id or by name;
+        given both, the first found in the request wins) or of all, a page at a time."""
+        if not isinstance(details, dict):
+            raise Refused("Invalid details element")
+        for name, value in details.items():
+            if name not in AUTORESPONDER_FIELDS:
+                raise Refused(f"Unknown element '{name}'")
+            if value in ({}, [], ""):
+                raise Refused(f"Empty element '{name}': delete optional elements you do not use")
+        grouping = details.get("grouping", "autoresponder")
+        if grouping not in ("autoresponder", "send"):
+            raise Refused("Invalid value for 'grouping'")
+        if "autoresponderid" in details and not (
+            isinstance(details["autoresponderid"], str) and details["autoresponderid"].isdigit()
+        ):
+            raise Refused("Invalid value for 'autoresponderid'")
+        if "autorespondername" in details and not _is_id(details["autorespondername"]):
+            raise Refused("Invalid value for 'autorespondername'")
+        page_bounds = _page_bounds(details.get("pagination"))
+        note = {"details": details, "grouping": grouping}
+        config = self.config
+        if page_bounds and page_bounds[0] > 0 and self.take("later_page_5xx", AUTORESPONDER_METHOD):
+            return Response(503, b"Service Unavailable", "text/plain").noted(**note, fault="later_page_5xx")
+        chosen = _chosen_autoresponders(details, config.autoresponders)
+        if chosen is None:
+            return self._failure(AUTORESPONDER_NOT_FOUND).noted(**note)
+        if isinstance(config.autoresponder_empty, str):
+            return self._failure(config.autoresponder_empty).noted(**note)
+        sends = 0 if config.autoresponder_empty else config.autoresponder_sends
+        results = AutoresponderResults(chosen, grouping, sends)
+        start, limit = page_bounds or (0, results.count)
+        end = min(start + limit, results.count)
+        data: dict[str, Any] = {"item": [results.record(index) for index in range(start, end)]}
+        if page_bounds is not None:
+            data["pagination"] = {"next": str(end) if end < results.count else "0"}
+        return self._success(data).noted(**note, next=str(start), records=len(data["item"]))
+
     def _download(self, jobid: str) -> Response:
         with self.lock:
             job = self._jobs.get(jobid)
@@ -445,6 +513,62 @@ def _page_bounds(pagination: Any) -> tuple[int, int] | None:
 
 def _one(jobids: list[str] | None) -> str | None:
     return jobids[0] if jobids and len(jobids) == 1 else None
+
+
+def _chosen_autoresponders(details: dict[str, Any], known: dict[str, str]) -> list[tuple[str, str]] | None:
+    """The (id, name) pairs a request asks for: the first of id and name found in it (the docs' rule),
+    every one without either; None when the one asked for does not exist."""
+    for key, value in details.items():
+        if key == "autoresponderid":
+            return [(value, known[value])] if value in known else None
+        if key == "autorespondername":
+            matches = [(ident, name) for ident, name in known.items() if name == value]
+            return matches[:1] or None
+    return list(known.items())
+
+
+@dataclass(frozen=True)
+class AutoresponderResults:
+    """The records of one GetAutoresponderResults query, each generated on demand (VENDORS.md 1.10,
+    Unknown 6: fields like GetNewsletterStats', numbers written as strings)."""
+
+    chosen: list[tuple[str, str]]
+    grouping: str
+    sends: int
+
+    @property
+    def count(self) -> int:
+        if self.grouping == "send":
+            return len(self.chosen) * self.sends
+        return len(self.chosen) if self.sends else 0
+
+    def record(self, index: int) -> dict[str, Any]:
+        if self.grouping == "send":
+            ident, name = self.chosen[index // self.sends]
+            send = index % self.sends
+            return {"autoresponderid": ident, "autorespondername": name, "sendid": f"{ident}-{send + 1}",
+                    "starttime": str(1_735_689_600 + send * 86_400), **_send_stats(ident, send)}
+        ident, name = self.chosen[index]
+        totals: dict[str, int] = {}
+        for send in range(self.sends):
+            for key, value in _send_stats(ident, send).items():
+                totals[key] = totals.get(key, 0) + int(value)
+        return {"autoresponderid": ident, "autorespondername": name, "sends": str(self.sends),
+                **{key: str(value) for key, value in totals.items()}}
+
+
+def _send_stats(ident: str, send: int) -> dict[str, str]:
+    seed = zlib.crc32(ident.encode()) % 10_007 * 7919 + send * 104_729  # the same stats on every call
+    size = 100 + seed % 900
+    opens = size * (20 + seed % 30) // 100
+    return {
+        "sendsize": str(size),
+        "emailopens": str(opens),
+        "linkclicks": str(opens * (5 + seed % 20) // 100),
+        "bouncecount_soft": str(seed % 7),
+        "bouncecount_hard": str(seed % 3),
+        "unsubscribecount": str(seed % 5),
+    }
 
 
 # --- result documents (VENDORS.md 1.8, Unknown 4: the shapes the project assumes) -----------------

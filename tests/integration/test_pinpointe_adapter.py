@@ -301,3 +301,113 @@ def test_a_dropped_webhook_leaves_polling_to_find_the_end(jobs, sandbox, receive
     job, outcome = poll_until_ended(jobs, job)
     time.sleep(0.1)
     assert outcome.state is VendorState.DONE and receiver.received() == []
+
+
+# --- GetAutoresponderResults: synchronous, every page ---------------------------------------------------
+
+AUTORESPONDERS = "pinpointe.autoresponder_results"
+
+
+def autoresponder_job(**params) -> Job:
+    return new_job(AUTORESPONDERS, params)
+
+
+def json_lines(data: bytes) -> list[dict]:
+    assert data == b"" or data.endswith(b"\n")
+    return [json.loads(line) for line in data.decode().split("\n")[:-1]]
+
+
+def run_autoresponder_job(jobs: PinpointeJobs, job: Job) -> tuple[list[dict], dict, bytes]:
+    """Start (ready at once) then collect, as the state machine does: the records, summary.json and
+    the records file as stored."""
+    outcome = jobs.start(job, None)
+    assert outcome.ready is True
+    assert jobs.poll(with_ref(job, **outcome.vendor_ref)).state is VendorState.DONE
+    results = MemoryResults()
+    collected = jobs.collect(with_ref(job, **outcome.vendor_ref), results).result
+    records_file, summary_file = collected.files
+    assert collected.s3_uri == records_file.s3_uri and records_file.content_type == "application/x-ndjson"
+    assert collected.sha256 == hashlib.sha256(results.files[collected.s3_uri]).hexdigest()
+    stored = results.files[collected.s3_uri]
+    return json_lines(stored), json.loads(results.files[summary_file.s3_uri]), stored
+
+
+def autoresponder_calls(sandbox: PinpointeSandbox) -> list[dict]:
+    return [c for c in sandbox.calls() if c["requestmethod"] == "GetAutoresponderResults"]
+
+
+def test_autoresponder_results_across_several_pages_arrive_once_each_in_order(jobs, sandbox):
+    configure(sandbox, autoresponder_sends=2500)
+    records, summary, _ = run_autoresponder_job(
+        jobs, autoresponder_job(autorespondername="Win-back", grouping="send", limit=1000)
+    )
+    assert [r["sendid"] for r in records] == [f"302-{n}" for n in range(1, 2501)]
+    assert {r["autorespondername"] for r in records} == {"Win-back"}
+    assert (summary["records"], summary["pages"], summary["page_limit"]) == (2500, 3, 1000)
+    pages = [(c["next"], c["records"]) for c in autoresponder_calls(sandbox)]
+    assert pages == [("0", 1), ("0", 1000), ("1000", 1000), ("2000", 500)]  # the name check, then 3 pages
+
+
+def test_autoresponder_by_id_with_each_grouping(jobs, sandbox):
+    per_send, _, _ = run_autoresponder_job(jobs, autoresponder_job(autoresponderid=301, grouping="send"))
+    (aggregated,), summary, _ = run_autoresponder_job(jobs, autoresponder_job(autoresponderid="301"))
+    assert [r["sendid"] for r in per_send] == ["301-1", "301-2", "301-3"]
+    assert aggregated["autoresponderid"] == "301" and aggregated["sends"] == "3"
+    assert int(aggregated["emailopens"]) == sum(int(r["emailopens"]) for r in per_send)
+    assert summary == {"operation": AUTORESPONDERS, "autoresponderid": "301", "grouping": "autoresponder",
+                       "records": 1, "pages": 1, "page_limit": 1000, "file": "autoresponder_results.jsonl"}
+    sent = [c["details"] for c in autoresponder_calls(sandbox)]
+    assert {d["grouping"] for d in sent[:2]} == {"send"} and {d["grouping"] for d in sent[2:]} == {"autoresponder"}
+    assert all(d["autoresponderid"] == "301" and "autorespondername" not in d for d in sent)
+
+
+def test_all_autoresponders_are_read_without_a_start_check(jobs, sandbox):
+    configure(sandbox, autoresponders={str(n): f"Drip {n}" for n in range(1, 8)})
+    records, summary, _ = run_autoresponder_job(jobs, autoresponder_job(all=True, limit=3))
+    assert [r["autorespondername"] for r in records] == [f"Drip {n}" for n in range(1, 8)]
+    assert summary["pages"] == 3 and summary["all"] is True
+    assert [c["details"] for c in autoresponder_calls(sandbox)][0] == {
+        "grouping": "autoresponder", "pagination": {"limit": "3", "next": "0"},
+    }
+
+
+@pytest.mark.parametrize(("params", "named"), [({"autorespondername": "Nope"}, "autorespondername 'Nope'"),
+                                               ({"autoresponderid": "999"}, "autoresponderid '999'")])
+def test_an_unknown_autoresponder_is_rejected_at_the_start_with_pinpointe_s_reason(jobs, sandbox, params, named):
+    with pytest.raises(VendorRejected, match=f"{named}: Autoresponder not found"):
+        jobs.start(autoresponder_job(**params), None)
+
+
+@pytest.mark.parametrize(("empty", "note"), [(True, None), ("No statistical information is available", "No statistical information is available")])
+def test_no_autoresponder_results_is_an_empty_file_and_a_zero_count(jobs, sandbox, empty, note):
+    configure(sandbox, autoresponder_empty=empty)
+    records, summary, stored = run_autoresponder_job(jobs, autoresponder_job(autorespondername="Welcome series"))
+    assert records == [] and stored == b""
+    assert summary["records"] == 0 and summary.get("vendor_note") == note
+
+
+def test_a_5xx_on_page_two_is_transient_and_the_retry_has_no_duplicates(jobs, sandbox):
+    configure(sandbox, autoresponder_sends=25, later_page_5xx=1)
+    job = autoresponder_job(autoresponderid="303", grouping="send", limit=10)
+    jobs.start(job, None)
+    with pytest.raises(VendorTransientError, match="HTTP 503"):
+        jobs.collect(job, MemoryResults())
+    results = MemoryResults()
+    stored = jobs.collect(job, results).result
+    sendids = [r["sendid"] for r in json_lines(results.files[stored.s3_uri])]
+    assert sendids == [f"303-{n}" for n in range(1, 26)]
+    faults = [(c["details"]["pagination"]["next"], c.get("fault")) for c in autoresponder_calls(sandbox)]
+    assert faults == [("0", None), ("0", None), ("10", "later_page_5xx"), ("0", None), ("10", None), ("20", None)]
+
+
+def test_autoresponder_answers_wrapped_in_response_work_the_same(jobs, sandbox):
+    configure(sandbox, wrap_response=True)
+    records, summary, _ = run_autoresponder_job(jobs, autoresponder_job(autorespondername="Birthday", grouping="send"))
+    assert len(records) == summary["records"] == 3
+
+
+def test_sandbox_faults_reach_the_autoresponder_call_as_transient_errors(jobs, sandbox):
+    configure(sandbox, http_5xx=1, fault_methods=["GetAutoresponderResults"])
+    with pytest.raises(VendorTransientError, match="HTTP 503"):
+        jobs.start(autoresponder_job(autoresponderid="301"), None)
+    assert jobs.start(autoresponder_job(autoresponderid="301"), None).ready

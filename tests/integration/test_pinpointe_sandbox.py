@@ -378,6 +378,121 @@ def test_an_expired_token_refuses_every_call(api):
     assert refused.json()["errormessage"] == "Unable to verify user credentials"
 
 
+# --- GetAutoresponderResults (synchronous, paginated) ------------------------------------------------------
+
+
+def autoresponder_results(api: Api, details: dict | None, requesttype: str = "Autoresponders") -> httpx.Response:
+    return api.call(requesttype, "GetAutoresponderResults", details)
+
+
+def read_all(api: Api, details: dict, limit: int) -> tuple[list[dict], list[str]]:
+    """Every page, following pagination.next until "0": the records and the `next` values sent."""
+    records, sent, following = [], [], "0"
+    while True:
+        sent.append(following)
+        answer = autoresponder_results(api, {**details, "pagination": {"limit": str(limit), "next": following}})
+        assert answer.status_code == 200, answer.text
+        data = answer.json()["data"]
+        records += data["item"]
+        following = data["pagination"]["next"]
+        if following == "0":
+            return records, sent
+
+
+def test_autoresponder_results_page_by_limit_and_next_until_next_is_0(api):
+    api.configure(autoresponder_sends=25)
+    records, sent = read_all(api, {"autoresponderid": "302", "grouping": "send"}, limit=10)
+    assert sent == ["0", "10", "20"]
+    assert [r["sendid"] for r in records] == [f"302-{n}" for n in range(1, 26)]
+    assert set(records[0]) == {"autoresponderid", "autorespondername", "sendid", "starttime", "sendsize", "emailopens",
+                               "linkclicks", "bouncecount_soft", "bouncecount_hard", "unsubscribecount"}
+    assert all(isinstance(v, str) for v in records[0].values())  # numbers written as strings, as Pinpointe does
+    again, _ = read_all(api, {"autoresponderid": "302", "grouping": "send"}, limit=7)
+    assert again == records  # deterministic, whatever the page size
+
+
+def test_autoresponder_grouping_adds_every_send_into_one_record(api):
+    sends, _ = read_all(api, {"autorespondername": "Welcome series", "grouping": "send"}, limit=100)
+    (total,) = autoresponder_results(api, {"autorespondername": "Welcome series"}).json()["data"]["item"]
+    assert len(sends) == 3 and total["sends"] == "3" and "sendid" not in total
+    assert int(total["linkclicks"]) == sum(int(s["linkclicks"]) for s in sends)
+
+
+@pytest.mark.parametrize("requesttype", ["Autoresponders", "Stats"])
+def test_all_autoresponders_without_an_id_or_a_name_under_either_documented_requesttype(api, requesttype):
+    answer = autoresponder_results(api, {"grouping": "autoresponder"}, requesttype)
+    assert [r["autorespondername"] for r in answer.json()["data"]["item"]] == ["Welcome series", "Win-back", "Birthday"]
+    assert "pagination" not in answer.json()["data"]  # unpaginated: everything at once
+    assert len(autoresponder_results(api, None).json()["data"]["item"]) == 3
+
+
+def test_given_an_id_and_a_name_the_first_found_wins(api):
+    first_id = autoresponder_results(api, {"autoresponderid": "303", "autorespondername": "Win-back"})
+    first_name = autoresponder_results(api, {"autorespondername": "Win-back", "autoresponderid": "303"})
+    assert first_id.json()["data"]["item"][0]["autorespondername"] == "Birthday"
+    assert first_name.json()["data"]["item"][0]["autorespondername"] == "Win-back"
+
+
+@pytest.mark.parametrize("details", [{"autoresponderid": "999"}, {"autorespondername": "Nope"}])
+def test_an_unknown_autoresponder_is_not_found(api, details):
+    answer = autoresponder_results(api, details)
+    assert answer.status_code == 400 and answer.json() == {"status": "FAILED", "errormessage": "Autoresponder not found"}
+
+
+@pytest.mark.parametrize(
+    ("details", "message"),
+    [
+        ({"grouping": "daily"}, "Invalid value for 'grouping'"),
+        ({"autoresponderid": 301}, "Invalid value for 'autoresponderid'"),
+        ({"autoresponderid": "abc"}, "Invalid value for 'autoresponderid'"),
+        ({"autorespondername": ""}, "Empty element 'autorespondername': delete optional elements you do not use"),
+        ({"notify": {"type": "email", "value": "a@example.org"}}, "Unknown element 'notify'"),
+        ({"pagination": {"next": "10"}}, "pagination 'limit' is required when 'next' is given"),
+        ({"pagination": {"limit": 10}}, "pagination 'limit' and 'next' must be numbers written as strings"),
+    ],
+)
+def test_autoresponder_requests_are_validated_like_pinpointe_would(api, details, message):
+    answer = autoresponder_results(api, details)
+    assert answer.status_code == 400 and answer.json() == {"status": "FAILED", "errormessage": message}
+
+
+def test_autoresponder_results_can_be_empty_or_refused_as_retired(api):
+    api.configure(autoresponder_empty=True)
+    paged = autoresponder_results(api, {"autoresponderid": "301", "pagination": {"limit": "5", "next": "0"}})
+    assert paged.json() == {"status": "SUCCESS", "data": {"item": [], "pagination": {"next": "0"}}}
+    api.configure(autoresponder_empty="No statistical information is available")
+    refused = autoresponder_results(api, {"autoresponderid": "301"})
+    assert refused.status_code == 400 and refused.json()["errormessage"] == "No statistical information is available"
+    assert autoresponder_results(api, {"autoresponderid": "999"}).json()["errormessage"] == "Autoresponder not found"
+
+
+def test_the_autoresponders_are_configurable_and_reset_restores_them(api, sandbox, http):
+    api.configure(autoresponders={"7": "Onboarding"}, autoresponder_sends=2)
+    records, _ = read_all(api, {"grouping": "send"}, limit=1)
+    assert [(r["autorespondername"], r["sendid"]) for r in records] == [("Onboarding", "7-1"), ("Onboarding", "7-2")]
+    http.post(f"{sandbox.base_url}/_sandbox/reset")
+    assert len(autoresponder_results(api, {}).json()["data"]["item"]) == 3
+
+
+def test_later_page_5xx_spares_first_pages_and_common_faults_apply(api):
+    api.configure(later_page_5xx=1)
+    first = {"grouping": "send", "pagination": {"limit": "2", "next": "0"}}
+    second = {"grouping": "send", "pagination": {"limit": "2", "next": "2"}}
+    assert autoresponder_results(api, first).status_code == 200
+    assert autoresponder_results(api, second).status_code == 503
+    assert autoresponder_results(api, second).status_code == 200
+    api.configure(http_5xx=1, fault_methods=["GetAutoresponderResults"])
+    assert api.call("API", "Test", {}).status_code == 200
+    assert autoresponder_results(api, first).status_code == 503
+    api.configure(expired_token=True)
+    assert autoresponder_results(api, first).status_code == 401
+    calls = [c for c in api.control("calls") if c["requestmethod"] == "GetAutoresponderResults"]
+    assert [(c["http_status"], c.get("fault")) for c in calls] == [
+        (200, None), (503, "later_page_5xx"), (200, None), (503, "http_5xx"), (401, None),
+    ]
+    assert calls[0]["details"] == first and calls[0]["records"] == 2
+
+
 # --- control routes -------------------------------------------------------------------------------------
 
 

@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 import httpx
 import pytest
 
-from jobrelay.domain.errors import VendorJobFailed, VendorProtocolError, VendorRejected, VendorTransientError
+from jobrelay.domain.errors import InvalidRequest, VendorJobFailed, VendorProtocolError, VendorRejected, VendorTransientError
 from jobrelay.domain.job import Job, StoredFile
 from jobrelay.operations import OPERATIONS
 from jobrelay.ports import VendorState, WaitMode
@@ -19,16 +19,20 @@ from jobrelay.vendors.pinpointe import params as p
 from jobrelay.vendors.pinpointe.adapter import PinpointeAccount, PinpointeJobs, pinpointe_jobs
 from jobrelay.vendors.pinpointe.api import (
     ASYNC_METHODS,
+    AUTORESPONDER_RESULTS_OPERATION,
     ApiResponse,
     JobEntry,
     JobStatusPage,
+    ResultsPage,
     StartedJob,
     async_details,
+    autoresponder_details,
     find_job,
     parse_webhook,
     vendor_state,
     wire_value,
 )
+from jobrelay.vendors.pinpointe import client as pinpointe_client
 from jobrelay.vendors.pinpointe.client import MAX_STATUS_PAGES, ResultLinkPolicy, host_allowed
 
 HOOK = "https://api.example.org/webhooks/pinpointe/job-1/token"
@@ -140,7 +144,9 @@ def test_wire_values(value, wire):
 
 
 def test_every_pinpointe_operation_has_its_call():
-    assert set(ASYNC_METHODS) == {name for name, op in OPERATIONS.items() if op.vendor == "pinpointe"}
+    pinpointe_operations = {name for name, op in OPERATIONS.items() if op.vendor == "pinpointe"}
+    assert set(ASYNC_METHODS) | {AUTORESPONDER_RESULTS_OPERATION} == pinpointe_operations
+    assert OPERATIONS[AUTORESPONDER_RESULTS_OPERATION].kind == "export"
     calls = {op: (m.requesttype, m.requestmethod) for op, m in ASYNC_METHODS.items()}
     assert calls == {
         "pinpointe.newsletter_contact_data_summary": ("Newsletters", "GetNewsletterContactDataSummaryAsync"),
@@ -591,3 +597,321 @@ def test_no_log_line_carries_the_token(caplog):
         jobs.start(job(), HOOK)
         jobs.collect(with_link(jobs.poll(job()).vendor_ref_updates["result_url"]), ListResults())
     assert "555" in caplog.text and TOKEN not in caplog.text
+
+
+# --- GetAutoresponderResults (VENDORS.md 1.3, 1.10): params, page readings, paging -------------------------
+
+AR_OPERATION = "pinpointe.autoresponder_results"
+
+
+def ar_job(**params) -> Job:
+    return job(operation=AR_OPERATION, params=params or {"all": True}, vendor_ref={})
+
+
+@pytest.mark.parametrize(
+    ("params", "details"),
+    [
+        ({"autoresponderid": 301}, {"autoresponderid": "301", "grouping": "autoresponder"}),
+        ({"autoresponderid": "301", "grouping": "send"}, {"autoresponderid": "301", "grouping": "send"}),
+        ({"autorespondername": " Welcome series "}, {"autorespondername": "Welcome series", "grouping": "autoresponder"}),
+        ({"all": True, "grouping": "send", "limit": 50}, {"grouping": "send"}),
+    ],
+)
+def test_autoresponder_params_become_details_with_the_one_choice_and_the_grouping(params, details):
+    assert autoresponder_details(p.AutoresponderResultsParams.model_validate(params)) == details
+
+
+@pytest.mark.parametrize(
+    ("params", "field", "words"),
+    [
+        ({}, "params", "exactly one of 'autoresponderid', 'autorespondername' or 'all'"),
+        ({"all": False}, "params", "exactly one of"),
+        ({"autoresponderid": "1", "autorespondername": "x"}, "params", "got autoresponderid and autorespondername"),
+        ({"autorespondername": "x", "all": True}, "params", "got autorespondername and all"),
+        ({"autoresponderid": "abc"}, "params.autoresponderid", "pattern"),
+        ({"autoresponderid": True}, "params.autoresponderid", ""),
+        ({"autorespondername": ""}, "params.autorespondername", ""),
+        ({"all": True, "grouping": "daily"}, "params.grouping", "'autoresponder' or 'send'"),
+        ({"all": True, "limit": 0}, "params.limit", "greater than or equal to 1"),
+        ({"all": True, "limit": 10_001}, "params.limit", "less than or equal to 10000"),
+        ({"all": True, "limit": True}, "params.limit", "not true or false"),
+        ({"all": True, "next": "0"}, "params.next", "Extra inputs"),
+    ],
+)
+def test_autoresponder_params_are_refused_readably_by_field(params, field, words):
+    with pytest.raises(InvalidRequest) as caught:
+        OPERATIONS[AR_OPERATION].validate_params(params)
+    problems = {d["field"]: d["message"] for d in caught.value.details}
+    assert field in problems and words in problems[field]
+
+
+def test_autoresponder_params_defaults_and_schema():
+    params = p.AutoresponderResultsParams.model_validate({"autoresponderid": 7})
+    assert (params.grouping, params.limit, params.all) == ("autoresponder", 1000, False)
+    schema = OPERATIONS[AR_OPERATION].params_schema()
+    assert {"autoresponderid", "autorespondername", "all", "grouping", "limit"} <= set(schema["properties"])
+
+
+RECORD_A, RECORD_B = {"autoresponderid": "1", "emailopens": "5"}, {"autoresponderid": "2", "emailopens": "0"}
+
+
+@pytest.mark.parametrize(
+    ("data", "records"),
+    [
+        ([RECORD_A, RECORD_B], [RECORD_A, RECORD_B]),
+        ({"item": [RECORD_A, RECORD_B], "pagination": {"next": "0"}}, [RECORD_A, RECORD_B]),
+        ({"items": [RECORD_A]}, [RECORD_A]),
+        ({"results": [RECORD_B], "count": "1"}, [RECORD_B]),
+        ({"autoresponders": RECORD_A}, [RECORD_A]),
+        ({"item": RECORD_A}, [RECORD_A]),
+        ({**RECORD_A, "pagination": {"next": "0"}}, [RECORD_A]),  # data is the one record
+        ({"count": "3", **RECORD_A}, [{"count": "3", **RECORD_A}]),  # a record's own fields are kept
+        (None, []),
+        ("", []),
+        ([], []),
+        ({}, []),
+        ({"item": []}, []),
+        ({"item": None, "pagination": {"next": "0"}}, []),
+        ({"pagination": {"next": "0"}, "count": "0"}, []),
+    ],
+)
+def test_result_pages_find_records_in_every_assumed_place(data, records):
+    page = ResultsPage.from_response(ApiResponse(status="SUCCESS", data=data), "Autoresponders/GetAutoresponderResults")
+    assert page.records == records and page.next is None and page.note is None
+
+
+@pytest.mark.parametrize("data", [["a", "b"], {"item": [RECORD_A, 3]}, 42, "some text", True])
+def test_result_records_that_are_not_objects_are_protocol_errors(data):
+    with pytest.raises(VendorProtocolError, match="GetAutoresponderResults"):
+        ResultsPage.from_response(ApiResponse(status="SUCCESS", data=data), "Autoresponders/GetAutoresponderResults")
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        ApiResponse(status="FAILED", errormessage="No statistical information is available for this autoresponder"),
+        ApiResponse(status="ERROR", errormessage="no results"),
+        ApiResponse(status="SUCCESS", data="No data"),
+    ],
+)
+def test_a_no_results_answer_is_an_empty_last_page_that_keeps_pinpointe_s_words(response):
+    page = ResultsPage.from_response(response, "X/Y")
+    assert page.records == [] and page.next is None and page.note and page.note.lower().startswith("no")
+
+
+@pytest.mark.parametrize(
+    ("body", "following"),
+    [
+        ({"status": "SUCCESS", "data": {"item": [RECORD_A], "pagination": {"next": "1000"}}}, "1000"),
+        ({"status": "SUCCESS", "data": {"item": [RECORD_A]}, "pagination": {"next": 1000}}, "1000"),
+        ({"status": "SUCCESS", "data": [RECORD_A], "pagination": {"next": "0"}}, None),
+        ({"response": {"status": "SUCCESS", "data": {"item": [RECORD_A]}}}, None),
+    ],
+)
+def test_result_pages_read_next_inside_or_beside_data(body, following):
+    page = ResultsPage.from_response(ApiResponse.from_body(body, "X/Y"), "X/Y")
+    assert page.next == following and page.records == [RECORD_A]
+
+
+def paged(records: list[dict], *, wrap: bool = False, seen: list | None = None, faults: dict | None = None) -> Answer:
+    """Pinpointe paging `records` by the limit/next it is sent (next "0" after the last page);
+    `faults` maps a `next` value to the HTTP status its first call answers."""
+    faults = dict(faults or {})
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        assert body["requestmethod"] == "GetAutoresponderResults" and body["requesttype"] == "Autoresponders"
+        details = body["details"]
+        if seen is not None:
+            seen.append(details)
+        start, limit = int(details["pagination"]["next"]), int(details["pagination"]["limit"])
+        if details["pagination"]["next"] in faults:
+            return httpx.Response(faults.pop(details["pagination"]["next"]), text="Service Unavailable")
+        end = min(start + limit, len(records))
+        element = {"status": "SUCCESS", "data": {"item": records[start:end], "pagination": {"next": str(end) if end < len(records) else "0"}}}
+        return httpx.Response(200, json={"response": element} if wrap else element)
+
+    return answer
+
+
+def numbered(count: int) -> list[dict]:
+    return [{"sendid": str(n), "autorespondername": "Welcome ✉", "emailopens": str(n % 7)} for n in range(count)]
+
+
+def stored_lines(results: "ListResults") -> list[dict]:
+    return [json.loads(line) for line in b"".join(results.chunks).decode().splitlines()]
+
+
+class NamedResults(ListResults):
+    """Keeps each file's bytes by name (the JSON Lines file and summary.json)."""
+
+    def __init__(self):
+        super().__init__()
+        self.files: dict[str, bytes] = {}
+
+    def put_stream(self, job_id, name, chunks, content_type) -> StoredFile:
+        parts = [bytes(chunk) for chunk in chunks]
+        self.files[name] = b"".join(parts)
+        if name.endswith(".jsonl"):
+            self.chunks = parts
+        return StoredFile(name=name, s3_uri=f"mem://{job_id}/{name}", size=len(self.files[name]), sha256="0" * 64,
+                          content_type=content_type)
+
+    def summary(self) -> dict:
+        return json.loads(self.files["summary.json"])
+
+
+@pytest.mark.parametrize("wrap", [False, True])
+def test_collect_reads_every_page_in_order_into_json_lines(wrap):
+    seen: list[dict] = []
+    records = numbered(2500)
+    results = NamedResults()
+    outcome = adapter(paged(records, wrap=wrap, seen=seen)).collect(ar_job(all=True, grouping="send", limit=1000), results)
+
+    assert [d["pagination"] for d in seen] == [
+        {"limit": "1000", "next": "0"}, {"limit": "1000", "next": "1000"}, {"limit": "1000", "next": "2000"},
+    ]
+    assert all(set(d) == {"grouping", "pagination"} and d["grouping"] == "send" for d in seen)
+    assert stored_lines(results) == records  # every record once, in order, each line a JSON object
+    assert len(results.chunks) == 3  # one chunk per page: pages are streamed, not gathered
+    assert "✉" in results.files["autoresponder_results.jsonl"].decode()  # written as UTF-8, not escaped
+    result = outcome.result
+    assert result.s3_uri.endswith("/autoresponder_results.jsonl") and not outcome.partial
+    assert [(f.name, f.content_type) for f in result.files] == [
+        ("autoresponder_results.jsonl", "application/x-ndjson"), ("summary.json", "application/json"),
+    ]
+    assert results.summary() == {
+        "operation": AR_OPERATION, "all": True, "grouping": "send", "records": 2500, "pages": 3,
+        "page_limit": 1000, "file": "autoresponder_results.jsonl",
+    }
+
+
+def test_collect_sends_the_one_autoresponder_asked_for():
+    seen: list[dict] = []
+    adapter(paged(numbered(1), seen=seen)).collect(ar_job(autorespondername="Welcome"), NamedResults())
+    assert seen == [{"autorespondername": "Welcome", "grouping": "autoresponder", "pagination": {"limit": "1000", "next": "0"}}]
+
+
+def test_a_next_seen_before_is_a_protocol_error_not_an_endless_loop():
+    calls = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        following = "10" if len(calls) % 2 else "20"
+        return httpx.Response(200, json={"status": "SUCCESS", "data": {"item": [RECORD_A], "pagination": {"next": following}}})
+
+    with pytest.raises(VendorProtocolError, match="page 3 sent pagination.next '10' again"):
+        adapter(answer).collect(ar_job(all=True, limit=10), NamedResults())
+    assert len(calls) == 3
+
+
+def test_pages_that_never_end_stop_at_the_page_cap(monkeypatch):
+    monkeypatch.setattr(pinpointe_client, "MAX_RESULT_PAGES", 5)
+    calls = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        data = {"item": [RECORD_A], "pagination": {"next": str(len(calls) * 10)}}
+        return httpx.Response(200, json={"status": "SUCCESS", "data": data})
+
+    with pytest.raises(VendorProtocolError, match="did not end after 5 pages of 10 records"):
+        adapter(answer).collect(ar_job(all=True, limit=10), NamedResults())
+    assert len(calls) == 5
+
+
+@pytest.mark.parametrize("fault", [503, 429])
+def test_a_5xx_mid_way_is_transient_and_the_retried_collect_writes_each_record_once(fault):
+    records = numbered(25)
+    jobs = adapter(paged(records, faults={"10": fault}))
+    with pytest.raises(VendorTransientError, match=f"HTTP {fault}"):
+        jobs.collect(ar_job(all=True, limit=10), NamedResults())
+    retried = NamedResults()
+    jobs.collect(ar_job(all=True, limit=10), retried)
+    assert stored_lines(retried) == records and retried.summary()["records"] == 25
+
+
+def test_a_timeout_mid_way_is_transient():
+    def answer(request: httpx.Request) -> httpx.Response:
+        if json.loads(request.content)["details"]["pagination"]["next"] != "0":
+            raise httpx.ReadTimeout("timed out", request=request)
+        return paged(numbered(20))(request)
+
+    with pytest.raises(VendorTransientError, match="timed out"):
+        adapter(answer).collect(ar_job(all=True, limit=10), NamedResults())
+
+
+@pytest.mark.parametrize(
+    ("status", "payload"),
+    [
+        (200, {"status": "SUCCESS", "data": {"item": [], "pagination": {"next": "0"}}}),
+        (200, {"status": "SUCCESS", "data": None}),
+        (200, {"status": "SUCCESS"}),
+        (400, {"status": "FAILED", "errormessage": "No statistical information is available"}),
+    ],
+)
+def test_no_results_are_an_empty_file_and_a_count_of_zero(status, payload):
+    results = NamedResults()
+    outcome = adapter(api_answer(payload, status)).collect(ar_job(autoresponderid="301"), results)
+    assert results.files["autoresponder_results.jsonl"] == b"" and outcome.result.size == 0
+    summary = results.summary()
+    assert (summary["records"], summary["pages"]) == (0, 1)
+    assert summary.get("vendor_note") == payload.get("errormessage")
+
+
+def test_a_refusal_mid_way_is_rejected_with_pinpointe_s_reason():
+    with pytest.raises(VendorRejected, match="for autorespondername 'Gone': Autoresponder not found"):
+        answer = api_answer({"status": "FAILED", "errormessage": "Autoresponder not found"}, 400)
+        adapter(answer).collect(ar_job(autorespondername="Gone"), NamedResults())
+
+
+def test_a_record_json_cannot_hold_is_a_protocol_error():
+    answer = lambda r: httpx.Response(  # noqa: E731
+        200, content=b'{"status": "SUCCESS", "data": [{"emailopens": NaN}]}', headers={"Content-Type": "application/json"}
+    )
+    with pytest.raises(VendorProtocolError, match="NaN or Infinity"):
+        adapter(answer).collect(ar_job(all=True), NamedResults())
+
+
+def test_start_checks_a_named_autoresponder_with_one_record_and_is_ready_at_once():
+    seen: list[dict] = []
+    outcome = adapter(paged(numbered(3), seen=seen)).start(ar_job(autorespondername="Welcome", grouping="send"), None)
+    assert seen == [{"autorespondername": "Welcome", "grouping": "send", "pagination": {"limit": "1", "next": "0"}}]
+    assert outcome.ready is True
+    assert outcome.vendor_ref == {
+        "requesttype": "Autoresponders", "requestmethod": "GetAutoresponderResults", "started_at": T0.isoformat(),
+    }
+    assert "'Welcome' found" in outcome.note
+
+
+def test_start_for_all_autoresponders_calls_nobody():
+    def answer(request: httpx.Request) -> httpx.Response:
+        raise AssertionError("no call was expected")
+
+    outcome = adapter(answer).start(ar_job(all=True), HOOK)
+    assert outcome.ready is True and "all autoresponders" in outcome.note
+
+
+@pytest.mark.parametrize(("params", "named"), [({"autoresponderid": "999"}, "autoresponderid '999'"),
+                                               ({"autorespondername": "Nope"}, "autorespondername 'Nope'")])
+def test_start_fails_for_an_autoresponder_pinpointe_does_not_know(params, named):
+    answer = api_answer({"status": "FAILED", "errormessage": "Autoresponder not found"}, 400)
+    with pytest.raises(VendorRejected, match=f"for {named}: Autoresponder not found"):
+        adapter(answer).start(ar_job(**params), HOOK)
+
+
+def test_start_accepts_an_autoresponder_without_results():
+    answer = api_answer({"status": "FAILED", "errormessage": "No statistical information is available"}, 400)
+    outcome = adapter(answer).start(ar_job(autoresponderid="5"), HOOK)
+    assert outcome.ready and "has no results" in outcome.note
+
+
+def test_poll_reports_a_synchronous_job_done_without_asking():
+    def answer(request: httpx.Request) -> httpx.Response:
+        raise AssertionError("no call was expected")
+
+    assert adapter(answer).poll(ar_job(all=True)).state is VendorState.DONE
+
+
+def test_stored_autoresponder_params_that_no_longer_fit_end_the_job():
+    with pytest.raises(VendorRejected, match="exactly one of"):
+        adapter(api_answer({})).collect(ar_job(autoresponderid="1", all=True), NamedResults())

@@ -89,6 +89,15 @@ OPERATIONS: dict[str, Operation] = {
             pinpointe.TagSubscribersParams,
         ),
         Operation(
+            "pinpointe.autoresponder_results",
+            "pinpointe",
+            "Summary engagement stats of autoresponder sends, for one autoresponder (by id or name) or all, "
+            "one record per autoresponder or per send, every page (Autoresponders/GetAutoresponderResults); "
+            "JSON Lines, with the record count in summary.json.",
+            pinpointe.AutoresponderResultsParams,
+            kind="export",
+        ),
+        Operation(
             "mypreferences.bulk_import",
             "mypreferences",
             "Import a file of preference records (JSON Lines or CSV) into PossibleNOW MyPreferences "

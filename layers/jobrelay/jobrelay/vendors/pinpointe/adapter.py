@@ -3,10 +3,16 @@ its result file into our result store.
 
 Pinpointe calls us back when a job ends (VENDORS.md 1.5), so the wait is a webhook with polling as
 the fallback. The webhook's notice is only a hint: `poll` cross-checks it with AsyncJobStatus.
+
+GetAutoresponderResults (1.10) is synchronous and paginated instead: `start` only checks that the
+autoresponder asked for exists and reports the job ready, so the job goes from Start straight to
+Collect, which reads every page into a JSON Lines file.
 """
 
+import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
@@ -20,21 +26,30 @@ from jobrelay.ports import CollectOutcome, PollOutcome, ResultStore, StartOutcom
 from jobrelay.vendors.http import VendorAccount, shared_http_client
 from jobrelay.vendors.pinpointe.api import (
     ASYNC_METHODS,
+    AUTORESPONDER_REQUESTMETHOD,
+    AUTORESPONDER_REQUESTTYPE,
+    AUTORESPONDER_RESULTS_OPERATION,
     RESULT_CONTENT_TYPE,
     AsyncMethod,
     JobEntry,
+    ResultsPage,
     WebhookNotice,
     async_details,
+    autoresponder_details,
     find_job,
     parse_webhook,
 )
 from jobrelay.vendors.pinpointe.client import ENDPOINT_PATH, JobsNotFound, PinpointeClient, ResultLinkPolicy
+from jobrelay.vendors.pinpointe.params import AutoresponderResultsParams
 
 __all__ = ["PinpointeAccount", "PinpointeJobs", "WebhookNotice", "parse_webhook", "pinpointe_jobs"]
 
 log = logging.getLogger(__name__)
 
 RESULT_FILE_NAME = "result.json"
+RECORDS_FILE_NAME = "autoresponder_results.jsonl"  # GetAutoresponderResults: one record per line
+RECORDS_CONTENT_TYPE = "application/x-ndjson"
+SUMMARY_FILE_NAME = "summary.json"
 
 
 class PinpointeAccount(VendorAccount):
@@ -92,6 +107,8 @@ class PinpointeJobs:
         self._not_found_grace = timedelta(seconds=not_found_grace_seconds)
 
     def start(self, job: Job, webhook_url: str | None) -> StartOutcome:
+        if job.operation == AUTORESPONDER_RESULTS_OPERATION:
+            return self._check_autoresponder(job)
         if not webhook_url:
             raise ValueError("Pinpointe's async calls need a webhook URL to notify (VENDORS.md 1.5)")
         method = _async_method(job.operation)
@@ -107,6 +124,8 @@ class PinpointeJobs:
         )
 
     def poll(self, job: Job) -> PollOutcome:
+        if job.operation == AUTORESPONDER_RESULTS_OPERATION:
+            return PollOutcome(state=VendorState.DONE)  # synchronous: ready since its start
         jobid = _ref(job, "jobid")
         found = self._client.job_status([jobid])
         entry = None if isinstance(found, JobsNotFound) else find_job(found, jobid)
@@ -117,6 +136,8 @@ class PinpointeJobs:
         return outcome
 
     def collect(self, job: Job, results: ResultStore) -> CollectOutcome:
+        if job.operation == AUTORESPONDER_RESULTS_OPERATION:
+            return self._collect_autoresponder_results(job, results)
         jobid = _ref(job, "jobid")
         link = job.vendor_ref.get("result_url") or job.vendor_ref.get("webhook_result_url")
         if not link:
@@ -129,7 +150,66 @@ class PinpointeJobs:
         )
 
     def cancel(self, job: Job) -> bool:
-        return False  # Pinpointe documents no way to cancel an async job
+        return False  # Pinpointe documents no way to cancel an async job (a synchronous one has nothing to cancel)
+
+    # --- GetAutoresponderResults (VENDORS.md 1.10) ------------------------------------------------------
+
+    def _check_autoresponder(self, job: Job) -> StartOutcome:
+        """Nothing long-running starts at Pinpointe. An autoresponder asked for by id or name is looked
+        up with a one-record page, so that one Pinpointe does not know fails the job now, with
+        Pinpointe's reason (VendorRejected); `all` needs no check."""
+        params = stored_params(job, AutoresponderResultsParams)
+        details = autoresponder_details(params)
+        chosen = _chosen(params)
+        note = f"{chosen}: results are read page by page ({params.limit} records a page)"
+        if not params.all:
+            pages = self._client.autoresponder_pages(details, limit=1)
+            try:
+                first = next(pages)
+            finally:
+                pages.close()
+            found = "has no results" if first.note or not first.records else "found"
+            note = f"{chosen} {found} at Pinpointe; results are read page by page ({params.limit} records a page)"
+        return StartOutcome(
+            vendor_ref={
+                "requesttype": AUTORESPONDER_REQUESTTYPE,
+                "requestmethod": AUTORESPONDER_REQUESTMETHOD,
+                "started_at": self._now().isoformat(),
+            },
+            note=note,
+            ready=True,
+        )
+
+    def _collect_autoresponder_results(self, job: Job, results: ResultStore) -> CollectOutcome:
+        """Every page of GetAutoresponderResults streamed into one JSON Lines file, a page at a time
+        (never all pages in memory), and summary.json with the record count.
+
+        A 5xx or a timeout on any page leaves as VendorTransientError and the state machine retries
+        Collect. The retry starts again at the first page and writes the file anew under the same
+        name (the interrupted upload is aborted, never completed), so no record appears twice."""
+        params = stored_params(job, AutoresponderResultsParams)
+        tally = _Tally()
+        pages = self._client.autoresponder_pages(autoresponder_details(params), params.limit)
+        stored = results.put_stream(job.job_id, RECORDS_FILE_NAME, _json_lines(pages, tally), RECORDS_CONTENT_TYPE)
+        summary = {
+            "operation": job.operation,
+            **params.model_dump(include={"autoresponderid", "autorespondername", "all"}, exclude_defaults=True),
+            "grouping": params.grouping,
+            "records": tally.records,
+            "pages": tally.pages,
+            "page_limit": params.limit,
+            "file": RECORDS_FILE_NAME,
+            **({"vendor_note": tally.note} if tally.note else {}),
+        }
+        summary_file = results.put_bytes(
+            job.job_id, SUMMARY_FILE_NAME, json.dumps(summary, indent=2).encode(), "application/json"
+        )
+        log.info("Pinpointe GetAutoresponderResults: %d records in %d pages stored", tally.records, tally.pages)
+        return CollectOutcome(
+            result=JobResult(
+                s3_uri=stored.s3_uri, size=stored.size, sha256=stored.sha256, files=[stored, summary_file]
+            )
+        )
 
     def _not_listed(self, job: Job, jobid: str) -> PollOutcome:
         """Pinpointe does not list our job: expected for a moment after the start, fatal after."""
@@ -153,6 +233,39 @@ def _outcome(entry: JobEntry, jobid: str) -> PollOutcome:
         reason = entry.errormessage or f"Pinpointe reports job {jobid} as {entry.status!r}"
         return PollOutcome(state=state, raw_status=entry.status, message=reason)
     return PollOutcome(state=state, raw_status=entry.status)
+
+
+@dataclass
+class _Tally:
+    pages: int = 0
+    records: int = 0
+    note: str | None = None
+
+
+def _json_lines(pages: Iterable[ResultsPage], tally: _Tally) -> Iterator[bytes]:
+    """Each page's records as JSON Lines, one chunk per page, counted into `tally` on the way."""
+    for page in pages:
+        tally.pages += 1
+        tally.note = page.note or tally.note
+        lines = []
+        for record in page.records:
+            try:
+                lines.append(json.dumps(record, ensure_ascii=False, separators=(",", ":"), allow_nan=False))
+            except ValueError:
+                raise VendorProtocolError(
+                    f"Pinpointe's page {tally.pages} of GetAutoresponderResults has a number JSON cannot hold (NaN or Infinity)"
+                ) from None
+        tally.records += len(lines)
+        if lines:
+            yield ("\n".join(lines) + "\n").encode()
+
+
+def _chosen(params: AutoresponderResultsParams) -> str:
+    if params.autoresponderid is not None:
+        return f"autoresponder {params.autoresponderid}"
+    if params.autorespondername is not None:
+        return f"autoresponder {params.autorespondername!r}"
+    return "all autoresponders"
 
 
 def _async_method(operation: str) -> AsyncMethod:

@@ -21,6 +21,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, V
 
 from jobrelay.domain.errors import VendorProtocolError
 from jobrelay.ports import VendorState
+from jobrelay.vendors.pinpointe.params import AutoresponderResultsParams
 
 log = logging.getLogger(__name__)
 
@@ -98,12 +99,44 @@ RESULT_CONTENT_TYPE = "application/json"
 # the sync GetTagSubscribers ones with `notify` instead of `pagination` (what TagSubscribersParams
 # accepts), under requesttype "Tags" as the AsyncJobStatus page names it.
 
+# VENDORS.md 1.10, Unknown 6: GetAutoresponderResults is documented twice, under requesttype
+# "Autoresponders" (article 12000093162, seeds/002) and "Stats" (12000105822). We send the first, the
+# one whose page we have in full; the sandbox accepts both.
+AUTORESPONDER_REQUESTTYPE = "Autoresponders"
+
+# VENDORS.md 1.10, Unknown 6: the answer's sample could not be read. Its records are passed on
+# unchanged, one JSON object per line, whatever their fields. They are taken from `data` when it is
+# a list, else from the first of these keys inside `data` (a lone object there is one record), else
+# `data` itself (less its `pagination`) is one record, unless it holds only the bookkeeping keys below.
+# GetNewsletterStats answers in `data.item` (1.9), hence the first key. Nothing at all (no `data`,
+# null, "", [], {}) is no records; a record that is not a JSON object is a protocol error.
+RESULT_RECORD_KEYS = ("item", "items", "results", "records", "autoresponders", "sends", "stats")
+RESULT_BOOKKEEPING_KEYS = frozenset({"pagination", "count", "total", "next", "limit"})
+
+# VENDORS.md 1.3 and 1.10, Unknowns 1 and 6: `pagination.next` is read as for AsyncJobStatus, inside
+# `data` or beside it, and a missing `next` ends the pages like LAST_PAGE does. We always paginate (the
+# docs warn an unpaginated sync answer may be cut by the server's memory) and send `next` from "0".
+
+# VENDORS.md 1.10, Unknown 6: autoresponders are being retired in favour of Journeys, and the newer page
+# says "no statistical information is available" for them: "expect empty results or errors". An empty
+# answer is zero records, and so is a FAILED answer whose errormessage contains one of these texts
+# (compared case-insensitively); the text is kept in the job's summary.json.
+NO_RESULTS_TEXTS = ("no statistical information", "no results", "no records", "no data")
+
+# VENDORS.md 1.10, 1.2: the docs do not say how an unknown `autoresponderid` or `autorespondername` is
+# answered. We assume a FAILED status with an errormessage, as every refused request is; it fails the
+# job (VENDOR_REJECTED) with that reason, at its start. No documented call lists autoresponders, so if
+# Pinpointe answered an unknown one with no records instead, the job would succeed with zero records.
+
 # =================================================================================================
 
 
 # --- the calls we make (VENDORS.md 1.5.1-1.5.4 and 1.6) ------------------------------------------
 
 STATUS_REQUESTTYPE, STATUS_REQUESTMETHOD = "API", "AsyncJobStatus"
+# A synchronous, paginated call (1.10): its results are read page by page in the Collect step.
+AUTORESPONDER_RESULTS_OPERATION = "pinpointe.autoresponder_results"
+AUTORESPONDER_REQUESTMETHOD = "GetAutoresponderResults"
 
 
 @dataclass(frozen=True)
@@ -149,6 +182,18 @@ def async_details(params: BaseModel, webhook_url: str) -> dict[str, Any]:
     left out rather than sent empty (VENDORS.md 1.1), and `notify` pointing at our webhook (1.5)."""
     details = {name: wire for name, value in params if (wire := wire_value(value)) is not None}
     details["notify"] = {"type": "webhook", "value": webhook_url}
+    return details
+
+
+def autoresponder_details(params: AutoresponderResultsParams) -> dict[str, Any]:
+    """The `details` of GetAutoresponderResults without its `pagination` (VENDORS.md 1.10): the one
+    autoresponder asked for (none: all of them) and the grouping, always written out."""
+    details: dict[str, Any] = {}
+    if params.autoresponderid is not None:
+        details["autoresponderid"] = params.autoresponderid
+    elif params.autorespondername is not None:
+        details["autorespondername"] = params.autorespondername
+    details["grouping"] = params.grouping
     return details
 
 
@@ -338,6 +383,60 @@ def _next_page(response: ApiResponse) -> str | None:
     paginations = [p for p in (inside_data, response.pagination) if isinstance(p, dict)]
     following = first_text(paginations, ("next",))
     return None if following in (None, LAST_PAGE) else following
+
+
+class ResultsPage(BaseModel):
+    """One page of a paginated results call such as GetAutoresponderResults (VENDORS.md 1.3, 1.10)."""
+
+    records: list[dict[str, Any]]
+    next: str | None  # the `next` value for the following page; None on the last page
+    note: str | None = None  # Pinpointe's own words when it answered that there is nothing (NO_RESULTS_TEXTS)
+
+    @classmethod
+    def from_response(cls, response: ApiResponse, call: str) -> "ResultsPage":
+        """The page in a SUCCESS answer, or the empty last page that a "nothing there" answer is."""
+        if not response.succeeded:
+            if says_no_results(response):
+                return cls(records=[], next=None, note=response.reason)
+            raise ValueError("only a successful or a no-results answer is a page")
+        if isinstance(response.data, str) and _no_results_text(response.data):
+            return cls(records=[], next=None, note=response.data.strip())
+        return cls(records=_result_records(response.data, call), next=_next_page(response))
+
+
+def says_no_results(response: ApiResponse) -> bool:
+    """A FAILED answer that only says there are no results (NO_RESULTS_TEXTS)."""
+    return response.failed and _no_results_text(response.errormessage or "")
+
+
+def _no_results_text(text: str) -> bool:
+    return any(words in text.lower() for words in NO_RESULTS_TEXTS)
+
+
+def _nothing(value: Any) -> bool:
+    return value is None or (isinstance(value, str | list | dict) and not value)
+
+
+def _result_records(data: Any, call: str) -> list[dict[str, Any]]:
+    """The records of one page, wherever RESULT_RECORD_KEYS says they may be."""
+    found = data
+    if isinstance(data, dict):
+        key = next((key for key in RESULT_RECORD_KEYS if key in data), None)
+        if key is not None:
+            found = data[key]
+        elif set(data) <= RESULT_BOOKKEEPING_KEYS:
+            found = None  # only pagination and counts: no records
+        else:
+            found = {name: value for name, value in data.items() if name != "pagination"}  # one record
+    if _nothing(found):
+        return []
+    records = found if isinstance(found, list) else [found]
+    for position, record in enumerate(records, 1):
+        if not isinstance(record, dict):
+            raise VendorProtocolError(
+                f"Pinpointe's answer to {call} has a record that is not a JSON object (record {position} of the page)"
+            )
+    return records
 
 
 def find_job(entries: list[JobEntry], jobid: str) -> JobEntry | None:

@@ -20,6 +20,8 @@ from pydantic import SecretStr
 from jobrelay.domain.errors import VendorProtocolError, VendorRejected, VendorTransientError
 from jobrelay.vendors.http import transport_errors_as_transient
 from jobrelay.vendors.pinpointe.api import (
+    AUTORESPONDER_REQUESTMETHOD,
+    AUTORESPONDER_REQUESTTYPE,
     CREDENTIALS_REJECTED_TEXT,
     JOBS_NOT_FOUND_TEXT,
     LAST_PAGE,
@@ -31,7 +33,9 @@ from jobrelay.vendors.pinpointe.api import (
     AsyncMethod,
     JobEntry,
     JobStatusPage,
+    ResultsPage,
     StartedJob,
+    says_no_results,
 )
 
 log = logging.getLogger(__name__)
@@ -41,6 +45,9 @@ DOWNLOAD_CHUNK_BYTES = 1024 * 1024  # what the result store receives at a time: 
 STATUS_PAGE_SIZE = 100
 MAX_STATUS_PAGES = 20  # we ask about one job id; more pages than this means the paging is broken
 MAX_RESULT_REDIRECTS = 5
+# GetAutoresponderResults (summary stats) never needs this many pages (two million records at the
+# default limit); a vendor whose `next` never reads "0" is stopped here, well inside the step's time.
+MAX_RESULT_PAGES = 2000
 
 
 @dataclass(frozen=True)
@@ -128,6 +135,35 @@ class PinpointeClient:
             next_record = page.next
         raise VendorProtocolError(f"Pinpointe's AsyncJobStatus pages did not end after {MAX_STATUS_PAGES} pages")
 
+    def autoresponder_pages(self, details: dict[str, Any], limit: int) -> Iterator[ResultsPage]:
+        """Every page of GetAutoresponderResults for `details` (VENDORS.md 1.10), `limit` records at a
+        time, following `pagination.next` until it reads "0" (1.3); one page is held at a time. A
+        vendor whose pages do not end (a `next` seen before, or more than MAX_RESULT_PAGES pages) is
+        a VendorProtocolError; a 5xx or a timeout on any page a VendorTransientError."""
+        call = f"{AUTORESPONDER_REQUESTTYPE}/{AUTORESPONDER_REQUESTMETHOD}"
+        next_record, seen = LAST_PAGE, set()
+        for number in range(1, MAX_RESULT_PAGES + 1):
+            page_details = {**details, "pagination": {"limit": str(limit), "next": next_record}}
+            response = self._call(AUTORESPONDER_REQUESTTYPE, AUTORESPONDER_REQUESTMETHOD, page_details)
+            if not (response.succeeded or says_no_results(response)):
+                raise VendorRejected(f"Pinpointe rejected {call}{_chosen(details)}: {response.reason}")
+            page = ResultsPage.from_response(response, call)
+            log.info("Pinpointe %s page %d: %d records, next %r", call, number, len(page.records), page.next)
+            yield page
+            if page.next is None:
+                return
+            if page.next in seen:
+                raise VendorProtocolError(
+                    f"Pinpointe's {call} pages do not end: page {number} sent pagination.next "
+                    f"{page.next!r} again, which would read the same records twice"
+                )
+            seen.add(page.next)
+            next_record = page.next
+        raise VendorProtocolError(
+            f"Pinpointe's {call} pages did not end after {MAX_RESULT_PAGES} pages of {limit} records "
+            f"(pagination.next never read {LAST_PAGE!r})"
+        )
+
     @contextmanager
     def download(self, url: str, policy: ResultLinkPolicy) -> Iterator[Iterator[bytes]]:
         """Open a result link and give its body as chunks of about DOWNLOAD_CHUNK_BYTES, to be
@@ -198,6 +234,14 @@ def _json_object(answer: httpx.Response, call: str) -> dict[str, Any]:
             f"Pinpointe answered {call} (HTTP {answer.status_code}) with a body that is not a JSON object"
         )
     return body
+
+
+def _chosen(details: dict[str, Any]) -> str:
+    """Which autoresponder a refused call asked for, for its error message."""
+    for key in ("autoresponderid", "autorespondername"):
+        if key in details:
+            return f" for {key} {details[key]!r}"
+    return ""
 
 
 def _credentials_rejected(call: str) -> VendorRejected:

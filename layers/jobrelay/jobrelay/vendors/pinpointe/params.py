@@ -1,4 +1,5 @@
-"""What users send as `params` for the Pinpointe async operations (VENDORS.md 1.5).
+"""What users send as `params` for the Pinpointe operations: the async exports (VENDORS.md 1.5) and the
+paginated GetAutoresponderResults (1.10).
 
 Field names follow Pinpointe's own `details` names so a user reading the vendor docs recognises them.
 Ids may be given as strings or numbers (Pinpointe writes numbers as strings). Dates may be given as
@@ -29,6 +30,12 @@ def _to_date(value: object) -> object:
     return value
 
 
+def _not_a_bool(value: object) -> object:
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not true or false")
+    return value
+
+
 VendorId = Annotated[
     str,
     BeforeValidator(_to_id),
@@ -38,6 +45,11 @@ Day = Annotated[
     date,
     BeforeValidator(_to_date),
     Field(description="YYYY-MM-DD or YYYYMMDD; midnight UTC at the start of the day"),
+]
+AutoresponderId = Annotated[
+    str,
+    BeforeValidator(_to_id),
+    Field(min_length=1, max_length=20, pattern=r"^[0-9]+$", description="an autoresponder id (a whole number)"),
 ]
 SubscriberStatus = Literal["any", "active", "inactive", "bounced", "unsubscribed"]
 
@@ -95,4 +107,35 @@ class TagSubscribersParams(_SubscriberOptions):
     def _one_selector(self):
         if not self.tag and not self.tagname:
             raise ValueError("give either 'tag' (a list of tag ids) or 'tagname'")
+        return self
+
+
+class AutoresponderResultsParams(_Params):
+    """Summary engagement stats of autoresponder sends (GetAutoresponderResults, VENDORS.md 1.10), for one
+    autoresponder (`autoresponderid` or `autorespondername`) or every one (`all: true`).
+
+    Pinpointe itself returns every autoresponder when neither id nor name is given, and uses "the
+    first one found" when both are. We ask for exactly one choice instead, so that a forgotten field
+    never turns into a read of everything and a request never depends on the vendor's key order."""
+
+    autoresponderid: AutoresponderId | None = None
+    autorespondername: Annotated[str, Field(min_length=1, max_length=200)] | None = Field(
+        default=None, description="the autoresponder's name, as Pinpointe shows it"
+    )
+    all: bool = Field(default=False, description="every autoresponder (instead of an id or a name)")
+    grouping: Literal["autoresponder", "send"] = Field(
+        default="autoresponder",
+        description="autoresponder: one record adding up every send of an autoresponder; send: one record per send",
+    )
+    limit: Annotated[int, BeforeValidator(_not_a_bool), Field(ge=1, le=10_000)] = Field(
+        default=1000, description="records per page asked of Pinpointe (its pagination.limit); every page is read"
+    )
+
+    @model_validator(mode="after")
+    def _one_choice(self):
+        chosen = [name for name in ("autoresponderid", "autorespondername") if getattr(self, name) is not None]
+        chosen += ["all"] if self.all else []
+        if len(chosen) != 1:
+            given = f" (got {' and '.join(chosen)})" if chosen else ""
+            raise ValueError(f"give exactly one of 'autoresponderid', 'autorespondername' or 'all': true{given}")
         return self
