@@ -96,6 +96,15 @@ def _schedule(name: str, n: Naming) -> Attributes:
     return {None: name, "Arn": n.arn("scheduler", f"schedule/default/{name}")}
 
 
+def _schedule_group(name: str, n: Naming) -> Attributes:
+    return {None: name, "Arn": n.arn("scheduler", f"schedule-group/{name}")}
+
+
+def _iam_role(name: str, n: Naming) -> Attributes:
+    # IAM is global: no region in the ARN. RoleId is AWS's own opaque id, unknown before creation.
+    return {None: name, "Arn": n.arn("iam", f"role/{name}", regional=False)}
+
+
 def _rule(name: str, n: Naming) -> Attributes:
     return {None: name, "Arn": n.arn("events", f"rule/{name}")}
 
@@ -121,5 +130,7 @@ ATTRIBUTES: dict[str, TypeNaming] = {
     "AWS::Serverless::StateMachine": TypeNaming("Name", _state_machine),
     "AWS::Serverless::HttpApi": TypeNaming(None, _http_api, lower_case=True),
     "AWS::Scheduler::Schedule": TypeNaming("Name", _schedule),
+    "AWS::Scheduler::ScheduleGroup": TypeNaming("Name", _schedule_group),
+    "AWS::IAM::Role": TypeNaming("RoleName", _iam_role),
     "AWS::Events::Rule": TypeNaming("Name", _rule),
 }

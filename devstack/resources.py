@@ -234,12 +234,53 @@ def _create_state_machine(clients: Clients, resource: Resource, template: StackT
         raise RuntimeError(f"{resource.logical_id}: moto created {created['stateMachineArn']}, expected {machine.arn}")
 
 
+def _create_role(clients: Clients, resource: Resource, template: StackTemplate) -> None:
+    # moto keeps roles and policies but never checks them: created so that ARNs and GetRole answer.
+    properties, iam = resource.properties, clients("iam")
+    iam.create_role(
+        RoleName=resource.ref,
+        AssumeRolePolicyDocument=json.dumps(properties["AssumeRolePolicyDocument"]),
+        **_picked(properties, "Description", "Path", "MaxSessionDuration"),
+    )
+    for policy in properties.get("Policies", []):
+        iam.put_role_policy(
+            RoleName=resource.ref, PolicyName=policy["PolicyName"], PolicyDocument=json.dumps(policy["PolicyDocument"])
+        )
+
+
+def _create_schedule_group(clients: Clients, resource: Resource, template: StackTemplate) -> None:
+    clients("scheduler").create_schedule_group(Name=resource.ref)
+
+
+def _create_schedule(clients: Clients, resource: Resource, template: StackTemplate) -> None:
+    # Created in moto (disabled ones too) so that the scheduler lists it as AWS would; the local
+    # timer (schedules.py) fires it, since moto never does.
+    properties = resource.properties
+    clients("scheduler").create_schedule(
+        Name=resource.ref,
+        **_picked(
+            properties,
+            "GroupName",
+            "Description",
+            "ScheduleExpression",
+            "ScheduleExpressionTimezone",
+            "FlexibleTimeWindow",
+            "Target",
+            "State",
+            "StartDate",
+            "EndDate",
+            "KmsKeyArn",
+        ),
+    )
+
+
 def _served_locally(clients: Clients, resource: Resource, template: StackTemplate) -> None:
-    """Nothing to create in moto: the HTTP API is the front door (front_door.py), and schedules and
-    rules are fired by the local timer (schedules.py) because moto would never fire them."""
+    """Nothing to create in moto: the HTTP API is the front door (front_door.py), and rules are
+    fired by the local timer (schedules.py) because moto would never fire them."""
 
 
 CREATORS: dict[str, Creator] = {
+    "AWS::IAM::Role": _create_role,
     "AWS::Serverless::LayerVersion": _create_layer,
     "AWS::Logs::LogGroup": _create_log_group,
     "AWS::DynamoDB::Table": _create_table,
@@ -252,6 +293,7 @@ CREATORS: dict[str, Creator] = {
     "AWS::Serverless::Function": _create_function,
     "AWS::Serverless::StateMachine": _create_state_machine,
     "AWS::Serverless::HttpApi": _served_locally,
-    "AWS::Scheduler::Schedule": _served_locally,
+    "AWS::Scheduler::ScheduleGroup": _create_schedule_group,
+    "AWS::Scheduler::Schedule": _create_schedule,
     "AWS::Events::Rule": _served_locally,
 }

@@ -30,7 +30,7 @@ from devstack.executions import stop_executions_at_once
 from devstack.front_door import FrontDoor
 from devstack.lambdas import InProcessLambdas
 from devstack.resources import create_resources
-from devstack.schedules import Schedule, ScheduleTimer
+from devstack.schedules import Schedule, ScheduleTimer, scheduler_schedules
 from devstack.template import (
     DEFAULT_REGION,
     DEFAULT_STACK_NAME,
@@ -242,7 +242,9 @@ class LocalStack:
                 self.client("lambda", read_timeout=API_GATEWAY_TIMEOUT_SECONDS),
                 template.naming.account_id,
             )
-            timer = ScheduleTimer(template.schedules, self._fire, ScaledClock(self.time_scale))
+            # The template's schedules, and those EventBridge Scheduler holds in moto (POST /schedules).
+            at_run_time = scheduler_schedules(self.client("scheduler"), {f.arn: f.name for f in template.functions})
+            timer = ScheduleTimer(template.schedules, self._fire, ScaledClock(self.time_scale), source=at_run_time)
             timer.start()
             starting.callback(timer.stop)
             self._exit_stack = starting.pop_all()

@@ -400,7 +400,7 @@ class _TemplateReader:
                 schedules.append(
                     _schedule(
                         resource.ref,
-                        resource.attributes["Arn"],
+                        scheduler_schedule_arn(self._naming, resource),
                         properties.get("ScheduleExpression"),
                         properties.get("ScheduleExpressionTimezone", "UTC"),
                         target_function(target.get("Arn", ""), f"{where}.Target"),
@@ -427,6 +427,13 @@ class _TemplateReader:
                         )
                     )
         return schedules
+
+
+def scheduler_schedule_arn(naming: Naming, resource: Resource) -> str:
+    """An AWS::Scheduler::Schedule's ARN, which names its group (GetAtt Arn, known before the
+    properties are resolved, assumes the default group)."""
+    group = resource.properties.get("GroupName") or "default"
+    return naming.arn("scheduler", f"schedule/{group}/{resource.ref}")
 
 
 def _route(properties: dict[str, Any], function_name: str, api_id: str, where: str) -> Route:

@@ -9,6 +9,7 @@ import base64
 import http.client
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -63,6 +64,8 @@ def test_the_real_template_resolves_fully():
         "ApiFunction",
         "WebhooksFunction",
         "StepsFunction",
+        "SweeperFunction",
+        "SchedulesFunction",
     }
     for function in template.functions:
         assert function.handler_file.is_file()
@@ -111,8 +114,10 @@ def test_the_fixture_resolves_intrinsics_globals_and_conditions():
     }
     assert {(s.name, s.expression, s.input) for s in template.schedules} == {
         ("fx-WorkerFunctionHourly", "cron(0 * * * ? *)", '{"step": "tick", "source": "hourly"}'),
-        ("fx-Ticker", "rate(1 minute)", '{"step": "tick", "source": "ticker"}'),
-    }
+        ("fx-Ticker", "rate(1 minute)", '{"step": "tick", "source": "ticker", "at": "<aws.scheduler.scheduled-time>"}'),
+    }  # Dormant is DISABLED
+    ticker = next(s for s in template.schedules if s.name == "fx-Ticker")
+    assert ticker.arn == "arn:aws:scheduler:us-east-1:123456789012:schedule/fx-Schedules/fx-Ticker"  # its group's
 
 
 @pytest.mark.parametrize(
@@ -313,6 +318,49 @@ def test_the_timer_fires_every_schedule_at_its_times_on_its_clock():
     notice = next(payload for name, _, payload in fired if name == "hourly")
     assert notice["detail-type"] == "Scheduled Event" and notice["time"] == "2026-03-04T13:00:00Z"
     assert notice["source"] == "aws.scheduler" and notice["resources"] == [arn + "hourly"]
+
+
+class UntilClock:
+    """Time moves only when the timer sleeps, to the moment it waits for, up to `until`; then it blocks."""
+
+    def __init__(self, now: datetime, until: datetime):
+        self.current, self.until = now, until
+
+    def now(self) -> datetime:
+        return self.current
+
+    def sleep_until(self, moment: datetime, stop: threading.Event) -> bool:
+        if moment > self.until:
+            return stop.wait()
+        self.current = max(self.current, moment)
+        return stop.is_set()
+
+
+def test_the_timer_reads_its_source_again_and_follows_what_it_holds():
+    arn = "arn:aws:scheduler:us-east-1:123456789012:schedule/g/"
+    first = Schedule("first", arn + "first", "rate(30 minutes)", "UTC", "fn", '{"at": "<aws.scheduler.scheduled-time>"}')
+    later = Schedule("later", arn + "later", "rate(1 hour)", "UTC", "fn", '{"arn": "<aws.scheduler.schedule-arn>"}')
+    held = [first]
+    fired: list[tuple[str, str, dict[str, Any]]] = []
+
+    def fire(schedule: Schedule, moment: datetime) -> None:
+        fired.append((schedule.name, moment.strftime("%H:%M:%S"), json.loads(schedule.payload(moment))))
+        held[:] = [later]  # first is deleted and later created, as through the API
+
+    clock = UntilClock(UTC_NOON, until=UTC_NOON + timedelta(minutes=105))
+    timer = ScheduleTimer([], fire, clock, source=lambda: list(held), refresh=timedelta(minutes=20))
+    timer.start()
+    deadline = time.monotonic() + 5
+    while len(fired) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    timer.stop()
+
+    # first: found at 12:00:30, fires 30 minutes later; later: found at the 12:40:30 read, fires an
+    # hour after that; first, gone by then, never fires again.
+    assert fired == [
+        ("first", "12:30:30", {"at": "2026-03-04T12:30:30Z"}),
+        ("later", "13:40:30", {"arn": arn + "later"}),
+    ]
 
 
 def test_a_20_second_wait_takes_about_a_second_at_scale_0_05(monkeypatch):
@@ -586,6 +634,11 @@ def test_stopping_a_parked_execution_aborts_it_at_once(aws, stack):
 
 
 def test_the_templates_resources_and_the_sandbox_secrets_exist_in_moto(aws, stack):
+    role = aws("iam").get_role(RoleName="jobrelay-local-SchedulerRole")["Role"]
+    assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {"Service": "scheduler.amazonaws.com"}
+    assert aws("iam").list_role_policies(RoleName="jobrelay-local-SchedulerRole")["PolicyNames"] == ["invoke-worker"]
+    in_group = aws("scheduler").list_schedules(GroupName="jobrelay-local-Schedules")["Schedules"]
+    assert {(s["Name"], s["State"]) for s in in_group} >= {("jobrelay-local-Ticker", "ENABLED"), ("jobrelay-local-Dormant", "DISABLED")}
     table = aws("dynamodb").describe_table(TableName=stack["table"])["Table"]
     assert [index["IndexName"] for index in table["GlobalSecondaryIndexes"]] == ["by_kind"]
     ttl = aws("dynamodb").describe_time_to_live(TableName=stack["table"])["TimeToLiveDescription"]
@@ -653,8 +706,22 @@ def test_the_mypreferences_sandbox_is_up_and_its_secret_in_moto_reaches_it(aws, 
 
 
 def test_schedules_fire_their_target_function(aws, stack):
+    # Besides the template's, a schedule created in Scheduler while the stack runs (as POST
+    # /schedules does in the real template) fires too; disabled ones never do.
+    scheduler, group, worker = aws("scheduler"), "jobrelay-local-Schedules", "jobrelay-local-WorkerFunction"
+    target = {"Arn": f"arn:aws:lambda:us-east-1:123456789012:function:{worker}", "RoleArn": "arn:aws:iam::123456789012:role/r"}
+    for name, state in (("runtime", "ENABLED"), ("runtime-off", "DISABLED")):
+        scheduler.create_schedule(
+            Name=name,
+            GroupName=group,
+            ScheduleExpression="rate(1 minute)",
+            FlexibleTimeWindow={"Mode": "OFF"},
+            State=state,
+            Target=target | {"Input": json.dumps({"step": "tick", "source": name})},
+        )
     # rate(1 minute) at time scale 0.05: every 3 s. The fixture's hourly cron may fire too (the
     # scaled clock crosses the top of the hour within minutes of it), so wait for the ticker's.
+    wanted = {("ticker", worker), ("runtime", worker)}
     deadline = time.monotonic() + 15
     while True:
         ticks = aws("dynamodb").query(
@@ -664,11 +731,16 @@ def test_schedules_fire_their_target_function(aws, stack):
             ExpressionAttributeValues={":kind": {"S": "tick"}},
         )["Items"]
         fired = {(tick["source"]["S"], tick["layer"]["S"]) for tick in ticks}
-        if ("ticker", "jobrelay-local-WorkerFunction") in fired or time.monotonic() > deadline:
+        if wanted <= fired or time.monotonic() > deadline:
             break
         time.sleep(0.2)
-    assert ("ticker", "jobrelay-local-WorkerFunction") in fired, "the Ticker schedule never fired"
-    assert fired <= {("ticker", "jobrelay-local-WorkerFunction"), ("hourly", "jobrelay-local-WorkerFunction")}
+    assert wanted <= fired, f"only {fired} fired"
+    assert fired <= wanted | {("hourly", worker)}  # never Dormant (template) nor runtime-off
+    ticker_times = [tick["at"]["S"] for tick in ticks if tick["source"]["S"] == "ticker"]
+    assert len(ticker_times) == len(set(ticker_times))  # in the template and in moto: fired once
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", at) for at in ticker_times)  # Scheduler's context
+    for name in ("runtime", "runtime-off"):
+        scheduler.delete_schedule(Name=name, GroupName=group)
 
 
 def test_invocations_are_logged_to_cloudwatch(api, aws):
