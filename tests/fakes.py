@@ -10,16 +10,16 @@ import hashlib
 import json
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from pydantic_core import to_json
 
-from jobrelay.domain.errors import InvalidRequest, JobConflict, JobNotFound
+from jobrelay.domain.errors import InvalidRequest, JobConflict, JobNotFound, ScheduleExists
 from jobrelay.domain.job import Job, JobPatch, StoredFile, TimelineEvent, utcnow
 from jobrelay.domain.status import ALLOWED_PREDECESSORS, JobStatus
-from jobrelay.ports import JobPage, Transition
+from jobrelay.ports import JobPage, Lease, ScheduleRun, ScheduleSpec, Transition
 
 _BACKEND_ONLY_FIELDS = tuple(name for name, info in Job.model_fields.items() if info.exclude)
 
@@ -185,6 +185,7 @@ class FakeWorkflow:
     stopped: dict[str, str] = field(default_factory=dict)  # execution ARN -> reason
     waiting: set[str] = field(default_factory=set)
     resumed: dict[str, dict[str, Any]] = field(default_factory=dict)  # task token -> output
+    ended: dict[str, str] = field(default_factory=dict)  # execution ARN -> final status, set by a test
 
     def start(self, job_id: str) -> str:
         if job_id not in self.started:  # a repeated start is the same execution
@@ -200,6 +201,14 @@ class FakeWorkflow:
         self.waiting.remove(task_token)
         self.resumed[task_token] = _json_round_trip(output)
         return True
+
+    def status(self, execution_arn: str) -> str | None:
+        """Started executions run until stopped (ABORTED) or ended by a test (`ended`)."""
+        if execution_arn in self.ended:
+            return self.ended[execution_arn]
+        if execution_arn in self.stopped:
+            return "ABORTED"
+        return "RUNNING" if any(self.execution_arn(job_id) == execution_arn for job_id in self.started) else None
 
     def wait(self, task_token: str) -> None:
         self.waiting.add(task_token)
@@ -244,3 +253,77 @@ class InMemoryScratch:
 
     def get(self, job_id: str, name: str) -> bytes:
         return self.files[(job_id, name)]
+
+
+@dataclass
+class InMemorySlots:
+    """Slots as the DynamoDB adapter keeps them: numbered per pool, free when absent or expired."""
+
+    clock: Callable[[], datetime] = utcnow
+    slots: dict[tuple[str, int], Lease] = field(default_factory=dict)
+
+    def acquire(self, pool: str, holder: str, limit: int, until: datetime) -> bool:
+        if any(lease.holder == holder for lease in self.leases(pool)):
+            return True
+        for n in range(limit):
+            lease = self.slots.get((pool, n))
+            if lease is None or lease.expires_at <= self.clock():
+                self.slots[(pool, n)] = Lease(pool=pool, holder=holder, expires_at=until)
+                return True
+        return False
+
+    def release(self, pool: str, holder: str) -> None:
+        for key, lease in list(self.slots.items()):
+            if key[0] == pool and lease.holder == holder:
+                del self.slots[key]
+
+    def leases(self, pool: str | None = None) -> list[Lease]:
+        now = self.clock()
+        return [lease for (p, _), lease in self.slots.items() if (pool is None or p == pool) and lease.expires_at > now]
+
+
+# --- recurring jobs ----------------------------------------------------------------------------
+
+
+class InMemoryScheduler:
+    """Scheduler in a dict, keeping specs as EventBridgeScheduler reads them back (Input through JSON,
+    creation and modification times set)."""
+
+    def __init__(self, clock: Callable[[], datetime] = utcnow):
+        self._clock = clock
+        self.schedules: dict[str, ScheduleSpec] = {}
+
+    def create(self, spec: ScheduleSpec) -> None:
+        if spec.name in self.schedules:
+            raise ScheduleExists(f"a schedule named {spec.name!r} already exists")
+        now = self._clock()
+        self.schedules[spec.name] = replace(
+            spec, target_input=json.loads(json.dumps(spec.target_input)), created_at=now, updated_at=now
+        )
+
+    def get(self, name: str) -> ScheduleSpec | None:
+        return self.schedules.get(name)
+
+    def list(self) -> list[ScheduleSpec]:
+        return [self.schedules[name] for name in sorted(self.schedules)]
+
+    def delete(self, name: str) -> bool:
+        return self.schedules.pop(name, None) is not None
+
+
+class InMemoryScheduleRuns:
+    """ScheduleRuns in a dict keyed by (schedule, scheduled time): a redelivered run overwrites its own."""
+
+    def __init__(self):
+        self.runs: dict[tuple[str, datetime], ScheduleRun] = {}
+
+    def record(self, schedule: str, run: ScheduleRun) -> None:
+        self.runs[(schedule, run.scheduled_time)] = run
+
+    def latest(self, schedule: str, limit: int, since: datetime | None = None) -> list[ScheduleRun]:
+        mine = [
+            run
+            for (name, moment), run in self.runs.items()
+            if name == schedule and (since is None or moment >= since)
+        ]
+        return sorted(mine, key=lambda run: run.scheduled_time, reverse=True)[:limit]

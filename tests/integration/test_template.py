@@ -84,3 +84,46 @@ def test_every_task_ends_somewhere_that_settles_the_job():
     for name, state in _task_states().items():
         catch_all = [rule for rule in state.get("Catch", []) if rule["ErrorEquals"] == ["States.ALL"]]
         assert catch_all, f"{name} has no catch-all: an error there would leave the job non-terminal"
+
+
+# --- recurring jobs ------------------------------------------------------------------------------------
+
+
+def test_the_schedule_api_and_the_schedules_function_get_what_they_need():
+    api = FUNCTIONS["ApiFunction"].environment
+    assert api["SCHEDULE_GROUP"] == TEMPLATE.resources["ScheduleGroup"].ref
+    assert api["SCHEDULES_FUNCTION_ARN"] == FUNCTIONS["SchedulesFunction"].arn
+    assert api["SCHEDULER_ROLE_ARN"] == TEMPLATE.resources["SchedulerRole"].attributes["Arn"]
+    # The schedules function submits jobs through the job service: it starts their executions.
+    assert {"STATE_MACHINE_ARN", "DEFAULT_JOB_TIMEOUT_SECONDS"} <= set(FUNCTIONS["SchedulesFunction"].environment)
+
+
+SCHEDULES = TEMPLATE.of_type("AWS::Scheduler::Schedule")
+
+
+@pytest.mark.parametrize("schedule", SCHEDULES, ids=[s.logical_id for s in SCHEDULES])
+def test_the_templates_schedules_are_ones_the_schedules_function_can_run(schedule):
+    from datetime import UTC, datetime
+
+    from jobrelay.operations import get_operation
+    from jobrelay.schedules.expressions import parse_expression, parse_timezone
+    from jobrelay.services.schedules import ScheduleDefinition, resolved_submission
+
+    properties = schedule.properties
+    assert properties["GroupName"] == TEMPLATE.resources["ScheduleGroup"].ref  # what GET /schedules lists
+    assert properties["Target"]["Arn"] == FUNCTIONS["SchedulesFunction"].arn
+    assert properties["Target"]["RoleArn"] == TEMPLATE.resources["SchedulerRole"].attributes["Arn"]
+    definition = ScheduleDefinition.model_validate_json(properties["Target"]["Input"])
+    assert definition.schedule == schedule.ref  # the name its runs are recorded under
+    assert definition.timezone == properties.get("ScheduleExpressionTimezone", "UTC")
+    assert parse_expression(properties["ScheduleExpression"], definition.timezone).next_after(datetime.now(UTC))
+    job = resolved_submission(definition.job, datetime.now(UTC), parse_timezone(definition.timezone))
+    get_operation(job.operation).validate_params(job.params)
+
+
+def test_the_example_schedule_is_disabled_unless_asked_for():
+    example = TEMPLATE.resources["NightlyAutoresponderResults"]
+    assert example.properties["State"] == "DISABLED"
+    enabled = resolve_template(parameter_overrides={"ExampleScheduleState": "ENABLED"})
+    assert enabled.resources["NightlyAutoresponderResults"].properties["State"] == "ENABLED"
+    assert "nightly-autoresponder-results" in {schedule.name for schedule in enabled.schedules}  # the local timer fires it

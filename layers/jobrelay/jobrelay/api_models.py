@@ -8,9 +8,9 @@ from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from jobrelay.domain.job import JobError, Progress, TimelineEvent
+from jobrelay.domain.job import JobError, Progress, ScheduleLink, TimelineEvent
 from jobrelay.domain.status import JobStatus
 
 MAX_JOB_TIMEOUT_SECONDS = 30 * 24 * 3600
@@ -52,6 +52,80 @@ class JobSubmission(BaseModel):
     timeout_seconds: int | None = Field(
         default=None, ge=1, le=MAX_JOB_TIMEOUT_SECONDS, description="overall deadline; default from configuration"
     )
+
+
+ScheduleName = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="letters, digits, '.', '_' and '-' (EventBridge Scheduler's rule)",
+        examples=["nightly-contact-summary"],
+    ),
+]
+
+
+class ScheduleRequest(JobSubmission):
+    """`POST /schedules`: a job (as `POST /jobs` takes it) submitted at every time of `cron` or
+    `rate`, read in `timezone`. String params may hold date placeholders (`{{yesterday}}`, ...),
+    resolved at each run's scheduled time in `timezone`."""
+
+    name: ScheduleName
+    # No `examples` here on purpose: a fuzzer that sends the documented examples would create a
+    # schedule that fires for real in the local stack it is testing.
+    cron: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=256,
+        description="EventBridge cron: minutes hours day-of-month month day-of-week year, one of the two days '?'; "
+        "e.g. '30 2 * * ? *' (02:30 every day)",
+    )
+    rate: str | None = Field(default=None, min_length=1, max_length=64, description="e.g. '1 day', '15 minutes'")
+    timezone: str = Field(default="UTC", min_length=1, max_length=64, examples=["Europe/Dublin"])
+    description: str | None = Field(default=None, max_length=512)
+    enabled: bool = True
+
+    @model_validator(mode="after")
+    def _cron_or_rate(self):
+        if (self.cron is None) == (self.rate is None):
+            raise ValueError("give exactly one of 'cron' and 'rate'")
+        return self
+
+    def job(self) -> JobSubmission:
+        return JobSubmission.model_validate(self.model_dump(include=set(JobSubmission.model_fields)))
+
+
+class ScheduleRunView(BaseModel):
+    scheduled_time: datetime
+    fired_at: datetime
+    job_id: str | None = Field(description="the job submitted for this run; null when none could be")
+    status: JobStatus | None = Field(description="the job's status now; null when there is no job (any more)")
+    error: JobError | None = Field(default=None, description="why no job was submitted")
+
+
+class ScheduleView(BaseModel):
+    name: str
+    cron: str | None = None
+    rate: str | None = None
+    expression: str = Field(description="as EventBridge Scheduler holds it: cron(...) or rate(...)")
+    timezone: str
+    enabled: bool
+    description: str | None = None
+    operation: str
+    params: dict[str, Any] = Field(description="as given, placeholders unresolved")
+    account: str
+    callback_url: str | None = None
+    timeout_seconds: int | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    last_runs: list[ScheduleRunView] | None = Field(
+        default=None, description="the newest runs first (GET /schedules/{name} only)"
+    )
+
+
+class ScheduleList(BaseModel):
+    schedules: list[ScheduleView]
 
 
 class UploadRequest(BaseModel):
@@ -98,6 +172,7 @@ class JobView(BaseModel):
     progress: Progress
     vendor_ref: dict[str, Any]
     callback_url: str | None = None
+    schedule: ScheduleLink | None = Field(default=None, description="the schedule (and run) that submitted the job")
     result: ResultView | None = None
     error: JobError | None = None
     timeline: list[TimelineEvent] | None = None

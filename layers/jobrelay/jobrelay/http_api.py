@@ -12,7 +12,18 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Query
 
 from jobrelay import wiring
-from jobrelay.api_models import ErrorBody, JobList, JobSubmission, JobView, OperationList, UploadRequest, UploadTicket
+from jobrelay.api_models import (
+    ErrorBody,
+    JobList,
+    JobSubmission,
+    JobView,
+    OperationList,
+    ScheduleList,
+    ScheduleRequest,
+    ScheduleView,
+    UploadRequest,
+    UploadTicket,
+)
 from jobrelay.http_errors import answer_errors_as_json, validation_error_response
 
 logger = logging.getLogger(__name__)
@@ -20,6 +31,7 @@ app = APIGatewayHttpResolver(enable_validation=True)
 app.enable_swagger(path="/docs", title="jobrelay", description="Run vendors' asynchronous jobs through one API.")
 
 JobId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+ScheduleNameParam = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
 ERRORS: dict[int | str, Any] = {
     status: {"description": text, "content": {"application/json": {"model": ErrorBody}}}
     for status, text in ((400, "bad request"), (404, "no such job"), (409, "conflict"), (422, "invalid request"))
@@ -73,6 +85,28 @@ def cancel_job(job_id: JobId):
 @app.post("/uploads", summary="Get a presigned PUT for a new records file", responses={201: {"description": "where to PUT the file", "content": {"application/json": {"model": UploadTicket}}}, **ERRORS})
 def create_upload(upload: UploadRequest):
     return _json(201, wiring.upload_service().create(upload))
+
+
+@app.post("/schedules", summary="Create a schedule that submits a job at every time of its cron or rate", responses={201: {"description": "the schedule", "content": {"application/json": {"model": ScheduleView}}}, **ERRORS})
+def create_schedule(request: ScheduleRequest):
+    view = wiring.schedule_service().create(request)
+    return _json(201, view, headers={"Location": f"/schedules/{view.name}"})
+
+
+@app.get("/schedules", summary="List the schedules", responses={200: {"description": "every schedule", "content": {"application/json": {"model": ScheduleList}}}, **ERRORS})
+def list_schedules():
+    return _json(200, wiring.schedule_service().list())
+
+
+@app.get("/schedules/<name>", summary="Read a schedule and its last runs", responses={200: {"description": "the schedule", "content": {"application/json": {"model": ScheduleView}}}, **ERRORS})
+def get_schedule(name: ScheduleNameParam):
+    return _json(200, wiring.schedule_service().get(name))
+
+
+@app.delete("/schedules/<name>", summary="Delete a schedule (its jobs are kept)", responses={204: {"description": "deleted"}, **ERRORS})
+def delete_schedule(name: ScheduleNameParam):
+    wiring.schedule_service().delete(name)
+    return Response(status_code=204, body="")
 
 
 @app.get("/operations", summary="The operations and the JSON Schema of their params", responses={200: {"description": "the catalogue", "content": {"application/json": {"model": OperationList}}}})

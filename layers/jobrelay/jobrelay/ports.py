@@ -3,10 +3,11 @@
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
-from jobrelay.domain.job import Job, JobPatch, JobResult, Progress, StoredFile, TimelineEvent
+from jobrelay.domain.job import Job, JobError, JobPatch, JobResult, Progress, StoredFile, TimelineEvent
 from jobrelay.domain.status import JobStatus
 
 
@@ -75,6 +76,30 @@ class ResultStore(Protocol):
         """A presigned GET for one of our files."""
 
 
+# --- per-account concurrency ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Lease:
+    """One slot of a pool (a vendor account), held by one job until it ends or `expires_at`."""
+
+    pool: str
+    holder: str
+    expires_at: datetime
+
+
+class Slots(Protocol):
+    def acquire(self, pool: str, holder: str, limit: int, until: datetime) -> bool:
+        """Take one of the pool's `limit` slots for `holder` until `until` (a lease that expires
+        frees itself); True also when `holder` holds one already (a retried step)."""
+
+    def release(self, pool: str, holder: str) -> None:
+        """Give back `holder`'s slot, if it holds one."""
+
+    def leases(self, pool: str | None = None) -> list[Lease]:
+        """The live leases of one pool, or of every pool."""
+
+
 # --- orchestration and notices -----------------------------------------------------------------
 
 
@@ -86,6 +111,9 @@ class Workflow(Protocol):
 
     def resume(self, task_token: str, output: dict[str, Any]) -> bool:
         """Complete a waiting task; False when the token is no longer waiting (stale, timed out)."""
+
+    def status(self, execution_arn: str) -> str | None:
+        """The execution's status (RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED), None if there is none."""
 
 
 class EventPublisher(Protocol):
@@ -241,3 +269,56 @@ class RecordsSource(Protocol):
     def first_bytes(self, s3_uri: str, n: int, *, if_match: str | None = None) -> bytes: ...
 
     def open(self, s3_uri: str, start_offset: int = 0, *, if_match: str | None = None) -> Iterable[bytes]: ...
+
+
+# --- recurring jobs ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScheduleSpec:
+    """A schedule as the scheduler keeps it: when it fires, and the Input its target receives, which
+    holds the job to submit (jobrelay.services.schedules.ScheduledInvocation). The scheduler is the
+    only place a schedule's definition lives."""
+
+    name: str
+    expression: str  # rate(...) or cron(...)
+    timezone: str
+    enabled: bool
+    target_input: dict[str, Any]
+    description: str | None = None
+    created_at: datetime | None = None  # set by the scheduler
+    updated_at: datetime | None = None
+
+
+class Scheduler(Protocol):
+    """The schedules of this stack (one group), each pointed at the schedules function."""
+
+    def create(self, spec: ScheduleSpec) -> None:
+        """Raises ScheduleExists when the name is taken, InvalidRequest when the scheduler refuses
+        the definition."""
+
+    def get(self, name: str) -> ScheduleSpec | None: ...
+
+    def list(self) -> list[ScheduleSpec]:
+        """Every schedule of the group, by name."""
+
+    def delete(self, name: str) -> bool:
+        """False when there was no such schedule."""
+
+
+@dataclass(frozen=True)
+class ScheduleRun:
+    """One firing of a schedule: the job it submitted, or why it submitted none."""
+
+    scheduled_time: datetime
+    fired_at: datetime
+    job_id: str | None
+    error: JobError | None = None
+
+
+class ScheduleRuns(Protocol):
+    def record(self, schedule: str, run: ScheduleRun) -> None:
+        """Store the run of `schedule` at `run.scheduled_time` (a redelivery overwrites it)."""
+
+    def latest(self, schedule: str, limit: int, since: datetime | None = None) -> list[ScheduleRun]:
+        """The schedule's runs scheduled at or after `since`, newest first."""

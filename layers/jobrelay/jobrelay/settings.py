@@ -28,6 +28,11 @@ class Settings(BaseModel):
     stage_step_seconds: int = Field(default=600, ge=1, alias="STAGE_STEP_SECONDS")
     download_url_seconds: int = Field(default=3600, ge=60, alias="DOWNLOAD_URL_SECONDS")
     retention_days: int = Field(default=90, ge=1, alias="RETENTION_DAYS")
+    # Recurring jobs (the API function): the schedule group, the target its schedules invoke, the
+    # role EventBridge Scheduler assumes to invoke it.
+    schedule_group: str | None = Field(default=None, alias="SCHEDULE_GROUP")
+    schedules_function_arn: str | None = Field(default=None, alias="SCHEDULES_FUNCTION_ARN")
+    scheduler_role_arn: str | None = Field(default=None, alias="SCHEDULER_ROLE_ARN")
 
     @classmethod
     def from_env(cls) -> "Settings":

@@ -85,6 +85,14 @@ def vendors():
 
 
 @cache
+def concurrency():
+    from jobrelay.adapters.dynamodb_slots import DynamoSlots
+    from jobrelay.services.concurrency import AccountConcurrency
+
+    return AccountConcurrency(DynamoSlots(settings().jobs_table, aws_client("dynamodb")), job_store())
+
+
+@cache
 def job_service():
     from jobrelay.services.jobs import JobService
 
@@ -95,7 +103,36 @@ def job_service():
         notices(),
         settings(),
         cancel_at_vendor=lambda job: vendors().for_job(job).cancel(job),
+        release_slot=lambda job: concurrency().release(job),
     )
+
+
+@cache
+def schedule_runs():
+    from jobrelay.adapters.dynamodb_schedule_runs import DynamoScheduleRuns
+
+    return DynamoScheduleRuns(settings().jobs_table, aws_client("dynamodb"), retention_days=settings().retention_days)
+
+
+@cache
+def schedule_service():
+    from jobrelay.adapters.eventbridge_scheduler import EventBridgeScheduler
+    from jobrelay.services.schedules import ScheduleService
+
+    config = settings()
+    if not (config.schedule_group and config.schedules_function_arn and config.scheduler_role_arn):
+        raise RuntimeError("recurring jobs need SCHEDULE_GROUP, SCHEDULES_FUNCTION_ARN and SCHEDULER_ROLE_ARN")
+    scheduler = EventBridgeScheduler(
+        config.schedule_group, config.schedules_function_arn, config.scheduler_role_arn, aws_client("scheduler")
+    )
+    return ScheduleService(scheduler, schedule_runs(), job_store())
+
+
+@cache
+def schedule_firer():
+    from jobrelay.services.schedules import ScheduleFirer
+
+    return ScheduleFirer(job_service(), job_store(), workflow(), schedule_runs())
 
 
 @cache
@@ -113,7 +150,16 @@ def step_runner():
 
     s3, bucket = aws_client("s3"), settings().results_bucket
     imports = ImportSteps(job_store(), result_store(), S3Scratch(bucket, s3), S3RecordsSource(s3, bucket), vendors().for_job)
-    return StepRunner(job_store(), result_store(), workflow(), notices(), vendors().for_job, settings(), imports=imports)
+    return StepRunner(
+        job_store(), result_store(), workflow(), notices(), vendors().for_job, settings(), imports=imports, concurrency=concurrency()
+    )
+
+
+@cache
+def sweeper():
+    from jobrelay.services.sweeper import Sweeper
+
+    return Sweeper(job_store(), workflow(), notices(), concurrency())
 
 
 @cache

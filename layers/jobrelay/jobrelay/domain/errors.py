@@ -113,3 +113,13 @@ class IdempotencyKeyReused(JobConflict):
 
 class IdempotencyInProgress(JobConflict):
     code = "IDEMPOTENCY_IN_PROGRESS"
+
+
+class ScheduleNotFound(ServiceError):
+    status = 404
+    code = "NOT_FOUND"
+
+
+class ScheduleExists(ServiceError):
+    status = 409
+    code = "SCHEDULE_EXISTS"

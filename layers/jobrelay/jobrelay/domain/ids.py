@@ -4,14 +4,31 @@ Python 3.13 has no uuid7 yet; this is the same idea (48-bit millisecond time + 8
 Crockford base32, lower-case, 26 characters, prefixed so a job id is recognisable.
 """
 
+import hashlib
 import secrets
 import time
+from datetime import UTC, datetime, timedelta
 
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
 
 
 def new_job_id(now_ms: int | None = None) -> str:
-    value = ((now_ms if now_ms is not None else time.time_ns() // 1_000_000) << 80) | secrets.randbits(80)
+    return _encode(now_ms if now_ms is not None else time.time_ns() // 1_000_000, secrets.randbits(80))
+
+
+def scheduled_job_id(schedule: str, scheduled_time: datetime) -> str:
+    """The id of the job a schedule submits for its run at `scheduled_time`: the same for every
+    delivery of that run (EventBridge Scheduler delivers at least once and retries), so a second
+    delivery finds the first one's job instead of creating another. The 80 "random" bits are a hash
+    of (schedule, scheduled time); the time part is the scheduled time, so ids still sort by time."""
+    moment = scheduled_time.astimezone(UTC)
+    digest = hashlib.sha256(f"{schedule}\n{moment.isoformat()}".encode()).digest()
+    ms = (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
+    return _encode(ms, int.from_bytes(digest[:10]))
+
+
+def _encode(ms: int, random_bits: int) -> str:
+    value = (ms << 80) | random_bits
     chars = []
     for _ in range(26):
         value, digit = divmod(value, 32)

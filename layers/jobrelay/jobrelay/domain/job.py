@@ -51,6 +51,13 @@ class TimelineEvent(BaseModel):
     detail: dict[str, Any] = Field(default_factory=dict)
 
 
+class ScheduleLink(BaseModel):
+    """The schedule that submitted a job, and which of its runs (the scheduled time) it is."""
+
+    name: str
+    scheduled_time: datetime
+
+
 class Job(BaseModel):
     model_config = ConfigDict(use_enum_values=False)
 
@@ -65,6 +72,7 @@ class Job(BaseModel):
     deadline_at: datetime
     params: dict[str, Any] = Field(default_factory=dict)
     callback_url: str | None = None
+    schedule: ScheduleLink | None = None  # set when a schedule submitted the job
     progress: Progress = Field(default_factory=Progress)
     vendor_ref: dict[str, Any] = Field(default_factory=dict)
     result: JobResult | None = None

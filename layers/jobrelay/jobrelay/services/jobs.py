@@ -11,10 +11,11 @@ from typing import Any
 from jobrelay.api_models import JobList, JobSubmission, JobView, OperationList, OperationView
 from jobrelay.domain.errors import InvalidRequest, JobConflict, JobNotFound, ServiceError
 from jobrelay.domain.ids import new_job_id
-from jobrelay.domain.job import Job, JobError, JobPatch, TimelineEvent, utcnow
+from jobrelay.domain.job import Job, JobError, JobPatch, ScheduleLink, TimelineEvent, utcnow
 from jobrelay.domain.status import JobStatus
 from jobrelay.operations import OPERATIONS, get_operation
 from jobrelay.ports import JobStore, ResultStore, Workflow
+from jobrelay.services.follow_ups import follow_up
 from jobrelay.services.notices import Notices
 from jobrelay.services.views import job_view
 from jobrelay.settings import Settings
@@ -36,6 +37,7 @@ class JobService:
         notices: Notices,
         settings: Settings,
         cancel_at_vendor: Callable[[Job], bool] | None = None,
+        release_slot: Callable[[Job], None] | None = None,
         now: Callable[[], datetime] = utcnow,
     ):
         self._store = store
@@ -44,18 +46,23 @@ class JobService:
         self._notices = notices
         self._settings = settings
         self._cancel_at_vendor = cancel_at_vendor
+        self._release_slot = release_slot
         self._now = now
 
     # --- submit ---------------------------------------------------------------------------------
 
-    def submit(self, submission: JobSubmission) -> Job:
-        """Validate, store the job, start its execution. Returns the stored job."""
+    def submit(
+        self, submission: JobSubmission, *, job_id: str | None = None, schedule: ScheduleLink | None = None
+    ) -> Job:
+        """Validate, store the job, start its execution. Returns the stored job. A schedule's run
+        gives its own `job_id` (the same for every delivery of the run: the store refuses a second
+        job with JobConflict) and the `schedule` link the job keeps."""
         operation = get_operation(submission.operation)
         params = operation.validate_params(submission.params)
         now = self._now()
         timeout = submission.timeout_seconds or self._settings.default_job_timeout_seconds
         job = Job(
-            job_id=new_job_id(),
+            job_id=job_id or new_job_id(),
             operation=operation.name,
             vendor=operation.vendor,
             account=submission.account,
@@ -64,8 +71,10 @@ class JobService:
             deadline_at=now + timedelta(seconds=timeout),
             params=params.model_dump(mode="json", exclude_none=True),
             callback_url=submission.callback_url,
+            schedule=schedule,
         )
-        self._store.create(job, TimelineEvent(at=now, event="submitted", detail={"operation": job.operation}))
+        submitted = {"operation": job.operation} | ({"schedule": schedule.name} if schedule else {})
+        self._store.create(job, TimelineEvent(at=now, event="submitted", detail=submitted))
         try:
             execution_arn = self._workflow.start(job.job_id)
         except Exception:
@@ -138,6 +147,8 @@ class JobService:
             self._best_effort(job, "execution_stop", lambda: self._stop_execution(job.execution_arn))
         if self._cancel_at_vendor:
             self._best_effort(job, "vendor_cancel", lambda: {"aborted": self._cancel_at_vendor(job)})
+        if self._release_slot:  # its account's concurrency slot, if it held one (the sweeper is the backstop)
+            self._best_effort(job, "slot_release", lambda: self._release_slot(job))
         self._best_effort(job, "announce", lambda: self._notices.announce(job))
         if job.callback_url:
             self._best_effort(job, "callback", lambda: {"http_status": self._notices.deliver_callback(job, timeout=3.0)})
@@ -147,17 +158,7 @@ class JobService:
         return {"execution_arn": execution_arn}
 
     def _best_effort(self, job: Job, what: str, action: Callable[[], dict[str, Any] | None]) -> None:
-        """Run `action`; a dict it returns is recorded as the event `what`, a failure as `<what>_failed`."""
-        try:
-            outcome = action()
-        except Exception as exc:
-            logger.warning("cancel follow-up %s failed for job %s: %s", what, job.job_id, type(exc).__name__)
-            self._store.append_event(
-                job.job_id, TimelineEvent(at=self._now(), event=f"{what}_failed", detail={"reason": str(exc)[:300]})
-            )
-            return
-        if outcome is not None:
-            self._store.append_event(job.job_id, TimelineEvent(at=self._now(), event=what, detail=outcome))
+        follow_up(self._store, job, what, action, self._now())
 
     def _require(self, job_id: str) -> Job:
         job = self._store.get(job_id) if _plausible_id(job_id) else None

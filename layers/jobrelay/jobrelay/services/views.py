@@ -18,6 +18,7 @@ def job_view(job: Job, results: ResultStore, timeline: list[TimelineEvent] | Non
         progress=job.progress,
         vendor_ref=public_vendor_ref(job.vendor_ref),
         callback_url=job.callback_url,
+        schedule=job.schedule,
         result=_result_view(job, results),
         error=job.error,
         timeline=timeline,

@@ -1,0 +1,272 @@
+"""Recurring jobs: the schedules the API creates, lists, reads and deletes (ScheduleService), and
+what the schedules function does when EventBridge Scheduler fires one (ScheduleFirer).
+
+A schedule's definition lives in one place, the scheduler: its expression and time zone, and the
+target's Input, which names the job to submit (ScheduleDefinition). template.yaml's schedules use
+the same Input. Each firing submits the job with placeholders resolved at the run's scheduled
+time, under a job id derived from (schedule, scheduled time): a run delivered twice (Scheduler
+delivers at least once, and retries) finds its job instead of making another. Each run is recorded
+(ScheduleRuns) so that a schedule shows its last runs.
+"""
+
+import logging
+import re
+from collections.abc import Callable
+from datetime import datetime, tzinfo
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
+
+from jobrelay.api_models import (
+    JobSubmission,
+    ScheduleList,
+    ScheduleRequest,
+    ScheduleRunView,
+    ScheduleView,
+)
+from jobrelay.domain.errors import InvalidRequest, JobConflict, ScheduleNotFound
+from jobrelay.domain.ids import scheduled_job_id
+from jobrelay.domain.job import Job, JobError, JobPatch, ScheduleLink, utcnow
+from jobrelay.domain.status import JobStatus
+from jobrelay.operations import get_operation, validation_details
+from jobrelay.ports import JobStore, ScheduleRun, ScheduleRuns, Scheduler, ScheduleSpec, Workflow
+from jobrelay.schedules.expressions import parse_expression, parse_timezone
+from jobrelay.schedules.placeholders import PlaceholderError, resolve
+from jobrelay.services.jobs import JobService, ServiceUnavailable
+
+logger = logging.getLogger(__name__)
+
+# EventBridge Scheduler's context attribute: it replaces this text in the target's Input with the
+# run's scheduled time (ISO 8601, UTC), the same on every delivery and retry of that run.
+SCHEDULED_TIME = "<aws.scheduler.scheduled-time>"
+LAST_RUNS = 10
+
+
+class _Input(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    schedule: str  # the schedule's name: what the jobs link to and the runs are recorded under
+    timezone: str = "UTC"  # the placeholders' (Scheduler does not pass its ScheduleExpressionTimezone on)
+    job: JobSubmission  # params may hold placeholders
+
+
+class ScheduleDefinition(_Input):
+    """The Input of a schedule's target, as stored in the scheduler (and written in template.yaml)."""
+
+    scheduled_time: Literal["<aws.scheduler.scheduled-time>"]
+
+
+class ScheduledInvocation(_Input):
+    """What the schedules function receives: the Input with the scheduled time filled in."""
+
+    scheduled_time: AwareDatetime
+
+
+def target_input(name: str, timezone: str, job: JobSubmission) -> dict[str, Any]:
+    return ScheduleDefinition(
+        schedule=name, timezone=timezone, job=job, scheduled_time=SCHEDULED_TIME
+    ).model_dump(mode="json", exclude_none=True)
+
+
+def resolved_submission(job: JobSubmission, moment: datetime, timezone: tzinfo) -> JobSubmission:
+    """The job to submit for a run at `moment`: placeholders resolved (PlaceholderError if one is unknown)."""
+    return job.model_copy(update={"params": resolve(job.params, moment, timezone)})
+
+
+# --- the API ------------------------------------------------------------------------------------
+
+
+class ScheduleService:
+    def __init__(
+        self,
+        scheduler: Scheduler,
+        runs: ScheduleRuns,
+        jobs: JobStore,
+        now: Callable[[], datetime] = utcnow,
+    ):
+        self._scheduler = scheduler
+        self._runs = runs
+        self._jobs = jobs
+        self._now = now
+
+    def create(self, request: ScheduleRequest) -> ScheduleView:
+        """Check everything that can be checked now, then create the schedule. The params are
+        checked against the operation with their placeholders resolved as of now, in the schedule's
+        time zone: a params object that is valid then is valid at every run (placeholders only
+        produce dates), unless a date range's order depends on them."""
+        field, expression = ("cron", _wrapped("cron", request.cron)) if request.cron else ("rate", _wrapped("rate", request.rate))
+        try:
+            zone = parse_timezone(request.timezone)
+        except ValueError as exc:
+            raise _invalid("timezone", str(exc)) from None
+        try:
+            parsed = parse_expression(expression, request.timezone)
+        except ValueError as exc:
+            raise _invalid(field, str(exc)) from None
+        now = self._now()
+        if parsed.next_after(now) is None:
+            raise _invalid(field, f"{expression} never fires after now")
+        operation = get_operation(request.operation)
+        job = request.job()
+        try:
+            sample = resolved_submission(job, now, zone)
+        except PlaceholderError as exc:
+            raise _invalid(exc.path, exc.message) from None
+        try:
+            operation.params_model.model_validate(sample.params)
+        except ValidationError as exc:
+            as_of = now.astimezone(zone).replace(microsecond=0).isoformat()
+            raise InvalidRequest(
+                f"params are not valid for {operation.name} (placeholders resolved as of {as_of})",
+                details=validation_details(exc, prefix=("params",)),
+            ) from None
+        self._scheduler.create(
+            ScheduleSpec(
+                name=request.name,
+                expression=expression,
+                timezone=request.timezone,
+                enabled=request.enabled,
+                target_input=target_input(request.name, request.timezone, job),
+                description=request.description,
+            )
+        )
+        return self.get(request.name)
+
+    def list(self) -> ScheduleList:
+        """Every schedule of the group, without their runs (GET one for those)."""
+        views = []
+        for spec in self._scheduler.list():
+            try:
+                views.append(_view(spec))
+            except ValueError:
+                logger.warning("schedule %s is not a jobrelay schedule (its target Input is not ours)", spec.name)
+        return ScheduleList(schedules=views)
+
+    def get(self, name: str) -> ScheduleView:
+        spec = self._scheduler.get(name)
+        if spec is None:
+            raise ScheduleNotFound(f"no schedule {name!r}")
+        try:
+            view = _view(spec)
+        except ValueError:
+            logger.warning("schedule %s is not a jobrelay schedule (its target Input is not ours)", name)
+            raise ScheduleNotFound(f"no schedule {name!r}") from None
+        # Runs before the schedule was created belong to an earlier schedule of the same name.
+        runs = self._runs.latest(name, LAST_RUNS, since=spec.created_at)
+        return view.model_copy(update={"last_runs": [self._run_view(run) for run in runs]})
+
+    def delete(self, name: str) -> None:
+        """Its runs stay until they expire, and its jobs are not touched."""
+        if not self._scheduler.delete(name):
+            raise ScheduleNotFound(f"no schedule {name!r}")
+
+    def _run_view(self, run: ScheduleRun) -> ScheduleRunView:
+        job = self._jobs.get(run.job_id) if run.job_id else None
+        return ScheduleRunView(
+            scheduled_time=run.scheduled_time,
+            fired_at=run.fired_at,
+            job_id=run.job_id,
+            status=job.status if job else None,
+            error=run.error,
+        )
+
+
+def _wrapped(kind: str, text: str | None) -> str:
+    """`0 2 * * ? *` -> `cron(0 2 * * ? *)`; an expression already written whole is kept."""
+    text = (text or "").strip()
+    return text if text.startswith(f"{kind}(") else f"{kind}({text})"
+
+
+def _invalid(field: str, message: str) -> InvalidRequest:
+    return InvalidRequest(f"{field}: {message}", details=[{"field": field, "message": message}])
+
+
+def _view(spec: ScheduleSpec) -> ScheduleView:
+    """The schedule as the API shows it; ValueError when its Input is not a ScheduleDefinition."""
+    try:
+        definition = ScheduleDefinition.model_validate(spec.target_input)
+    except ValidationError as exc:
+        raise ValueError(str(exc)) from None
+    kind = re.match(r"\s*(cron|rate)\((.*)\)\s*$", spec.expression)
+    job = definition.job
+    return ScheduleView(
+        name=spec.name,
+        cron=kind.group(2).strip() if kind and kind.group(1) == "cron" else None,
+        rate=kind.group(2).strip() if kind and kind.group(1) == "rate" else None,
+        expression=spec.expression,
+        timezone=spec.timezone,
+        enabled=spec.enabled,
+        description=spec.description,
+        operation=job.operation,
+        params=job.params,
+        account=job.account,
+        callback_url=job.callback_url,
+        timeout_seconds=job.timeout_seconds,
+        created_at=spec.created_at,
+        updated_at=spec.updated_at,
+    )
+
+
+# --- the schedules function ---------------------------------------------------------------------
+
+
+class ScheduleFirer:
+    """Submits a schedule's job for one run, once however often the run is delivered, and records
+    the run. A run whose job cannot be valid (params, operation or time zone refused) is recorded
+    with the reason and not retried: every retry would be refused the same way."""
+
+    def __init__(
+        self,
+        jobs: JobService,
+        store: JobStore,
+        workflow: Workflow,
+        runs: ScheduleRuns,
+        now: Callable[[], datetime] = utcnow,
+    ):
+        self._jobs = jobs
+        self._store = store
+        self._workflow = workflow
+        self._runs = runs
+        self._now = now
+
+    def fire(self, invocation: ScheduledInvocation) -> ScheduleRun:
+        moment = invocation.scheduled_time
+        job_id = scheduled_job_id(invocation.schedule, moment)
+        error: JobError | None = None
+        job = self._store.get(job_id)
+        if job is None:
+            try:
+                job = self._submit(invocation, job_id)
+            except JobConflict:  # another delivery of this run stored it first
+                job = self._store.get(job_id)
+            except ServiceUnavailable:  # stored, but its execution did not start: it is FAILED (START_FAILED)
+                job = self._store.get(job_id)
+            except InvalidRequest as exc:
+                error = JobError(code=exc.code, message=_reason(exc))
+                logger.warning("schedule %s: run %s submitted no job: %s", invocation.schedule, moment, error.message)
+        elif job.status is JobStatus.SUBMITTED and job.execution_arn is None:
+            self._start(job)
+        run = ScheduleRun(scheduled_time=moment, fired_at=self._now(), job_id=job.job_id if job else None, error=error)
+        self._runs.record(invocation.schedule, run)
+        return run
+
+    def _submit(self, invocation: ScheduledInvocation, job_id: str) -> Job:
+        try:
+            zone = parse_timezone(invocation.timezone)
+            submission = resolved_submission(invocation.job, invocation.scheduled_time, zone)
+        except ValueError as exc:  # PlaceholderError is one: only a template's schedule can hold a bad one
+            raise InvalidRequest(str(exc)) from None
+        link = ScheduleLink(name=invocation.schedule, scheduled_time=invocation.scheduled_time)
+        return self._jobs.submit(submission, job_id=job_id, schedule=link)
+
+    def _start(self, job: Job) -> None:
+        """An earlier delivery stored the job and stopped before starting it. Its execution is named
+        by the job id, so if that delivery did start it after all, this is the same execution."""
+        execution_arn = self._workflow.start(job.job_id)
+        self._store.update(job.job_id, JobPatch(execution_arn=execution_arn))
+
+
+def _reason(exc: InvalidRequest) -> str:
+    details = exc.details if isinstance(exc.details, list) else []
+    problems = "; ".join(f"{d.get('field')}: {d.get('message')}" for d in details if isinstance(d, dict))
+    return f"{exc.message} ({problems})"[:1000] if problems else exc.message[:1000]

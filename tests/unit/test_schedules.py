@@ -1,0 +1,269 @@
+"""Recurring jobs on the fakes: expressions, placeholders at a given time and time zone, what a new
+schedule must pass, and what a schedule's runs submit (one job per scheduled time)."""
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from jobrelay.api_models import ScheduleRequest
+from jobrelay.domain.errors import InvalidRequest, ScheduleExists, ScheduleNotFound
+from jobrelay.domain.ids import new_job_id, scheduled_job_id
+from jobrelay.domain.job import JobPatch
+from jobrelay.domain.status import JobStatus
+from jobrelay.schedules.expressions import parse_expression, parse_timezone
+from jobrelay.schedules.placeholders import PlaceholderError, resolve
+from jobrelay.services.jobs import _plausible_id
+from jobrelay.services.schedules import ScheduledInvocation, ScheduleFirer, ScheduleService, target_input
+from tests.fakes import InMemoryScheduler, InMemoryScheduleRuns
+
+NIGHTLY = {
+    "name": "nightly-summary",
+    "cron": "30 2 * * ? *",
+    "timezone": "Europe/Dublin",
+    "operation": "pinpointe.newsletter_contact_data_summary",
+    "params": {"stat": "4711", "startdate": "{{yesterday}}", "enddate": "{{today}}"},
+}
+
+
+# --- placeholders -----------------------------------------------------------------------------------
+
+PARIS = ZoneInfo("Europe/Paris")
+
+
+@pytest.mark.parametrize(
+    ("moment", "zone", "expected"),
+    [
+        # 00:30 in Paris is still the day before in UTC: the schedule's zone decides "today".
+        (datetime(2026, 1, 14, 23, 30, tzinfo=UTC), PARIS, ("2026-01-15", "2026-01-14", "2026-01-15T00:30:00+01:00")),
+        (datetime(2026, 1, 14, 23, 30, tzinfo=UTC), ZoneInfo("UTC"), ("2026-01-14", "2026-01-13", "2026-01-14T23:30:00+00:00")),
+        # The night Paris moves to summer time (29 March 2026, 02:00 -> 03:00): at 22:30 UTC on the
+        # 29th it is already 00:30 on the 30th (UTC+2); a fixed +1 offset would say the 29th.
+        (datetime(2026, 3, 29, 22, 30, tzinfo=UTC), PARIS, ("2026-03-30", "2026-03-29", "2026-03-30T00:30:00+02:00")),
+        # New York falls back on 1 November 2026: 04:30 UTC is 00:30 EDT (UTC-4), 05:30 UTC is 01:30 EDT.
+        (datetime(2026, 11, 1, 4, 30, tzinfo=UTC), ZoneInfo("America/New_York"), ("2026-11-01", "2026-10-31", "2026-11-01T00:30:00-04:00")),
+        (datetime(2026, 11, 2, 4, 30, tzinfo=UTC), ZoneInfo("America/New_York"), ("2026-11-01", "2026-10-31", "2026-11-01T23:30:00-05:00")),
+    ],
+)
+def test_placeholders_resolve_in_the_schedules_time_zone(moment, zone, expected):
+    today, yesterday, now = expected
+    params = {"enddate": "{{today}}", "startdate": "{{ yesterday }}", "note": "run at {{now}}"}
+
+    assert resolve(params, moment, zone) == {"enddate": today, "startdate": yesterday, "note": f"run at {now}"}
+
+
+def test_every_placeholder_and_where_they_may_stand():
+    moment = datetime(2026, 1, 1, 1, 0, tzinfo=UTC)  # 1 January: last month is last year's December
+    params = {
+        "dates": ["{{tomorrow}}", "{{days_ago:0}}", "{{days_ago:31}}"],
+        "nested": {"from": "{{last_month_start}}", "to": "{{month_start}}"},
+        "name": "export-{{today}}-{{yesterday}}",
+        "count": 3,
+        "flag": True,
+        "plain": "no {braces} here",
+    }
+
+    assert resolve(params, moment, ZoneInfo("UTC")) == {
+        "dates": ["2026-01-02", "2026-01-01", "2025-12-01"],
+        "nested": {"from": "2025-12-01", "to": "2026-01-01"},
+        "name": "export-2026-01-01-2025-12-31",
+        "count": 3,
+        "flag": True,
+        "plain": "no {braces} here",
+    }
+
+
+@pytest.mark.parametrize(
+    ("params", "path", "message"),
+    [
+        ({"startdate": "{{lastweek}}"}, "params.startdate", "unknown placeholder {{lastweek}}"),
+        ({"list": ["1", "{{days_ago:x}}"]}, "params.list.1", "days_ago takes a whole number"),
+        ({"a": {"b": "{{days_ago:99999}}"}}, "params.a.b", "from 0 to 3660"),
+    ],
+)
+def test_an_unknown_placeholder_is_named_with_where_it_is(params, path, message):
+    with pytest.raises(PlaceholderError) as raised:
+        resolve(params, datetime(2026, 1, 1, tzinfo=UTC), ZoneInfo("UTC"))
+    assert raised.value.path == path and message in raised.value.message
+
+
+# --- expressions and ids ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "expression", ["rate(1 minutes)", "rate(5 minute)", "cron(5-2 * * * ? *)", "cron(0 12 ? * 2#1 *)"]
+)
+def test_expressions_eventbridge_would_refuse_or_the_timer_could_not_fire_are_refused(expression):
+    with pytest.raises(ValueError):
+        parse_expression(expression)
+
+
+def test_a_cron_is_read_in_its_time_zone_across_a_dst_change():
+    nightly = parse_expression("cron(30 2 * * ? *)", "Europe/Dublin")
+    # Dublin is UTC+0 in winter and UTC+1 from 29 March 2026 (01:00 UTC).
+    assert nightly.next_after(datetime(2026, 3, 28, 3, 0, tzinfo=UTC)) == datetime(2026, 3, 29, 1, 30, tzinfo=UTC)
+    assert nightly.next_after(datetime(2026, 3, 27, 3, 0, tzinfo=UTC)) == datetime(2026, 3, 28, 2, 30, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("name", ["Mars/Olympus", "localtime", "", "Europe/Paris "])
+def test_only_time_zones_of_the_database_are_accepted(name):
+    with pytest.raises(ValueError, match="not a known IANA time zone"):
+        parse_timezone(name)
+
+
+def test_a_runs_job_id_is_the_same_for_every_delivery_and_looks_like_any_job_id():
+    moment = datetime(2026, 11, 22, 2, 30, tzinfo=UTC)
+    job_id = scheduled_job_id("nightly", moment)
+
+    assert job_id == scheduled_job_id("nightly", moment.astimezone(ZoneInfo("Europe/Paris")))  # the same instant
+    assert job_id != scheduled_job_id("nightly", moment + timedelta(days=1))
+    assert job_id != scheduled_job_id("nightly-2", moment)
+    assert _plausible_id(job_id) and len(job_id) == len(new_job_id())
+    assert job_id[:14] == new_job_id(int(moment.timestamp() * 1000))[:14]  # sorts by its time like the others
+
+
+# --- creating schedules -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def schedules(world):
+    scheduler, runs = InMemoryScheduler(clock=world.clock), InMemoryScheduleRuns()
+    service = ScheduleService(scheduler, runs, world.store, now=world.clock)
+    firer = ScheduleFirer(world.jobs, world.store, world.workflow, runs, now=world.clock)
+    return service, firer, scheduler, runs
+
+
+def request(**changes) -> ScheduleRequest:
+    return ScheduleRequest.model_validate(NIGHTLY | changes)
+
+
+def test_a_schedule_keeps_its_job_in_the_targets_input(schedules):
+    service, _, scheduler, _ = schedules
+
+    view = service.create(request(description="for the newsletter team"))
+
+    spec = scheduler.get("nightly-summary")
+    assert (spec.expression, spec.timezone, spec.enabled) == ("cron(30 2 * * ? *)", "Europe/Dublin", True)
+    assert spec.target_input == {
+        "schedule": "nightly-summary",
+        "timezone": "Europe/Dublin",
+        "job": {"operation": NIGHTLY["operation"], "params": NIGHTLY["params"], "account": "default"},
+        "scheduled_time": "<aws.scheduler.scheduled-time>",
+    }
+    assert (view.cron, view.rate, view.expression) == ("30 2 * * ? *", None, "cron(30 2 * * ? *)")
+    assert view.params == NIGHTLY["params"] and view.description == "for the newsletter team"
+    assert view.last_runs == []
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "message"),
+    [
+        ({"cron": "30 2 * * *"}, "cron", "six fields"),
+        ({"cron": "61 2 * * ? *"}, "cron", "outside 0-59"),
+        ({"cron": "0 0 1 1 ? 2020"}, "cron", "never fires after now"),
+        ({"cron": None, "rate": "5 weeks"}, "rate", "neither rate"),
+        ({"cron": None, "rate": "1 hours"}, "rate", "singular"),
+        ({"timezone": "Europe/Atlantis"}, "timezone", "not a known IANA time zone"),
+        ({"params": {"stat": "4711", "startdate": "{{someday}}"}}, "params.startdate", "unknown placeholder"),
+        ({"params": {"stat": "4711", "startdate": "{{today}}", "enddate": "{{yesterday}}"}}, "params", "enddate must be after startdate"),
+        ({"params": {"startdate": "{{yesterday}}"}}, "params.stat", "Field required"),
+    ],
+)
+def test_what_a_schedule_could_never_run_is_refused_with_the_field(schedules, changes, field, message):
+    service, _, scheduler, _ = schedules
+
+    with pytest.raises(InvalidRequest) as raised:
+        service.create(request(**changes))
+
+    assert any(d["field"] == field and message in d["message"] for d in raised.value.details), raised.value.details
+    assert scheduler.schedules == {}
+
+
+def test_an_unknown_operation_and_a_taken_name_are_refused(schedules):
+    service, *_ = schedules
+    with pytest.raises(InvalidRequest) as raised:
+        service.create(request(operation="pinpointe.everything"))
+    assert "pinpointe.newsletter_contact_data_summary" in raised.value.details["known_operations"]
+
+    service.create(request())
+    with pytest.raises(ScheduleExists):
+        service.create(request(cron="0 3 * * ? *"))
+
+
+def test_deleting_and_reading_a_missing_schedule_is_not_found(schedules):
+    service, *_ = schedules
+    service.create(request())
+    service.delete("nightly-summary")
+
+    with pytest.raises(ScheduleNotFound):
+        service.get("nightly-summary")
+    with pytest.raises(ScheduleNotFound):
+        service.delete("nightly-summary")
+    assert service.list().schedules == []
+
+
+# --- runs ---------------------------------------------------------------------------------------------
+
+
+def invocation(moment: datetime, name: str = "nightly-summary") -> ScheduledInvocation:
+    job = request().job()
+    event = target_input(name, "Europe/Dublin", job) | {"scheduled_time": moment.isoformat().replace("+00:00", "Z")}
+    return ScheduledInvocation.model_validate(event)
+
+
+def test_two_runs_make_two_jobs_and_a_redelivered_run_makes_none(schedules, world):
+    service, firer, _, _ = schedules
+    service.create(request())
+    first, second = datetime(2026, 11, 23, 2, 30, tzinfo=UTC), datetime(2026, 11, 24, 2, 30, tzinfo=UTC)
+
+    runs = [firer.fire(invocation(first)), firer.fire(invocation(second)), firer.fire(invocation(first))]
+
+    assert runs[0].job_id == runs[2].job_id != runs[1].job_id
+    assert len(world.store.list(status=None, operation=None, limit=10, cursor=None).jobs) == 2
+    assert world.workflow.started == [runs[0].job_id, runs[1].job_id]
+    job = world.store.get(runs[0].job_id)
+    assert job.params == {"stat": "4711", "startdate": "2026-11-22", "enddate": "2026-11-23"}
+    assert (job.schedule.name, job.schedule.scheduled_time) == ("nightly-summary", first)
+    assert world.store.timeline(job.job_id)[0].detail == {"operation": NIGHTLY["operation"], "schedule": "nightly-summary"}
+
+    shown = service.get("nightly-summary").last_runs
+    assert [(run.scheduled_time, run.job_id, run.status) for run in shown] == [
+        (second, runs[1].job_id, JobStatus.SUBMITTED),
+        (first, runs[0].job_id, JobStatus.SUBMITTED),
+    ]
+
+
+def test_a_run_whose_job_was_stored_but_never_started_is_started_by_the_redelivery(schedules, world):
+    service, firer, _, _ = schedules
+    moment = datetime(2026, 11, 23, 2, 30, tzinfo=UTC)
+    job_id = firer.fire(invocation(moment)).job_id
+    world.store.update(job_id, JobPatch(execution_arn=None))  # as if the first delivery died before starting it
+    world.workflow.started.clear()
+
+    assert firer.fire(invocation(moment)).job_id == job_id
+    assert world.workflow.started == [job_id]
+    assert world.store.get(job_id).execution_arn == world.workflow.execution_arn(job_id)
+
+
+def test_a_run_whose_job_is_refused_records_why_and_submits_nothing(schedules, world):
+    service, firer, _, runs = schedules
+    bad = invocation(datetime(2026, 11, 23, 2, 30, tzinfo=UTC))
+    bad = bad.model_copy(update={"job": bad.job.model_copy(update={"params": {"startdate": "{{today}}"}})})
+
+    run = firer.fire(bad)
+
+    assert run.job_id is None and run.error.code == "INVALID_REQUEST"
+    assert "params.stat" in run.error.message
+    assert world.store.list(status=None, operation=None, limit=10, cursor=None).jobs == []
+    assert runs.latest("nightly-summary", 10) == [run]
+
+
+def test_runs_of_an_earlier_schedule_with_the_same_name_are_not_shown(schedules, world):
+    service, firer, _, _ = schedules
+    service.create(request())
+    firer.fire(invocation(datetime(2026, 11, 22, 10, 30, tzinfo=UTC)))
+    world.clock.advance(3600)
+    service.delete("nightly-summary")
+    service.create(request())
+
+    assert service.get("nightly-summary").last_runs == []
