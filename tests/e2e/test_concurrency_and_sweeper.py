@@ -1,0 +1,74 @@
+"""Per-account concurrency limits and the sweeper through the whole local stack."""
+
+import json
+import time
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import TERMINAL, events, submit, upload, wait_for
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def which50(stack):
+    box = httpx.Client(base_url=stack["which50_url"], timeout=10)
+    box.post("/_sandbox/reset").raise_for_status()
+    yield box
+    box.post("/_sandbox/reset").raise_for_status()
+
+
+@pytest.fixture(scope="module")
+def limited_account(stack, aws) -> str:
+    """A second Which50 account on the same sandbox whose secret allows two jobs at once."""
+    secrets = aws("secretsmanager")
+    default = json.loads(secrets.get_secret_value(SecretId="jobrelay/which50/default")["SecretString"])
+    secrets.create_secret(Name="jobrelay/which50/limited", SecretString=json.dumps({**default, "max_concurrent_jobs": 2}))
+    return "limited"
+
+
+def function_named(aws, logical_id: str) -> str:
+    names = [f["FunctionName"] for f in aws("lambda").list_functions()["Functions"]]
+    (name,) = [n for n in names if logical_id in n]
+    return name
+
+
+def test_ten_jobs_against_a_limit_of_two_never_run_more_than_two_at_once_and_all_finish(api, which50, limited_account):
+    which50.post("/_sandbox/config", json={"process_seconds": 1.0}).raise_for_status()
+    source = upload(api, [json.dumps({"Email": f"q{n}@example.org"}) for n in range(20)])
+    params = {"contact_list_id": 12, "source": source, "format": "jsonl", "field_names": ["Email"]}
+    job_ids = [submit(api, "which50.contact_import", params, account=limited_account)["job_id"] for _ in range(10)]
+
+    notes: set[str] = set()
+    deadline = time.monotonic() + 150
+    while True:
+        jobs = [api.get(f"/jobs/{job_id}").json() for job_id in job_ids]
+        notes |= {j["progress"]["note"] for j in jobs if j["progress"] and (j["progress"]["note"] or "").startswith("queued")}
+        if all(j["status"] in TERMINAL for j in jobs):
+            break
+        assert time.monotonic() < deadline, [j["status"] for j in jobs]
+        time.sleep(0.2)
+
+    assert [j["status"] for j in jobs] == ["SUCCEEDED"] * 10
+    state = which50.get("/_sandbox/imports").json()
+    assert len(state["jobs"]) == 10 and all(job["run_calls"] == 1 for job in state["jobs"])
+    assert state["max_concurrent_running"] <= 2
+    # The queue was real: jobs waited, and said behind how many.
+    assert sum("queued" in events(j) for j in jobs) >= 7 and any("queued behind" in note for note in notes)
+
+
+def test_the_sweeper_settles_a_job_whose_execution_was_stopped_behind_its_back(api, sandbox, aws, stack):
+    sandbox.configure(job_seconds=600)
+    job_id = submit(api, "pinpointe.list_subscribers", {"list": ["1"]})["job_id"]
+    wait_for(api, job_id, statuses={"RUNNING"})
+    execution_arn = stack["state_machine_arn"].replace(":stateMachine:", ":execution:") + f":{job_id}"
+    aws("stepfunctions").stop_execution(executionArn=execution_arn, cause="stopped in the console")
+
+    answer = aws("lambda").invoke(FunctionName=function_named(aws, "SweeperFunction"), Payload=b"{}")
+    report = json.loads(answer["Payload"].read())
+
+    assert {"job_id": job_id, "status": "FAILED"}.items() <= next(s for s in report["settled"] if s["job_id"] == job_id).items()
+    job = api.get(f"/jobs/{job_id}").json()
+    assert job["status"] == "FAILED" and job["error"]["code"] == "EXECUTION_ENDED"
+    assert "ABORTED" in job["error"]["message"] and "failed" in events(job)

@@ -1,0 +1,98 @@
+"""Concurrency slots on the template's JobsTable under moto: the limit holds, a lease frees itself
+when it expires, a release frees exactly its holder's slot, and every lease is listed from the
+by_created index (what the sweeper reads); jobs listings are not disturbed by slot items."""
+
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import pytest
+
+from jobrelay.adapters.dynamodb_jobs import DynamoJobStore
+from jobrelay.adapters.dynamodb_slots import DynamoSlots
+from tests.integration.aws_env import create_jobs_table, mocked_aws
+
+NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
+HOUR = timedelta(hours=1)
+
+
+@pytest.fixture(scope="module")
+def dynamodb() -> Iterator[Any]:
+    with pytest.MonkeyPatch.context() as monkeypatch, mocked_aws(monkeypatch):
+        yield boto3.client("dynamodb")
+
+
+@pytest.fixture
+def table(dynamodb: Any) -> str:
+    return create_jobs_table(dynamodb)
+
+
+class Clock:
+    def __init__(self):
+        self.now = NOW
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def slots(dynamodb: Any, table: str, clock: Clock) -> DynamoSlots:
+    return DynamoSlots(table, dynamodb, clock=clock)
+
+
+def test_a_pool_holds_no_more_than_its_limit(slots):
+    taken = [slots.acquire("which50#default", f"job-{n}", 2, NOW + HOUR) for n in range(4)]
+    assert taken == [True, True, False, False]
+    assert sorted(lease.holder for lease in slots.leases("which50#default")) == ["job-0", "job-1"]
+    assert slots.acquire("which50#other", "job-9", 2, NOW + HOUR)  # pools are separate
+
+
+def test_racing_jobs_cannot_both_take_the_last_slot(dynamodb, table):
+    slots = DynamoSlots(table, dynamodb)
+    barrier, won = threading.Barrier(8), []
+
+    def race(n: int) -> None:
+        barrier.wait()
+        if slots.acquire("pinpointe#default", f"job-{n}", 3, datetime.now(UTC) + HOUR):
+            won.append(n)
+
+    threads = [threading.Thread(target=race, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(won) == 3 and len(slots.leases("pinpointe#default")) == 3
+
+
+def test_acquire_is_idempotent_for_its_holder_and_release_frees_only_its_slot(slots):
+    assert slots.acquire("p", "job-a", 2, NOW + HOUR) and slots.acquire("p", "job-a", 2, NOW + HOUR)
+    assert slots.acquire("p", "job-b", 2, NOW + HOUR)
+    slots.release("p", "job-a")
+    slots.release("p", "job-a")  # twice is fine
+    slots.release("p", "job-z")  # a job that never held one
+    assert [lease.holder for lease in slots.leases("p")] == ["job-b"]
+    assert slots.acquire("p", "job-c", 2, NOW + HOUR)
+
+
+def test_an_expired_lease_frees_its_slot(slots, clock):
+    assert slots.acquire("p", "job-a", 1, NOW + HOUR)
+    assert not slots.acquire("p", "job-b", 1, NOW + HOUR)
+    clock.now = NOW + 2 * HOUR
+    assert slots.leases("p") == [] and slots.acquire("p", "job-b", 1, NOW + 3 * HOUR)
+    slots.release("p", "job-a")  # the old holder's late release does not free the new holder's slot
+    assert [lease.holder for lease in slots.leases("p")] == ["job-b"]
+
+
+def test_every_lease_is_listed_and_job_listings_ignore_slots(dynamodb, table, slots):
+    slots.acquire("a#default", "job-1", 1, NOW + HOUR)
+    slots.acquire("b#default", "job-2", 1, NOW + HOUR)
+    assert sorted((lease.pool, lease.holder) for lease in slots.leases()) == [("a#default", "job-1"), ("b#default", "job-2")]
+    store = DynamoJobStore(table, dynamodb, clock=lambda: NOW)
+    assert store.list(status=None, operation=None, limit=10, cursor=None).jobs == []
