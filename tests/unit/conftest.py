@@ -8,12 +8,21 @@ import pytest
 from jobrelay.api_models import JobSubmission
 from jobrelay.domain.job import JobResult, Progress
 from jobrelay.ports import CollectOutcome, PollOutcome, StartOutcome, VendorState, WaitMode
+from jobrelay.services.concurrency import AccountConcurrency
 from jobrelay.services.jobs import JobService
 from jobrelay.services.notices import Notices
 from jobrelay.services.steps import StepRunner
+from jobrelay.services.sweeper import Sweeper
 from jobrelay.services.webhooks import WebhookReceiver
 from jobrelay.settings import Settings
-from tests.fakes import FakeEventPublisher, FakeWorkflow, InMemoryJobStore, InMemoryResultStore, InMemorySecretStore
+from tests.fakes import (
+    FakeEventPublisher,
+    FakeWorkflow,
+    InMemoryJobStore,
+    InMemoryResultStore,
+    InMemorySecretStore,
+    InMemorySlots,
+)
 
 
 class Clock:
@@ -37,6 +46,7 @@ class ScriptedVendor:
     result: bytes = b'{"count": 2, "subscribers": [{}, {}]}'
     start_error: Exception | None = None
     ready: bool = False  # a synchronous call: collect at once
+    max_concurrent_jobs: int | None = None  # the account's limit
 
     def start(self, job, webhook_url):
         if self.start_error:
@@ -71,6 +81,8 @@ class World:
     jobs: JobService
     steps: StepRunner
     webhooks: WebhookReceiver
+    slots: InMemorySlots
+    sweeper: Sweeper
 
     def submit(self, **overrides) -> str:
         body = {"operation": "pinpointe.list_subscribers", "params": {"list": ["1"]}, **overrides}
@@ -96,6 +108,8 @@ def world() -> World:
         }
     )
     notices = Notices(events, InMemorySecretStore(), settings)
+    slots = InMemorySlots(clock=clock)
+    concurrency = AccountConcurrency(slots, store, now=clock)
     return World(
         clock=clock,
         store=store,
@@ -104,7 +118,11 @@ def world() -> World:
         events=events,
         vendor=vendor,
         settings=settings,
-        jobs=JobService(store, results, workflow, notices, settings, cancel_at_vendor=vendor.cancel, now=clock),
-        steps=StepRunner(store, results, workflow, notices, lambda job: vendor, settings, now=clock),
+        jobs=JobService(
+            store, results, workflow, notices, settings, cancel_at_vendor=vendor.cancel, release_slot=concurrency.release, now=clock
+        ),
+        steps=StepRunner(store, results, workflow, notices, lambda job: vendor, settings, now=clock, concurrency=concurrency),
         webhooks=WebhookReceiver(store, workflow, lambda key, body: f"s3://results/{key}", lambda vendor, body: {"status": "complete"}, now=clock),
+        slots=slots,
+        sweeper=Sweeper(store, workflow, notices, concurrency, now=clock),
     )

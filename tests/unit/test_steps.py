@@ -48,6 +48,8 @@ def test_a_synchronous_vendor_call_is_collected_without_waiting(world):
     job_id = world.submit()
     out = run(world, "start", job_id)
     assert out.next == "collect" and world.store.get(job_id).status is JobStatus.RUNNING
+    assert run(world, "start", job_id).next == "collect"  # a retried Start does not wait either
+    assert len(world.vendor.started_with) == 1  # the vendor was called once
 
 
 def test_start_of_a_cancelled_job_does_not_reach_the_vendor(world):

@@ -62,6 +62,14 @@ class StepFunctionsWorkflow:
             raise
         return True
 
+    def status(self, execution_arn: str) -> str | None:
+        try:
+            return self._client.describe_execution(executionArn=execution_arn)["status"]
+        except ClientError as exc:
+            if _error_code(exc) == "ExecutionDoesNotExist":
+                return None
+            raise
+
     def _require_state_machine(self) -> str:
         if not self._state_machine_arn:  # None or "": the environment did not give one
             raise RuntimeError("no state machine ARN configured (STATE_MACHINE_ARN): this workflow cannot start jobs")

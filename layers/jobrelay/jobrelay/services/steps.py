@@ -22,13 +22,19 @@ from jobrelay.domain.errors import STEP_ERRORS, JobDeadlineExceeded, VendorJobFa
 from jobrelay.domain.job import Job, JobError, JobPatch, Progress, TimelineEvent, utcnow
 from jobrelay.domain.status import JobStatus
 from jobrelay.ports import JobStore, ResultStore, VendorJobs, VendorState, WaitMode, Workflow
+from jobrelay.services.concurrency import AccountConcurrency
 from jobrelay.services.imports import STAGE_TIME_RESERVE_SECONDS, ImportEnded, ImportSteps
 from jobrelay.services.notices import Notices
 from jobrelay.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-Next = Literal["stage", "wait_webhook", "wait_poll", "collect", "notify", "done"]
+Next = Literal["stage", "wait_slot", "wait_webhook", "wait_poll", "collect", "notify", "done"]
+
+# A job queued behind its account's concurrency limit looks for a free slot again after this long
+# at most (the poll backoff up to here): slots free when jobs end, and a queued job should follow
+# promptly, at three state transitions per look.
+SLOT_WAIT_MAX_SECONDS = 60
 
 
 class StepInput(BaseModel):
@@ -59,6 +65,7 @@ class StepRunner:
         settings: Settings,
         now: Callable[[], datetime] = utcnow,
         imports: ImportSteps | None = None,
+        concurrency: AccountConcurrency | None = None,
     ):
         self._store = store
         self._results = results
@@ -68,6 +75,7 @@ class StepRunner:
         self._settings = settings
         self._now = now
         self._imports = imports
+        self._concurrency = concurrency
         self._seconds_left: Callable[[], float] = lambda: float("inf")
 
     def run(self, step: StepInput, seconds_left: Callable[[], float] | None = None) -> StepOutput | None:
@@ -83,7 +91,11 @@ class StepRunner:
             return self._ended(job)
         self._check_deadline(job)
         if job.status is JobStatus.SUBMITTED:
-            moved = self._store.transition(job.job_id, JobStatus.STARTING, TimelineEvent(at=self._now(), event="starting"))
+            ahead = self._admit(job)
+            if ahead:
+                return self._queued(job, ahead)
+            # `polls` counted the looks for a slot while queued: the vendor's polling starts afresh.
+            moved = self._store.transition(job.job_id, JobStatus.STARTING, TimelineEvent(at=self._now(), event="starting"), JobPatch(polls=0))
             job = moved.job
             if not moved.changed and job.is_terminal:
                 return self._ended(job)
@@ -92,16 +104,31 @@ class StepRunner:
                 job = self._require_imports().open(job)
             return StepOutput(job_id=job.job_id, status=job.status, next="stage")
         vendor = self._vendor_for(job)
-        ready = False
         if job.status is JobStatus.STARTING:
-            job, ready = self._start_at_vendor(job, vendor)
+            job = self._start_at_vendor(job, vendor)
         if job.is_terminal:
             return self._ended(job)
-        if ready:
+        if job.vendor_ref.get("ready"):  # also for a Start retried after this one moved the job on
             return StepOutput(job_id=job.job_id, status=job.status, next="collect")
         return self._wait(job, vendor)
 
-    def _start_at_vendor(self, job: Job, vendor: VendorJobs) -> tuple[Job, bool]:
+    def _admit(self, job: Job) -> int:
+        """0 when the job may go to the vendor; else how many jobs are ahead of it (its account's
+        concurrency limit, services/concurrency.py)."""
+        if self._concurrency is None:
+            return 0
+        limit = getattr(self._vendor_for(job), "max_concurrent_jobs", None)
+        return self._concurrency.admit(job, limit)
+
+    def _queued(self, job: Job, ahead: int) -> StepOutput:
+        note = f"queued behind {ahead} job{'s' if ahead != 1 else ''} of {job.vendor} account {job.account!r}"
+        first = job.progress.note is None or not job.progress.note.startswith("queued")
+        event = TimelineEvent(at=self._now(), event="queued", detail={"ahead": ahead}) if first else None
+        self._store.update(job.job_id, JobPatch(progress=Progress(note=note), polls=job.polls + 1), event)
+        wanted = min(self._settings.backoff.delay(job.polls), SLOT_WAIT_MAX_SECONDS)
+        return StepOutput(job_id=job.job_id, status=job.status, next="wait_slot", wait_seconds=bounded_wait(wanted, job.deadline_at, self._now()))
+
+    def _start_at_vendor(self, job: Job, vendor: VendorJobs) -> Job:
         webhook_url = None
         if vendor.wait_mode is WaitMode.WEBHOOK:
             # A fresh 256-bit capability token per start; only its hash is kept. Stored before the
@@ -111,13 +138,15 @@ class StepRunner:
             webhook_url = f"{self._settings.public_api_url}/webhooks/{job.vendor}/{job.job_id}/{token}"
         outcome = vendor.start(job, webhook_url)
         vendor_ref = {**outcome.vendor_ref, "started_at": outcome.vendor_ref.get("started_at") or self._now().isoformat()}
+        if outcome.ready:
+            vendor_ref["ready"] = True
         moved = self._store.transition(
             job.job_id,
             JobStatus.RUNNING,
             TimelineEvent(at=self._now(), event="started", detail={"vendor_ref": vendor_ref, "wait": vendor.wait_mode.value}),
             JobPatch(vendor_ref=vendor_ref, progress=Progress(percent=0, note=outcome.note or "started at the vendor")),
         )
-        return moved.job, outcome.ready
+        return moved.job
 
     # --- stage (bulk imports) --------------------------------------------------------------------
 
@@ -212,6 +241,7 @@ class StepRunner:
         job = self._job(step.job_id)
         if job.status in (JobStatus.SUCCEEDED, JobStatus.PARTIAL):
             # A retry after the result was stored: announce again (at-least-once) and move on.
+            self._release(job)
             self._notices.announce(job)
             return StepOutput(job_id=job.job_id, status=job.status, next="notify")
         if job.is_terminal:
@@ -236,6 +266,7 @@ class StepRunner:
             ),
             JobPatch(result=outcome.result, progress=Progress(percent=100, counts=job.progress.counts, note="result stored")),
         )
+        self._release(moved.job)
         if moved.changed:
             self._notices.announce(moved.job)
         return StepOutput(job_id=job.job_id, status=moved.job.status, next="notify" if moved.changed else "done")
@@ -246,10 +277,11 @@ class StepRunner:
         status, error = describe_failure(step.error or {})
         job = self._job(step.job_id)
         if job.is_terminal:
-            return StepOutput(job_id=job.job_id, status=job.status, next="done")
+            return self._ended(job)
         moved = self._store.transition(
             job.job_id, status, TimelineEvent(at=self._now(), event=status.value.lower(), detail=error.model_dump()), JobPatch(error=error)
         )
+        self._release(moved.job)
         if moved.changed:
             self._notices.announce(moved.job)
             return StepOutput(job_id=job.job_id, status=moved.job.status, next="notify")
@@ -284,9 +316,14 @@ class StepRunner:
                 f"the vendor did not finish before the job's deadline ({job.deadline_at.isoformat(timespec='seconds')})"
             )
 
-    @staticmethod
-    def _ended(job: Job) -> StepOutput:
+    def _ended(self, job: Job) -> StepOutput:
+        """The job ended outside this execution's steps (cancelled, swept): its slot goes too."""
+        self._release(job)
         return StepOutput(job_id=job.job_id, status=job.status, next="done")
+
+    def _release(self, job: Job) -> None:
+        if self._concurrency is not None and job.is_terminal:
+            self._concurrency.release(job)
 
 
 def _is_import(job: Job) -> bool:

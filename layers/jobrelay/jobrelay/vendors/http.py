@@ -39,6 +39,9 @@ class VendorAccount(HttpTimeouts):
     vendor_title: ClassVar[str]
 
     allow_http: bool = Field(default=False, description="allow http URLs (the local sandbox)")
+    max_concurrent_jobs: Annotated[int, Field(ge=1)] | None = Field(
+        default=None, description="how many jobs of this account may be at the vendor at once (none: no limit)"
+    )
 
     def urls(self) -> dict[str, str]:
         return {"base_url": getattr(self, "base_url")}

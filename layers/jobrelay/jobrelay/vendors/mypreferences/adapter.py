@@ -52,6 +52,7 @@ class MyPreferencesImports:
         now: Callable[[], datetime] = utcnow,
         exceptions_page_size: int = EXCEPTIONS_PAGE_SIZE,
     ):
+        self.max_concurrent_jobs = account.max_concurrent_jobs  # read by the Start step
         self._client = MyPreferencesClient(
             account.base_url,
             account.client_id,

@@ -95,6 +95,7 @@ class PinpointeJobs:
         now: Callable[[], datetime] = utcnow,
         not_found_grace_seconds: int,
     ):
+        self.max_concurrent_jobs = account.max_concurrent_jobs  # read by the Start step
         self._client = PinpointeClient(
             account.base_url,
             account.username,

@@ -33,6 +33,7 @@ class Which50Imports:
     shortfall_counts = SHORTFALL_COUNTS
 
     def __init__(self, account: Which50Account, *, http: httpx.Client | None = None):
+        self.max_concurrent_jobs = account.max_concurrent_jobs  # read by the Start step
         self._client = Which50Client(account, http=http or httpx.Client())
         self._rules: tuple[str, ContactRules] | None = None  # of the job whose records are being checked
 
