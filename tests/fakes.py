@@ -327,3 +327,20 @@ class InMemoryScheduleRuns:
             if name == schedule and (since is None or moment >= since)
         ]
         return sorted(mine, key=lambda run: run.scheduled_time, reverse=True)[:limit]
+
+
+class SteppedClock:
+    """Time moves only when the timer sleeps, jumping to the moment it waits for, until `until`:
+    then the timer blocks until it is stopped. No test waits for the wall clock."""
+
+    def __init__(self, start: datetime, until: datetime):
+        self.current, self.until = start, until
+
+    def now(self) -> datetime:
+        return self.current
+
+    def sleep_until(self, moment: datetime, stop: threading.Event) -> bool:
+        if moment > self.until:
+            return stop.wait()
+        self.current = max(self.current, moment)
+        return stop.is_set()

@@ -86,6 +86,15 @@ def sandbox(stack) -> Iterator[Sandbox]:
     box.reset()
 
 
+@pytest.fixture
+def which50(stack) -> Iterator[httpx.Client]:
+    """The Which50 sandbox's control routes, reset before and after the test."""
+    box = httpx.Client(base_url=stack["which50_url"], timeout=10)
+    box.post("/_sandbox/reset").raise_for_status()
+    yield box
+    box.post("/_sandbox/reset").raise_for_status()
+
+
 @pytest.fixture(scope="session")
 def aws(stack):
     def client(service: str):

@@ -3,20 +3,11 @@
 import json
 import time
 
-import httpx
 import pytest
 
 from tests.e2e.conftest import TERMINAL, events, submit, upload, wait_for
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def which50(stack):
-    box = httpx.Client(base_url=stack["which50_url"], timeout=10)
-    box.post("/_sandbox/reset").raise_for_status()
-    yield box
-    box.post("/_sandbox/reset").raise_for_status()
 
 
 @pytest.fixture(scope="module")

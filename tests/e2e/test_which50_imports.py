@@ -5,7 +5,6 @@ once, followed to its final counts, and reported."""
 import json
 import time
 
-import httpx
 import pytest
 
 from tests.e2e.conftest import events, result_file, submit, upload, wait_for
@@ -25,14 +24,6 @@ def contact_import(api, source: str, **params) -> str:
 
 def finished(api, job_id: str) -> dict:
     return wait_for(api, job_id, timeout=90)
-
-
-@pytest.fixture
-def which50(stack):
-    box = httpx.Client(base_url=stack["which50_url"], timeout=10)
-    box.post("/_sandbox/reset").raise_for_status()
-    yield box
-    box.post("/_sandbox/reset").raise_for_status()
 
 
 def vendor_state(which50) -> dict:

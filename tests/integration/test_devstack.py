@@ -35,6 +35,7 @@ from devstack.resources import CREATORS
 from devstack.schedules import Schedule, ScheduleTimer, parse_expression
 from devstack.template import DEFAULT_TEMPLATE, Route, TemplateError, load_yaml, resolve_template
 from jobrelay.vendors.mypreferences.auth import MyPreferencesAccount
+from tests.fakes import SteppedClock
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "devstack"
@@ -320,22 +321,6 @@ def test_the_timer_fires_every_schedule_at_its_times_on_its_clock():
     assert notice["source"] == "aws.scheduler" and notice["resources"] == [arn + "hourly"]
 
 
-class UntilClock:
-    """Time moves only when the timer sleeps, to the moment it waits for, up to `until`; then it blocks."""
-
-    def __init__(self, now: datetime, until: datetime):
-        self.current, self.until = now, until
-
-    def now(self) -> datetime:
-        return self.current
-
-    def sleep_until(self, moment: datetime, stop: threading.Event) -> bool:
-        if moment > self.until:
-            return stop.wait()
-        self.current = max(self.current, moment)
-        return stop.is_set()
-
-
 def test_the_timer_reads_its_source_again_and_follows_what_it_holds():
     arn = "arn:aws:scheduler:us-east-1:123456789012:schedule/g/"
     first = Schedule("first", arn + "first", "rate(30 minutes)", "UTC", "fn", '{"at": "<aws.scheduler.scheduled-time>"}')
@@ -347,7 +332,7 @@ def test_the_timer_reads_its_source_again_and_follows_what_it_holds():
         fired.append((schedule.name, moment.strftime("%H:%M:%S"), json.loads(schedule.payload(moment))))
         held[:] = [later]  # first is deleted and later created, as through the API
 
-    clock = UntilClock(UTC_NOON, until=UTC_NOON + timedelta(minutes=105))
+    clock = SteppedClock(UTC_NOON, until=UTC_NOON + timedelta(minutes=105))
     timer = ScheduleTimer([], fire, clock, source=lambda: list(held), refresh=timedelta(minutes=20))
     timer.start()
     deadline = time.monotonic() + 5

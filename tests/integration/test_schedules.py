@@ -13,6 +13,7 @@ import pytest
 
 from devstack.resources import create_resources
 from devstack.schedules import Schedule, ScheduleTimer, scheduler_schedules
+from tests.fakes import SteppedClock
 from tests.integration.aws_env import mocked_aws
 from tests.integration.test_handlers import EVENTS, Deployed, _forget_wiring
 
@@ -201,23 +202,6 @@ def test_the_sample_run_event_resolves_its_placeholders_in_its_time_zone(deploye
 
 
 # --- the local stack's timer ----------------------------------------------------------------------------
-
-
-class SteppedClock:
-    """Time moves only when the timer sleeps, jumping to the moment it waits for, until `until`:
-    then the timer blocks until it is stopped. No test waits for the wall clock."""
-
-    def __init__(self, start: datetime, until: datetime):
-        self.current, self.until = start, until
-
-    def now(self) -> datetime:
-        return self.current
-
-    def sleep_until(self, moment: datetime, stop: threading.Event) -> bool:
-        if moment > self.until:
-            return stop.wait()
-        self.current = max(self.current, moment)
-        return stop.is_set()
 
 
 def test_the_local_timer_fires_schedules_created_through_the_api_and_not_disabled_ones(deployed):
