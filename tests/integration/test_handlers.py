@@ -248,6 +248,23 @@ def test_cancel_stops_the_execution(deployed):
     assert api(deployed, "POST", f"/jobs/{job['job_id']}/cancel")[0] == 200
 
 
+# --- the sweeper function ---------------------------------------------------------------------------
+
+
+def test_the_sweeper_settles_a_job_whose_execution_was_stopped(deployed):
+    _, job = api(deployed, "POST", "/jobs", {"operation": "pinpointe.segment_subscribers", "params": {"segmentid": [3]}})
+    _, other = api(deployed, "POST", "/jobs", {"operation": "pinpointe.segment_subscribers", "params": {"segmentid": [4]}})
+    machine = deployed.template.state_machines[0].arn
+    deployed.client("stepfunctions").stop_execution(executionArn=machine.replace(":stateMachine:", ":execution:") + f":{job['job_id']}")
+
+    report = deployed.invoke("SweeperFunction", json.loads((EVENTS / "sweeper_scheduled.json").read_text()))
+
+    assert [s["job_id"] for s in report["settled"]] == [job["job_id"]] and report["examined"] == 2
+    _, swept = api(deployed, "GET", f"/jobs/{job['job_id']}")
+    assert swept["status"] == "FAILED" and swept["error"]["code"] == "EXECUTION_ENDED"
+    assert api(deployed, "GET", f"/jobs/{other['job_id']}")[1]["status"] == "SUBMITTED"  # its execution runs on
+
+
 def _webhook_event(job_id: str, token: str, notice: dict) -> dict:
     event = http_event("webhook_pinpointe.json", body=json.dumps(notice))
     event["pathParameters"] = {"job_id": job_id, "token": token}
