@@ -2,7 +2,6 @@
 when it expires, a release frees exactly its holder's slot, and every lease is listed from the
 by_created index (what the sweeper reads); jobs listings are not disturbed by slot items."""
 
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -54,21 +53,40 @@ def test_a_pool_holds_no_more_than_its_limit(slots):
     assert slots.acquire("which50#other", "job-9", 2, NOW + HOUR)  # pools are separate
 
 
-def test_racing_jobs_cannot_both_take_the_last_slot(dynamodb, table):
-    slots = DynamoSlots(table, dynamodb)
-    barrier, won = threading.Barrier(8), []
+class Interleaved:
+    """A DynamoDB client whose first put_item lets a rival job's acquire run first, between our
+    read of the slots and our conditional put: the race a real table decides with the condition.
+    (moto's conditional writes are not atomic across threads, so threads cannot stage this race.)"""
 
-    def race(n: int) -> None:
-        barrier.wait()
-        if slots.acquire("pinpointe#default", f"job-{n}", 3, datetime.now(UTC) + HOUR):
-            won.append(n)
+    def __init__(self, client: Any, rival: Any):
+        self._client, self._rival, self._raced = client, rival, False
 
-    threads = [threading.Thread(target=race, args=(n,)) for n in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert len(won) == 3 and len(slots.leases("pinpointe#default")) == 3
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def put_item(self, **request: Any) -> Any:
+        if not self._raced:
+            self._raced = True
+            self._rival()
+        return self._client.put_item(**request)
+
+
+def test_a_slot_taken_between_our_read_and_our_put_is_not_taken_twice(dynamodb, table, clock):
+    rival = DynamoSlots(table, dynamodb, clock=clock)
+    ours = DynamoSlots(table, Interleaved(dynamodb, lambda: rival.acquire("p", "job-rival", 2, NOW + HOUR)), clock=clock)
+
+    assert ours.acquire("p", "job-ours", 2, NOW + HOUR)  # lost slot 0 to the rival, took slot 1
+
+    assert sorted(lease.holder for lease in ours.leases("p")) == ["job-ours", "job-rival"]
+    assert not DynamoSlots(table, dynamodb, clock=clock).acquire("p", "job-late", 2, NOW + HOUR)
+
+
+def test_the_last_slot_goes_to_one_of_two_racing_jobs(dynamodb, table, clock):
+    rival = DynamoSlots(table, dynamodb, clock=clock)
+    ours = DynamoSlots(table, Interleaved(dynamodb, lambda: rival.acquire("p", "job-rival", 1, NOW + HOUR)), clock=clock)
+
+    assert not ours.acquire("p", "job-ours", 1, NOW + HOUR)
+    assert [lease.holder for lease in ours.leases("p")] == ["job-rival"]
 
 
 def test_acquire_is_idempotent_for_its_holder_and_release_frees_only_its_slot(slots):
