@@ -100,7 +100,7 @@ def test_invalid_params_are_refused_before_anything_is_stored(world):
 
 
 def test_credentials_in_the_vendor_reference_never_reach_the_api():
-    from jobrelay.services.views import public_vendor_ref
+    from jobrelay.domain.job import public_vendor_ref
 
     shown = public_vendor_ref({"jobid": "1", "result_url": "https://x", "access_token": 918273, "expires_at": "t"})
     assert shown == {"jobid": "1", "expires_at": "t"}

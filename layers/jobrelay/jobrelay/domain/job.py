@@ -124,3 +124,10 @@ def _plain(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
     return value
+
+
+def public_vendor_ref(vendor_ref: dict[str, Any]) -> dict[str, Any]:
+    """The vendor reference without what may act as a credential: a vendor's result link (users get
+    ours instead) and a per-import access token (MyPreferences'). What API answers, timelines and
+    result summaries show of it."""
+    return {k: v for k, v in vendor_ref.items() if not k.endswith(("_url", "_token"))}

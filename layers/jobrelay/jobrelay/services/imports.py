@@ -29,12 +29,11 @@ from pydantic import BaseModel, Field
 
 from jobrelay.adapters.s3_records import RecordsFileChanged
 from jobrelay.domain.errors import InvalidSource, VendorProtocolError, VendorRejected, VendorTransientError
-from jobrelay.domain.job import Job, JobPatch, JobResult, Progress, TimelineEvent, utcnow
+from jobrelay.domain.job import Job, JobPatch, JobResult, Progress, TimelineEvent, public_vendor_ref, utcnow
 from jobrelay.domain.status import JobStatus
 from jobrelay.imports.batches import Batch, Checkpoint, EndOfRecords, cut_batches, validate_records
 from jobrelay.imports.records import SourceFileError, read_header, read_records, sniff
 from jobrelay.ports import CollectOutcome, JobStore, RecordFailure, RecordsSource, ResultStore, ScratchStore, VendorImports
-from jobrelay.services.views import public_vendor_ref
 
 logger = logging.getLogger(__name__)
 

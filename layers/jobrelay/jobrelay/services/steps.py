@@ -13,7 +13,7 @@ import secrets
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel
 
@@ -23,9 +23,11 @@ from jobrelay.domain.job import Job, JobError, JobPatch, Progress, TimelineEvent
 from jobrelay.domain.status import JobStatus
 from jobrelay.ports import JobStore, ResultStore, VendorJobs, VendorState, WaitMode, Workflow
 from jobrelay.services.concurrency import AccountConcurrency
-from jobrelay.services.imports import STAGE_TIME_RESERVE_SECONDS, ImportEnded, ImportSteps
 from jobrelay.services.notices import Notices
 from jobrelay.settings import Settings
+
+if TYPE_CHECKING:  # the import pipeline loads with the first import job's Stage, not at cold start
+    from jobrelay.services.imports import ImportSteps
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +66,7 @@ class StepRunner:
         vendor_for: Callable[[Job], VendorJobs],
         settings: Settings,
         now: Callable[[], datetime] = utcnow,
-        imports: ImportSteps | None = None,
+        imports: "ImportSteps | None" = None,
         concurrency: AccountConcurrency | None = None,
     ):
         self._store = store
@@ -151,6 +153,8 @@ class StepRunner:
     # --- stage (bulk imports) --------------------------------------------------------------------
 
     def _stage(self, step: StepInput) -> StepOutput:
+        from jobrelay.services.imports import STAGE_TIME_RESERVE_SECONDS, ImportEnded
+
         job = self._job(step.job_id)
         if job.is_terminal:
             return self._ended(job)
@@ -169,7 +173,7 @@ class StepRunner:
         job = self._job(job.job_id)
         return self._wait(job, self._vendor_for(job))
 
-    def _require_imports(self) -> ImportSteps:
+    def _require_imports(self) -> "ImportSteps":
         if self._imports is None:
             raise RuntimeError("this step runner was built without bulk-import support")
         return self._imports

@@ -2,7 +2,7 @@
 files given presigned download links."""
 
 from jobrelay.api_models import FileView, JobView, ResultView
-from jobrelay.domain.job import Job, TimelineEvent
+from jobrelay.domain.job import Job, TimelineEvent, public_vendor_ref
 from jobrelay.ports import ResultStore
 
 
@@ -23,12 +23,6 @@ def job_view(job: Job, results: ResultStore, timeline: list[TimelineEvent] | Non
         error=job.error,
         timeline=timeline,
     )
-
-
-def public_vendor_ref(vendor_ref: dict) -> dict:
-    """The vendor reference without what may act as a credential: a vendor's result link (users get
-    ours instead) and a per-import access token (MyPreferences')."""
-    return {k: v for k, v in vendor_ref.items() if not k.endswith(("_url", "_token"))}
 
 
 def _result_view(job: Job, results: ResultStore) -> ResultView | None:
