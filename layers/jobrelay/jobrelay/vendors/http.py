@@ -3,6 +3,7 @@ and its timeouts), transport failures (timeouts, dropped connections) turned int
 the state machine retries, and one connection pool."""
 
 import functools
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any, ClassVar, Self
@@ -10,7 +11,7 @@ from typing import Annotated, Any, ClassVar, Self
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from jobrelay.domain.errors import VendorRejected, VendorTransientError
+from jobrelay.domain.errors import VendorProtocolError, VendorRejected, VendorTransientError
 
 
 class HttpTimeouts(BaseModel):
@@ -68,6 +69,20 @@ class VendorAccount(HttpTimeouts):
         except ValidationError as exc:
             problems = "; ".join(f"{d['field']}: {d['message']}" for d in validation_details(exc))
             raise VendorRejected(f"the {cls.vendor_title} account secret is not valid ({problems})") from None
+
+
+def is_transient(status: int) -> bool:
+    """An HTTP status worth retrying: the vendor is overloaded (429) or failing (5xx) for now."""
+    return status == 429 or status >= 500
+
+
+def json_body(answer: httpx.Response, vendor: str, call: str) -> Any:
+    """The answer's JSON, or VendorProtocolError naming the call (the state machine retries it a
+    few times: bodies are sometimes cut)."""
+    try:
+        return json.loads(answer.content)
+    except (ValueError, RecursionError):
+        raise VendorProtocolError(f"{vendor} answered {call} (HTTP {answer.status_code}) with a body that is not JSON") from None
 
 
 @contextmanager

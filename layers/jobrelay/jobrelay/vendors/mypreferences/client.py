@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 
 from jobrelay.domain.errors import VendorProtocolError, VendorRejected, VendorTransientError
-from jobrelay.vendors.http import transport_errors_as_transient
+from jobrelay.vendors.http import is_transient, json_body, transport_errors_as_transient
 from jobrelay.vendors.mypreferences.api import (
     EXCEPTIONS_PATH,
     EXECUTE_PATH,
@@ -97,12 +97,7 @@ class MyPreferencesClient:
             )
         log.info("MyPreferences %s answered HTTP %s", call, answer.status_code)
         self._raise_for_status(answer, call)
-        try:
-            return json.loads(answer.content)
-        except (ValueError, RecursionError):
-            raise VendorProtocolError(
-                f"MyPreferences answered {call} (HTTP {answer.status_code}) with a body that is not JSON"
-            ) from None
+        return json_body(answer, "MyPreferences", call)
 
     def _raise_for_status(self, answer: httpx.Response, call: str) -> None:
         status = answer.status_code
@@ -110,7 +105,7 @@ class MyPreferencesClient:
             return
         reason = vendor_message(answer.content)
         said = f": {reason}" if reason else ""
-        if status == 429 or status >= 500:
+        if is_transient(status):
             raise VendorTransientError(f"MyPreferences {call} answered HTTP {status}{said}")
         if status == 401 and call == INITIATE:
             raise VendorRejected(

@@ -18,7 +18,7 @@ import httpx
 from pydantic import SecretStr
 
 from jobrelay.domain.errors import VendorProtocolError, VendorRejected, VendorTransientError
-from jobrelay.vendors.http import transport_errors_as_transient
+from jobrelay.vendors.http import is_transient, transport_errors_as_transient
 from jobrelay.vendors.pinpointe.api import (
     AUTORESPONDER_REQUESTMETHOD,
     AUTORESPONDER_REQUESTTYPE,
@@ -210,7 +210,7 @@ def _read_answer(answer: httpx.Response, call: str) -> ApiResponse:
     ERROR) is returned for the caller to judge, except the credentials one: old Pinpointe versions
     answered every failure with HTTP 200, so the body is checked whatever the HTTP status."""
     status = answer.status_code
-    if status == 429 or status >= 500:
+    if is_transient(status):
         raise VendorTransientError(f"Pinpointe {call} answered HTTP {status}")
     if status == 401:
         raise _credentials_rejected(call)
@@ -253,7 +253,7 @@ def _credentials_rejected(call: str) -> VendorRejected:
 
 def _check_download_status(response: httpx.Response) -> None:
     status = response.status_code
-    if status == 429 or status >= 500:
+    if is_transient(status):
         raise VendorTransientError(f"Pinpointe's result link answered HTTP {status}")
     if not response.is_success:
         raise VendorProtocolError(f"Pinpointe's result link answered HTTP {status} (expired or wrong link?)")

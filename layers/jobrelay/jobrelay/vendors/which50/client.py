@@ -15,8 +15,8 @@ from typing import Annotated, Any
 import httpx
 from pydantic import Field, SecretStr, field_validator
 
-from jobrelay.domain.errors import VendorProtocolError, VendorRejected, VendorTransientError
-from jobrelay.vendors.http import VendorAccount, transport_errors_as_transient
+from jobrelay.domain.errors import VendorRejected, VendorTransientError
+from jobrelay.vendors.http import VendorAccount, is_transient, json_body, transport_errors_as_transient
 from jobrelay.vendors.which50.api import (
     AUTH_HEADER,
     AUTH_SCHEME,
@@ -118,11 +118,7 @@ class Which50Client:
     # --- transport -------------------------------------------------------------------------------
 
     def _call(self, call: str, method: str, path: str, **kwargs: Any) -> Any:
-        answer = self._send(call, method, path, **kwargs)
-        try:
-            return json.loads(answer.content)
-        except (ValueError, RecursionError):
-            raise VendorProtocolError(f"Which50 answered {call} (HTTP {answer.status_code}) with a body that is not JSON") from None
+        return json_body(self._send(call, method, path, **kwargs), "Which50", call)
 
     def _send(
         self, call: str, method: str, path: str, *, subject: str, content: bytes | None = None, params: dict[str, str] | None = None
@@ -145,7 +141,7 @@ def _raise_for_status(answer: httpx.Response, call: str, subject: str) -> None:
         return
     reason = vendor_message(answer.content)
     said = f": {reason}" if reason else ""
-    if status == 429 or status >= 500:
+    if is_transient(status):
         raise VendorTransientError(f"Which50 {call} answered HTTP {status}{said}")
     if status == 401:
         raise VendorRejected(
