@@ -100,6 +100,10 @@ FIRST_OFFSET = 1
 # through for MyPreferences to judge; AlternateIdType and AlternateId are required, as a record's
 # key is read from them.
 
+# VENDORS.md 2.5: "run one import at a time; parallel imports are discouraged". An account's jobs
+# are limited to this many at once unless its secret says otherwise (max_concurrent_jobs).
+CONCURRENT_IMPORTS_DEFAULT = 1
+
 # VENDORS.md 2.4: error bodies are not documented. We read the ASP.NET Web API default
 # {"Message": ..., "ModelState": {field: [messages]}} or an OAuth (RFC 6749) {"error",
 # "error_description"}, else the body's text.

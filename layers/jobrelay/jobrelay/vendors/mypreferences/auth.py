@@ -30,6 +30,7 @@ from jobrelay.domain.errors import VendorProtocolError, VendorRejected, VendorTr
 from jobrelay.domain.job import utcnow
 from jobrelay.vendors.http import VendorAccount
 from jobrelay.vendors.mypreferences.api import (
+    CONCURRENT_IMPORTS_DEFAULT,
     OAUTH_DEFAULT_TOKEN_SECONDS,
     OAUTH_RENEWAL_MARGIN,
     PNAUTHINFO3_SCHEME,
@@ -68,8 +69,7 @@ class MyPreferencesAccount(VendorAccount):
     user_id: Annotated[str, Field(min_length=1, max_length=256)]
     auth: Annotated[OAuthSettings | PnAuthInfo3Settings, Field(discriminator="scheme")]
     stage_concurrency: Annotated[int, Field(ge=1)] = 1
-    # VENDORS.md 2.5: MyPreferences recommends one import at a time per account.
-    max_concurrent_jobs: Annotated[int, Field(ge=1)] | None = 1
+    max_concurrent_jobs: Annotated[int, Field(ge=1)] | None = CONCURRENT_IMPORTS_DEFAULT  # see api.py
     read_timeout_seconds: Annotated[float, Field(gt=0)] = 60.0  # also the write timeout: stages are large
 
     @field_validator("base_url")
