@@ -70,7 +70,9 @@ PROFILES = {
     # the end-to-end tests: every wait 20 times shorter.
     "test": Profile(
         parameters={
-            "WebhookFallbackSeconds": "20",
+            # 3 s once scaled: a webhook due 0.5 s after the task parks arrives well before the
+            # fallback, even when the serialised invocations (a sweep, a schedule) keep it waiting.
+            "WebhookFallbackSeconds": "60",
             "PollInitialSeconds": "2",
             "PollMaxSeconds": "10",
             "VendorNotFoundGraceSeconds": "10",
