@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from jobrelay.domain.job import Job, JobError, JobPatch, JobResult, Progress, StoredFile, TimelineEvent
+from jobrelay.domain.reconciliation import Reconciler, Reconciliation
 from jobrelay.domain.status import JobStatus
 
 
@@ -155,12 +156,20 @@ class PollOutcome:
     progress: Progress | None = None
     message: str | None = None  # the vendor's reason, when FAILED
     vendor_ref_updates: dict[str, Any] = field(default_factory=dict)
+    # A status word not in the vendor's table: a bounded, redacted excerpt of the answer that carried
+    # it (jobrelay.vendors.redaction), recorded on the job's timeline once per new word.
+    unknown_status_answer: str | None = None
 
 
 @dataclass
 class CollectOutcome:
     result: JobResult
-    partial: bool = False
+    # The result against the vendor's counts; the job is PARTIAL unless it is complete.
+    reconciliation: Reconciliation = field(default_factory=Reconciliation)
+
+    @property
+    def partial(self) -> bool:
+        return not self.reconciliation.complete
 
 
 class VendorJobs(Protocol):
@@ -218,9 +227,6 @@ class VendorImports(Protocol):
     polled (before the run too): that is how a batch whose answer was lost is settled. One that
     does not is opened afresh instead, and everything staged again (its unrun import is dropped)."""
 
-    # Vendor counters (PollOutcome.progress.counts) that make a finished import PARTIAL when above 0.
-    shortfall_counts: tuple[str, ...]
-
     def limits_for(self, job: Job) -> BatchLimits:
         """The vendor's limits, as the job's params may narrow them (a smaller request size)."""
 
@@ -249,6 +255,23 @@ class VendorImports(Protocol):
 
     def cancel(self, job: Job) -> bool:
         """Abort the import at the vendor where the vendor allows it; False when it cannot."""
+
+    def reconcile(self, job: Job, totals: "ImportTotals", rec: Reconciler) -> None:
+        """Check our totals against the vendor's final counts (job.progress.counts, from the poll that
+        found the import finished; job.vendor_ref["last_status"] is its status word): add to `rec`
+        one check per count the vendor gives, and one shortfall per reason records did not make it
+        (refused, failed, not honoured, finished "with errors", a count that does not add up)."""
+
+
+@dataclass(frozen=True)
+class ImportTotals:
+    """Our own counts of an import when it ends."""
+
+    read: int  # records read from the file
+    refused: int  # refused by our checks, or over the vendor's per-import limit: never sent
+    sent: int  # records staged at the vendor
+    listed_failures: int  # records the vendor listed as failed (VendorImports.failures)
+    warnings: int  # the vendor's per-record warnings
 
 
 class ScratchStore(Protocol):

@@ -42,9 +42,29 @@ class VendorJobFailed(StepError):
 
 class VendorProtocolError(StepError):
     """The vendor answered something we cannot read even defensively (malformed body), or a result
-    link that fails our checks. Retried a few times (bodies are sometimes cut), then fails the job."""
+    link that fails our checks. Retried a few times (bodies are sometimes cut), then fails the job.
+
+    `answer` is a bounded, redacted excerpt of what the vendor said (jobrelay.vendors.redaction), put
+    on the job's timeline so an operator sees it; never the raw body."""
 
     code = "VENDOR_PROTOCOL"
+
+    def __init__(self, message: str, *, answer: str | None = None):
+        super().__init__(message)
+        self.answer = answer
+
+
+class VendorOutcomeUnknown(StepError):
+    """A call that may have created something at the vendor (an export started, an import opened)
+    got no answer, or one we cannot read. Sending it again could start the work twice, so it is
+    never retried: the job fails (code VENDOR_PROTOCOL) saying what may exist at the vendor.
+    Deliberately not matched by any Retry of statemachines/job.asl.json."""
+
+    code = "VENDOR_PROTOCOL"
+
+    def __init__(self, message: str, *, answer: str | None = None):
+        super().__init__(message)
+        self.answer = answer
 
 
 class JobDeadlineExceeded(StepError):
@@ -73,6 +93,7 @@ STEP_ERRORS: dict[str, type[StepError]] = {
         VendorRejected,
         VendorJobFailed,
         VendorProtocolError,
+        VendorOutcomeUnknown,
         JobDeadlineExceeded,
         InvalidSource,
         CallbackDeliveryError,

@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from jobrelay.domain.reconciliation import Reconciliation
 from jobrelay.domain.status import JobStatus
 
 
@@ -19,7 +20,10 @@ def utcnow() -> datetime:
 
 class Progress(BaseModel):
     percent: int | None = Field(default=None, ge=0, le=100)
-    counts: dict[str, int] = Field(default_factory=dict)
+    counts: dict[str, int] = Field(default_factory=dict, description="the vendor's own counts, as it last reported them")
+    records: dict[str, int] = Field(
+        default_factory=dict, description="our own counts: records read, refused (never sent), sent, written, failed"
+    )
     note: str | None = None
 
 
@@ -76,8 +80,14 @@ class Job(BaseModel):
     progress: Progress = Field(default_factory=Progress)
     vendor_ref: dict[str, Any] = Field(default_factory=dict)
     result: JobResult | None = None
+    # The result checked against the vendor's counts (set by Collect): SUCCEEDED only when complete.
+    reconciliation: Reconciliation | None = None
     error: JobError | None = None
     execution_arn: str | None = None
+    # When the call that creates the job's work at the vendor (an async start, an import's opening)
+    # was sent. A Start that finds it set with nothing created cannot know whether the vendor got
+    # it, and never sends it again (VendorOutcomeUnknown).
+    start_sent_at: datetime | None = Field(default=None, exclude=True)
     # Backend-only: never shown, never logged.
     webhook_token_sha256: str | None = Field(default=None, exclude=True)
     task_token: str | None = Field(default=None, exclude=True)
@@ -103,8 +113,10 @@ class JobPatch(BaseModel):
     progress: Progress | None = None
     vendor_ref: dict[str, Any] | None = None
     result: JobResult | None = None
+    reconciliation: Reconciliation | None = None
     error: JobError | None = None
     execution_arn: str | None = None
+    start_sent_at: datetime | None = None
     webhook_token_sha256: str | None = None
     task_token: str | None = None
     webhook_received_at: datetime | None = None

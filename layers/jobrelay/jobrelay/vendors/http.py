@@ -9,9 +9,10 @@ from contextlib import contextmanager
 from typing import Annotated, Any, ClassVar, Self
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from jobrelay.domain.errors import VendorProtocolError, VendorRejected, VendorTransientError
+from jobrelay.vendors.redaction import excerpt, register_secret
 
 
 class HttpTimeouts(BaseModel):
@@ -59,6 +60,12 @@ class VendorAccount(HttpTimeouts):
                 raise ValueError(f"{name} must be an https URL (http only with allow_http, for the local sandbox)")
         return self
 
+    @model_validator(mode="after")
+    def _secrets_never_shown(self) -> Self:
+        """Every secret of the account is masked in any excerpt of a vendor answer from now on."""
+        _register_secrets(self)
+        return self
+
     @classmethod
     def from_secret(cls, secret: dict[str, Any]) -> Self:
         """The account, or VendorRejected naming what is wrong with the secret."""
@@ -69,6 +76,15 @@ class VendorAccount(HttpTimeouts):
         except ValidationError as exc:
             problems = "; ".join(f"{d['field']}: {d['message']}" for d in validation_details(exc))
             raise VendorRejected(f"the {cls.vendor_title} account secret is not valid ({problems})") from None
+
+
+def _register_secrets(model: BaseModel) -> None:
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        if isinstance(value, SecretStr):
+            register_secret(value.get_secret_value())
+        elif isinstance(value, BaseModel):
+            _register_secrets(value)
 
 
 def is_transient(status: int) -> bool:
@@ -82,7 +98,9 @@ def json_body(answer: httpx.Response, vendor: str, call: str) -> Any:
     try:
         return json.loads(answer.content)
     except (ValueError, RecursionError):
-        raise VendorProtocolError(f"{vendor} answered {call} (HTTP {answer.status_code}) with a body that is not JSON") from None
+        raise VendorProtocolError(
+            f"{vendor} answered {call} (HTTP {answer.status_code}) with a body that is not JSON", answer=excerpt(answer.content)
+        ) from None
 
 
 @contextmanager
