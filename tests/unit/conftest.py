@@ -7,6 +7,7 @@ import pytest
 
 from jobrelay.api_models import JobSubmission
 from jobrelay.domain.job import JobResult, Progress
+from jobrelay.domain.reconciliation import Reconciliation
 from jobrelay.ports import CollectOutcome, PollOutcome, StartOutcome, VendorState, WaitMode
 from jobrelay.services.concurrency import AccountConcurrency
 from jobrelay.services.jobs import JobService
@@ -47,11 +48,15 @@ class ScriptedVendor:
     start_error: Exception | None = None
     ready: bool = False  # a synchronous call: collect at once
     max_concurrent_jobs: int | None = None  # the account's limit
+    reconciliation: Reconciliation = field(default_factory=Reconciliation)  # what collect finds
+    start_error_after_sending: bool = False  # start_error is raised after the vendor took the start
 
     def start(self, job, webhook_url):
-        if self.start_error:
+        if self.start_error and not self.start_error_after_sending:
             raise self.start_error
         self.started_with.append(webhook_url)
+        if self.start_error:
+            raise self.start_error
         return StartOutcome(vendor_ref={"jobid": "v-1", "requestmethod": "GetListSubscribersAsync"}, ready=self.ready)
 
     def poll(self, job):
@@ -59,7 +64,8 @@ class ScriptedVendor:
 
     def collect(self, job, results):
         stored = results.put_stream(job.job_id, "result.json", iter([self.result[:5], self.result[5:]]), "application/json")
-        return CollectOutcome(result=JobResult(s3_uri=stored.s3_uri, size=stored.size, sha256=stored.sha256, files=[stored]))
+        result = JobResult(s3_uri=stored.s3_uri, size=stored.size, sha256=stored.sha256, files=[stored])
+        return CollectOutcome(result=result, reconciliation=self.reconciliation)
 
     def cancel(self, job):
         return False

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import BaseModel, field_validator
 
-from jobrelay.domain.errors import InvalidSource, VendorProtocolError, VendorRejected, VendorTransientError
+from jobrelay.domain.errors import InvalidSource, VendorOutcomeUnknown, VendorProtocolError, VendorRejected, VendorTransientError
 from jobrelay.domain.job import Job, JobPatch, Progress
 from jobrelay.domain.status import JobStatus
 from jobrelay.ports import BatchLimits, PollOutcome, StagedBatch, VendorState
@@ -54,8 +54,8 @@ class FakeVendor:
     execute_fails: list[Exception] = field(default_factory=list)  # raised by the next execute calls, in order
     started: bool = False  # the run reached the vendor (an execute that raised may still have)
     execute_lands_anyway: bool = False
-    shortfall_counts: tuple[str, ...] = ("refused",)
     refused: int = 0
+    counted_failures: int | None = None  # the failures it counts, if not as many as it lists
 
     def limits_for(self, job):
         return BatchLimits(max_bytes=self.max_bytes)
@@ -109,6 +109,15 @@ class FakeVendor:
 
     def failures(self, job):
         return iter(self.exceptions)
+
+    def reconcile(self, job, totals, rec):
+        """Like the adapters: what it received and the failures it counts, against ours."""
+        counts = job.progress.counts
+        rec.check("records received by the vendor", totals.sent, counts.get("received"))
+        counted = len(self.exceptions) if self.counted_failures is None else self.counted_failures
+        rec.check("failed records listed", totals.listed_failures, counted)
+        if counts.get("refused"):
+            rec.short(f"the vendor refused {counts['refused']} records")
 
 
 class BytesSource:
@@ -407,7 +416,8 @@ def test_a_vendor_shortfall_count_makes_the_import_partial(world):
     outcome = steps.collect(store.get("job_1"))
 
     assert outcome.partial and [f.name for f in outcome.result.files] == ["summary.json"]
-    assert json.loads(results.read(outcome.result.s3_uri))["reconciled"] is None
+    summary = json.loads(results.read(outcome.result.s3_uri))
+    assert summary["complete"] is False and summary["reconciliation"]["shortfall"] == ["the vendor refused 2 records"]
 
 
 # --- the run is sent once -------------------------------------------------------------------------
@@ -441,3 +451,64 @@ def test_a_run_whose_answer_was_lost_is_settled_before_the_vendor_is_asked_again
 
     assert clock() >= sent_at + SETTLE_AFTER and vendor.started
     assert vendor.execute_calls == 2 and store.get("job_1").status is JobStatus.RUNNING
+
+
+# --- reconciliation and the one opening -------------------------------------------------------------
+
+
+def collected(world, lines: list[str]):
+    clock, store, vendor = world
+    steps, results, _ = make(world, records_file(lines))
+    steps.open(store.get("job_1"))
+    stage_until_done(steps, store)
+    store.update("job_1", JobPatch(progress=vendor.poll(None).progress))
+    return steps.collect(store.get("job_1")), results
+
+
+def test_our_own_counts_are_on_the_job_while_it_stages_and_after_it_runs(world):
+    clock, store, vendor = world
+    steps, *_ = make(world, records_file([GOOD[0], '{"email": "nope"}', *GOOD[1:4]]))
+    steps.open(store.get("job_1"))
+
+    stage_until_done(steps, store)
+
+    assert store.get("job_1").progress.records == {"read": 5, "refused": 1, "sent": 4}
+
+
+def test_records_we_refused_make_the_import_partial_and_the_reason_says_how_many(world):
+    outcome, results = collected(world, [GOOD[0], '{"email": "nope"}', GOOD[1]])
+
+    assert outcome.partial and outcome.reconciliation.reconciled is True
+    assert outcome.reconciliation.shortfall == ["1 of 3 records were refused before sending (see failed_records.jsonl)"]
+    assert outcome.reconciliation.ours == {"read": 3, "refused": 1, "sent": 2, "failed_at_vendor": 0}
+
+
+def test_a_vendor_count_that_disagrees_with_ours_is_partial_with_both_sides_in_the_summary(world):
+    clock, store, vendor = world
+    vendor.exceptions, vendor.counted_failures = [(1, ["refused"], None), (2, ["refused"], None)], 3
+
+    outcome, results = collected(world, GOOD[:3])
+
+    summary = json.loads(results.read(outcome.result.s3_uri))
+    assert outcome.partial and summary["reconciled"] is False and summary["complete"] is False
+    (listed,) = [c for c in summary["reconciliation"]["checks"] if c["check"] == "failed records listed"]
+    assert (listed["ours"], listed["vendor"], listed["agree"]) == (2, 3, False)
+
+
+def test_an_import_whose_opening_was_never_recorded_is_not_opened_again(world):
+    clock, store, vendor = world
+    steps, *_ = make(world, records_file(GOOD[:2]))
+    original_open = vendor.open
+
+    def open_then_die(job):
+        original_open(job)
+        raise StageCrash("the Lambda died before the answer was saved")
+
+    vendor.open = open_then_die
+    with pytest.raises(StageCrash):
+        steps.open(store.get("job_1"))
+    vendor.open = original_open
+
+    with pytest.raises(VendorOutcomeUnknown, match="not sent again"):
+        steps.open(store.get("job_1"))
+    assert vendor.imports_opened == 1

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from jobrelay.domain.job import JobError, Progress, ScheduleLink, TimelineEvent
+from jobrelay.domain.reconciliation import Reconciliation
 from jobrelay.domain.status import JobStatus
 
 MAX_JOB_TIMEOUT_SECONDS = 30 * 24 * 3600
@@ -174,6 +175,11 @@ class JobView(BaseModel):
     callback_url: str | None = None
     schedule: ScheduleLink | None = Field(default=None, description="the schedule (and run) that submitted the job")
     result: ResultView | None = None
+    reconciliation: Reconciliation | None = Field(
+        default=None,
+        description="the result checked against the vendor's own counts (once collected): SUCCEEDED only when "
+        "every check agrees and nothing is missing; otherwise PARTIAL, with `shortfall` saying what and why",
+    )
     error: JobError | None = None
     timeline: list[TimelineEvent] | None = None
 

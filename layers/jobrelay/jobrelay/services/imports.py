@@ -30,10 +30,21 @@ from pydantic import BaseModel, Field
 from jobrelay.adapters.s3_records import RecordsFileChanged
 from jobrelay.domain.errors import InvalidSource, VendorProtocolError, VendorRejected, VendorTransientError
 from jobrelay.domain.job import Job, JobPatch, JobResult, Progress, TimelineEvent, public_vendor_ref, utcnow
+from jobrelay.domain.reconciliation import Reconciler, Reconciliation
 from jobrelay.domain.status import JobStatus
 from jobrelay.imports.batches import Batch, Checkpoint, EndOfRecords, cut_batches, validate_records
 from jobrelay.imports.records import SourceFileError, read_header, read_records, sniff
-from jobrelay.ports import CollectOutcome, JobStore, RecordFailure, RecordsSource, ResultStore, ScratchStore, VendorImports
+from jobrelay.ports import (
+    CollectOutcome,
+    ImportTotals,
+    JobStore,
+    RecordFailure,
+    RecordsSource,
+    ResultStore,
+    ScratchStore,
+    VendorImports,
+)
+from jobrelay.services.creating_calls import record_creating_call
 
 logger = logging.getLogger(__name__)
 
@@ -122,6 +133,7 @@ class ImportSteps:
                 state.header = read_header(self._source.open(source, if_match=etag))
             except SourceFileError as bad_header:
                 raise InvalidSource(str(bad_header)) from None
+        record_creating_call(self._store, job, self._now)
         vendor_ref = self._imports_for(job).open(job)
         updated = self._store.update(
             job.job_id,
@@ -201,7 +213,10 @@ class ImportSteps:
             raise
         state = self._with_warnings(job, state, batch, staged.warnings)
         state = self._acknowledged(state, state.in_flight.as_batch())
-        self._save(job, state, Progress(percent=0, counts=staged.counts, note=f"staging: {state.checkpoint.staged_records} records staged"))
+        progress = Progress(
+            percent=0, counts=staged.counts, records=_our_counts(state), note=f"staging: {state.checkpoint.staged_records} records staged"
+        )
+        self._save(job, state, progress)
         return state
 
     def _with_warnings(self, job: Job, state: ImportState, batch: Batch, warnings: list[tuple[int, list[str]]]) -> ImportState:
@@ -288,7 +303,13 @@ class ImportSteps:
             job.job_id,
             JobStatus.RUNNING,
             TimelineEvent(at=self._now(), event="import_executed", detail={"staged_records": state.checkpoint.staged_records, "batches": len(state.batch_sizes)}),
-            JobPatch(progress=Progress(percent=0, note=f"{state.checkpoint.staged_records} records staged; the vendor is importing them")),
+            JobPatch(
+                progress=Progress(
+                    percent=0,
+                    records=_our_counts(state),
+                    note=f"{state.checkpoint.staged_records} records staged; the vendor is importing them",
+                )
+            ),
         )
 
     def _run_once(self, job: Job, vendor: VendorImports, state: ImportState) -> None:
@@ -336,12 +357,13 @@ class ImportSteps:
     def collect(self, job: Job) -> CollectOutcome:
         vendor = self._imports_for(job)
         state = ImportState.model_validate(job.checkpoint or {})
-        counted = {"failed_records": 0, "warnings": 0}
+        counted = {"failed_records": 0, "own_failures": 0, "warnings": 0}
 
         def failure_lines() -> Iterator[bytes]:
             for part in state.failure_parts:
                 data = self._scratch.get(job.job_id, part)
                 counted["failed_records"] += data.count(b"\n")
+                counted["own_failures"] += data.count(b"\n")
                 yield data
             for failure in self._vendor_failures(job, vendor, state):
                 counted["failed_records"] += 1
@@ -356,12 +378,31 @@ class ImportSteps:
         failed = self._results.put_stream(job.job_id, "failed_records.jsonl", failure_lines(), "application/x-ndjson")
         # Only vendors that echo warnings have parts; the others get no empty file.
         warned = self._results.put_stream(job.job_id, "validation_warnings.jsonl", warning_lines(), "application/x-ndjson") if state.warning_parts else None
-        summary = self._summary(job, state, counted["failed_records"], counted["warnings"])
+        checkpoint = state.checkpoint
+        refused = checkpoint.invalid_records + checkpoint.excess_records
+        totals = ImportTotals(
+            read=checkpoint.staged_records + refused,
+            refused=refused,
+            sent=checkpoint.staged_records,
+            listed_failures=counted["failed_records"] - counted["own_failures"],
+            warnings=counted["warnings"],
+        )
+        reconciliation = self._reconcile(job, vendor, totals)
+        summary = self._summary(job, state, counted["failed_records"], counted["warnings"], reconciliation)
         summary_file = self._results.put_bytes(job.job_id, "summary.json", json.dumps(summary, indent=2).encode(), "application/json")
         files = [summary_file, *([failed] if counted["failed_records"] else []), *([warned] if warned and counted["warnings"] else [])]
         result = JobResult(s3_uri=summary_file.s3_uri, size=summary_file.size, sha256=summary_file.sha256, files=files)
-        short = any(job.progress.counts.get(name, 0) > 0 for name in vendor.shortfall_counts)
-        return CollectOutcome(result=result, partial=counted["failed_records"] > 0 or short)
+        return CollectOutcome(result=result, reconciliation=reconciliation)
+
+    def _reconcile(self, job: Job, vendor: VendorImports, totals: ImportTotals) -> Reconciliation:
+        """Our totals against the vendor's final counts: the records we refused ourselves are a
+        shortfall here; the adapter checks everything the vendor counted."""
+        ours = {"read": totals.read, "refused": totals.refused, "sent": totals.sent, "failed_at_vendor": totals.listed_failures}
+        rec = Reconciler(ours=ours, vendor=job.progress.counts)
+        if totals.refused:
+            rec.short(f"{totals.refused} of {totals.read} records were refused before sending (see failed_records.jsonl)")
+        vendor.reconcile(job, totals, rec)
+        return rec.result()
 
     def _vendor_failures(self, job: Job, vendor: VendorImports, state: ImportState) -> Iterator[RecordFailure]:
         """The vendor's failures, with the source line of each: the vendor numbers records in the
@@ -382,10 +423,9 @@ class ImportSteps:
                 cached = (batch, json.loads(self._scratch.get(job.job_id, f"lines/{batch:06d}.json")))
             yield RecordFailure(line=cached[1][position - starts[batch]], key=key, stage="vendor", reasons=reasons)
 
-    def _summary(self, job: Job, state: ImportState, failed_records: int, warnings: int) -> dict[str, Any]:
+    def _summary(self, job: Job, state: ImportState, failed_records: int, warnings: int, reconciliation: Reconciliation) -> dict[str, Any]:
         counts = job.progress.counts
         checkpoint = state.checkpoint
-        received = counts.get("received")
         return {
             "job_id": job.job_id,
             "operation": job.operation,
@@ -400,8 +440,10 @@ class ImportSteps:
             },
             "vendor_counts": counts,
             "validation_warnings": warnings,
-            # The vendor's own count of what it received must equal what we staged (None: it keeps no such count).
-            "reconciled": None if received is None else received == checkpoint.staged_records,
+            # True only when every count the vendor gives agrees with ours (None: it gives none to check).
+            "reconciled": reconciliation.reconciled,
+            "complete": reconciliation.complete,
+            "reconciliation": reconciliation.model_dump(mode="json"),
             "batches": len(state.batch_sizes),
             "restarts": state.restarts,
             "timings": {
@@ -421,6 +463,13 @@ def _batch_of(starts: list[int], position: int) -> int | None:
 
     index = bisect_right(starts, position) - 1
     return index if index >= 0 else None
+
+
+def _our_counts(state: ImportState) -> dict[str, int]:
+    """Our own counts so far, as the job's progress shows them beside the vendor's."""
+    checkpoint = state.checkpoint
+    refused = checkpoint.invalid_records + checkpoint.excess_records
+    return {"read": checkpoint.staged_records + refused, "refused": refused, "sent": checkpoint.staged_records}
 
 
 def _failure_line(failure: RecordFailure) -> bytes:

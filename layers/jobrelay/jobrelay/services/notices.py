@@ -38,6 +38,7 @@ def job_summary(job: Job) -> dict[str, Any]:
         "created_at": job.created_at.isoformat(),
         "updated_at": job.updated_at.isoformat(),
         "result": job.result.model_dump(mode="json") if job.result else None,
+        "reconciliation": job.reconciliation.model_dump(mode="json") if job.reconciliation else None,
         "error": job.error.model_dump(mode="json") if job.error else None,
     }
 

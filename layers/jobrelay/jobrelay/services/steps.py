@@ -18,11 +18,12 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel
 
 from jobrelay.domain.backoff import bounded_wait, seconds_left
-from jobrelay.domain.errors import STEP_ERRORS, JobDeadlineExceeded, VendorJobFailed
+from jobrelay.domain.errors import STEP_ERRORS, JobDeadlineExceeded, VendorJobFailed, VendorOutcomeUnknown, VendorProtocolError
 from jobrelay.domain.job import Job, JobError, JobPatch, Progress, TimelineEvent, utcnow
 from jobrelay.domain.status import JobStatus
-from jobrelay.ports import JobStore, ResultStore, VendorJobs, VendorState, WaitMode, Workflow
+from jobrelay.ports import JobStore, PollOutcome, ResultStore, VendorJobs, VendorState, WaitMode, Workflow
 from jobrelay.services.concurrency import AccountConcurrency
+from jobrelay.services.creating_calls import record_creating_call
 from jobrelay.services.notices import Notices
 from jobrelay.settings import Settings
 
@@ -83,7 +84,19 @@ class StepRunner:
     def run(self, step: StepInput, seconds_left: Callable[[], float] | None = None) -> StepOutput | None:
         """Run one step; `seconds_left` is the Lambda's remaining time (long steps stop early)."""
         self._seconds_left = seconds_left or (lambda: float("inf"))
-        return getattr(self, f"_{step.step}")(step)
+        try:
+            return getattr(self, f"_{step.step}")(step)
+        except (VendorProtocolError, VendorOutcomeUnknown) as unreadable:
+            self._keep_unreadable_answer(step, unreadable)
+            raise
+
+    def _keep_unreadable_answer(self, step: StepInput, error: VendorProtocolError | VendorOutcomeUnknown) -> None:
+        """Put what the vendor said (a bounded, redacted excerpt) on the timeline before the error
+        leaves: the operator sees the real answer where the docs left its shape open."""
+        detail: dict[str, Any] = {"step": step.step, "error": type(error).__name__, "message": str(error)}
+        if error.answer is not None:
+            detail["answer"] = error.answer
+        self._store.append_event(step.job_id, TimelineEvent(at=self._now(), event="vendor_answer_unreadable", detail=detail))
 
     # --- start ----------------------------------------------------------------------------------
 
@@ -131,6 +144,7 @@ class StepRunner:
         return StepOutput(job_id=job.job_id, status=job.status, next="wait_slot", wait_seconds=bounded_wait(wanted, job.deadline_at, self._now()))
 
     def _start_at_vendor(self, job: Job, vendor: VendorJobs) -> Job:
+        record_creating_call(self._store, job, self._now)
         webhook_url = None
         if vendor.wait_mode is WaitMode.WEBHOOK:
             # A fresh 256-bit capability token per start; only its hash is kept. Stored before the
@@ -220,8 +234,9 @@ class StepRunner:
             vendor_ref.setdefault("webhook_result_url", job.webhook_notice["result_url"])
         patch = JobPatch(vendor_ref=vendor_ref, last_polled_at=polled_at, polls=job.polls + 1)
         if outcome.progress is not None:
-            patch.progress = outcome.progress
-        event = self._status_event(job, outcome.raw_status, step.woken_by)
+            # Our own counts (records read, sent, ...) stay beside the vendor's new ones.
+            patch.progress = outcome.progress.model_copy(update={"records": outcome.progress.records or job.progress.records})
+        event = self._status_event(job, outcome, step.woken_by)
 
         if outcome.state is VendorState.FAILED:
             self._store.update(job.job_id, patch, event)
@@ -233,11 +248,16 @@ class StepRunner:
             return StepOutput(job_id=job.job_id, status=updated.status, next="collect")
         return self._wait(updated, vendor)
 
-    def _status_event(self, job: Job, raw_status: str | None, woken_by: dict[str, Any] | None) -> TimelineEvent | None:
-        """A timeline entry when the vendor's status word changes (not for every poll)."""
-        if raw_status == job.vendor_ref.get("last_status"):
+    def _status_event(self, job: Job, outcome: PollOutcome, woken_by: dict[str, Any] | None) -> TimelineEvent | None:
+        """A timeline entry when the vendor's status word changes (not for every poll). A word not in
+        the vendor's table comes with an excerpt of the answer that carried it."""
+        if outcome.raw_status == job.vendor_ref.get("last_status"):
             return None
-        return TimelineEvent(at=self._now(), event="vendor_status", detail={"status": raw_status, "woken_by": _wake_reason(woken_by)})
+        detail: dict[str, Any] = {"status": outcome.raw_status, "woken_by": _wake_reason(woken_by)}
+        if outcome.unknown_status_answer is not None:
+            detail["answer"] = outcome.unknown_status_answer
+            return TimelineEvent(at=self._now(), event="vendor_status_unknown", detail=detail)
+        return TimelineEvent(at=self._now(), event="vendor_status", detail=detail)
 
     # --- collect --------------------------------------------------------------------------------
 
@@ -259,6 +279,7 @@ class StepRunner:
             outcome = self._require_imports().collect(job)
         else:
             outcome = self._vendor_for(job).collect(job, self._results)
+        reconciliation = outcome.reconciliation
         target = JobStatus.PARTIAL if outcome.partial else JobStatus.SUCCEEDED
         moved = self._store.transition(
             job.job_id,
@@ -266,9 +287,24 @@ class StepRunner:
             TimelineEvent(
                 at=self._now(),
                 event=target.value.lower(),
-                detail={"s3_uri": outcome.result.s3_uri, "size": outcome.result.size, "sha256": outcome.result.sha256},
+                detail={
+                    "s3_uri": outcome.result.s3_uri,
+                    "size": outcome.result.size,
+                    "sha256": outcome.result.sha256,
+                    "reconciled": reconciliation.reconciled,
+                    "shortfall": reconciliation.shortfall,
+                },
             ),
-            JobPatch(result=outcome.result, progress=Progress(percent=100, counts=job.progress.counts, note="result stored")),
+            JobPatch(
+                result=outcome.result,
+                reconciliation=reconciliation,
+                progress=Progress(
+                    percent=100,
+                    counts=job.progress.counts,
+                    records=reconciliation.ours or job.progress.records,
+                    note=reconciliation.summary(),
+                ),
+            ),
         )
         self._release(moved.job)
         if moved.changed:

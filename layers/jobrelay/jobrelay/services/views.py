@@ -20,6 +20,7 @@ def job_view(job: Job, results: ResultStore, timeline: list[TimelineEvent] | Non
         callback_url=job.callback_url,
         schedule=job.schedule,
         result=_result_view(job, results),
+        reconciliation=job.reconciliation,
         error=job.error,
         timeline=timeline,
     )
