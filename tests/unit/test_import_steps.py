@@ -480,7 +480,7 @@ def test_records_we_refused_make_the_import_partial_and_the_reason_says_how_many
 
     assert outcome.partial and outcome.reconciliation.reconciled is True
     assert outcome.reconciliation.shortfall == ["1 of 3 records were refused before sending (see failed_records.jsonl)"]
-    assert outcome.reconciliation.ours == {"read": 3, "refused": 1, "sent": 2, "failed_at_vendor": 0}
+    assert outcome.reconciliation.ours == {"read": 3, "refused": 1, "sent": 2, "failed_at_vendor": 0, "failed": 1}
 
 
 def test_a_vendor_count_that_disagrees_with_ours_is_partial_with_both_sides_in_the_summary(world):

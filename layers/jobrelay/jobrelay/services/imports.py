@@ -397,7 +397,13 @@ class ImportSteps:
     def _reconcile(self, job: Job, vendor: VendorImports, totals: ImportTotals) -> Reconciliation:
         """Our totals against the vendor's final counts: the records we refused ourselves are a
         shortfall here; the adapter checks everything the vendor counted."""
-        ours = {"read": totals.read, "refused": totals.refused, "sent": totals.sent, "failed_at_vendor": totals.listed_failures}
+        ours = {
+            "read": totals.read,
+            "refused": totals.refused,
+            "sent": totals.sent,
+            "failed_at_vendor": totals.listed_failures,
+            "failed": totals.refused + totals.listed_failures,  # in all: what failed_records.jsonl lists
+        }
         rec = Reconciler(ours=ours, vendor=job.progress.counts)
         if totals.refused:
             rec.short(f"{totals.refused} of {totals.read} records were refused before sending (see failed_records.jsonl)")
