@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from jobrelay.domain.errors import VendorOutcomeUnknown, VendorProtocolError
+from jobrelay.domain.errors import VendorOutcomeUnknown, VendorProtocolError, VendorRejected, VendorTransientError
 from jobrelay.domain.job import JobPatch, Progress
 from jobrelay.domain.reconciliation import Reconciler
 from jobrelay.domain.status import JobStatus
@@ -123,3 +123,24 @@ def test_polling_keeps_our_own_counts_beside_the_vendors(world):
 
     progress = world.store.get(job_id).progress
     assert (progress.percent, progress.counts, progress.records) == (30, {"processed": 3}, {"sent": 7})
+
+
+@pytest.mark.parametrize(
+    "refusal",
+    [
+        VendorTransientError("Pinpointe answered HTTP 503"),
+        VendorTransientError("a read before the start timed out", vendor_answered=False),
+        VendorRejected("Pinpointe rejected the start: bad list"),
+    ],
+)
+def test_a_start_the_vendor_answered_with_an_error_may_be_sent_again(world, refusal):
+    job_id = world.submit()
+    world.vendor.start_error = refusal
+    with pytest.raises(type(refusal)):
+        run(world, "start", job_id)
+    world.vendor.start_error = None
+
+    run(world, "start", job_id)  # the retry: nothing was created, so it goes out again
+
+    assert world.store.get(job_id).status is JobStatus.RUNNING and len(world.vendor.started_with) == 1
+

@@ -44,7 +44,7 @@ from jobrelay.ports import (
     ScratchStore,
     VendorImports,
 )
-from jobrelay.services.creating_calls import record_creating_call
+from jobrelay.services.creating_calls import creating_call
 
 logger = logging.getLogger(__name__)
 
@@ -133,8 +133,8 @@ class ImportSteps:
                 state.header = read_header(self._source.open(source, if_match=etag))
             except SourceFileError as bad_header:
                 raise InvalidSource(str(bad_header)) from None
-        record_creating_call(self._store, job, self._now)
-        vendor_ref = self._imports_for(job).open(job)
+        with creating_call(self._store, job, self._now):
+            vendor_ref = self._imports_for(job).open(job)
         updated = self._store.update(
             job.job_id,
             JobPatch(vendor_ref=vendor_ref, checkpoint=state.model_dump(mode="json"), progress=Progress(percent=0, note="staging")),

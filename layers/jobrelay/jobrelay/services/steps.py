@@ -23,7 +23,7 @@ from jobrelay.domain.job import Job, JobError, JobPatch, Progress, TimelineEvent
 from jobrelay.domain.status import JobStatus
 from jobrelay.ports import JobStore, PollOutcome, ResultStore, VendorJobs, VendorState, WaitMode, Workflow
 from jobrelay.services.concurrency import AccountConcurrency
-from jobrelay.services.creating_calls import record_creating_call
+from jobrelay.services.creating_calls import creating_call
 from jobrelay.services.notices import Notices
 from jobrelay.settings import Settings
 
@@ -144,7 +144,6 @@ class StepRunner:
         return StepOutput(job_id=job.job_id, status=job.status, next="wait_slot", wait_seconds=bounded_wait(wanted, job.deadline_at, self._now()))
 
     def _start_at_vendor(self, job: Job, vendor: VendorJobs) -> Job:
-        record_creating_call(self._store, job, self._now)
         webhook_url = None
         if vendor.wait_mode is WaitMode.WEBHOOK:
             # A fresh 256-bit capability token per start; only its hash is kept. Stored before the
@@ -152,7 +151,8 @@ class StepRunner:
             token = secrets.token_urlsafe(32)
             self._store.update(job.job_id, JobPatch(webhook_token_sha256=hashlib.sha256(token.encode()).hexdigest()))
             webhook_url = f"{self._settings.public_api_url}/webhooks/{job.vendor}/{job.job_id}/{token}"
-        outcome = vendor.start(job, webhook_url)
+        with creating_call(self._store, job, self._now):
+            outcome = vendor.start(job, webhook_url)
         vendor_ref = {**outcome.vendor_ref, "started_at": outcome.vendor_ref.get("started_at") or self._now().isoformat()}
         if outcome.ready:
             vendor_ref["ready"] = True
