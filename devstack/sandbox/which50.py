@@ -24,6 +24,22 @@ the job, is updated; the others are inserted; one with nothing to identify it is
 second `run` answers the job as it is but is counted; a batch after `run` is a 409 (Unknown 20).
 Per contact only its identity and three flags are kept, never its Values.
 
+Doc-consistent variants, switched in the config (the defaults keep the behaviour above), for the
+shapes the docs leave open (Unknowns 18, 19, 20):
+
+- `percent_before_status_seconds`: once processed, ProgressPercent reads 100 for that long while
+  CurrentStatus still says "Processing", FinishDate is empty and the counters are half the final
+  ones; then the status flips to Completed with the final counts;
+- `finish_with_errors`: the job ends "CompletedWithErrors" (or the given word), one in every
+  REFUSED_EVERY contacts it would have inserted or updated counted as NotUpdated instead;
+- `fail_after_inserting`: the job ends "Failed" (or the given word) at APPLIED_BEFORE_FAILING
+  percent, the contacts before that point applied and counted, the rest in no counter;
+- `status_words`: the status words answered instead of the sandbox's own ({"Completed":
+  "COMPLETED", "Running": "Importing"}), for casings and synonyms;
+- `camel_case`: every key of every answer in camelCase (`currentStatus`), contact Values aside;
+- `create_answer`: "no_id" answers the created job without its Id, "not_json" with an HTML error
+  page (echoing the request's headers, as a debugging server might): the job is created either way.
+
 Extra control route: GET /_sandbox/imports (every job with its counters, every list with its count,
 and the most jobs running at once). Run it alone with `python -m devstack.sandbox.which50 --port 3300`.
 """
@@ -35,7 +51,7 @@ import re
 import secrets
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -58,6 +74,9 @@ DENIED = "Authorization has been denied for this request."
 FORBIDDEN = "The API key lacks permission for this resource."
 FIRST_JOB_ID = 345
 FAILED_AT_PERCENT = 40  # where the ProgressPercent of a job made to fail stays
+REFUSED_EVERY = 4  # finish_with_errors: every 4th contact that would be applied is not updated
+APPLIED_BEFORE_FAILING = 80  # fail_after_inserting: the percent of contacts applied before it fails
+STATUSES = ("Created", "Running", "Processing", "Completed", "CompletedWithErrors", "Failed")
 EMAIL = re.compile(r"[^@\s]+@[^@\s.]+(?:\.[^@\s.]+)+")
 SMS = re.compile(r"\+?(\d{8,15})")
 
@@ -93,6 +112,22 @@ class Which50Config(FaultConfig):
     fail_jobs: bool | str = Field(default=False, description="jobs run end Failed (a string: that CurrentStatus)")
     forbidden: bool = Field(default=False, description="every call with the right key answers 403")
     slow_seconds: float = Field(default=0.0, ge=0, description="every call waits this long before answering")
+    percent_before_status_seconds: float = Field(
+        default=0.0, ge=0, description="100 % while still Processing (half the counts, no FinishDate) for this long"
+    )
+    finish_with_errors: bool | str = Field(
+        default=False, description="jobs run end CompletedWithErrors (a string: that CurrentStatus), some contacts not updated"
+    )
+    fail_after_inserting: bool | str = Field(
+        default=False, description="jobs run end Failed (a string: that CurrentStatus) after applying most contacts"
+    )
+    status_words: dict[str, str] = Field(
+        default_factory=dict, description=f"the word answered for each of the sandbox's statuses {', '.join(STATUSES)}"
+    )
+    camel_case: bool = Field(default=False, description="every answer's keys in camelCase")
+    create_answer: Literal["ok", "no_id", "not_json"] = Field(
+        default="ok", description="how create answers: the job, the job without its Id, or an HTML page"
+    )
 
 
 @dataclass(frozen=True)
@@ -267,43 +302,65 @@ class SandboxJob:
     run_calls: int = 0
     started: float | None = None
     process_seconds: float = 0.0
-    failure: str | None = None  # the CurrentStatus a job made to fail ends with
+    failure: str | None = None  # the CurrentStatus a job made to fail ends with (nothing applied)
+    # How a job that is not made to fail ends: "Completed", or a status with errors (finish_with_errors)
+    # or of failure after applying most contacts (fail_after_inserting); `outcome` says which.
+    final_status: str = "Completed"
+    outcome: Literal["clean", "with_errors", "fail_after"] = "clean"
+    status_lag: float = 0.0  # percent_before_status_seconds, fixed at run
     customevents: list[str] | None = None
     match: list[str] | None = None
     counts: dict[str, int] | None = None  # the final counters, once completed
 
     @property
     def ends(self) -> float | None:
-        """When it completes or fails (None before run)."""
+        """When its contacts are applied, or it fails (None before run)."""
         if self.started is None:
             return None
         share = FAILED_AT_PERCENT / 100 if self.failure else 1.0
         return self.started + self.process_seconds * share
 
+    @property
+    def settles(self) -> float | None:
+        """When its status says it has ended: `status_lag` after `ends` (None before run)."""
+        return None if self.ends is None else self.ends + (0.0 if self.failure else self.status_lag)
+
     def progress_at(self, now: float) -> tuple[str, int]:
-        """(CurrentStatus, ProgressPercent): rising linearly from run to the end of processing."""
+        """(CurrentStatus, ProgressPercent) in the sandbox's own words: rising linearly from run to
+        the end of processing, then 100 while still "Processing" for `status_lag`, then final."""
         if self.started is None:
             return "Created", 0
-        ends = self.ends
-        assert ends is not None
+        ends, settles = self.ends, self.settles
+        assert ends is not None and settles is not None
+        if self.failure and now >= ends:
+            return self.failure, FAILED_AT_PERCENT
+        if now >= settles:
+            return self.final_status, APPLIED_BEFORE_FAILING if self.outcome == "fail_after" else 100
         if now >= ends:
-            return (self.failure, FAILED_AT_PERCENT) if self.failure else ("Completed", 100)
-        return "Running", min(99, int(100 * (now - self.started) / self.process_seconds))
+            return "Processing", 100
+        return "Running", min(99, int(100 * (now - self.started) / self.process_seconds)) if self.process_seconds else 99
 
-    def answer(self, now: float) -> dict[str, Any]:
-        """The ImportJob model; counters are 0 until the job completes (Which50 reports none sooner)."""
+    def answer(self, now: float, words: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """The ImportJob model; counters are 0 until the job is processed (Which50 reports none
+        sooner), half the final ones while its status lags, final once it has ended. `words`
+        replaces the sandbox's status words."""
         status, percent = self.progress_at(now)
-        counts = self.counts if status == "Completed" and self.counts else {}
+        counts = self.counts or {}
+        if status == "Processing":
+            counts = {name: number // 2 for name, number in counts.items()}
+        elif self.failure or self.settles is None or now < self.settles:
+            counts = {}
         inserted, updated = counts.get("inserted", 0), counts.get("updated", 0)
+        ended = self.settles is not None and now >= (self.ends if self.failure else self.settles)
         return {
             "Id": self.id,
             "ContactListId": self.list_id,
             "InvalidEmailCount": counts.get("invalid_email", 0),
             "InvalidSmsCount": counts.get("invalid_sms", 0),
             "ProgressPercent": percent,
-            "CurrentStatus": status,
+            "CurrentStatus": (words or {}).get(status, status),
             "StartDate": _vendor_time(self.started) if self.started is not None else None,
-            "FinishDate": _vendor_time(self.ends) if self.ends is not None and now >= self.ends else None,
+            "FinishDate": _vendor_time(self.settles if not self.failure else self.ends) if ended else None,
             "InsertedContacts": inserted,
             "UpdatedContacts": updated,
             "DroppedContacts": 0,
@@ -329,15 +386,25 @@ class SandboxJob:
 
 
 def apply_contacts(job: SandboxJob, contact_list: ContactList) -> dict[str, int]:
-    """Import a completed job's contacts into its list, in the order they were posted; its counters."""
+    """Import a processed job's contacts into its list, in the order they were posted; its counters.
+    A job that ends with errors refuses every REFUSED_EVERY-th contact it would apply (NotUpdated);
+    one that fails after inserting applies only the first APPLIED_BEFORE_FAILING percent."""
     counts = dict.fromkeys(("inserted", "updated", "not_updated", "invalid_email", "invalid_sms"), 0)
-    for contact in job.contacts:
+    contacts = job.contacts
+    if job.outcome == "fail_after":
+        contacts = contacts[: len(contacts) * APPLIED_BEFORE_FAILING // 100]
+    applicable = 0
+    for contact in contacts:
         counts["invalid_email"] += contact.invalid_email
         counts["invalid_sms"] += contact.invalid_sms
         if contact.not_updatable:
             counts["not_updated"] += 1
-        elif contact.key is None:
             continue
+        if contact.key is None:
+            continue
+        applicable += 1
+        if job.outcome == "with_errors" and applicable % REFUSED_EVERY == 0:
+            counts["not_updated"] += 1
         elif contact.key in contact_list.keys:  # seeded, imported before, or earlier in this job
             counts["updated"] += 1
         else:
@@ -352,10 +419,22 @@ def _vendor_time(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, UTC).replace(tzinfo=None).isoformat(timespec="seconds")
 
 
-def _failure_status(fail_jobs: bool | str) -> str | None:
+def _failure_status(fail_jobs: bool | str, default: str = "Failed") -> str | None:
     if isinstance(fail_jobs, str):
         return fail_jobs or None
-    return "Failed" if fail_jobs else None
+    return default if fail_jobs else None
+
+
+def camel_case(payload: Any) -> Any:
+    """Every key of a JSON answer with its first letter lower-cased (`CurrentStatus` →
+    `currentStatus`), except inside a contact's Values: those keys are the list's field names."""
+    if isinstance(payload, list):
+        return [camel_case(item) for item in payload]
+    if isinstance(payload, dict):
+        return {
+            (key[:1].lower() + key[1:]): (value if key == "Values" else camel_case(value)) for key, value in payload.items()
+        }
+    return payload
 
 
 def _names(request: Request, name: str) -> list[str] | None:
@@ -418,6 +497,8 @@ class Which50Sandbox(SandboxServer[Which50Config]):
             answer = refused.answer()
         if hang:
             self.pause(self.config.timeout_hang_seconds)  # done, but the client has given up by now
+        if self.config.camel_case and answer.content_type == "application/json" and isinstance(answer.body, bytes):
+            answer = replace(answer, body=json.dumps(camel_case(json.loads(answer.body))).encode())
         return answer.noted(**note, fault="timeouts" if hang else None)
 
     def control(self, request: Request) -> Response | None:
@@ -453,11 +534,11 @@ class Which50Sandbox(SandboxServer[Which50Config]):
             if route.kind == "fields":
                 return Response.json([f.answer() for f in contact_list.fields.values()])
             if route.kind == "create":
-                return self._create(_json(request), contact_list, now)
+                return self._create(request, contact_list, now)
             job = self._job(contact_list, route.job_id)
             if route.kind == "run":
                 return self._run(request, job, now)
-            return Response.json(job.answer(now))
+            return Response.json(job.answer(now, self.config.status_words))
 
     # --- state, under the lock -------------------------------------------------------------------
 
@@ -487,7 +568,8 @@ class Which50Sandbox(SandboxServer[Which50Config]):
 
     # --- the import calls --------------------------------------------------------------------------
 
-    def _create(self, body: Any, contact_list: ContactList, now: float) -> Response:
+    def _create(self, request: Request, contact_list: ContactList, now: float) -> Response:
+        body = _json(request)
         names = body.get("FieldNames") if isinstance(body, dict) else None
         if not isinstance(names, list) or not names or not all(isinstance(name, str) for name in names):
             raise AspNetRefusal(400, "FieldNames must be a non-empty array of field names")
@@ -496,7 +578,15 @@ class Which50Sandbox(SandboxServer[Which50Config]):
             raise AspNetRefusal(400, f"Unknown field(s) for ContactList {contact_list.id}: {', '.join(unknown)}")
         job = SandboxJob(next(self._job_ids), contact_list.id, tuple(dict.fromkeys(names)), now)
         self._jobs[job.id] = job
-        return Response.json(job.answer(now)).noted(job_id=job.id)
+        answer = job.answer(now, self.config.status_words)
+        if self.config.create_answer == "no_id":
+            del answer["Id"]
+        elif self.config.create_answer == "not_json":
+            # A debugging server's error page, echoing what it was sent: the key must never reach a job.
+            headers = "".join(f"<tr><td>{name}</td><td>{value}</td></tr>" for name, value in request.headers.items())
+            page = f"<html><body><h1>Server Error in '/Which50API' Application.</h1><table>{headers}</table></body></html>"
+            return Response(200, page.encode(), "text/html").noted(job_id=job.id, create_answer="not_json")
+        return Response.json(answer).noted(job_id=job.id, create_answer=None if self.config.create_answer == "ok" else "no_id")
 
     def _batch(self, request: Request, route: Route) -> Response:
         with self.lock:
@@ -532,12 +622,17 @@ class Which50Sandbox(SandboxServer[Which50Config]):
             job.started = now
             job.process_seconds = self.config.process_seconds
             job.failure = _failure_status(self.config.fail_jobs)
+            job.status_lag = self.config.percent_before_status_seconds
+            if with_errors := _failure_status(self.config.finish_with_errors, "CompletedWithErrors"):
+                job.final_status, job.outcome = with_errors, "with_errors"
+            if failed_after := _failure_status(self.config.fail_after_inserting):
+                job.final_status, job.outcome = failed_after, "fail_after"
             job.customevents, job.match = _names(request, "customevents"), _names(request, "match")
             # The most jobs running at once is reached when one starts: count them now. There is
             # one API key per sandbox, so this is the most of one key's jobs.
             running = sum(other.progress_at(now)[0] == "Running" for other in self._jobs.values())
             self._max_concurrent_running = max(self._max_concurrent_running, running)
-        return Response.json(job.answer(now)).noted(run_calls=job.run_calls)
+        return Response.json(job.answer(now, self.config.status_words)).noted(run_calls=job.run_calls)
 
 
 def _json(request: Request) -> Any:

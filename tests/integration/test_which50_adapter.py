@@ -11,9 +11,10 @@ import httpx
 import pytest
 
 from devstack.sandbox.which50 import Which50Sandbox
-from jobrelay.domain.errors import VendorRejected, VendorTransientError
+from jobrelay.domain.errors import VendorOutcomeUnknown, VendorRejected, VendorTransientError
 from jobrelay.domain.job import Job
-from jobrelay.ports import VendorState
+from jobrelay.domain.reconciliation import Reconciler, Reconciliation
+from jobrelay.ports import ImportTotals, PollOutcome, VendorState
 from jobrelay.vendors.which50.adapter import Which50Account, Which50Imports, which50_imports
 from tests.integration.sandbox_client import SandboxControl
 
@@ -144,13 +145,128 @@ def test_a_5xx_on_a_batch_is_transient_and_the_batch_is_not_taken(imports, contr
     assert vendor_job["contacts_received"] == 1
 
 
-def test_a_failed_job_reads_as_failed_with_its_status(imports, control):
+def test_a_failed_job_that_applied_nothing_reads_as_failed_with_its_status(imports, control):
     control.configure(fail_jobs="Failed: list locked")
     job = opened(imports)
     send(imports, job, [{"Email": "f@example.org"}])
     imports.execute(job)
     outcome = finished(imports, job)
     assert outcome.state is VendorState.FAILED and "list locked" in outcome.message
+    assert "no contact inserted or updated" in outcome.message
+
+
+# --- doc-consistent variants: the status rule, reconciliation, answers we cannot read -----------
+
+
+def run_import(imports: Which50Imports, contacts: int, **params) -> tuple[Job, list[PollOutcome]]:
+    """Open, stage `contacts` new contacts in one batch, run, and poll until finished: the job as
+    Collect sees it (the final poll's counts and status word), and every poll's outcome."""
+    job = opened(imports, **params)
+    send(imports, job, [{"Email": f"v{n}-{job.job_id}@example.org"} for n in range(contacts)])
+    imports.execute(job)
+    polls = [imports.poll(job)]
+    deadline = time.monotonic() + 10
+    while polls[-1].state is VendorState.RUNNING:
+        assert time.monotonic() < deadline, "the import never finished"
+        time.sleep(0.05)
+        polls.append(imports.poll(job))
+    job.progress, job.vendor_ref = polls[-1].progress, {**job.vendor_ref, "last_status": polls[-1].raw_status}
+    return job, polls
+
+
+def reconcile(imports: Which50Imports, job: Job, sent: int) -> Reconciliation:
+    rec = Reconciler()
+    imports.reconcile(job, ImportTotals(read=sent, refused=0, sent=sent, listed_failures=0, warnings=0), rec)
+    return rec.result()
+
+
+def test_percent_100_before_the_status_flips_waits_for_the_final_counts(imports, control):
+    control.configure(percent_before_status_seconds=0.6)
+    job, polls = run_import(imports, 10)
+
+    lagging = [p for p in polls if p.raw_status == "Processing"]
+    assert lagging, "the sandbox never showed 100 % while Processing"
+    assert all(p.state is VendorState.RUNNING and p.progress.percent == 99 for p in lagging)
+    assert {p.progress.counts["inserted"] for p in lagging} == {5}  # half, not final
+    assert polls[-1].state is VendorState.DONE and polls[-1].raw_status == "Completed"
+    assert job.progress.counts["inserted"] == 10 and job.progress.percent == 100
+    assert reconcile(imports, job, 10).complete
+
+
+def test_completed_with_errors_is_done_and_reconciled_as_partial(imports, control):
+    control.configure(finish_with_errors=True)
+    job, polls = run_import(imports, 8)
+
+    assert polls[-1].state is VendorState.DONE and polls[-1].raw_status == "CompletedWithErrors"
+    assert (job.progress.counts["inserted"], job.progress.counts["not_updated"]) == (6, 2)
+    result = reconcile(imports, job, 8)
+    assert not result.complete and result.shortfall == [
+        "Which50 inserted or updated 6 of the 8 contacts sent: 2 did not make it",
+        "Which50 counted 2 existing contacts not updated",
+        "Which50 finished the import with errors (status 'CompletedWithErrors')",
+    ]
+
+
+def test_failed_after_inserting_most_is_done_not_failed(imports, control):
+    control.configure(fail_after_inserting=True)
+    job, polls = run_import(imports, 10)
+
+    assert polls[-1].state is VendorState.DONE and polls[-1].raw_status == "Failed" and polls[-1].message is None
+    assert job.progress.counts["inserted"] == 8
+    result = reconcile(imports, job, 10)
+    assert result.shortfall == [
+        "Which50 inserted or updated 8 of the 10 contacts sent: 2 did not make it, 2 of them counted by no Which50 counter",
+        "Which50 reports the import as failed (status 'Failed') after applying some contacts",
+    ]
+
+
+def test_camel_case_answers_and_other_status_words_are_read(imports, control):
+    control.configure(camel_case=True, status_words={"Completed": "COMPLETED", "Running": "Importing", "Created": "New"})
+    job, polls = run_import(imports, 3)
+
+    assert job.vendor_ref["identifier_fields"] == ["Email", "Mobile"] and job.vendor_ref["contact_list_name"] == "Newsletter"
+    assert polls[-1].state is VendorState.DONE and polls[-1].raw_status == "COMPLETED"
+    assert job.progress.counts["inserted"] == 3 and reconcile(imports, job, 3).complete
+    (vendor_job,) = control.control("imports")["jobs"]
+    assert vendor_job["run_calls"] == 1
+
+
+def test_a_status_word_we_do_not_know_is_running_until_finish_date_with_an_excerpt(sandbox, imports, control):
+    control.configure(status_words={"Running": "Reticulating", "Completed": "Reticulated"})
+    job, polls = run_import(imports, 2)
+
+    assert polls[-1].state is VendorState.DONE  # by its FinishDate
+    assert all(p.unknown_status_answer and "Reticulat" in p.unknown_status_answer for p in polls)
+    assert sandbox.account_secret()["api_key"] not in "".join(p.unknown_status_answer for p in polls)
+
+
+@pytest.mark.parametrize("answer", ["no_id", "not_json"])
+def test_a_create_answer_we_cannot_read_is_never_sent_again(sandbox, imports, control, answer):
+    control.configure(create_answer=answer)
+    with pytest.raises(VendorOutcomeUnknown, match="an import job may have been created on Which50 contact list 12") as unknown:
+        opened(imports)
+
+    assert unknown.value.code == "VENDOR_PROTOCOL" and "not sent again" in str(unknown.value)
+    assert unknown.value.answer and sandbox.account_secret()["api_key"] not in unknown.value.answer
+    assert [c["kind"] for c in control.control("calls")].count("create") == 1
+    assert len(control.control("imports")["jobs"]) == 1  # it was created; it is never run
+
+
+def test_a_create_without_an_answer_is_never_sent_again(sandbox, http, control):
+    control.configure(timeouts=1, timeout_hang_seconds=1.0, fault_methods=["create"])
+    with pytest.raises(VendorOutcomeUnknown, match="got no answer") as unknown:
+        opened(make_imports(sandbox, http, read_timeout_seconds=0.3))
+    assert unknown.value.answer is None
+    time.sleep(1.0)  # the sandbox finishes its hang
+    assert [c["kind"] for c in control.control("calls")].count("create") == 1
+
+
+def test_a_create_answered_with_5xx_is_transient(imports, control):
+    control.configure(http_5xx=1, fault_methods=["create"])
+    with pytest.raises(VendorTransientError) as refused:
+        opened(imports)
+    assert refused.value.vendor_answered
+    assert opened(imports).vendor_ref["import_job_id"]
 
 
 def test_a_job_gone_at_the_vendor_is_a_readable_refusal(imports):

@@ -339,6 +339,71 @@ def test_jobs_can_be_made_to_fail(api, fail_jobs, status):
     assert api.call("GET", NEWSLETTER).json()["Count"] == 3  # nothing imported
 
 
+# --- doc-consistent variants (Unknowns 18-20) ---------------------------------------------------------
+
+
+def run_new_contacts(api, count: int) -> int:
+    job = api.create()["Id"]
+    assert api.batch(job, [contact(f"v{n}@example.org") for n in range(count)]).status_code == 200
+    assert api.run(job).status_code == 200
+    return job
+
+
+def test_percent_100_while_still_processing_shows_half_the_counts_then_the_final_ones(api):
+    api.configure(process_seconds=0.2, percent_before_status_seconds=0.6)
+    job = run_new_contacts(api, 10)
+    lagging = api.wait_until(job, "Processing")
+    assert (lagging["ProgressPercent"], lagging["FinishDate"], lagging["InsertedContacts"], lagging["TotalContacts"]) == (100, None, 5, 5)
+    done = api.wait_until(job, "Completed")
+    assert (done["ProgressPercent"], done["InsertedContacts"], done["TotalContacts"]) == (100, 10, 10)
+    assert done["FinishDate"] is not None
+
+
+def test_finish_with_errors_refuses_one_contact_in_four_as_not_updated(api):
+    api.configure(finish_with_errors=True)
+    job = run_new_contacts(api, 8)
+    done = api.wait_until(job, "CompletedWithErrors")
+    assert (done["InsertedContacts"], done["NotUpdatedContacts"], done["TotalContacts"], done["ProgressPercent"]) == (6, 2, 6, 100)
+    assert api.call("GET", NEWSLETTER).json()["Count"] == 3 + 6
+
+
+def test_fail_after_inserting_applies_most_contacts_and_counts_no_other(api):
+    api.configure(fail_after_inserting="Failed: connection reset")
+    job = run_new_contacts(api, 10)
+    failed = api.wait_until(job, "Failed: connection reset")
+    assert (failed["InsertedContacts"], failed["NotUpdatedContacts"], failed["TotalContacts"]) == (8, 0, 8)
+    assert failed["ProgressPercent"] == 80 and failed["FinishDate"] is not None
+    assert api.call("GET", NEWSLETTER).json()["Count"] == 3 + 8
+
+
+def test_status_words_and_camel_case_change_only_how_answers_are_written(api):
+    api.configure(camel_case=True, status_words={"Created": "NEW", "Completed": "Finished"})
+    created = api.create()
+    assert created["currentStatus"] == "NEW" and "CurrentStatus" not in created
+    echo = api.batch(created["id"], [contact("c@example.org", FirstName="Cy")]).json()
+    assert echo == [{"encContactId": None, "listId": 12, "values": {"Email": "c@example.org", "FirstName": "Cy"}, "validationWarnings": []}]
+    api.run(created["id"])
+    deadline = time.monotonic() + 5
+    while (done := api.status(created["id"]))["currentStatus"] != "Finished":
+        assert time.monotonic() < deadline, done
+        time.sleep(0.02)
+    assert done["insertedContacts"] == 1 and api.job(created["id"])["status"] == "Completed"  # the control route keeps its words
+    assert api.call("GET", NEWSLETTER + "/import/999999").json() == {"message": "ImportJob 999999 was not found."}
+
+
+@pytest.mark.parametrize("answer", ["no_id", "not_json"])
+def test_a_create_answer_may_be_unreadable_though_the_job_is_created(api, sandbox, answer):
+    api.configure(create_answer=answer)
+    created = api.call("POST", f"{NEWSLETTER}/import", json={"FieldNames": ["Email"]})
+    assert created.status_code == 200
+    if answer == "no_id":
+        assert "Id" not in created.json() and created.json()["CurrentStatus"] == "Created"
+    else:
+        assert created.headers["content-type"].startswith("text/html")
+        assert sandbox.account_secret()["api_key"] in created.text  # echoed: what the client must never keep
+    assert len(api.control("imports")["jobs"]) == 1
+
+
 def test_the_most_jobs_running_at_once_is_reported(api):
     api.configure(process_seconds=0.5)
     jobs = [api.create()["Id"] for _ in range(3)]

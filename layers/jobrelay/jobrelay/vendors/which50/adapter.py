@@ -1,5 +1,6 @@
 """Which50's side of a contact-list import (the VendorImports port): check the list and its fields,
-create the import job, post contacts in batches, run it once, follow its progress.
+create the import job, post contacts in batches, run it once, follow its progress, and reconcile
+what was sent with Which50's final counts.
 
 Which50 keeps no count of the contacts it has received before the run (VENDORS.md 3.3), so a batch
 whose answer was lost cannot be settled by asking; ImportSteps then opens a new import job and
@@ -14,10 +15,11 @@ import httpx
 
 from jobrelay.domain.errors import VendorProtocolError, VendorRejected
 from jobrelay.domain.job import Job, Progress
+from jobrelay.domain.reconciliation import Reconciler
 from jobrelay.operations import stored_params
-from jobrelay.ports import BatchLimits, PollOutcome, StagedBatch, VendorState
+from jobrelay.ports import BatchLimits, ImportTotals, PollOutcome, StagedBatch, VendorState
 from jobrelay.vendors.http import shared_http_client
-from jobrelay.vendors.which50.api import MAX_BATCH_BYTES, SHORTFALL_COUNTS, identifier_fields
+from jobrelay.vendors.which50.api import MAX_BATCH_BYTES, StatusWord, identifier_fields, read_status
 from jobrelay.vendors.which50.client import Which50Account, Which50Client
 from jobrelay.vendors.which50.contacts import Contact, ContactRules, check_contact, encode_contacts
 from jobrelay.vendors.which50.params import ContactImportParams
@@ -29,8 +31,6 @@ log = logging.getLogger(__name__)
 
 class Which50Imports:
     """The VendorImports port for one Which50 account."""
-
-    shortfall_counts = SHORTFALL_COUNTS
 
     def __init__(self, account: Which50Account, *, http: httpx.Client | None = None):
         self.max_concurrent_jobs = account.max_concurrent_jobs  # read by the Start step
@@ -96,7 +96,7 @@ class Which50Imports:
 
     def execute(self, job: Job) -> None:
         """Run the import job, unless it has started already: a retried step whose first run
-        reached Which50 (see api.py, STARTED_WORDS)."""
+        reached Which50 (see api.py, ImportJob.has_started)."""
         list_id, job_id = _import_ids(job)
         current = self._client.import_job(list_id, job_id)
         if current.has_started:
@@ -108,19 +108,72 @@ class Which50Imports:
     def poll(self, job: Job) -> PollOutcome:
         list_id, job_id = _import_ids(job)
         current = self._client.import_job(list_id, job_id)
-        state = current.state
-        log.info("Which50 import job %s is %s (%r, %d%%)", job_id, state, current.CurrentStatus, current.percent)
+        state, word = current.state, current.status_word
+        log.info("Which50 import job %s is %s (%r: %s, %d%%)", job_id, state, current.CurrentStatus, word, current.percent)
+        # 100 % is ours to say only once Which50 says the job is done: a server may reach 100 while
+        # it is still applying the contacts (api.py, ASSUMPTIONS).
+        percent = current.percent if state is not VendorState.RUNNING else min(current.percent, 99)
+        status = current.CurrentStatus or "no status"
         return PollOutcome(
             state=state,
             raw_status=current.CurrentStatus,
-            progress=Progress(percent=current.percent, counts=current.counts(), note=f"Which50: {current.CurrentStatus or 'no status'}"),
+            progress=Progress(percent=percent, counts=current.counts(), note=f"Which50: {status} ({current.percent}%)"),
             message=(
-                f"Which50 reports import job {job_id} as {current.CurrentStatus!r} at {current.percent}%"
+                f"Which50 reports import job {job_id} as {status!r} at {current.percent}% with no contact inserted or updated"
                 if state is VendorState.FAILED
                 else None
             ),
             vendor_ref_updates={"status": current.CurrentStatus, **current.times()},
+            unknown_status_answer=current.excerpt() if word is StatusWord.UNKNOWN else None,
         )
+
+    def reconcile(self, job: Job, totals: ImportTotals, rec: Reconciler) -> None:
+        """The contacts sent against Which50's final counts (job.progress.counts, named as in
+        ImportJob.counts). The engine adds the records we refused before sending; this adds:
+
+        - TotalContacts against InsertedContacts + UpdatedContacts (the docs' definition);
+        - the contacts sent against those Which50 inserted or updated. Without `match` each contact
+          sent is one contact inserted or updated, so the two must be equal. With `match` one record
+          may update several contacts (every one whose fields match), so Which50 may apply more than
+          we sent: there is no equality to check, and only fewer than sent is a shortfall;
+        - for contacts not applied, a shortfall saying how many, and how many of them no counter
+          explains;
+        - a shortfall for each counter that explains one (not updated, invalid email or SMS,
+          dropped), also when everything was applied (an invalid email beside a valid SMS number
+          is imported, its email is not);
+        - a shortfall for a status word that says "with errors" or failure (api.py, ASSUMPTIONS)."""
+        counts = job.progress.counts
+        inserted, updated, total = counts.get("inserted"), counts.get("updated"), counts.get("total")
+        matching = bool(stored_params(job, ContactImportParams).match)
+        if inserted is None and updated is None:
+            rec.short("Which50 gave no count of contacts inserted or updated: the import cannot be checked")
+        else:
+            applied = (inserted or 0) + (updated or 0)
+            rec.check(
+                "Which50's TotalContacts = InsertedContacts + UpdatedContacts",
+                applied,
+                total,
+                explain=f"Which50's counts do not add up: TotalContacts is {total}, but it inserted {inserted or 0} and updated {updated or 0}",
+                note="both counts are Which50's; the docs define the total as inserted + updated",
+            )
+            if not matching:
+                rec.check(
+                    "contacts sent = contacts Which50 inserted or updated",
+                    totals.sent,
+                    applied,
+                    explain=_applied_sentence(totals.sent, applied, counts, matching=False),
+                )
+            elif applied < totals.sent:
+                rec.short(_applied_sentence(totals.sent, applied, counts, matching=True))
+        for name, (singular, plural) in PROBLEM_COUNTERS.items():
+            if (number := counts.get(name, 0)) > 0:
+                rec.short(f"Which50 counted {number} {singular if number == 1 else plural}")
+        status = job.vendor_ref.get("last_status")
+        word = read_status(status)
+        if word is StatusWord.DONE_WITH_ERRORS:
+            rec.short(f"Which50 finished the import with errors (status {status!r})")
+        elif word is StatusWord.FAILED:
+            rec.short(f"Which50 reports the import as failed (status {status!r}) after applying some contacts")
 
     def failures(self, job: Job) -> Iterator[tuple[int, list[str], str | None]]:
         """None: Which50 reports failures only as counts (VENDORS.md 3.6); the per-contact
@@ -140,6 +193,29 @@ def _import_ids(job: Job) -> tuple[int, int]:
     return list_id, job_id
 
 
+# Which50's counters that mean some contact, or some value of one, did not make it.
+PROBLEM_COUNTERS = {
+    "not_updated": ("existing contact not updated", "existing contacts not updated"),
+    "invalid_email": ("invalid email address", "invalid email addresses"),
+    "invalid_sms": ("invalid SMS number", "invalid SMS numbers"),
+    "dropped": ("contact dropped", "contacts dropped"),
+}
+
+
+def _applied_sentence(sent: int, applied: int, counts: dict[str, int], *, matching: bool) -> str:
+    """Why the contacts Which50 applied differ from those sent (each counter that explains it is a
+    shortfall of its own; this says how many none explains)."""
+    if applied > sent:
+        return (
+            f"Which50 inserted or updated {applied} contacts but {sent} were sent "
+            "(another run of the import, or another import, may have been counted)"
+        )
+    missing = sent - applied
+    sentence = f"Which50 inserted or updated {applied} of the {sent} {'records' if matching else 'contacts'} sent: {missing} did not make it"
+    unexplained = missing - sum(counts.get(name, 0) for name in PROBLEM_COUNTERS)
+    if unexplained > 0:
+        sentence += f", {unexplained} of them counted by no Which50 counter"
+    return sentence
 
 
 def which50_imports(secret: dict[str, Any], *, not_found_grace_seconds: int = 0) -> Which50Imports:

@@ -3,8 +3,9 @@
 
 Every outcome leaves here either as a parsed answer or as one of the step errors the state machine
 understands (DESIGN.md, State machine): VendorTransientError is retried; VendorRejected and
-VendorProtocolError end the job with a readable reason. Logs carry call names and HTTP statuses,
-never a header or a body.
+VendorProtocolError end the job with a readable reason; VendorOutcomeUnknown (creating an import
+job that may or may not exist now) ends it without sending the call again. Logs carry call names
+and HTTP statuses, never a header or a body; errors carry a redacted excerpt of an answer.
 """
 
 import json
@@ -15,8 +16,9 @@ from typing import Annotated, Any
 import httpx
 from pydantic import Field, SecretStr, field_validator
 
-from jobrelay.domain.errors import VendorRejected, VendorTransientError
+from jobrelay.domain.errors import VendorOutcomeUnknown, VendorProtocolError, VendorRejected, VendorTransientError
 from jobrelay.vendors.http import VendorAccount, is_transient, json_body, transport_errors_as_transient
+from jobrelay.vendors.redaction import excerpt
 from jobrelay.vendors.which50.api import (
     AUTH_HEADER,
     AUTH_SCHEME,
@@ -90,9 +92,25 @@ class Which50Client:
         return read_fields(self._call("GetFields", "GET", FIELDS_PATH.format(list_id=list_id), subject=f"contact list {list_id}"))
 
     def create_import(self, list_id: int, field_names: list[str]) -> ImportJob:
+        """Create an import job: sent once (see api.py, ASSUMPTIONS). No answer, or one we cannot
+        read, may still mean Which50 created it: VendorOutcomeUnknown, never a retry. An error
+        answer (5xx, 429) means it did not: VendorTransientError, retried."""
         body = json.dumps({"FieldNames": field_names}).encode()
         path = IMPORT_PATH.format(list_id=list_id)
-        return ImportJob.from_body(self._call("CreateImportJob", "POST", path, content=body, subject=f"contact list {list_id}"), "CreateImportJob")
+        may_exist = (
+            f"an import job may have been created on Which50 contact list {list_id}; it is never run, so it "
+            "imports nothing, and it is not sent again"
+        )
+        try:
+            answer = self._send("CreateImportJob", "POST", path, content=body, subject=f"contact list {list_id}")
+        except VendorTransientError as failed:
+            if failed.vendor_answered:
+                raise
+            raise VendorOutcomeUnknown(f"Which50 CreateImportJob got no answer ({failed}): {may_exist}") from None
+        try:
+            return ImportJob.from_body(json_body(answer, "Which50", "CreateImportJob"), "CreateImportJob")
+        except VendorProtocolError as unreadable:
+            raise VendorOutcomeUnknown(f"{unreadable}: {may_exist}", answer=unreadable.answer or excerpt(answer.content)) from None
 
     def add_batch(self, list_id: int, job_id: int, body: bytes) -> list[tuple[int, list[str]]]:
         """Post one batch; the per-contact validation warnings Which50 echoes (position, warnings)."""
