@@ -20,6 +20,12 @@ Failed) over `process_seconds`, and chosen records become execution exceptions. 
 listed by Retrieve exceptions with their SequenceNumber.
 Per staged record only its identifier, email domain and problem are kept, never the record.
 
+The docs leave shapes open (VENDORS.md 2); the config switches between readings a doc-consistent
+server may take, each off by default (see MyPreferencesConfig): exception pages smaller than the
+`limit` asked for, no `HasMore`, records that end NotHonored (listed or not, counted apart from
+Processed or among it), other Status words, camelCase keys, a "CompletedWithErrors" ending, and an
+Initiate answer without an AccessToken or cut short.
+
 Extra control routes: GET /_sandbox/imports, POST /_sandbox/revoke_tokens (server-side revocation
 of every OAuth token issued). Run it alone with `python -m devstack.sandbox.mypreferences --port 3200`.
 """
@@ -88,6 +94,28 @@ class MyPreferencesConfig(FaultConfig):
     slow_seconds: float = Field(default=0.0, ge=0, description="every call waits this long before answering")
     oauth_token_seconds: int = Field(default=3600, ge=1, description="expires_in of the OAuth tokens issued")
     signature_max_age_seconds: float = Field(default=900.0, gt=0, description="PNAUTHINFO3 signature validity")
+    # Doc-consistent variants (VENDORS.md 2 leaves each open).
+    exceptions_page_cap: int | None = Field(
+        default=None, ge=1, description="at most N exception records per page, whatever `limit` asks (HasMore true while more remain)"
+    )
+    has_more_missing: bool = Field(default=False, description="exception pages never carry HasMore")
+    not_honored: int = Field(
+        default=0, ge=0, description="the first N records that pass validation (and are no exception) end NotHonored"
+    )
+    not_honored_in_processed: bool = Field(
+        default=False, description="count NotHonored records among Processed (default: apart from it)"
+    )
+    not_honored_listed: bool = Field(default=True, description="list NotHonored records among the exceptions")
+    status_words: dict[str, str] = Field(
+        default_factory=dict, description="a documented Status word -> the word sent instead, e.g. {\"Completed\": \"COMPLETED\"}"
+    )
+    camel_case: bool = Field(default=False, description="every API answer's keys in camelCase (accessToken, hasMore, ...)")
+    completed_with_errors: bool = Field(
+        default=False, description="an import that ends with any record failed, exception or not honoured ends 'CompletedWithErrors'"
+    )
+    initiate_answer: Literal["ok", "no_token", "not_json"] = Field(
+        default="ok", description="Initiate opens the import, then answers normally, without AccessToken, or cut short"
+    )
 
 
 @dataclass(frozen=True)
@@ -206,8 +234,14 @@ class SandboxImport:
     process_seconds: float = 0.0
     failure: str | None = None
     execution_reasons: dict[int, str] = field(default_factory=dict)  # SequenceNumber -> why it failed
+    # Fixed at Execute from the config: records that end NotHonored, and how they are reported.
+    not_honored: frozenset[int] = frozenset()
+    not_honored_in_processed: bool = False
+    not_honored_listed: bool = True
+    completed_with_errors: bool = False
 
     def status_at(self, now: float) -> str:
+        """The documented Status word (the config's `status_words` may send another: `answer`)."""
         if self.executed_at is None:
             return "Staging" if self.stage_requests else "Initiated"
         elapsed = now - self.executed_at
@@ -215,24 +249,27 @@ class SandboxImport:
             return "Failed" if self.failure else "Completed"
         return "Queued" if elapsed < self.process_seconds / 3 else "Processing"
 
-    def answer(self, now: float) -> dict[str, Any]:
+    def answer(self, now: float, words: dict[str, str] | None = None) -> dict[str, Any]:
         """The BulkImportStatus model: the Initiate request's echo and the counters."""
         status = self.status_at(now)
         valid = len(self.staged) - self.validation_failed
-        to_write = valid - len(self.execution_reasons)
-        processed, exceptions, pending = 0, 0, valid
+        to_write = valid - len(self.execution_reasons) - len(self.not_honored)
+        processed, exceptions, pending, not_honored = 0, 0, valid, 0
         if status == "Processing" and self.executed_at is not None:
             share = (now - self.executed_at - self.process_seconds / 3) / (self.process_seconds * 2 / 3)
             processed = int(to_write * min(max(share, 0.0), 1.0))
             pending = valid - processed
         elif status == "Completed":
-            processed, exceptions, pending = to_write, len(self.execution_reasons), 0
+            exceptions, pending, not_honored = len(self.execution_reasons), 0, len(self.not_honored)
+            processed = to_write + (not_honored if self.not_honored_in_processed else 0)
+            if self.completed_with_errors and (self.validation_failed or exceptions or not_honored):
+                status = "CompletedWithErrors"
         elif status == "Failed":
             pending = 0
         answer = {
             **self.request,
             "AccessToken": self.access_token,
-            "Status": status,
+            "Status": (words or {}).get(status, status),
             "Expires": _vendor_time(self.reported_expires),
             "TotalRecordsReceived": len(self.staged),
             "ValidationSuccessful": valid,
@@ -240,26 +277,30 @@ class SandboxImport:
             "Processed": processed,
             "Pending": pending,
             "Exceptions": exceptions,
-            "NotHonored": 0,
+            "NotHonored": not_honored,
         }
         if status == "Failed":
             answer["Message"] = self.failure
         return answer
 
     def failed_records(self, now: float) -> list[int]:
-        """SequenceNumbers of the records that failed: at staging, and at execution once it ended."""
+        """SequenceNumbers of the records listed as exceptions: those that failed at staging, and
+        once the import ended those that failed at execution (and the not-honoured, if listed)."""
         executed = self.status_at(now) == "Completed"
+        listed_after_run = set(self.execution_reasons) | (self.not_honored if self.not_honored_listed else set())
         return [
             number
             for number, record in enumerate(self.staged, start=1)
-            if record.problem is not None or (executed and number in self.execution_reasons)
+            if record.problem is not None or (executed and number in listed_after_run)
         ]
 
     def exception_record(self, number: int) -> dict[str, Any]:
         record = self.staged[number - 1]
         echo: dict[str, Any] = {"SequenceNumber": number, **_echo(record), "Exceptions": []}
         problem = record.problem
-        if problem is None:
+        if problem is None and number in self.not_honored:
+            echo["Exceptions"].append({"Code": "NotHonored", "Message": "The profile was not honored (simulated)"})
+        elif problem is None:
             echo["Exceptions"].append({"Code": "ProcessingException", "Message": self.execution_reasons[number]})
         elif problem.bad_email is not None:
             definition = {"Code": problem.code, "Message": problem.message}
@@ -280,6 +321,25 @@ class SandboxImport:
 def _vendor_time(timestamp: float) -> str:
     """UTC without an offset, as the docs' sample writes Expires ("2025-08-13T22:00:00")."""
     return datetime.fromtimestamp(timestamp, UTC).replace(tzinfo=None).isoformat(timespec="milliseconds")
+
+
+def _not_honored(imported: SandboxImport, how_many: int) -> frozenset[int]:
+    """The first `how_many` records that passed validation and are no execution exception."""
+    candidates = (
+        number
+        for number, record in enumerate(imported.staged, start=1)
+        if record.problem is None and number not in imported.execution_reasons
+    )
+    return frozenset(itertools.islice(candidates, how_many))
+
+
+def _camel(value: Any) -> Any:
+    """Every key of a JSON value with its first letter lower-cased (AccessToken -> accessToken)."""
+    if isinstance(value, dict):
+        return {(key[:1].lower() + key[1:] if isinstance(key, str) else key): _camel(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_camel(item) for item in value]
+    return value
 
 
 def _execution_reasons(imported: SandboxImport, domain: str | None, every: int) -> dict[int, str]:
@@ -361,8 +421,16 @@ class MyPreferencesSandbox(SandboxServer[MyPreferencesConfig]):
                 raise AspNetRefusal(404, f"No HTTP resource was found that matches the request URI '{request.path}'")
             answer = self._token(request) if route.kind == "token" else self._api(request, route)
         except AspNetRefusal as refused:
-            answer = refused.answer()
+            answer = self._json({"Message": refused.message}, refused.status) if route else refused.answer()
         return answer.noted(**note, fault=fault.name if fault else None)
+
+    def _json(self, payload: Any, status: int = 200) -> Response:
+        """An API answer, its keys in camelCase when the config says so (not the OAuth endpoint's,
+        whose snake_case names RFC 6749 fixes)."""
+        return Response.json(_camel(payload) if self.config.camel_case else payload, status)
+
+    def _status_answer(self, imported: SandboxImport, now: float) -> dict[str, Any]:
+        return imported.answer(now, self.config.status_words)
 
     def control(self, request: Request) -> Response | None:
         if (request.method, request.path) == ("GET", "/_sandbox/imports"):
@@ -390,7 +458,7 @@ class MyPreferencesSandbox(SandboxServer[MyPreferencesConfig]):
             return self._execute(imported).noted(**note)
         if route.kind == "exceptions":
             return self._exceptions(request, imported).noted(**note)
-        return Response.json(imported.answer(time.time())).noted(**note)
+        return self._json(self._status_answer(imported, time.time())).noted(**note)
 
     # --- auth --------------------------------------------------------------------------------------
 
@@ -480,7 +548,14 @@ class MyPreferencesSandbox(SandboxServer[MyPreferencesConfig]):
                 reported_expires=now + (config.reported_expires_seconds or config.token_seconds),
             )
             self._imports[imported.access_token] = imported
-        return Response.json(imported.answer(now)).noted(access_token=imported.access_token)
+        answer = self._status_answer(imported, now)
+        if config.initiate_answer == "no_token":
+            answer.pop("AccessToken")
+        elif config.initiate_answer == "not_json":  # cut short after the token, as a dropped proxy might
+            text = json.dumps(_camel(answer) if config.camel_case else answer)
+            cut = text[: text.index("Expires") - 1].encode()
+            return Response(200, cut, "application/json").noted(access_token=imported.access_token)
+        return self._json(answer).noted(access_token=imported.access_token)
 
     def _live_import(self, access_token: str | None) -> SandboxImport:
         with self.lock:
@@ -508,8 +583,8 @@ class MyPreferencesSandbox(SandboxServer[MyPreferencesConfig]):
             imported.staged += staged
             imported.validation_failed += sum(record.problem is not None for record in staged)
             imported.stage_requests += 1
-            answer = imported.answer(time.time())
-        return Response.json(answer).noted(records=len(records))
+            answer = self._status_answer(imported, time.time())
+        return self._json(answer).noted(records=len(records))
 
     def _execute(self, imported: SandboxImport) -> Response:
         config = self.config
@@ -520,27 +595,33 @@ class MyPreferencesSandbox(SandboxServer[MyPreferencesConfig]):
             imported.process_seconds = config.process_seconds
             imported.failure = _failure_message(config.fail_imports)
             imported.execution_reasons = _execution_reasons(imported, config.exception_domain, config.exception_every)
-            answer = imported.answer(imported.executed_at)
-        return Response.json(answer)
+            imported.not_honored = _not_honored(imported, config.not_honored)
+            imported.not_honored_in_processed = config.not_honored_in_processed
+            imported.not_honored_listed = config.not_honored_listed
+            imported.completed_with_errors = config.completed_with_errors
+            answer = self._status_answer(imported, imported.executed_at)
+        return self._json(answer)
 
     def _exceptions(self, request: Request, imported: SandboxImport) -> Response:
         limit = _query_int(request, "limit", EXCEPTIONS_LIMIT_DEFAULT)
         offset = _query_int(request, "offset", 1)
         if not 1 <= limit <= EXCEPTIONS_LIMIT_MAX:
             raise AspNetRefusal(400, f"limit must be between 1 and {EXCEPTIONS_LIMIT_MAX}")
+        served = min(limit, self.config.exceptions_page_cap or limit)  # a vendor may cap its pages below `limit`
         with self.lock:
             failed = imported.failed_records(time.time())
-            page = [imported.exception_record(number) for number in failed[offset - 1 : offset - 1 + limit]]
-        return Response.json(
-            {
-                "Count": len(page),
-                "HasMore": offset - 1 + len(page) < len(failed),
-                "Limit": limit,
-                "Offset": offset,
-                "TotalResults": len(failed),
-                STAGE_WRAPPER: page,
-            }
-        )
+            page = [imported.exception_record(number) for number in failed[offset - 1 : offset - 1 + served]]
+        answer: dict[str, Any] = {
+            "Count": len(page),
+            "HasMore": offset - 1 + len(page) < len(failed),
+            "Limit": limit,
+            "Offset": offset,
+            "TotalResults": len(failed),
+            STAGE_WRAPPER: page,
+        }
+        if self.config.has_more_missing:
+            del answer["HasMore"]
+        return self._json(answer)
 
 
 def _json_object(request: Request) -> dict[str, Any]:

@@ -1,6 +1,8 @@
 """The MyPreferences adapter against the MyPreferences sandbox over real sockets, with each of the
-two auth schemes: a whole import from Initiate to its failed records, and each fault the sandbox can
-switch on, as the step errors the state machine expects."""
+two auth schemes: a whole import from Initiate to its failed records and its reconciliation, each
+doc-consistent variant the sandbox can take (smaller pages, no HasMore, NotHonored, camelCase, other
+status words, CompletedWithErrors, an unusable Initiate answer), and each fault it can switch on, as
+the step errors the state machine expects."""
 
 import time
 from collections.abc import Iterator
@@ -10,9 +12,10 @@ import httpx
 import pytest
 
 from devstack.sandbox.mypreferences import MyPreferencesSandbox
-from jobrelay.domain.errors import VendorProtocolError, VendorRejected, VendorTransientError
+from jobrelay.domain.errors import VendorOutcomeUnknown, VendorProtocolError, VendorRejected, VendorTransientError
 from jobrelay.domain.job import Job
-from jobrelay.ports import PollOutcome, VendorState
+from jobrelay.domain.reconciliation import Reconciler, Reconciliation
+from jobrelay.ports import ImportTotals, PollOutcome, VendorState
 from jobrelay.vendors.mypreferences.adapter import MyPreferencesAccount, MyPreferencesImports
 
 SCHEMES = ["pnauthinfo3", "oauth"]
@@ -89,9 +92,30 @@ def calls(sandbox: MyPreferencesSandbox, kind: str) -> list[dict]:
     return [call for call in sandbox.calls() if call.get("kind") == kind]
 
 
+def imported_all(sandbox: MyPreferencesSandbox, http: httpx.Client) -> list[dict]:
+    return http.get(f"{sandbox.base_url}/_sandbox/imports").json()
+
+
 def imported(sandbox: MyPreferencesSandbox, http: httpx.Client) -> dict:
-    (only,) = http.get(f"{sandbox.base_url}/_sandbox/imports").json()
+    (only,) = imported_all(sandbox, http)
     return only
+
+
+def run_import(imports: MyPreferencesImports, records: list[dict]) -> tuple[Job, PollOutcome, list[tuple]]:
+    """One import from Initiate to its listed failures; the job as Collect sees it."""
+    job = opened(imports, new_job())
+    stage(imports, job, records)
+    imports.execute(job)
+    outcome, _ = poll_until_ended(imports, job)
+    vendor_ref = {**job.vendor_ref, **outcome.vendor_ref_updates, "last_status": outcome.raw_status}
+    job = job.model_copy(update={"progress": outcome.progress, "vendor_ref": vendor_ref})
+    return job, outcome, list(imports.failures(job))
+
+
+def reconciliation(imports: MyPreferencesImports, job: Job, listed: int, sent: int) -> Reconciliation:
+    rec = Reconciler(vendor=job.progress.counts)
+    imports.reconcile(job, ImportTotals(read=sent, refused=0, sent=sent, listed_failures=listed, warnings=0), rec)
+    return rec.result()
 
 
 # --- a whole import --------------------------------------------------------------------------------
@@ -213,11 +237,39 @@ def test_503_on_stage_is_transient_and_the_retry_stages_once(imports, sandbox, h
 
 def test_a_hanging_call_times_out_as_transient(sandbox, http, scheme):
     imports = make_imports(sandbox, http, scheme, read_timeout_seconds=0.2, connect_timeout_seconds=0.2)
-    sandbox.configure({"timeouts": 1, "timeout_hang_seconds": 3, "fault_methods": ["initiate"]})
+    job = opened(imports, new_job())
+    sandbox.configure({"timeouts": 1, "timeout_hang_seconds": 3, "fault_methods": ["status"]})
     started = time.monotonic()
-    with pytest.raises(VendorTransientError, match="Initiate timed out"):
-        imports.open(new_job())
+    with pytest.raises(VendorTransientError, match="Retrieve status timed out"):
+        imports.poll(job)
     assert time.monotonic() - started < 1.5
+
+
+def test_an_initiate_that_hangs_is_an_unknown_outcome_never_sent_again(sandbox, http, scheme):
+    imports = make_imports(sandbox, http, scheme, read_timeout_seconds=0.2, connect_timeout_seconds=0.2)
+    sandbox.configure({"timeouts": 1, "timeout_hang_seconds": 0.5, "fault_methods": ["initiate"]})
+    with pytest.raises(VendorOutcomeUnknown, match="Initiate got no answer \\(ReadTimeout\\): an import may have been opened"):
+        imports.open(new_job())
+    time.sleep(0.6)  # the sandbox carries on after the hang: the import was opened all the same
+    assert len(calls(sandbox, "initiate")) == 1 and len(imported_all(sandbox, http)) == 1
+
+
+def test_an_initiate_whose_answer_was_lost_is_an_unknown_outcome(imports, sandbox, http):
+    sandbox.configure({"lost_answers": 1, "fault_methods": ["initiate"]})
+    with pytest.raises(VendorOutcomeUnknown, match="Initiate got no answer"):
+        imports.open(new_job())
+    assert len(imported_all(sandbox, http)) == 1
+
+
+@pytest.mark.parametrize(("variant", "said"), [("no_token", "without an AccessToken"), ("not_json", "with a body that is not JSON")])
+def test_an_unusable_initiate_answer_is_an_unknown_outcome_without_the_token(imports, sandbox, http, variant, said):
+    sandbox.configure({"initiate_answer": variant})
+    with pytest.raises(VendorOutcomeUnknown, match=f"Initiate answered {said}: .*daily import quota") as raised:
+        imports.open(new_job())
+    (opened_import,) = imported_all(sandbox, http)
+    token = str(opened_import["AccessToken"])
+    assert raised.value.answer and token not in raised.value.answer and token not in str(raised.value)
+    assert len(calls(sandbox, "initiate")) == 1
 
 
 def test_a_stage_request_over_the_vendor_s_size_limit_is_rejected(imports, sandbox):
@@ -264,3 +316,71 @@ def test_credentials_that_expired_are_rejected(imports, sandbox):
 def test_a_wrong_client_id_is_rejected(sandbox, http, scheme, match):
     with pytest.raises(VendorRejected, match=match):
         make_imports(sandbox, http, scheme, client_id="OTHER_CO").open(new_job())
+
+
+# --- doc-consistent variants, reconciled -----------------------------------------------------------------
+
+
+def test_a_clean_import_reconciles_complete(imports):
+    job, outcome, failures = run_import(imports, [profile(n) for n in range(1, 6)])
+    result = reconciliation(imports, job, len(failures), 5)
+    assert outcome.state is VendorState.DONE and result.complete and result.reconciled is True
+
+
+@pytest.mark.parametrize("has_more_missing", [False, True], ids=["has-more", "has-more-missing"])
+def test_exceptions_paged_smaller_than_asked_are_all_listed_and_reconcile(sandbox, http, has_more_missing):
+    sandbox.configure({"exceptions_page_cap": 2, "has_more_missing": has_more_missing, "exception_every": 2})
+    imports = MyPreferencesImports(MyPreferencesAccount.model_validate(sandbox.account_secret()), http=http, exceptions_page_size=5)
+    job, _, failures = run_import(imports, [profile(n) for n in range(1, 12)] + [profile(12, id_type="NOPE")])
+    assert [number for number, _, _ in failures] == [2, 4, 6, 8, 10, 12]
+    offsets = [call for call in sandbox.calls() if call.get("kind") == "exceptions"]
+    assert len(offsets) == (4 if has_more_missing else 3)  # pages of 2 (and an empty one to end without HasMore)
+    result = reconciliation(imports, job, len(failures), 12)
+    assert result.reconciled is True and not result.complete
+    assert result.shortfall == [
+        "1 records failed MyPreferences' validation at staging and were not imported (see failed_records.jsonl)",
+        "5 records became exceptions while MyPreferences imported them (see failed_records.jsonl)",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("config", "listed"),
+    [({}, 2), ({"not_honored_in_processed": True}, 2), ({"not_honored_listed": False}, 0)],
+    ids=["listed-apart", "listed-among-processed", "unlisted"],
+)
+def test_not_honoured_records_make_the_import_partial_under_any_reading(sandbox, imports, config, listed):
+    sandbox.configure({"not_honored": 2, **config})
+    job, outcome, failures = run_import(imports, [profile(n) for n in range(1, 6)])
+    assert outcome.state is VendorState.DONE and outcome.progress.counts["not_honored"] == 2
+    assert len(failures) == listed
+    assert all(reasons == ["NotHonored: The profile was not honored (simulated)"] for _, reasons, _ in failures)
+    result = reconciliation(imports, job, len(failures), 5)
+    assert result.reconciled is True and not result.complete
+    assert any(line.startswith("2 records were not honoured by MyPreferences") for line in result.shortfall)
+
+
+def test_camel_case_answers_and_other_status_words_are_read(sandbox, imports):
+    sandbox.configure({"camel_case": True, "status_words": {"Completed": "COMPLETED", "Processing": "In Progress"}})
+    job, outcome, failures = run_import(imports, [profile(n) for n in range(1, 4)] + [profile(4, domain="exception.test")])
+    assert outcome.state is VendorState.DONE and outcome.raw_status == "COMPLETED"
+    assert outcome.progress.counts == {"received": 4, "validation_ok": 4, "validation_failed": 0, "processed": 3,
+                                       "pending": 0, "exceptions": 1, "not_honored": 0}  # fmt: skip
+    assert [(number, key) for number, _, key in failures] == [(4, "C-4")]
+    assert reconciliation(imports, job, len(failures), 4).reconciled is True
+
+
+def test_completed_with_errors_is_done_and_partial(sandbox, imports):
+    sandbox.configure({"completed_with_errors": True, "exception_every": 3})
+    job, outcome, failures = run_import(imports, [profile(n) for n in range(1, 4)])
+    assert outcome.state is VendorState.DONE and outcome.raw_status == "CompletedWithErrors"
+    result = reconciliation(imports, job, len(failures), 3)
+    assert result.reconciled is True
+    assert "MyPreferences ended the import as 'CompletedWithErrors', not plainly completed" in result.shortfall
+
+
+def test_an_unknown_status_word_is_running_with_an_excerpt_that_hides_the_token(sandbox, imports):
+    job = opened(imports, new_job())
+    sandbox.configure({"status_words": {"Initiated": "Provisioning"}})
+    outcome = imports.poll(job)
+    assert outcome.state is VendorState.RUNNING and '"Status": "Provisioning"' in outcome.unknown_status_answer
+    assert str(job.vendor_ref["access_token"]) not in outcome.unknown_status_answer

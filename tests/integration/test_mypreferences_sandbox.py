@@ -1,5 +1,7 @@
 """The MyPreferences sandbox over real sockets, spoken to in raw HTTP: both auth schemes, the five
-import calls on the inferred paths (VENDORS.md 2), the control routes and every switchable fault."""
+import calls on the inferred paths (VENDORS.md 2), the control routes, every switchable fault and
+every doc-consistent variant (smaller pages, no HasMore, NotHonored, other status words, camelCase,
+CompletedWithErrors, an unusable Initiate answer)."""
 
 import base64
 import hashlib
@@ -429,6 +431,104 @@ def test_timeouts_hang_and_slow_seconds_delay_every_call(api):
     started = time.monotonic()
     assert api.call("POST", IMPORT, json={"Name": "x"}).status_code == 200
     assert 0.3 <= time.monotonic() - started < 1.5
+
+
+# --- doc-consistent variants ---------------------------------------------------------------------------------
+
+
+def executed(api: Api, records: list, status: str = "Completed") -> int:
+    token = api.initiate()["AccessToken"]
+    api.stage(token, records)
+    assert api.call("POST", f"{IMPORT}/{token}/Execute").status_code == 200
+    api.wait_until(token, status)
+    return token
+
+
+def test_the_variants_are_off_by_default(api):
+    config = api.control("config")
+    assert (config["exceptions_page_cap"], config["has_more_missing"], config["not_honored"]) == (None, False, 0)
+    assert (config["status_words"], config["camel_case"], config["completed_with_errors"]) == ({}, False, False)
+    assert config["initiate_answer"] == "ok"
+
+
+def test_exception_pages_can_be_capped_below_the_limit_asked_for(api):
+    api.configure(exceptions_page_cap=2)
+    token = api.initiate()["AccessToken"]
+    api.stage(token, [{"CustomerType": "x"} for _ in range(5)])
+    first = api.exceptions(token, limit=4, offset=1).json()
+    assert (first["Count"], first["HasMore"], first["Limit"]) == (2, True, 4)
+    last = api.exceptions(token, limit=4, offset=5).json()
+    assert (last["Count"], last["HasMore"]) == (1, False)
+
+
+def test_exception_pages_can_come_without_has_more(api):
+    api.configure(has_more_missing=True)
+    token = api.initiate()["AccessToken"]
+    api.stage(token, [{"CustomerType": "x"}])
+    page = api.exceptions(token).json()
+    assert "HasMore" not in page and page["Count"] == 1
+
+
+@pytest.mark.parametrize(
+    ("in_processed", "listed", "processed", "sequence_numbers"),
+    [(False, True, 3, [1, 2]), (True, True, 5, [1, 2]), (False, False, 3, [])],
+    ids=["apart-listed", "among-processed", "unlisted"],
+)
+def test_records_can_end_not_honoured(api, in_processed, listed, processed, sequence_numbers):
+    api.configure(not_honored=2, not_honored_in_processed=in_processed, not_honored_listed=listed)
+    token = executed(api, [person(n) for n in range(1, 6)])
+    done = api.status(token)
+    assert {k: done[k] for k in ("ValidationSuccessful", "Processed", "Exceptions", "NotHonored", "Pending")} == {
+        "ValidationSuccessful": 5, "Processed": processed, "Exceptions": 0, "NotHonored": 2, "Pending": 0
+    }  # fmt: skip
+    records = api.exceptions(token).json()["UserProfilePreferences"]
+    assert [r["SequenceNumber"] for r in records] == sequence_numbers
+    assert all(r["Exceptions"][0]["Code"] == "NotHonored" for r in records)
+
+
+def test_status_words_can_be_replaced(api):
+    api.configure(status_words={"Completed": "COMPLETED", "Initiated": "New"})
+    token = api.initiate()["AccessToken"]
+    assert api.status(token)["Status"] == "New"
+    api.stage(token, [person(1)])
+    api.call("POST", f"{IMPORT}/{token}/Execute")
+    api.wait_until(token, "COMPLETED")
+    assert api.control("imports")[0]["Status"] == "Completed"  # the control route keeps the documented word
+
+
+def test_every_api_answer_can_come_in_camel_case(api):
+    api.configure(camel_case=True)
+    answer = api.call("POST", IMPORT, json={"Name": "x"}).json()
+    assert {"accessToken", "status", "totalRecordsReceived", "notHonored"} <= set(answer) and "AccessToken" not in answer
+    token = answer["accessToken"]
+    api.stage(token, [{"CustomerType": "x"}])
+    page = api.exceptions(token).json()
+    assert {"count", "hasMore", "userProfilePreferences"} <= set(page)
+    assert set(page["userProfilePreferences"][0]) == {"sequenceNumber", "exceptions"}
+    refused = api.call("GET", f"{IMPORT}/1").json()
+    assert refused == {"message": "Authorization has been denied for this request: the access token is not valid"}
+
+
+def test_an_import_with_failures_can_end_completed_with_errors(api):
+    api.configure(completed_with_errors=True)
+    clean = executed(api, [person(1)])
+    assert api.status(clean)["Status"] == "Completed"
+    api.configure(exception_every=2)
+    assert executed(api, [person(1), person(2)], status="CompletedWithErrors")
+
+
+@pytest.mark.parametrize("variant", ["no_token", "not_json"])
+def test_initiate_can_open_an_import_and_answer_without_a_usable_token(api, variant):
+    api.configure(initiate_answer=variant)
+    answer = api.call("POST", IMPORT, json={"Name": "x"})
+    assert answer.status_code == 200
+    (opened,) = api.control("imports")  # the import exists all the same: it counts against the quota
+    if variant == "no_token":
+        assert "AccessToken" not in answer.json() and answer.json()["Status"] == "Initiated"
+    else:
+        with pytest.raises(ValueError):
+            answer.json()
+        assert answer.text.endswith(f'"AccessToken": {opened["AccessToken"]}, "Status": "Initiated", ')
 
 
 # --- control routes -----------------------------------------------------------------------------------------

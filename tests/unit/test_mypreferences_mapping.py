@@ -1,7 +1,9 @@
-"""MyPreferences' mapping rules, without sockets: params, record checks, the status table, the stage
-body, the access token's expiry, both auth schemes, exception reasons and error answers. The auth
-flows, client and adapter are driven through httpx.MockTransport with answers the sandbox cannot
-produce (or only slowly, such as an OAuth token's renewal)."""
+"""MyPreferences' mapping rules, without sockets: params, record checks, the status table (casings,
+synonyms, qualified completions), the stage body, the access token's expiry, both auth schemes,
+answers read in any casing and shape, exception paging, Initiate's unknown outcomes, error answers,
+and the reconciliation arithmetic under every reading of NotHonored. The auth flows, client and
+adapter are driven through httpx.MockTransport with answers the sandbox cannot produce (or only
+slowly, such as an OAuth token's renewal)."""
 
 import json
 import logging
@@ -13,10 +15,11 @@ import httpx
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from jobrelay.domain.errors import VendorProtocolError, VendorRejected, VendorTransientError
-from jobrelay.domain.job import Job
+from jobrelay.domain.errors import VendorOutcomeUnknown, VendorProtocolError, VendorRejected, VendorTransientError
+from jobrelay.domain.job import Job, Progress
+from jobrelay.domain.reconciliation import Reconciler
 from jobrelay.operations import validation_details
-from jobrelay.ports import VendorState
+from jobrelay.ports import ImportTotals, VendorState
 from jobrelay.vendors.mypreferences.adapter import MyPreferencesImports, mypreferences_imports
 from jobrelay.vendors.mypreferences.api import (
     MB,
@@ -25,6 +28,7 @@ from jobrelay.vendors.mypreferences.api import (
     ExceptionsPage,
     UserProfilePreference,
     access_token_expiry,
+    read_status,
     vendor_message,
     vendor_state,
 )
@@ -249,14 +253,37 @@ def test_the_batch_cutter_joins_mypreferences_bodies(monkeypatch):
         ("Completed", VendorState.DONE),
         ("Complete", VendorState.DONE),
         ("COMPLETED", VendorState.DONE),
+        ("completed", VendorState.DONE),
+        ("Done", VendorState.DONE),
+        ("Success", VendorState.DONE),
+        ("Succeeded", VendorState.DONE),
+        ("In Progress", VendorState.RUNNING),
+        ("in_progress", VendorState.RUNNING),
+        ("QUEUED", VendorState.RUNNING),
         ("Failed", VendorState.FAILED),
         (" failed ", VendorState.FAILED),
+        ("FAILURE", VendorState.FAILED),
     ],
 )
 def test_status_words(word, state, caplog):
     with caplog.at_level(logging.WARNING):
         assert vendor_state(word) is state
+        assert not read_status(word).qualified
     assert not caplog.records
+
+
+@pytest.mark.parametrize("word", ["CompletedWithErrors", "Completed With Exceptions", "COMPLETED_WITH_WARNINGS", "CompleteWithErrors"])
+def test_completed_with_errors_is_done_but_qualified(word):
+    assert read_status(word) == read_status(word, processed=5)
+    assert read_status(word).state is VendorState.DONE and read_status(word).qualified
+
+
+def test_failed_with_records_processed_is_done_so_nobody_imports_them_twice():
+    assert read_status("Failed", processed=0).state is VendorState.FAILED
+    reading = read_status("Failed", processed=3)
+    assert reading.state is VendorState.DONE and reading.qualified
+    status = BulkImportStatus.model_validate({"Status": "Failed", "Processed": 3, "ValidationSuccessful": 10})
+    assert status.state is VendorState.DONE and status.percent_done() == 100
 
 
 @pytest.mark.parametrize("word", [None, "", "Archived", "Incomplete"])
@@ -564,13 +591,133 @@ def test_unreadable_exception_pages_are_protocol_errors(body):
         ExceptionsPage.from_body(body)
 
 
-def test_failures_stop_when_a_page_promises_more_but_brings_none():
+def test_an_empty_page_ends_the_pages_even_when_it_promises_more():
     pages = iter([{"HasMore": True, "UserProfilePreferences": [{"SequenceNumber": 1}]}, {"HasMore": True}])
     imports = adapter(Recorder(lambda request: httpx.Response(200, json=next(pages))), page_size=1)
-    failures = imports.failures(job(vendor_ref=LIVE_REF))
-    assert next(failures)[0] == 1
-    with pytest.raises(VendorProtocolError, match="more exceptions follow offset 2 but sent none"):
-        next(failures)
+    assert [number for number, _, _ in imports.failures(job(vendor_ref=LIVE_REF))] == [1]
+
+
+# --- answers in other casings and shapes (api.py ASSUMPTIONS: jobrelay.vendors.reading) -------------
+
+
+def test_a_status_answer_in_camel_case_with_numbers_as_text_is_read():
+    status = BulkImportStatus.model_validate(
+        {"accessToken": "918273", "status": "COMPLETED", "totalRecordsReceived": "12", "validationSuccessful": 10,
+         "validation_failed": 2, "processed": 9, "pending": 0, "exceptions": 1, "notHonored": 0, "message": "x"}
+    )  # fmt: skip
+    assert status.AccessToken == 918273 and status.state is VendorState.DONE
+    assert status.counts() == {"received": 12, "validation_ok": 10, "validation_failed": 2, "processed": 9,
+                               "pending": 0, "exceptions": 1, "not_honored": 0}  # fmt: skip
+
+
+def test_a_failure_reason_is_read_in_any_casing():
+    assert BulkImportStatus.model_validate({"status": "failed", "errorMessage": "Quota"}).failure_reason() == "Quota"
+
+
+@pytest.mark.parametrize(
+    "records",
+    [
+        [{"SequenceNumber": 4, "Exceptions": [{"Code": "E", "Message": "bad"}]}],  # the documented list
+        {"4": {"Exceptions": [{"Code": "E", "Message": "bad"}]}},  # an object keyed by SequenceNumber
+        {"SequenceNumber": 4, "Exceptions": {"Code": "E", "Message": "bad"}},  # a single object
+        [{"sequenceNumber": "4", "exceptions": {"E": {"message": "bad"}}}],  # camelCase, definitions keyed by Code
+    ],
+    ids=["list", "keyed", "single", "camel"],
+)
+def test_exception_records_are_read_in_any_shape(records):
+    page = ExceptionsPage.from_body({"count": 1, "hasMore": False, "userProfilePreferences": records})
+    assert page.HasMore is False and [(r.SequenceNumber, r.reasons()) for r in page.records] == [(4, ["E: bad"])]
+
+
+def test_an_exception_record_s_echo_is_read_in_any_casing():
+    record = ExceptionRecord.model_validate(
+        {"sequenceNumber": 7, "emails": {"emailAddress": "bad@", "exceptions": ["Email does not match RegEx"]},
+         "alternateIds": [{"alternateIdType": "CRM_ID", "alternateId": "C-7"}]}
+    )  # fmt: skip
+    assert record.reasons() == ["emails: Email does not match RegEx"] and record.key == "C-7"
+
+
+def test_a_page_without_has_more_leaves_the_end_to_an_empty_page():
+    assert ExceptionsPage.from_body({"Count": 0}).HasMore is None
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"Count": 2, "Failures": [{"SequenceNumber": 1}]}, {"Count": 2, "UserProfilePreferences": []}],
+    ids=["unknown-wrapper", "empty-list"],
+)
+def test_a_page_that_counts_records_it_does_not_hold_is_a_protocol_error_with_an_excerpt(body):
+    with pytest.raises(VendorProtocolError, match="counts 2 records but holds") as raised:
+        ExceptionsPage.from_body(body)
+    assert raised.value.answer is not None and '"Count": 2' in raised.value.answer
+
+
+def test_an_unreadable_status_answer_carries_a_redacted_excerpt():
+    with pytest.raises(VendorProtocolError, match="not a readable import status") as raised:
+        answering(200, {"AccessToken": "abc-918273", "Status": "Staging"}).poll(job(vendor_ref=LIVE_REF))
+    assert "abc-918273" not in raised.value.answer and "Staging" in raised.value.answer
+
+
+def test_an_unknown_status_word_stays_running_with_a_redacted_excerpt_of_the_answer():
+    imports = answering(200, {"AccessToken": 918273, "Status": "Archived", "Processed": 3})
+    outcome = imports.poll(job(vendor_ref=LIVE_REF))
+    assert outcome.state is VendorState.RUNNING and outcome.raw_status == "Archived"
+    assert '"Status": "Archived"' in outcome.unknown_status_answer and "918273" not in outcome.unknown_status_answer
+    assert answering(200, {"Status": "Processing"}).poll(job(vendor_ref=LIVE_REF)).unknown_status_answer is None
+
+
+# --- exception pages (VENDORS.md 2.3.5) -------------------------------------------------------------
+
+
+def paged_vendor(failed: list[int], *, cap: int, has_more: bool = True):
+    """A vendor that lists `failed` 1-based, serving at most `cap` records per page whatever the limit."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        offset, limit = int(request.url.params["offset"]), int(request.url.params["limit"])
+        page = failed[offset - 1 : offset - 1 + min(cap, limit)]
+        body = {"Count": len(page), "UserProfilePreferences": [{"SequenceNumber": n} for n in page]}
+        if has_more:
+            body["HasMore"] = offset - 1 + len(page) < len(failed)
+        return httpx.Response(200, json=body)
+
+    return Recorder(answer)
+
+
+@pytest.mark.parametrize("has_more", [True, False], ids=["has-more", "has-more-missing"])
+def test_pages_smaller_than_asked_for_lose_no_record(has_more):
+    failed = [2, 3, 5, 8, 13, 21, 34]
+    transport = paged_vendor(failed, cap=3, has_more=has_more)
+    listed = [number for number, _, _ in adapter(transport, page_size=5).failures(job(vendor_ref=LIVE_REF))]
+    assert listed == failed
+    offsets = [int(r.url.params["offset"]) for r in transport.requests]
+    # The next page starts after the records sent (1, 4, 7), not at 1 + n*5; without HasMore an
+    # empty page ends it.
+    assert offsets == ([1, 4, 7] if has_more else [1, 4, 7, 8])
+
+
+def test_a_page_repeating_the_one_before_is_a_protocol_error_not_a_loop():
+    same = {"UserProfilePreferences": [{"SequenceNumber": 1}, {"SequenceNumber": 2}]}
+    transport = Recorder(lambda request: httpx.Response(200, json=same))
+    with pytest.raises(VendorProtocolError, match="page at offset 3 holds only records it listed before") as raised:
+        list(adapter(transport, page_size=2).failures(job(vendor_ref=LIVE_REF)))
+    assert "SequenceNumbers" in raised.value.answer and len(transport.requests) == 2
+
+
+def test_a_page_of_records_already_listed_is_a_protocol_error():
+    # A vendor that ignores offset past the first page: page 2 is page 1 in another order.
+    pages = iter([[1, 2], [2, 1], [3]])
+    def body(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"HasMore": True, "UserProfilePreferences": [{"SequenceNumber": n} for n in next(pages)]})
+
+    with pytest.raises(VendorProtocolError, match="only records it listed before") as raised:
+        list(adapter(Recorder(body), page_size=2).failures(job(vendor_ref=LIVE_REF)))
+    assert raised.value.answer is not None
+
+
+def test_a_record_listed_twice_is_reported_once():
+    pages = iter([[1, 2], [2, 3], []])
+    body = lambda request: httpx.Response(200, json={"UserProfilePreferences": [{"SequenceNumber": n} for n in next(pages)]})  # noqa: E731
+    assert [n for n, _, _ in adapter(Recorder(body), page_size=2).failures(job(vendor_ref=LIVE_REF))] == [1, 2, 3]
 
 
 # --- error answers (VENDORS.md 2.4) ---------------------------------------------------------------------
@@ -629,9 +776,68 @@ def test_401_on_initiate_means_the_account_s_credentials():
         answering(401, {"Message": "Authorization has been denied for this request."}).open(job())
 
 
-def test_an_initiate_answer_without_an_access_token_is_a_protocol_error():
-    with pytest.raises(VendorProtocolError, match="no AccessToken"):
-        answering(200, {"Status": "Initiated"}).open(job())
+# --- Initiate is never repeated blindly (api.py ASSUMPTIONS; rule: outcome unknown) ---------------------
+
+QUOTA = "an import may have been opened at MyPreferences.* counts against the account's daily import quota.* not sent again"
+
+
+@pytest.mark.parametrize(
+    ("body", "said"),
+    [
+        (json.dumps({"Status": "Initiated", "Name": "nightly"}).encode(), "answered without an AccessToken"),
+        (b'{"Name": "nightly", "AccessToken": 918273, "Status": "Initi', "answered with a body that is not JSON"),
+        (b"[1, 2]", "answered with something that is not an import status"),
+        (json.dumps({"AccessToken": "T-1", "Status": "Initiated"}).encode(), "answered with something that is not an import status"),
+    ],
+    ids=["no-token", "cut-short", "not-a-status", "token-not-a-number"],
+)
+def test_an_unreadable_initiate_answer_is_an_unknown_outcome_sent_once(body, said):
+    transport = Recorder(lambda request: httpx.Response(200, content=body))
+    with pytest.raises(VendorOutcomeUnknown, match=f"Initiate {said}: {QUOTA}") as raised:
+        adapter(transport).open(job())
+    assert len(transport.requests) == 1
+    assert raised.value.code == "VENDOR_PROTOCOL" and raised.value.answer and "918273" not in raised.value.answer
+
+
+@pytest.mark.parametrize("error", [httpx.ReadTimeout("read"), httpx.RemoteProtocolError("closed"), httpx.WriteTimeout("w")])
+def test_an_initiate_that_got_no_answer_is_an_unknown_outcome(error):
+    def lose(request):
+        raise error
+
+    with pytest.raises(VendorOutcomeUnknown, match=f"Initiate got no answer \\({type(error).__name__}\\): {QUOTA}"):
+        adapter(httpx.MockTransport(lose)).open(job())
+
+
+def test_an_initiate_that_never_connected_or_got_an_error_answer_stays_transient():
+    def refuse(request):
+        raise httpx.ConnectError("connection refused")
+
+    with pytest.raises(VendorTransientError, match="Initiate failed: ConnectError"):
+        adapter(httpx.MockTransport(refuse)).open(job())
+    with pytest.raises(VendorTransientError, match="Initiate answered HTTP 503"):
+        answering(503, b"busy").open(job())
+
+
+def test_an_oauth_token_failure_before_initiate_is_not_an_unknown_outcome():
+    oauth = {"scheme": "oauth", "token_url": f"{BASE}/oauth/token", "oauth_client_id": "c" * 48,
+             "oauth_client_secret": OAUTH_SECRET}  # fmt: skip
+    account = MyPreferencesAccount.model_validate(account_secret(auth=oauth))
+
+    def token_endpoint_cut(request):
+        if request.url.path == "/oauth/token":
+            raise httpx.ReadTimeout("token endpoint hung")
+        raise AssertionError("Initiate must not be sent without a token")
+
+    imports = MyPreferencesImports(account, http=httpx.Client(transport=httpx.MockTransport(token_endpoint_cut)), now=lambda: T0)
+    with pytest.raises(VendorTransientError, match="Initiate timed out"):
+        imports.open(job())
+
+
+def test_the_access_token_read_from_initiate_is_masked_in_later_excerpts():
+    from jobrelay.vendors.redaction import excerpt
+
+    answering(200, {"AccessToken": 55501234, "Status": "Initiated"}).open(job())
+    assert "55501234" not in excerpt("GET /Import/55501234 answered oddly")
 
 
 def test_transport_failures_are_transient():
@@ -697,3 +903,128 @@ def test_the_client_uses_the_inferred_paths():
         ("GET", f"{BASE}/Profiles/Async/ACME_CORP/Import/5"),
         ("GET", f"{BASE}/Profiles/Async/ACME_CORP/Import/5/Exceptions?limit=10&offset=11"),
     ]
+
+
+# --- reconciliation against the vendor's counts (VENDORS.md 2.5; api.py ASSUMPTIONS, NotHonored) -----
+
+
+def counts(received=10, ok=10, failed=0, processed=10, pending=0, exceptions=0, not_honored=0) -> dict[str, int]:
+    return {"received": received, "validation_ok": ok, "validation_failed": failed, "processed": processed,
+            "pending": pending, "exceptions": exceptions, "not_honored": not_honored}  # fmt: skip
+
+
+def reconciled(vendor_counts: dict, *, sent: int = 10, listed: int = 0, status: str = "Completed"):
+    finished = job(vendor_ref={**LIVE_REF, "last_status": status}).model_copy(
+        update={"progress": Progress(percent=100, counts=vendor_counts)}
+    )
+    rec = Reconciler(vendor=vendor_counts)
+    answering(200, {}).reconcile(finished, ImportTotals(read=sent, refused=0, sent=sent, listed_failures=listed, warnings=0), rec)
+    return rec.result()
+
+
+def disagreeing(result) -> list[str]:
+    return [check.check for check in result.checks if not check.agree]
+
+
+def test_a_clean_import_reconciles_completely():
+    result = reconciled(counts())
+    assert result.complete and result.reconciled is True and result.shortfall == []
+    assert len(result.checks) == 5  # sent/received, validation, listed, processed, pending
+
+
+@pytest.mark.parametrize("status", ["COMPLETED", "Complete", "done", "Success"])
+def test_any_plain_completion_word_is_complete(status):
+    assert reconciled(counts(), status=status).complete
+
+
+def test_validation_failures_and_exceptions_that_are_all_listed_reconcile_but_are_partial():
+    result = reconciled(counts(ok=8, failed=2, processed=7, exceptions=1), listed=3)
+    assert result.reconciled is True and not result.complete
+    assert result.shortfall == [
+        "2 records failed MyPreferences' validation at staging and were not imported (see failed_records.jsonl)",
+        "1 records became exceptions while MyPreferences imported them (see failed_records.jsonl)",
+    ]
+
+
+def test_failed_records_listed_short_of_the_vendor_s_counts_never_reconcile():
+    # The paging bug: the vendor counted 2 refused + 3 exceptions, but only 2 records were listed.
+    result = reconciled(counts(ok=8, failed=2, processed=5, exceptions=3), listed=2)
+    assert result.reconciled is False and not result.complete
+    assert disagreeing(result) == ["records listed as failed vs ValidationFailed + Exceptions (+ NotHonored)"]
+    explained = "MyPreferences listed 2 failed records but its counts make 5 (2 failed validation, 3 exceptions, 0 not honoured)"
+    assert explained in result.shortfall
+
+
+@pytest.mark.parametrize(
+    ("vendor_counts", "listed", "notes", "where"),
+    [
+        (counts(processed=7, not_honored=3), 3,
+         ["the 3 not-honoured records are listed among the exceptions", "the 3 not-honoured records are counted apart from Processed"],
+         " (see failed_records.jsonl)"),
+        (counts(processed=10, not_honored=3), 3,
+         ["the 3 not-honoured records are listed among the exceptions", "the 3 not-honoured records are counted among Processed"],
+         " (see failed_records.jsonl)"),
+        (counts(processed=7, not_honored=3), 0,
+         ["the 3 not-honoured records are not listed among the exceptions", "the 3 not-honoured records are counted apart from Processed"],
+         "; MyPreferences does not list which ones"),
+        (counts(processed=10, not_honored=3), 0,
+         ["the 3 not-honoured records are not listed among the exceptions", "the 3 not-honoured records are counted among Processed"],
+         "; MyPreferences does not list which ones"),
+    ],
+    ids=["listed-apart", "listed-among-processed", "unlisted-apart", "unlisted-among-processed"],
+)  # fmt: skip
+def test_not_honoured_records_reconcile_under_the_reading_the_counts_fit_and_are_partial(vendor_counts, listed, notes, where):
+    result = reconciled(vendor_counts, listed=listed)
+    assert result.reconciled is True and not result.complete
+    assert [check.note for check in result.checks if check.note] == notes
+    assert result.shortfall == [f"3 records were not honoured by MyPreferences during the import{where}"]
+
+
+def test_not_honoured_counts_that_fit_neither_reading_disagree():
+    result = reconciled(counts(processed=5, not_honored=3), listed=1)
+    assert disagreeing(result) == [
+        "records listed as failed vs ValidationFailed + Exceptions (+ NotHonored)",
+        "ValidationSuccessful vs Processed + Exceptions (+ NotHonored)",
+    ]
+    assert (
+        "10 records passed MyPreferences' validation but only 8 (or 5 without the not-honoured records) are accounted "
+        "for (5 processed, 0 exceptions, 3 not honoured)"
+    ) in result.shortfall
+
+
+@pytest.mark.parametrize(
+    ("vendor_counts", "sent", "check", "explained"),
+    [
+        (counts(received=9, ok=9, processed=9), 10, "records staged vs MyPreferences' TotalRecordsReceived",
+         "we staged 10 records but MyPreferences counts 9 received"),
+        (counts(ok=7, processed=7), 10, "TotalRecordsReceived vs ValidationSuccessful + ValidationFailed",
+         "MyPreferences received 10 records but counts 7 as validated (7 passed, 0 failed)"),
+        (counts(processed=8, pending=2), 10, "records still Pending once MyPreferences said the import ended",
+         "MyPreferences says the import ended but still counts 2 records pending: its counts are not final"),
+    ],
+    ids=["sent-vs-received", "received-vs-validated", "pending"],
+)  # fmt: skip
+def test_counts_that_do_not_add_up_are_never_complete(vendor_counts, sent, check, explained):
+    result = reconciled(vendor_counts, sent=sent)
+    assert check in disagreeing(result) and explained in result.shortfall and not result.complete
+
+
+@pytest.mark.parametrize("status", ["CompletedWithErrors", "Completed_With_Exceptions", "completedWithWarnings"])
+def test_a_completed_with_errors_word_is_partial_even_when_the_counts_add_up(status):
+    result = reconciled(counts(), status=status)
+    assert result.reconciled is True and not result.complete
+    assert result.shortfall == [f"MyPreferences ended the import as {status!r}, not plainly completed"]
+
+
+def test_failed_with_records_processed_is_partial_and_says_not_to_run_it_again():
+    result = reconciled(counts(processed=4), status="Failed")
+    assert not result.complete and result.reconciled is False
+    assert result.shortfall[-1] == (
+        "MyPreferences reports the import as 'Failed' (by its docs: nothing added) yet counts 4 records processed: "
+        "those were imported, so do not run the whole import again"
+    )
+
+
+def test_without_vendor_counts_nothing_is_checked():
+    result = reconciled({})
+    assert result.checks == [] and result.reconciled is None and result.complete

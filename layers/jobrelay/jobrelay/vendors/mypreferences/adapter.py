@@ -1,5 +1,6 @@
 """MyPreferences' side of a bulk import (the VendorImports port): check and encode records, Initiate
-the import, Stage batches, Execute it, follow its status, list the records that failed.
+the import, Stage batches, Execute it, follow its status, list the records that failed, and check
+the result against the vendor's own counts (reconcile.py).
 
 Everything after Initiate rides on the import's access token, which dies after 6 (or 12) hours
 (VENDORS.md 2.3.1). `open` records when we take it to die, and every later call checks that first,
@@ -15,14 +16,16 @@ import httpx
 
 from jobrelay.domain.errors import VendorProtocolError, VendorRejected
 from jobrelay.domain.job import Job, Progress, utcnow
+from jobrelay.domain.reconciliation import Reconciler
 from jobrelay.operations import stored_params
-from jobrelay.ports import BatchLimits, PollOutcome, StagedBatch, VendorState
+from jobrelay.ports import BatchLimits, ImportTotals, PollOutcome, StagedBatch, VendorState
 from jobrelay.vendors.http import shared_http_client
 from jobrelay.vendors.mypreferences.api import (
     EXCEPTIONS_PAGE_SIZE,
     FIRST_OFFSET,
     MAX_RECORDS_PER_IMPORT,
     STAGE_BYTES_DEFAULT,
+    ExceptionsPage,
     InitiateRequest,
     UserProfilePreference,
     access_token_expiry,
@@ -32,6 +35,9 @@ from jobrelay.vendors.mypreferences.api import (
 from jobrelay.vendors.mypreferences.auth import MyPreferencesAccount
 from jobrelay.vendors.mypreferences.client import MyPreferencesClient
 from jobrelay.vendors.mypreferences.params import BulkImportParams
+from jobrelay.vendors.mypreferences.reconcile import reconcile_import
+from jobrelay.vendors.reading import Page, PageTally, follow_pages
+from jobrelay.vendors.redaction import excerpt, register_secret
 
 __all__ = ["MyPreferencesAccount", "MyPreferencesImports", "mypreferences_imports"]
 
@@ -40,9 +46,6 @@ log = logging.getLogger(__name__)
 
 class MyPreferencesImports:
     """The VendorImports port for one MyPreferences account."""
-
-    # Records refused at staging or at execution; each is also listed by failures().
-    shortfall_counts = ("validation_failed", "exceptions")
 
     def __init__(
         self,
@@ -121,17 +124,20 @@ class MyPreferencesImports:
         self._client.execute(token)
 
     def poll(self, job: Job) -> PollOutcome:
+        """The import's state from its Status word (api.py, STATUS_TABLE). The counts of the answer
+        that says it is done are final: reconcile() checks the result against them."""
         status = self._client.status(self._live_token(job))
-        state = status.state
-        log.info("MyPreferences import is %s (status %r)", state, status.Status)
+        reading = status.reading
+        log.info("MyPreferences import is %s (status %r)", reading.state, status.Status)
         note = f"MyPreferences: {status.Status}"
         progress = Progress(percent=status.percent_done(), counts=status.counts(), note=note)
         return PollOutcome(
-            state=state,
+            state=reading.state,
             raw_status=status.Status,
             progress=progress,
-            message=status.failure_reason() if state is VendorState.FAILED else None,
+            message=status.failure_reason() if reading.state is VendorState.FAILED else None,
             vendor_ref_updates={"status": status.Status},
+            unknown_status_answer=None if reading.known else status.excerpt(),
         )
 
     def failures(self, job: Job) -> Iterator[tuple[int, list[str], str | None]]:
@@ -144,18 +150,46 @@ class MyPreferencesImports:
         expires with its staged data; one executed runs to its end."""
         return False
 
+    def reconcile(self, job: Job, totals: ImportTotals, rec: Reconciler) -> None:
+        """Our totals against the vendor's final counts (reconcile.py)."""
+        reconcile_import(job.progress.counts, job.vendor_ref.get("last_status"), totals, rec)
+
     def _exception_records(self, token: int) -> Iterator[tuple[int, list[str], str | None]]:
-        max_pages = MAX_RECORDS_PER_IMPORT // self._page_size + 1  # more than an import can hold
-        for page_number in range(max_pages):
-            offset = FIRST_OFFSET + page_number * self._page_size
+        """Every exception record once, page after page (api.py, EXCEPTIONS_PAGE_SIZE): the next
+        page starts after the records the vendor actually sent."""
+        seen = _SequenceNumbers()
+        last: dict[str, Any] = {}
+
+        def fetch(offset: int, _cursor: str | None) -> Page:
             page = self._client.exceptions(token, limit=self._page_size, offset=offset)
-            for record in page.records:
-                yield record.SequenceNumber, record.reasons(), record.key
-            if not page.HasMore:
-                return
-            if not page.records:
-                raise VendorProtocolError(f"MyPreferences says more exceptions follow offset {offset} but sent none")
-        raise VendorProtocolError(f"MyPreferences' exception pages did not end after {max_pages} pages")
+            last.update(offset=offset, page=page)
+            if page.Offset is not None and page.Offset != offset:
+                log.warning("MyPreferences answered exceptions at offset %d with Offset %d", offset, page.Offset)
+            return Page(records=page.records, more=page.HasMore)
+
+        tally = PageTally()
+        pages = follow_pages(
+            fetch, first=FIRST_OFFSET, what="MyPreferences' exception pages", max_pages=MAX_RECORDS_PER_IMPORT + 2, tally=tally
+        )
+        try:
+            for page in pages:
+                fresh = [record for record in page.records if seen.add(record.SequenceNumber)]
+                if page.records and not fresh:
+                    raise VendorProtocolError(
+                        f"MyPreferences' exception page at offset {last['offset']} holds only records it listed before "
+                        f"(SequenceNumbers {page.records[0].SequenceNumber}..{page.records[-1].SequenceNumber}); "
+                        "the pages make no progress"
+                    )
+                if len(fresh) < len(page.records):
+                    log.warning("MyPreferences listed %d exception records twice; each is reported once", len(page.records) - len(fresh))
+                for record in fresh:
+                    yield record.SequenceNumber, record.reasons(), record.key
+        except VendorProtocolError as stuck:
+            if stuck.answer is not None or "page" not in last:
+                raise
+            # follow_pages' own findings (a repeated page, no end): show the page that caused it.
+            raise VendorProtocolError(str(stuck), answer=excerpt(_page_answer(last["page"]))) from None
+        log.info("MyPreferences listed %d exception records in %d pages", seen.count, tally.pages)
 
     def _live_token(self, job: Job) -> int:
         """The import's access token, or VendorRejected once the time we gave it has passed."""
@@ -168,6 +202,7 @@ class MyPreferencesImports:
                 f"the import's access token expired at {expires_at.isoformat()} (MyPreferences keeps it 6 to 12 "
                 "hours after Initiate); the import cannot go on, submit it again"
             )
+        register_secret(str(token))  # this process may not be the one that read it from Initiate
         return int(token)
 
 
@@ -187,6 +222,35 @@ def initiate_request(params: BulkImportParams) -> InitiateRequest:
     )
 
 
+class _SequenceNumbers:
+    """The SequenceNumbers listed so far, in a bitmap: an import holds at most 10 million records
+    (1.25 MB of bits), where a set of that many ints would take hundreds of MB. Numbers outside
+    that range (not positions of staged records) go to a small set."""
+
+    def __init__(self, limit: int = MAX_RECORDS_PER_IMPORT):
+        self._limit = limit
+        self._bits = bytearray()
+        self._others: set[int] = set()
+        self.count = 0
+
+    def add(self, number: int) -> bool:
+        """True when `number` is new."""
+        if not 1 <= number <= self._limit:
+            new = number not in self._others
+            self._others.add(number)
+        else:
+            byte, bit = divmod(number - 1, 8)
+            if byte >= len(self._bits):
+                self._bits.extend(bytes(byte + 1 - len(self._bits)))
+            new = not self._bits[byte] & (1 << bit)
+            self._bits[byte] |= 1 << bit
+        self.count += new
+        return new
+
+
+def _page_answer(page: ExceptionsPage) -> dict[str, Any]:
+    """A page as an excerpt shows it: its header and the records' numbers (their echo is not needed)."""
+    return {**page.model_dump(exclude_none=True), "SequenceNumbers": [record.SequenceNumber for record in page.records]}
 
 
 def mypreferences_imports(secret: dict[str, Any], *, not_found_grace_seconds: int = 0) -> MyPreferencesImports:

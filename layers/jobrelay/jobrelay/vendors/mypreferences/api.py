@@ -3,8 +3,9 @@
 The Integration API documents its models well and its routes, auth details and error bodies poorly
 (VENDORS.md 2.1-2.4). Whatever had to be guessed sits in the ASSUMPTIONS block below, each entry
 naming the VENDORS.md section and Unknown it answers, so a real response can correct a guess in one
-place. Answers are read leniently (unknown fields ignored, missing counters read as 0) and raise
-VendorProtocolError only when nothing usable is left.
+place. Answers are read leniently (unknown fields ignored, missing counters read as 0, keys in any
+casing) and raise VendorProtocolError, with a redacted excerpt of the answer, only when nothing usable
+is left.
 
 This module imports no HTTP library: the params model and the record checks use it too.
 """
@@ -13,14 +14,26 @@ import json
 import logging
 import re
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from jobrelay.domain.errors import VendorProtocolError
 from jobrelay.ports import VendorState
 from jobrelay.vendors.answers import Counter, error_message
+from jobrelay.vendors.reading import CaselessModel, as_int, collection, fold, has_key, lookup, nothing, text
+from jobrelay.vendors.redaction import excerpt
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +41,12 @@ log = logging.getLogger(__name__)
 # =================================================================================================
 # ASSUMPTIONS about what MyPreferences sends and accepts. Check each against a real response.
 # =================================================================================================
+
+# VENDORS.md 2 leaves the shapes of answers open (casing, how a list is wrapped, numbers as text).
+# Every answer is read through the shared reading layer, jobrelay.vendors.reading (its rules are in
+# its docstring): keys in any casing or separators (`TotalRecordsReceived`, `totalRecordsReceived`,
+# `total_records_received`), collections as a list, an object keyed by id or a single object,
+# numbers as numbers or digit strings, and pages followed until the vendor says they end.
 
 # VENDORS.md 2.1, Unknown 10: only the Execute route is confirmed (legacy help site, relative to the
 # /Profiles/ application). The others follow its pattern; Stage and Status share the token's path
@@ -64,18 +83,30 @@ MAX_RECORDS_PER_IMPORT = 10_000_000
 # zone misread), is ignored and logged, leaving the six hours.
 ACCESS_TOKEN_LIFETIME = timedelta(hours=6)
 
-# VENDORS.md 2.3.4, Unknown 16: the documented Status words, compared without regard to case. The
-# Execute page says "Complete" while the enum says "Completed", so any word starting "complet" is
-# done. Any other word is logged with its raw value and kept RUNNING (DESIGN.md, Job model).
+# VENDORS.md 2.3.4, Unknown 16: the documented Status words and their likely synonyms, compared as
+# reading.fold compares keys (case, spaces, `_` and `-` ignored: "COMPLETED", "Complete", "in
+# progress"). The Execute page says "Complete" while the enum says "Completed"; both, and "Done",
+# "Success", ..., are done. Any other word starting "complet" ("CompletedWithErrors",
+# "Completed_With_Exceptions", "CompleteWithWarnings") is done too, but *qualified*: the import ended
+# and its counts are final, yet the vendor says it did not end cleanly. We cannot know what an
+# undocumented qualifier covers, so reconcile() makes such an import PARTIAL, quoting the word, and
+# the counts say what is missing. Any word not in the table is logged with its raw value and kept
+# RUNNING, with a redacted excerpt of the answer on the job's timeline (DESIGN.md, Job model).
 STATUS_TABLE: dict[str, VendorState] = {
-    "initiated": VendorState.RUNNING,
-    "staging": VendorState.RUNNING,
-    "queued": VendorState.RUNNING,
-    "processing": VendorState.RUNNING,
-    "failed": VendorState.FAILED,
+    **dict.fromkeys(("initiated", "initiate", "created", "new", "open"), VendorState.RUNNING),
+    **dict.fromkeys(("staging", "staged"), VendorState.RUNNING),
+    **dict.fromkeys(("queued", "pending", "waiting", "scheduled", "executed"), VendorState.RUNNING),
+    **dict.fromkeys(("processing", "inprogress", "running", "importing", "executing"), VendorState.RUNNING),
+    **dict.fromkeys(("completed", "complete", "done", "success", "succeeded", "successful", "finished"), VendorState.DONE),
+    **dict.fromkeys(("failed", "failure", "fail", "error", "errored"), VendorState.FAILED),
 }
-DONE_PREFIX = "complet"
-STAGING_STATUSES = frozenset({"initiated", "staging"})  # Execute has not been accepted yet
+QUALIFIED_DONE_PREFIX = "complet"  # "completedwitherrors" and the like: done, not cleanly
+STAGING_STATUSES = frozenset({"initiated", "initiate", "created", "new", "open", "staging", "staged"})
+
+# VENDORS.md 2.3.4: `Failed` means "none of the staged records were added". A Failed import whose
+# counts show records Processed contradicts that: some records were imported. Reporting FAILED would
+# invite the user to run the import again and import those records twice, so such an import is
+# read as done (qualified) and reconcile() explains the shortfall (PARTIAL).
 
 # VENDORS.md 2.3.3: whether Execute may be repeated is not documented. An Execute retried after a
 # timeout may already have reached MyPreferences, so the adapter reads the status first and skips
@@ -90,10 +121,36 @@ FAILURE_REASON_KEYS = ("Message", "StatusMessage", "ErrorMessage", "Error")
 # elements (each email, ...) are all named `Exceptions`.
 EXCEPTIONS_KEY = "Exceptions"
 
-# VENDORS.md 2.3.5: `limit` defaults to 1000 and `offset` is 1-based; page n (from 0) starts at
-# offset 1 + n*limit, and `HasMore` says whether another page follows.
+# VENDORS.md 2.3.5: `limit` defaults to 1000 and `offset` is 1-based. A vendor may serve pages
+# smaller than the `limit` we ask for, so the next page starts after the records it actually sent
+# (offset + records received), never at 1 + n*limit. Pages end when `HasMore` is false or a page is
+# empty; without `HasMore` we keep asking until a page is empty. A page made only of records already
+# listed (by SequenceNumber), or one repeating the page before, is a protocol error, not a loop. A
+# record listed twice is listed once. A page whose `Count` is above 0 but whose records we cannot
+# find under any of EXCEPTION_RECORD_KEYS is a protocol error (its wrapper is not one we know).
 EXCEPTIONS_PAGE_SIZE = 1000
 FIRST_OFFSET = 1
+
+# VENDORS.md 2.3.4/2.5, Unknown 16: `NotHonored` is "not honoured by the system during import;
+# meaning not defined further". We take a not-honoured record as one that did not make it (a
+# shortfall: PARTIAL). The docs leave two things open, and reconcile() accepts either reading only
+# when the counts say which one the vendor used (with no not-honoured record both readings agree):
+# - whether Retrieve exceptions lists them: records listed == ValidationFailed + Exceptions
+#   + NotHonored (listed; failed_records.jsonl names them) or == ValidationFailed + Exceptions (not
+#   listed; the shortfall says MyPreferences does not name them);
+# - whether they are counted apart from `Processed` or among it: ValidationSuccessful == Processed
+#   + Exceptions + NotHonored (apart) or == Processed + Exceptions (among the processed).
+# Counts that fit neither reading disagree, and the import is PARTIAL naming both.
+# The sandbox (devstack/sandbox/mypreferences.py, `not_honored`) lists them and counts them apart
+# by default; both other readings can be switched on there.
+
+# VENDORS.md 2.3.1, 2.5: Initiate opens an import and spends one of the account's daily imports.
+# An Initiate that got no answer (a timeout, a dropped connection after it was sent) or an answer we
+# cannot read (not JSON, no AccessToken) may have opened one: it is never sent again
+# (VendorOutcomeUnknown). The import it may have opened is never executed, so it imports nothing and
+# expires with its token, but it counts against the quota. A connection that could not even be
+# opened, and the OAuth token request before it, never reached Initiate: those stay transient.
+# The AccessToken is a per-import credential: it is masked in every excerpt of an answer.
 
 # VENDORS.md 2.3.2, Unknown 13: the sub-field names of `CustomerName` and of `AlternateIds` entries
 # are assumed (CustomerNameElement, AlternateIdElement below). Sub-fields we do not know are passed
@@ -137,20 +194,36 @@ SIGNATURE_BACKDATE = timedelta(seconds=5)
 # --- status --------------------------------------------------------------------------------------
 
 
-def vendor_state(raw_status: str | None) -> VendorState:
-    """Our reading of an import's Status word (see STATUS_TABLE)."""
-    word = (raw_status or "").strip().lower()
-    if word.startswith(DONE_PREFIX):
-        return VendorState.DONE
+@dataclass(frozen=True)
+class StatusReading:
+    """What an import's Status word (and its counts) tell us."""
+
+    state: VendorState
+    known: bool  # the word is in STATUS_TABLE or a qualified completion
+    qualified: bool = False  # done, but not cleanly: a "with errors" word, or Failed with records processed
+
+
+def read_status(raw_status: str | None, processed: int = 0) -> StatusReading:
+    """Our reading of an import's Status word; `processed` is the answer's Processed count (see
+    STATUS_TABLE and the Failed note above it)."""
+    word = fold(raw_status or "")
     state = STATUS_TABLE.get(word)
-    if state is None:
-        log.warning("MyPreferences import status %r is not in our table; treating the import as running", raw_status)
-        return VendorState.RUNNING
-    return state
+    if state is VendorState.FAILED and processed > 0:
+        return StatusReading(VendorState.DONE, known=True, qualified=True)
+    if state is not None:
+        return StatusReading(state, known=True)
+    if word.startswith(QUALIFIED_DONE_PREFIX):
+        return StatusReading(VendorState.DONE, known=True, qualified=True)
+    log.warning("MyPreferences import status %r is not in our table; treating the import as running", raw_status)
+    return StatusReading(VendorState.RUNNING, known=False)
+
+
+def vendor_state(raw_status: str | None, processed: int = 0) -> VendorState:
+    return read_status(raw_status, processed).state
 
 
 def is_staging(raw_status: str | None) -> bool:
-    return (raw_status or "").strip().lower() in STAGING_STATUSES
+    return fold(raw_status or "") in STAGING_STATUSES
 
 
 def access_token_expiry(expires: str | None, initiated_at: datetime) -> datetime:
@@ -198,15 +271,20 @@ class InitiateRequest(BaseModel):
         return self.model_dump(exclude_none=True)
 
 
+def _access_token(value: Any) -> Any:
+    """AccessToken is documented as an int; digits sent as text are read too. Anything else is left
+    for validation to refuse (an import we could not address)."""
+    number = as_int(value)
+    return value if number is None and not nothing(value) else number
 
 
-class BulkImportStatus(BaseModel):
-    """The answer to Initiate, Stage, Execute and Retrieve status. Extra fields are kept: a failure
-    reason may hide in one (FAILURE_REASON_KEYS)."""
+class BulkImportStatus(CaselessModel):
+    """The answer to Initiate, Stage, Execute and Retrieve status, its keys in any casing. Extra
+    fields are kept: a failure reason may hide in one (FAILURE_REASON_KEYS)."""
 
     model_config = ConfigDict(extra="allow")
 
-    AccessToken: int | None = None
+    AccessToken: Annotated[int | None, BeforeValidator(_access_token)] = None
     Status: str | None = None
     Expires: str | None = None
     Name: str | None = None
@@ -218,16 +296,30 @@ class BulkImportStatus(BaseModel):
     Exceptions: Counter = 0
     NotHonored: Counter = 0
 
+    _body: Any = PrivateAttr(default=None)  # the answer as it came, for an excerpt
+
     @classmethod
     def from_body(cls, body: Any, call: str) -> "BulkImportStatus":
         try:
-            return cls.model_validate(body)
+            status = cls.model_validate(body)
         except ValidationError:
-            raise VendorProtocolError(f"MyPreferences' answer to {call} is not a readable import status") from None
+            raise VendorProtocolError(
+                f"MyPreferences' answer to {call} is not a readable import status", answer=excerpt(body)
+            ) from None
+        status._body = body
+        return status
+
+    def excerpt(self) -> str:
+        """A bounded, redacted excerpt of the answer (the AccessToken masked)."""
+        return excerpt(self._body if self._body is not None else self.model_dump(mode="json"))
+
+    @property
+    def reading(self) -> StatusReading:
+        return read_status(self.Status, self.Processed)
 
     @property
     def state(self) -> VendorState:
-        return vendor_state(self.Status)
+        return self.reading.state
 
     def counts(self) -> dict[str, int]:
         """The counters under the names our users see (job progress and result)."""
@@ -250,11 +342,9 @@ class BulkImportStatus(BaseModel):
         return max(0, min(100, self.Processed * 100 // self.ValidationSuccessful))
 
     def failure_reason(self) -> str:
-        extra = self.model_extra or {}
-        for key in FAILURE_REASON_KEYS:
-            value = extra.get(key)
-            if isinstance(value, str) and value.strip():
-                return value.strip()
+        reason = lookup(self.model_extra or {}, *FAILURE_REASON_KEYS)
+        if isinstance(reason, str) and reason.strip():
+            return reason.strip()
         return f"MyPreferences reports the import as {self.Status!r}: none of the staged records were added"
 
 
@@ -348,14 +438,20 @@ class UserProfilePreference(_Documented):
 
 def profile_key(profile: Mapping[str, Any]) -> str | None:
     """The value that names a profile to a person: its first alternate id, else its first email,
-    else its ProfileId. Works on staged records and on the exceptions call's echo of them."""
-    for collection, field in (("AlternateIds", "AlternateId"), ("Emails", "EmailAddress")):
-        for element in profile.get(collection) or ():
-            value = element.get(field) if isinstance(element, Mapping) else None
-            if value not in (None, ""):
-                return str(value)
-    profile_id = profile.get("ProfileId")
-    return None if profile_id in (None, "") else str(profile_id)
+    else its ProfileId. Works on staged records and on the exceptions call's echo of them (whose
+    keys may come in any casing, its elements as a list or a single object)."""
+    for name, field in (("AlternateIds", "AlternateId"), ("Emails", "EmailAddress")):
+        for element in _elements(lookup(profile, name)):
+            value = text(lookup(element, field))
+            if value is not None:
+                return value
+    return text(lookup(profile, "ProfileId"))
+
+
+def _elements(value: Any) -> list[Mapping[str, Any]]:
+    if isinstance(value, Mapping):
+        value = [value]
+    return [element for element in value if isinstance(element, Mapping)] if isinstance(value, list) else []
 
 
 # json.dumps(..., separators=(",", ":")) without building an encoder for every call (the cutter
@@ -373,7 +469,7 @@ def stage_body(records: list[UserProfilePreference]) -> bytes:
 # --- Retrieve exceptions (VENDORS.md 2.3.5) -------------------------------------------------------
 
 
-class ExceptionDefinition(BaseModel):
+class ExceptionDefinition(CaselessModel):
     model_config = ConfigDict(extra="ignore", coerce_numbers_to_str=True)
 
     Code: str | None = None
@@ -387,7 +483,31 @@ class ExceptionDefinition(BaseModel):
         return message or code or None
 
 
-class ExceptionRecord(BaseModel):
+def definitions(value: Any) -> list[ExceptionDefinition]:
+    """An `Exceptions` value in whatever shape it comes: a list, an object keyed by Code, a single
+    object, a bare message (or a list of them), or nothing."""
+    if isinstance(value, str):
+        value = [value]
+    if isinstance(value, list):
+        items = value
+    else:
+        try:
+            items = collection(value, id_key="Code", what="an exception record's Exceptions")
+        except VendorProtocolError:
+            items = []
+    read = []
+    for item in items:
+        if isinstance(item, str) and item.strip():
+            read.append(ExceptionDefinition(Message=item))
+        elif isinstance(item, dict):
+            try:
+                read.append(ExceptionDefinition.model_validate(item))
+            except ValidationError:
+                log.warning("MyPreferences sent an exception definition we cannot read: %s", excerpt(item, 200))
+    return read
+
+
+class ExceptionRecord(CaselessModel):
     """One failed record: its position among the staged records, its reasons, and MyPreferences'
     echo of its profile fields (kept as extra fields, where nested elements carry their own
     `Exceptions`)."""
@@ -395,7 +515,7 @@ class ExceptionRecord(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     SequenceNumber: int
-    Exceptions: Annotated[list[ExceptionDefinition], BeforeValidator(lambda v: v or [])] = []
+    Exceptions: Annotated[list[ExceptionDefinition], BeforeValidator(definitions)] = []
 
     def reasons(self) -> list[str]:
         """Every reason given, the record's own first, then each nested element's, prefixed with
@@ -414,34 +534,57 @@ def _nested_reasons(value: Any, where: str) -> Iterator[str]:
         for index, element in enumerate(value):
             yield from _nested_reasons(element, f"{where}[{index}]")
     elif isinstance(value, dict):
-        for definition in value.get(EXCEPTIONS_KEY) or ():
-            reason = ExceptionDefinition.model_validate(definition).reason if isinstance(definition, dict) else None
-            if reason:
-                yield f"{where}: {reason}"
+        for definition in definitions(lookup(value, EXCEPTIONS_KEY)):
+            if definition.reason:
+                yield f"{where}: {definition.reason}"
         for name, inner in value.items():
-            if name != EXCEPTIONS_KEY:
+            if fold(name) != fold(EXCEPTIONS_KEY):
                 yield from _nested_reasons(inner, f"{where}.{name}")
 
 
-class ExceptionsPage(BaseModel):
+_RECORD_KEYS = frozenset(fold(key) for key in EXCEPTION_RECORD_KEYS)
+
+
+def _lenient_int(value: Any) -> int | None:
+    return as_int(value)
+
+
+LenientInt = Annotated[int | None, BeforeValidator(_lenient_int)]
+
+
+class ExceptionsPage(CaselessModel):
+    """One page of Retrieve exceptions, its keys in any casing. `HasMore` is None when the vendor
+    did not send it (the pages then end with an empty one)."""
+
     model_config = ConfigDict(extra="ignore")
 
-    Count: Counter = 0
-    HasMore: bool = False
-    Limit: int | None = None
-    Offset: int | None = None
-    TotalResults: int | None = None  # documented as this page's count, which looks mislabelled
-    records: list[ExceptionRecord] = []
+    Count: LenientInt = None
+    HasMore: bool | None = None
+    Limit: LenientInt = None
+    Offset: LenientInt = None
+    TotalResults: LenientInt = None  # documented as this page's count, which looks mislabelled
+    records: list[ExceptionRecord] = Field(default_factory=list, exclude=True)
 
     @classmethod
     def from_body(cls, body: Any) -> "ExceptionsPage":
+        what = "MyPreferences' exceptions page"
         if not isinstance(body, dict):
-            raise VendorProtocolError("MyPreferences' exceptions page is not a JSON object")
-        records = next((body[key] for key in EXCEPTION_RECORD_KEYS if key in body), None) or []
+            raise VendorProtocolError(f"{what} is not a JSON object", answer=excerpt(body))
+        header = {key: value for key, value in body.items() if not (isinstance(key, str) and fold(key) in _RECORD_KEYS)}
         try:
-            return cls.model_validate({**body, "records": records})
-        except ValidationError:
-            raise VendorProtocolError("MyPreferences' exceptions page has unreadable records") from None
+            items = collection(lookup(body, *EXCEPTION_RECORD_KEYS), id_key="SequenceNumber", what=what)
+            page = cls.model_validate(header)
+            page.records = [ExceptionRecord.model_validate(item) for item in items]
+        except (ValidationError, VendorProtocolError) as unreadable:
+            why = str(unreadable) if isinstance(unreadable, VendorProtocolError) else f"{what} has unreadable records"
+            raise VendorProtocolError(why, answer=excerpt(body)) from None
+        if not page.records and (page.Count or 0) > 0:
+            found = "an empty list" if has_key(body, *EXCEPTION_RECORD_KEYS) else "no record list under any key we know"
+            raise VendorProtocolError(
+                f"{what} counts {page.Count} records but holds {found} ({', '.join(EXCEPTION_RECORD_KEYS)})",
+                answer=excerpt(body),
+            )
+        return page
 
 
 # --- error bodies (VENDORS.md 2.4) ----------------------------------------------------------------

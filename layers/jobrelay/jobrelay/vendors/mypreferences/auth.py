@@ -37,6 +37,7 @@ from jobrelay.vendors.mypreferences.api import (
     SIGNATURE_BACKDATE,
     vendor_message,
 )
+from jobrelay.vendors.redaction import excerpt
 
 # --- the account secret ----------------------------------------------------------------------------
 
@@ -186,7 +187,9 @@ class OAuthClientCredentials(httpx.Auth):
             body = None
         token = body.get("access_token") if isinstance(body, dict) else None
         if not isinstance(token, str) or not token:
-            raise VendorProtocolError("MyPreferences' OAuth token endpoint answered without an access_token")
+            raise VendorProtocolError(
+                "MyPreferences' OAuth token endpoint answered without an access_token", answer=excerpt(response.content)
+            )
         lifetime = body.get("expires_in")
         try:
             seconds = float(lifetime) if lifetime is not None else OAUTH_DEFAULT_TOKEN_SECONDS

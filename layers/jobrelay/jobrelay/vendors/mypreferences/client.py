@@ -2,19 +2,23 @@
 
 Every outcome leaves here either as a parsed answer or as one of the step errors the state machine
 understands (DESIGN.md, State machine): VendorTransientError is retried; VendorRejected and
-VendorProtocolError end the job with a readable reason. The account's auth flow signs each request
+VendorProtocolError end the job with a readable reason (a protocol error carries a redacted excerpt
+of the answer); VendorOutcomeUnknown, for an Initiate that may have opened an import we cannot
+address, is never retried (api.py, ASSUMPTIONS). The account's auth flow signs each request
 (auth.py). Logs carry call names and HTTP statuses, never a URL (the import's access token is in
 the path), a header or a body.
 """
 
 import json
 import logging
+from collections.abc import Generator
 from typing import Any
 
 import httpx
 
-from jobrelay.domain.errors import VendorProtocolError, VendorRejected, VendorTransientError
+from jobrelay.domain.errors import VendorOutcomeUnknown, VendorProtocolError, VendorRejected, VendorTransientError
 from jobrelay.vendors.http import is_transient, json_body, transport_errors_as_transient
+from jobrelay.vendors.redaction import excerpt, register_secret
 from jobrelay.vendors.mypreferences.api import (
     EXCEPTIONS_PATH,
     EXECUTE_PATH,
@@ -51,10 +55,28 @@ class MyPreferencesClient:
         self._timeout = timeout
 
     def initiate(self, request: InitiateRequest) -> BulkImportStatus:
+        """Open an import. Initiate is never sent twice for one answer we could not use: see
+        `_outcome_unknown`."""
         body = json.dumps(request.wire()).encode()
-        status = self._status_call(INITIATE, "POST", IMPORT_PATH, content=body)
+        watch = _SendWatch(self._auth)
+        try:
+            answer = self._call(INITIATE, "POST", IMPORT_PATH, content=body, auth=watch)
+        except VendorTransientError as lost:
+            if lost.vendor_answered or not watch.sent or _never_connected(lost):
+                raise  # an error answer, or Initiate never left us: nothing was opened
+            why = type(lost.__cause__).__name__ if lost.__cause__ else "no answer"
+            raise _outcome_unknown(f"got no answer ({why})", None) from lost
+        except VendorProtocolError as unreadable:  # a body that is not JSON
+            if not watch.sent:  # the OAuth token endpoint's answer, before Initiate went out
+                raise
+            raise _outcome_unknown("answered with a body that is not JSON", unreadable.answer) from None
+        try:
+            status = BulkImportStatus.from_body(answer, INITIATE)
+        except VendorProtocolError as unreadable:
+            raise _outcome_unknown("answered with something that is not an import status", unreadable.answer) from None
         if status.AccessToken is None:
-            raise VendorProtocolError("MyPreferences' answer to Initiate carries no AccessToken")
+            raise _outcome_unknown("answered without an AccessToken", excerpt(answer))
+        register_secret(str(status.AccessToken))  # a per-import credential: masked in any excerpt from now on
         return status
 
     def stage(self, access_token: int, body: bytes) -> BulkImportStatus:
@@ -86,6 +108,7 @@ class MyPreferencesClient:
         *,
         content: bytes | None = None,
         params: dict[str, int] | None = None,
+        auth: httpx.Auth | None = None,
     ) -> Any:
         url = self._base_url + path.format(client_id=self._client_id, access_token=access_token)
         headers = {"Accept": REQUEST_CONTENT_TYPE}
@@ -93,7 +116,7 @@ class MyPreferencesClient:
             headers["Content-Type"] = REQUEST_CONTENT_TYPE
         with transport_errors_as_transient(f"MyPreferences {call}"):
             answer = self._http.request(
-                method, url, content=content, params=params, headers=headers, auth=self._auth, timeout=self._timeout
+                method, url, content=content, params=params, headers=headers, auth=auth or self._auth, timeout=self._timeout
             )
         log.info("MyPreferences %s answered HTTP %s", call, answer.status_code)
         self._raise_for_status(answer, call)
@@ -129,3 +152,39 @@ class MyPreferencesClient:
             )
         raise VendorRejected(f"MyPreferences refused {call} (HTTP {status}{said})")
 
+
+def _outcome_unknown(what: str, answer: str | None) -> VendorOutcomeUnknown:
+    return VendorOutcomeUnknown(
+        f"MyPreferences {INITIATE} {what}: an import may have been opened at MyPreferences. It is never executed, "
+        "so it imports nothing and expires with its access token, but it counts against the account's daily import "
+        f"quota. {INITIATE} is not sent again; submit the job again once you have checked the quota",
+        answer=answer,
+    )
+
+
+def _never_connected(error: VendorTransientError) -> bool:
+    """A transport failure before any byte of the request could leave (no connection was made)."""
+    return isinstance(error.__cause__, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+
+
+class _SendWatch(httpx.Auth):
+    """Wraps the account's auth flow for one call and notes whether the call's own request went out
+    (the OAuth flow may send a token request first: its failures never reached the call)."""
+
+    def __init__(self, inner: httpx.Auth):
+        self._inner = inner
+        self.requires_request_body = inner.requires_request_body
+        self.requires_response_body = inner.requires_response_body
+        self.sent = False
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        flow = self._inner.auth_flow(request)
+        outgoing = next(flow)
+        while True:
+            if outgoing is request:
+                self.sent = True
+            response = yield outgoing
+            try:
+                outgoing = flow.send(response)
+            except StopIteration:
+                return
