@@ -16,6 +16,11 @@ AsyncJobStatus `data` = {"jobs": [{"jobid", "requestmethod", "status", "url", "c
 "updated"}], "pagination": {"next"}}; webhook = {"jobid", "status", "url", "requestmethod"};
 GetAutoresponderResults `data` = {"item": [records], "pagination": {"next"}} (Unknown 6).
 
+Other shapes the docs allow are switched on through PinpointeConfig (the job id under `Jobid`, status
+data keyed by job id, status words in other casings and synonyms, records keyed by id, pages capped
+below the limit asked for, a `next` counted from that limit, result files wrapped, keyed, capitalised
+or a bare list, a count claiming more than the file holds), and so are unreadable start answers.
+
 Extra control routes: GET /_sandbox/jobs, GET /_sandbox/webhooks. Run it alone with
 `python -m devstack.sandbox.pinpointe --port 3100`.
 """
@@ -30,7 +35,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 from pydantic import Field
@@ -79,6 +84,51 @@ class PinpointeConfig(FaultConfig):
     later_page_5xx: int = Field(
         default=0, ge=0, description="the next N GetAutoresponderResults calls for a page after the first answer 503"
     )
+    # Doc-consistent variants of the shapes VENDORS.md leaves open (Unknowns 1, 2, 4, 6); the defaults are
+    # the shapes the adapter assumed first. Each is a way a real Pinpointe may answer, not a fault.
+    start_jobid_key: str = Field(
+        default="jobid", min_length=1, description='the key of the job id in an async start\'s data (the docs also write "Jobid")'
+    )
+    start_answer: Literal["ok", "no_jobid", "not_json"] = Field(
+        default="ok",
+        description="how an async start is answered; the job is started whatever the answer: no_jobid (SUCCESS, "
+        "data without a job id), not_json (HTTP 200, a PHP warning that echoes the request, token and all, before "
+        "the JSON)",
+    )
+    status_shape: Literal["list", "keyed_by_id", "single"] = Field(
+        default="list",
+        description='AsyncJobStatus data: {"jobs": [...]}, an object keyed by job id (the id not repeated inside), '
+        "or the one entry itself (when the page has one)",
+    )
+    status_word_case: Literal["lower", "upper", "title"] = Field(default="lower", description="per-job status words' case")
+    status_words: dict[str, str] = Field(
+        default_factory=dict,
+        description='per-job status words replaced, e.g. {"complete": "Completed", "processing": "Running"} '
+        "(also in the webhook notice)",
+    )
+    status_page_cap: int | None = Field(default=None, ge=1, description="AsyncJobStatus sends at most N entries a page")
+    status_count: bool = Field(default=False, description="a finished job's entry carries its record count")
+    autoresponder_records_shape: Literal["list", "keyed_by_id", "single"] = Field(
+        default="list",
+        description="GetAutoresponderResults data.item: a list, an object keyed by autoresponderid/sendid (the id "
+        "not repeated inside), or a page's one record as an object",
+    )
+    autoresponder_page_cap: int | None = Field(
+        default=None, ge=1, description="GetAutoresponderResults pages hold at most N records, whatever the limit"
+    )
+    autoresponder_next_lies: bool = Field(
+        default=False,
+        description="GetAutoresponderResults pagination.next counts from the limit asked for, not the records sent",
+    )
+    autoresponder_count: Literal["none", "total", "page"] = Field(
+        default="none", description='GetAutoresponderResults data carries "total" (all records) or "count" (this page\'s)'
+    )
+    result_shape: Literal["default", "keyed_by_id", "wrapped", "bare_list", "capitalised"] = Field(
+        default="default",
+        description='result files: {"count", "subscribers"|"events": [...]}, records keyed by id, wrapped in '
+        '{"response": {"status", "data": ...}}, a bare list (no count), or {"Count": "N", "Subscribers": [...]}',
+    )
+    result_count_offset: int = Field(default=0, description="a result file's count claims N more records than it holds")
 
 
 # --- the async calls and their details ------------------------------------------------------------
@@ -214,6 +264,8 @@ class SandboxJob:
     records: int
     failure: str | None
     webhook: WebhookPlan = WebhookPlan()
+    result_shape: str = "default"
+    count_offset: int = 0  # the result file's count claims this many records more than it holds
 
     @property
     def ends_at(self) -> float:
@@ -359,8 +411,23 @@ class PinpointeSandbox(SandboxServer[PinpointeConfig]):
         if details["notify"]["type"] == "webhook":
             self.later(job.seconds + job.webhook.late_seconds, lambda: self._send_webhooks(job))
         elapsed = f"{time.perf_counter() - started:.4f}"
-        data = {"jobid": job.jobid, "elapsed": elapsed, "timestamp": iso_utc(job.created)}
-        return self._success(data).noted(jobid=job.jobid)
+        data = {self.config.start_jobid_key: job.jobid, "elapsed": elapsed, "timestamp": iso_utc(job.created)}
+        note = {"jobid": job.jobid, "start_answer": self.config.start_answer}
+        if self.config.start_answer == "no_jobid":
+            return self._success({"elapsed": elapsed, "timestamp": iso_utc(job.created)}).noted(**note)
+        if self.config.start_answer == "not_json":
+            return Response(200, self._php_warning(method, data), "text/html").noted(**note)
+        return self._success(data).noted(**note)
+
+    def _php_warning(self, method: str, data: dict[str, Any]) -> bytes:
+        """An answer a PHP server gives when a warning is printed before the JSON: it echoes the request,
+        the account's token with it (what the adapter keeps of it must be redacted)."""
+        echoed = f"username={self.username}&usertoken={self._usertoken}&requestmethod={method}"
+        warning = (
+            "<br />\n<b>Warning</b>:  Cannot modify header information - headers already sent in "
+            f"<b>/var/www/api/apijson.php</b> on line <b>88</b><br />\nrequest: {echoed}\n"
+        )
+        return (warning + json.dumps({"status": "SUCCESS", "data": data})).encode()
 
     def _new_job(self, call: AsyncCall, method: str, details: dict[str, Any]) -> SandboxJob:
         config = self.config
@@ -374,6 +441,8 @@ class PinpointeSandbox(SandboxServer[PinpointeConfig]):
                 seconds=config.job_seconds,
                 records=config.records,
                 failure=_failure_message(config.fail_jobs),
+                result_shape=config.result_shape,
+                count_offset=config.result_count_offset,
                 webhook=WebhookPlan(
                     drop=config.drop_webhook,
                     copies=2 if config.duplicate_webhook else 1,
@@ -400,12 +469,39 @@ class PinpointeSandbox(SandboxServer[PinpointeConfig]):
             ]
         if not visible:
             return self._failure(JOBS_NOT_FOUND).noted(jobid=_one(jobids))
+        config = self.config
         start, limit = page_bounds or (0, len(visible))
+        if config.status_page_cap is not None:
+            limit = min(limit, config.status_page_cap)
         page = visible[start : start + limit]
-        data: dict[str, Any] = {"jobs": [job.entry(now, self.result_url(job.jobid)) for job in page]}
+        entries = [self._status_entry(job, now) for job in page]
+        data: dict[str, Any]
+        if config.status_shape == "keyed_by_id":
+            data = {entry.pop("jobid"): entry for entry in entries}
+        elif config.status_shape == "single" and len(entries) == 1:
+            data = entries[0]
+        else:
+            data = {"jobs": entries}
         if pagination is not None:
-            data["pagination"] = {"next": str(start + limit) if start + limit < len(visible) else "0"}
+            data["pagination"] = {"next": str(start + len(page)) if start + len(page) < len(visible) else "0"}
         return self._success(data).noted(jobid=_one(jobids))
+
+    def _status_entry(self, job: SandboxJob, now: float) -> dict[str, Any]:
+        entry = job.entry(now, self.result_url(job.jobid))
+        if self.config.status_count and "url" in entry:
+            entry["count"] = str(job.records)
+        entry["status"] = self._word(entry["status"])
+        return entry
+
+    def _word(self, status: str) -> str:
+        """A per-job status word as the config spells it (status_words, status_word_case)."""
+        word = self.config.status_words.get(status, status)
+        match self.config.status_word_case:
+            case "upper":
+                return word.upper()
+            case "title":
+                return word.title()
+        return word
 
     def _autoresponder_results(self, details: Any) -> Response:
         """GetAutoresponderResults (VENDORS.md 1.10): the stats of one autoresponder (by id or by name;
@@ -439,11 +535,19 @@ class PinpointeSandbox(SandboxServer[PinpointeConfig]):
         sends = 0 if config.autoresponder_empty else config.autoresponder_sends
         results = AutoresponderResults(chosen, grouping, sends)
         start, limit = page_bounds or (0, results.count)
-        end = min(start + limit, results.count)
-        data: dict[str, Any] = {"item": [results.record(index) for index in range(start, end)]}
+        sent_limit = min(limit, config.autoresponder_page_cap) if config.autoresponder_page_cap else limit
+        end = min(start + sent_limit, results.count)
+        records = [results.record(index) for index in range(start, end)]
+        data: dict[str, Any] = {"item": _shaped_records(records, config.autoresponder_records_shape, grouping)}
+        if config.autoresponder_count == "total":
+            data["total"] = str(results.count)
+        elif config.autoresponder_count == "page":
+            data["count"] = str(len(records))
         if page_bounds is not None:
-            data["pagination"] = {"next": str(end) if end < results.count else "0"}
-        return self._success(data).noted(**note, next=str(start), records=len(data["item"]))
+            # The docs' next is the record after those sent; a lying one counts from the limit asked for.
+            following = start + limit if config.autoresponder_next_lies else end
+            data["pagination"] = {"next": str(following) if following < results.count else "0"}
+        return self._success(data).noted(**note, next=str(start), records=len(records))
 
     def _download(self, jobid: str) -> Response:
         with self.lock:
@@ -472,8 +576,9 @@ class PinpointeSandbox(SandboxServer[PinpointeConfig]):
         if job.webhook.drop:
             self._record_webhook(job, url, dropped=True)
             return
-        notice = {"jobid": job.jobid, "status": job.status_at(job.ends_at), "requestmethod": job.requestmethod}
-        if notice["status"] == "complete":
+        status = job.status_at(job.ends_at)
+        notice = {"jobid": job.jobid, "status": self._word(status), "requestmethod": job.requestmethod}
+        if status == "complete":
             notice["url"] = self.result_url(job.jobid)
         for _ in range(job.webhook.copies):
             try:
@@ -513,6 +618,17 @@ def _page_bounds(pagination: Any) -> tuple[int, int] | None:
 
 def _one(jobids: list[str] | None) -> str | None:
     return jobids[0] if jobids and len(jobids) == 1 else None
+
+
+def _shaped_records(records: list[dict[str, Any]], shape: str, grouping: str) -> Any:
+    """A page's records as `shape` says: a list, an object keyed by id (the id taken out of each record:
+    sendid per send, autoresponderid per autoresponder), or the one record of a page as an object."""
+    if shape == "keyed_by_id":
+        id_key = "sendid" if grouping == "send" else "autoresponderid"
+        return {record[id_key]: {k: v for k, v in record.items() if k != id_key} for record in records}
+    if shape == "single" and len(records) == 1:
+        return records[0]
+    return records
 
 
 def _chosen_autoresponders(details: dict[str, Any], known: dict[str, str]) -> list[tuple[str, str]] | None:
@@ -588,22 +704,37 @@ DEFAULT_SPAN = (datetime(2024, 1, 1, tzinfo=UTC), datetime(2025, 1, 1, tzinfo=UT
 
 
 def result_document(job: SandboxJob) -> Iterator[bytes]:
-    """The job's result file as ~64 KiB pieces, generated record by record (never held whole)."""
+    """The job's result file as ~64 KiB pieces, generated record by record (never held whole), in the
+    job's result_shape, its count claiming count_offset more records than it holds."""
     if ASYNC_CALLS[job.requestmethod].document == "events":
-        return _json_document("events", job.records, _event_maker(job))
-    return _json_document("subscribers", job.records, _subscriber_maker(job))
+        return _json_document("events", job, _event_maker(job), lambda index, record: str(index + 1))
+    return _json_document("subscribers", job, _subscriber_maker(job), lambda index, record: record["subscriberid"])
 
 
-def _json_document(key: str, count: int, record: Callable[[int], dict[str, Any]]) -> Iterator[bytes]:
-    pieces, size = [f'{{"count": {count}, "{key}": ['], 0
-    for index in range(count):
-        piece = ("," if index else "") + json.dumps(record(index), separators=(",", ":"))
+def _json_document(
+    key: str, job: SandboxJob, record: Callable[[int], dict[str, Any]], record_id: Callable[[int, dict[str, Any]], str]
+) -> Iterator[bytes]:
+    shape, claimed = job.result_shape, job.records + job.count_offset
+    keyed = shape == "keyed_by_id"
+    if shape == "bare_list":
+        opening, closing = "[", "]"
+    elif shape == "capitalised":
+        opening, closing = f'{{"Count": "{claimed}", "{key.capitalize()}": [', "]}"
+    elif shape == "wrapped":
+        opening, closing = f'{{"response": {{"status": "SUCCESS", "data": {{"count": {claimed}, "{key}": [', "]}}}"
+    else:
+        opening, closing = f'{{"count": {claimed}, "{key}": ' + ("{" if keyed else "["), "}}" if keyed else "]}"
+    pieces, size = [opening], 0
+    for index in range(job.records):
+        made = record(index)
+        piece = ("," if index else "") + (json.dumps(record_id(index, made)) + ":" if keyed else "")
+        piece += json.dumps(made, separators=(",", ":"))
         pieces.append(piece)
         size += len(piece)
         if size >= STREAM_PIECE_CHARS:
             yield "".join(pieces).encode()
             pieces, size = [], 0
-    pieces.append("]}")
+    pieces.append(closing)
     yield "".join(pieces).encode()
 
 

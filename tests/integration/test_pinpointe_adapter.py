@@ -13,7 +13,13 @@ import pytest
 
 from devstack.sandbox.http import RecordingServer
 from devstack.sandbox.pinpointe import PinpointeSandbox
-from jobrelay.domain.errors import VendorJobFailed, VendorProtocolError, VendorRejected, VendorTransientError
+from jobrelay.domain.errors import (
+    VendorJobFailed,
+    VendorOutcomeUnknown,
+    VendorProtocolError,
+    VendorRejected,
+    VendorTransientError,
+)
 from jobrelay.domain.job import Job, StoredFile
 from jobrelay.ports import PollOutcome, VendorState
 from jobrelay.vendors.pinpointe.adapter import PinpointeAccount, PinpointeJobs, parse_webhook
@@ -41,12 +47,14 @@ class MemoryResults:
 
     def __init__(self):
         self.files: dict[str, bytes] = {}
-        self.chunk_sizes: list[int] = []
+        self.chunk_sizes: list[int] = []  # of the first file stored (the result itself)
 
     def put_stream(self, job_id: str, name: str, chunks: Iterable[bytes], content_type: str) -> StoredFile:
         digest, size, kept = hashlib.sha256(), 0, bytearray()
+        first = not self.files
         for chunk in chunks:
-            self.chunk_sizes.append(len(chunk))
+            if first:
+                self.chunk_sizes.append(len(chunk))
             digest.update(chunk)
             size += len(chunk)
             kept += chunk
@@ -59,6 +67,13 @@ class MemoryResults:
 
     def download_url(self, s3_uri: str) -> str:
         return s3_uri
+
+    def named(self, name: str) -> bytes:
+        (data,) = [data for uri, data in self.files.items() if uri.endswith(f"/{name}")]
+        return data
+
+    def summary(self) -> dict:
+        return json.loads(self.named("summary.json"))
 
 
 @pytest.fixture
@@ -196,13 +211,32 @@ def test_503_on_poll_is_transient(jobs, sandbox):
     assert jobs.poll(job).state in (VendorState.RUNNING, VendorState.DONE)
 
 
-def test_a_hanging_call_times_out_as_transient(sandbox, http):
+def test_a_hanging_poll_times_out_as_transient(sandbox, http):
     jobs = make_jobs(sandbox, http, read_timeout_seconds=0.2, connect_timeout_seconds=0.2)
-    configure(sandbox, timeouts=1, timeout_hang_seconds=3)
+    job = started(jobs, new_job())
+    configure(sandbox, timeouts=1, timeout_hang_seconds=3, fault_methods=["AsyncJobStatus"])
     started_at = time.monotonic()
     with pytest.raises(VendorTransientError, match="timed out"):
-        jobs.start(new_job(), HOOK)
+        jobs.poll(job)
     assert time.monotonic() - started_at < 1.5
+
+
+def test_a_start_that_times_out_is_an_unknown_outcome_never_sent_again(sandbox, http):
+    """The export was started (the sandbox hangs, then does the work): a second start would run it twice."""
+    jobs = make_jobs(sandbox, http, read_timeout_seconds=0.2, connect_timeout_seconds=0.2)
+    configure(sandbox, timeouts=1, timeout_hang_seconds=0.5)
+    with pytest.raises(VendorOutcomeUnknown, match="may have started an export .* not sent again"):
+        jobs.start(new_job(), HOOK)
+    time.sleep(0.5)
+    assert len(starts(sandbox)) == 1 and len(http.get(f"{sandbox.base_url}/_sandbox/jobs").json()) == 1
+
+
+def test_a_start_pinpointe_never_received_is_transient(sandbox, http):
+    jobs = make_jobs(sandbox, http, connect_timeout_seconds=0.2)
+    sandbox.stop()  # nothing listens: the request never left, so sending it again is safe
+    with pytest.raises(VendorTransientError) as raised:
+        jobs.start(new_job(), HOOK)
+    assert not isinstance(raised.value, VendorOutcomeUnknown)
 
 
 def test_a_malformed_answer_is_a_protocol_error(jobs, sandbox):
@@ -354,8 +388,11 @@ def test_autoresponder_by_id_with_each_grouping(jobs, sandbox):
     assert [r["sendid"] for r in per_send] == ["301-1", "301-2", "301-3"]
     assert aggregated["autoresponderid"] == "301" and aggregated["sends"] == "3"
     assert int(aggregated["emailopens"]) == sum(int(r["emailopens"]) for r in per_send)
+    reconciliation = summary.pop("reconciliation")
+    assert "no count" in summary.pop("note")
     assert summary == {"operation": AUTORESPONDERS, "autoresponderid": "301", "grouping": "autoresponder",
                        "records": 1, "pages": 1, "page_limit": 1000, "file": "autoresponder_results.jsonl"}
+    assert reconciliation["reconciled"] is None and reconciliation["shortfall"] == []  # no count to check against
     sent = [c["details"] for c in autoresponder_calls(sandbox)]
     assert {d["grouping"] for d in sent[:2]} == {"send"} and {d["grouping"] for d in sent[2:]} == {"autoresponder"}
     assert all(d["autoresponderid"] == "301" and "autorespondername" not in d for d in sent)
@@ -411,3 +448,141 @@ def test_sandbox_faults_reach_the_autoresponder_call_as_transient_errors(jobs, s
     with pytest.raises(VendorTransientError, match="HTTP 503"):
         jobs.start(autoresponder_job(autoresponderid="301"), None)
     assert jobs.start(autoresponder_job(autoresponderid="301"), None).ready
+
+
+# --- doc-consistent shapes the adapter must read alike (issue 9: no silent shortfall) ---------------------
+
+
+def starts(sandbox: PinpointeSandbox) -> list[dict]:
+    return [c for c in sandbox.calls() if c["requestmethod"] in {"GetListSubscribersAsync", "GetTagSubscribersAsync"}]
+
+
+def collected(jobs: PinpointeJobs, job: Job) -> tuple[MemoryResults, "CollectOutcome"]:  # noqa: F821
+    results = MemoryResults()
+    return results, jobs.collect(job, results)
+
+
+def test_a_job_id_under_jobid_with_a_capital_starts_once(jobs, sandbox):
+    configure(sandbox, start_jobid_key="Jobid")
+    job = started(jobs, new_job())
+    (start,) = starts(sandbox)
+    assert job.vendor_ref["jobid"] == start["jobid"]
+    job, outcome = poll_until_ended(jobs, job)
+    assert outcome.state is VendorState.DONE and not collected(jobs, job)[1].partial
+
+
+@pytest.mark.parametrize(("answer", "why"), [("no_jobid", "carries no job id"), ("not_json", "not a JSON object")])
+def test_an_unreadable_start_answer_is_an_unknown_outcome_with_a_redacted_excerpt(jobs, sandbox, answer, why):
+    configure(sandbox, start_answer=answer)
+    with pytest.raises(VendorOutcomeUnknown, match=f"may have started an export.*{why}.*not sent again") as raised:
+        jobs.start(new_job(), HOOK)
+    assert raised.value.code == "VENDOR_PROTOCOL" and raised.value.answer
+    assert sandbox.account_secret()["usertoken"] not in raised.value.answer + str(raised.value)
+    if answer == "not_json":
+        assert "Cannot modify header information" in raised.value.answer and "usertoken=***" in raised.value.answer
+    assert len(starts(sandbox)) == 1
+
+
+def test_a_malformed_start_answer_is_an_unknown_outcome_but_a_503_is_retried(jobs, sandbox):
+    configure(sandbox, malformed=1)
+    with pytest.raises(VendorOutcomeUnknown):
+        jobs.start(new_job(), HOOK)
+    configure(sandbox, http_5xx=1)
+    with pytest.raises(VendorTransientError) as raised:
+        jobs.start(new_job(), HOOK)
+    assert not isinstance(raised.value, VendorOutcomeUnknown)
+
+
+@pytest.mark.parametrize("shape", ["list", "keyed_by_id", "single"])
+@pytest.mark.parametrize(
+    ("case", "words"),
+    [("lower", {}), ("upper", {}), ("title", {"complete": "Completed"}), ("lower", {"complete": "Done", "processing": "running"}),
+     ("upper", {"complete": "finished"}), ("title", {"complete": "success"})],
+)
+def test_status_answers_in_every_shape_and_wording_finish_the_job(jobs, sandbox, shape, case, words):
+    configure(sandbox, status_shape=shape, status_word_case=case, status_words=words, wrap_response=shape == "single")
+    job, outcome = poll_until_ended(jobs, started(jobs, new_job()))
+    assert outcome.state is VendorState.DONE and outcome.unknown_status_answer is None
+    assert job.vendor_ref["result_url"].endswith(f"/files/{job.vendor_ref['jobid']}.json")
+    results, outcome = collected(jobs, job)
+    assert not outcome.partial and results.summary()["records"] == 25
+
+
+def test_an_unknown_status_word_keeps_the_job_running_and_keeps_the_entry(jobs, sandbox):
+    configure(sandbox, job_seconds=0.6, status_words={"waiting": "mulling it over", "processing": "mulling it over"})
+    job = started(jobs, new_job())
+    outcome = jobs.poll(job)
+    assert outcome.state is VendorState.RUNNING and outcome.raw_status == "mulling it over"
+    assert "mulling it over" in outcome.unknown_status_answer and job.vendor_ref["jobid"] in outcome.unknown_status_answer
+    _, ended = poll_until_ended(jobs, job)
+    assert ended.state is VendorState.DONE and ended.unknown_status_answer is None
+
+
+@pytest.mark.parametrize("operation", OPERATIONS)
+@pytest.mark.parametrize("shape", ["default", "keyed_by_id", "wrapped", "capitalised"])
+def test_result_files_in_every_shape_are_stored_unchanged_and_reconciled(jobs, sandbox, http, operation, shape):
+    configure(sandbox, result_shape=shape, status_count=True)
+    params, _ = OPERATIONS[operation]
+    job, _ = poll_until_ended(jobs, started(jobs, new_job(operation, params)))
+    assert job.vendor_ref["status_count"] == 25
+    results, outcome = collected(jobs, job)
+    assert results.named("result.json") == http.get(job.vendor_ref["result_url"]).content  # byte for byte
+    assert [f.name for f in outcome.result.files] == ["result.json", "summary.json"]
+    summary = results.summary()
+    assert (summary["records"], summary["vendor_count"]) == (25, 25)
+    assert summary["records_shape"] == ("keyed_by_id" if shape == "keyed_by_id" else "list")
+    reconciliation = summary["reconciliation"]
+    assert reconciliation["reconciled"] is True and len(reconciliation["checks"]) == 2
+    assert not outcome.partial and outcome.reconciliation.model_dump(mode="json") == reconciliation
+
+
+def test_a_result_file_whose_count_claims_more_than_it_holds_is_partial_and_explained(jobs, sandbox):
+    configure(sandbox, result_count_offset=4, records=10)
+    job, _ = poll_until_ended(jobs, started(jobs, new_job()))
+    results, outcome = collected(jobs, job)
+    assert outcome.partial and outcome.reconciliation.reconciled is False
+    assert outcome.reconciliation.shortfall == ["result.json holds 10 records but the file's own count says 14: 4 missing"]
+    assert results.summary()["reconciliation"]["shortfall"] == outcome.reconciliation.shortfall
+
+
+def test_a_result_file_that_is_a_bare_list_has_no_count_and_still_succeeds(jobs, sandbox):
+    configure(sandbox, result_shape="bare_list", records=7)
+    job, _ = poll_until_ended(jobs, started(jobs, new_job()))
+    results, outcome = collected(jobs, job)
+    assert not outcome.partial and outcome.reconciliation.reconciled is None
+    assert (results.summary()["records"], results.summary()["vendor_count"]) == (7, None)
+
+
+@pytest.mark.parametrize("shape", ["keyed_by_id", "single"])
+def test_autoresponder_records_keyed_by_id_or_single_are_one_record_per_line(jobs, sandbox, shape):
+    configure(sandbox, autoresponder_sends=4, autoresponder_count="total")
+    expected, _, _ = run_autoresponder_job(jobs, autoresponder_job(all=True, grouping="send", limit=5))
+    configure(sandbox, autoresponder_records_shape=shape, autoresponder_page_cap=1 if shape == "single" else None)
+    records, summary, stored = run_autoresponder_job(jobs, autoresponder_job(all=True, grouping="send", limit=5))
+    assert records == expected and len(stored.splitlines()) == len(expected) == 12
+    assert summary["reconciliation"]["reconciled"] is True and summary["reconciliation"]["vendor"] == {"total": 12}
+
+
+@pytest.mark.parametrize("count", ["total", "page", "none"])
+def test_autoresponder_pages_capped_below_the_limit_lose_nothing(jobs, sandbox, count):
+    configure(sandbox, autoresponder_sends=25, autoresponder_page_cap=7, autoresponder_count=count)
+    records, summary, _ = run_autoresponder_job(jobs, autoresponder_job(autoresponderid="302", grouping="send", limit=10))
+    assert [r["sendid"] for r in records] == [f"302-{n}" for n in range(1, 26)]
+    nexts = [c["details"]["pagination"]["next"] for c in autoresponder_calls(sandbox)][1:]  # after the start's check
+    assert nexts == ["0", "7", "14", "21"]  # each page after the records actually sent
+    assert summary["reconciliation"]["reconciled"] is (None if count == "none" else True)
+    assert summary["reconciliation"]["shortfall"] == []
+
+
+def test_a_next_counted_from_the_limit_not_the_records_sent_is_partial_and_explained(jobs, sandbox):
+    configure(sandbox, autoresponder_sends=25, autoresponder_page_cap=7, autoresponder_next_lies=True)
+    job = autoresponder_job(autoresponderid="302", grouping="send", limit=10)
+    jobs.start(job, None)
+    results = MemoryResults()
+    outcome = jobs.collect(job, results)
+    sendids = [r["sendid"] for r in json_lines(results.named("autoresponder_results.jsonl"))]
+    assert sendids == [f"302-{n}" for n in range(1, 26)]  # read on from the records sent: nothing skipped
+    assert outcome.partial
+    (reason,) = outcome.reconciliation.shortfall
+    assert "pagination.next said the next page starts at record 10, but it had sent 7 records" in reason
+    assert results.summary()["reconciliation"]["reconciled"] is False

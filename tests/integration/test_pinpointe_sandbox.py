@@ -627,3 +627,108 @@ def test_runs_standalone_and_prints_its_url_and_secret():
     finally:
         process.terminate()
         process.wait(timeout=5)
+
+
+# --- doc-consistent variants (VENDORS.md Unknowns 1, 2, 4 and 6) -----------------------------------------
+
+
+def test_the_start_can_name_the_job_id_jobid_with_a_capital(api):
+    api.configure(start_jobid_key="Jobid")
+    data = api.call("Lists", LIST_METHOD, LIST_DETAILS).json()["data"]
+    assert set(data) == {"Jobid", "elapsed", "timestamp"} and data["Jobid"].isdigit()
+
+
+def test_an_unreadable_start_answer_still_starts_the_job(api, sandbox):
+    api.configure(start_answer="no_jobid")
+    assert set(api.call("Lists", LIST_METHOD, LIST_DETAILS).json()["data"]) == {"elapsed", "timestamp"}
+    api.configure(start_answer="not_json")
+    answer = api.call("Lists", LIST_METHOD, LIST_DETAILS)
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/html")
+    assert answer.text.startswith("<br />") and f"usertoken={TOKEN}" in answer.text  # a PHP warning echoing the request
+    with pytest.raises(ValueError):
+        answer.json()
+    starts = [c for c in api.control("calls") if c["requestmethod"] == LIST_METHOD]
+    assert [c["start_answer"] for c in starts] == ["no_jobid", "not_json"]
+    assert len(api.control("jobs")) == 2  # both exports run at the vendor
+
+
+@pytest.mark.parametrize(
+    ("config", "words"),
+    [({}, ("waiting", "complete")), ({"status_word_case": "upper"}, ("WAITING", "COMPLETE")),
+     ({"status_word_case": "title", "status_words": {"complete": "completed"}}, ("Waiting", "Completed"))],
+)
+def test_status_words_can_be_cased_and_replaced(api, config, words):
+    api.configure(job_seconds=0.4, **config)
+    jobid = api.start()
+    assert api.entry(jobid)["status"] == words[0]
+    assert api.wait_until(jobid, words[1])["url"].endswith(f"/files/{jobid}.json")
+
+
+def test_status_data_can_be_keyed_by_job_id_or_a_single_entry(api):
+    jobid = api.start()
+    api.configure(status_shape="keyed_by_id")
+    data = api.status({"jobids": [jobid], "pagination": {"limit": "10", "next": "0"}}).json()["data"]
+    assert set(data) == {jobid, "pagination"} and "jobid" not in data[jobid] and data[jobid]["status"] == "waiting"
+    api.configure(status_shape="single")
+    data = api.status({"jobids": [jobid]}).json()["data"]
+    assert data["jobid"] == jobid and "jobs" not in data
+
+
+def test_status_pages_can_be_capped_with_next_after_the_entries_sent(api):
+    jobids = [api.start() for _ in range(5)]
+    api.configure(status_page_cap=2)
+    data = api.status({"pagination": {"limit": "10", "next": "0"}}).json()["data"]
+    assert [e["jobid"] for e in data["jobs"]] == jobids[:2] and data["pagination"] == {"next": "2"}
+
+
+def test_a_finished_entry_can_carry_its_count(api):
+    api.configure(status_count=True)
+    jobid = api.start()
+    assert "count" not in api.entry(jobid)
+    assert api.wait_until(jobid, "complete")["count"] == "5"
+
+
+def autoresponder_page(api, details: dict, limit: int, following: str = "0") -> dict:
+    return api.call("Autoresponders", "GetAutoresponderResults",
+                    {**details, "pagination": {"limit": str(limit), "next": following}}).json()["data"]
+
+
+def test_autoresponder_records_can_be_keyed_by_id_or_single(api):
+    api.configure(autoresponder_records_shape="keyed_by_id")
+    keyed = autoresponder_page(api, {"grouping": "send", "autoresponderid": "301"}, 10)["item"]
+    assert list(keyed) == ["301-1", "301-2", "301-3"] and all("sendid" not in r for r in keyed.values())
+    by_autoresponder = autoresponder_page(api, {"grouping": "autoresponder"}, 10)["item"]
+    assert list(by_autoresponder) == ["301", "302", "303"]
+    api.configure(autoresponder_records_shape="single")
+    single = autoresponder_page(api, {"grouping": "send", "autoresponderid": "301"}, 1)["item"]
+    assert isinstance(single, dict) and single["sendid"] == "301-1"
+
+
+def test_autoresponder_pages_can_be_capped_and_next_can_count_from_the_limit(api):
+    api.configure(autoresponder_sends=25, autoresponder_page_cap=7, autoresponder_count="total")
+    data = autoresponder_page(api, {"grouping": "send", "autoresponderid": "302"}, 10)
+    assert len(data["item"]) == 7 and data["pagination"] == {"next": "7"} and data["total"] == "25"
+    api.configure(autoresponder_next_lies=True, autoresponder_count="page")
+    data = autoresponder_page(api, {"grouping": "send", "autoresponderid": "302"}, 10)
+    assert len(data["item"]) == 7 and data["pagination"] == {"next": "10"} and data["count"] == "7"
+    assert autoresponder_page(api, {"grouping": "send", "autoresponderid": "302"}, 10, "21")["pagination"] == {"next": "0"}
+
+
+@pytest.mark.parametrize(
+    ("shape", "read"),
+    [
+        ("default", lambda d: (d["count"], len(d["subscribers"]))),
+        ("keyed_by_id", lambda d: (d["count"], len(d["subscribers"]))),
+        ("wrapped", lambda d: (d["response"]["data"]["count"], len(d["response"]["data"]["subscribers"]))),
+        ("capitalised", lambda d: (int(d["Count"]), len(d["Subscribers"]))),
+        ("bare_list", lambda d: (None, len(d))),
+    ],
+)
+def test_result_files_come_in_every_shape_with_a_count_that_may_claim_more(api, http, shape, read):
+    api.configure(result_shape=shape, result_count_offset=3)
+    jobid = api.start()
+    document = http.get(api.wait_until(jobid, "complete")["url"]).json()
+    count, held = read(document)
+    assert held == 5 and count == (None if shape == "bare_list" else 8)
+    if shape == "keyed_by_id":
+        assert all(key == record["subscriberid"] for key, record in document["subscribers"].items())

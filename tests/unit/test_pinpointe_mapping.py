@@ -11,7 +11,14 @@ from datetime import UTC, date, datetime, timedelta
 import httpx
 import pytest
 
-from jobrelay.domain.errors import InvalidRequest, VendorJobFailed, VendorProtocolError, VendorRejected, VendorTransientError
+from jobrelay.domain.errors import (
+    InvalidRequest,
+    VendorJobFailed,
+    VendorOutcomeUnknown,
+    VendorProtocolError,
+    VendorRejected,
+    VendorTransientError,
+)
 from jobrelay.domain.job import Job, StoredFile
 from jobrelay.operations import OPERATIONS
 from jobrelay.ports import VendorState, WaitMode
@@ -22,13 +29,15 @@ from jobrelay.vendors.pinpointe.api import (
     AUTORESPONDER_RESULTS_OPERATION,
     ApiResponse,
     JobEntry,
-    JobStatusPage,
     ResultsPage,
     StartedJob,
     async_details,
     autoresponder_details,
     find_job,
+    job_entries,
+    next_page,
     parse_webhook,
+    status_page,
     vendor_state,
     wire_value,
 )
@@ -81,17 +90,41 @@ def test_unknown_status_words_count_as_running_and_are_logged_raw(word, caplog):
 
 
 @pytest.mark.parametrize(
-    ("word", "state"), [("waiting", VendorState.DONE), (None, VendorState.DONE), ("failed", VendorState.FAILED)]
+    ("word", "state"),
+    [("waiting", VendorState.RUNNING), ("PROCESSING", VendorState.RUNNING), ("Queued", VendorState.RUNNING),
+     ("COMPLETE", VendorState.DONE), ("failed", VendorState.FAILED),
+     (None, VendorState.DONE), ("", VendorState.DONE), ("archived", VendorState.DONE)],
 )
-def test_a_result_link_means_done_unless_the_job_failed(word, state):
+def test_a_result_link_finishes_a_job_only_when_its_word_says_nothing_we_know(word, state):
+    """Rule 3 (issue 9): done means the status word says done; a link counts only without a known word."""
     assert vendor_state(word, has_result_link=True) is state
+
+
+@pytest.mark.parametrize(
+    ("word", "state"),
+    [("COMPLETE", VendorState.DONE), ("Completed", VendorState.DONE), ("Done", VendorState.DONE),
+     ("FINISHED", VendorState.DONE), ("Success", VendorState.DONE), ("succeeded", VendorState.DONE),
+     ("Failed", VendorState.FAILED), ("ERROR", VendorState.FAILED), ("Cancelled", VendorState.FAILED),
+     ("Waiting", VendorState.RUNNING), ("PENDING", VendorState.RUNNING), ("in_progress", VendorState.RUNNING),
+     ("Running", VendorState.RUNNING), ("QUEUED", VendorState.RUNNING), ("Started", VendorState.RUNNING)],
+)
+def test_status_synonyms_in_any_casing(word, state):
+    assert vendor_state(word, has_result_link=False) is state
 
 
 def test_job_entries_read_assumed_key_variants():
     link = "https://na01.mypinpointe.com/f.json"
-    entry = JobEntry.model_validate({"jobId": 42, "status": "Waiting", "link": link})
-    assert (entry.jobid, entry.result_url, entry.state) == ("42", link, VendorState.DONE)
+    entry = JobEntry.model_validate({"jobId": 42, "Status": "Waiting", "Link": link})
+    assert (entry.jobid, entry.result_url, entry.state) == ("42", link, VendorState.RUNNING)  # the word decides
     assert JobEntry.model_validate({"job_id": "7", "status": "waiting", "url": ""}).state is VendorState.RUNNING
+    done = JobEntry.model_validate({"JOBID": "8", "STATUS": "Complete", "URL": link, "ErrorMessage": None, "Count": "12"})
+    assert (done.jobid, done.state, done.result_url, done.count) == ("8", VendorState.DONE, link, 12)
+
+
+@pytest.mark.parametrize("percent", [100, "100", 99])
+def test_a_percentage_never_finishes_a_running_job(percent):
+    entry = JobEntry.model_validate({"jobid": "1", "status": "processing", "percent": percent})
+    assert entry.state is VendorState.RUNNING and entry.percent == int(percent)
 
 
 # --- params -> details (VENDORS.md 1.1, 1.4, 1.5) ------------------------------------------------------
@@ -180,9 +213,10 @@ def test_an_answer_without_a_status_is_a_protocol_error(body):
 
 @pytest.mark.parametrize(
     "data",
-    ["123", 123, {"jobid": "123"}, {"job_id": 123}, {"jobId": "123"}, {"id": "123", "elapsed": "0.1"}],
+    ["123", 123, {"jobid": "123"}, {"job_id": 123}, {"jobId": "123"}, {"id": "123", "elapsed": "0.1"},
+     {"Jobid": "123"}, {"JOBID": 123}, {"JobID": "123", "Elapsed": "0.1"}, {"Id": "123"}],
 )
-def test_start_answers_give_the_job_id_under_any_assumed_key(data):
+def test_start_answers_give_the_job_id_under_any_assumed_key_in_any_casing(data):
     response = ApiResponse.from_body({"status": "SUCCESS", "data": data}, "X/Y")
     assert StartedJob.from_response(response, "X/Y").jobid == "123"
 
@@ -204,33 +238,52 @@ def test_start_answers_without_a_job_id_are_protocol_errors(data):
     [
         [{"jobid": "1", "status": "waiting"}],
         {"jobs": [{"jobid": "1", "status": "waiting"}]},
+        {"Jobs": [{"JobId": "1", "Status": "waiting"}]},
         {"job": {"jobid": "1", "status": "waiting"}},
         {"jobid": "1", "status": "waiting"},
+        {"jobid": "1", "status": "waiting", "pagination": {"next": "0"}},
+        {"1": {"status": "waiting"}},  # keyed by job id, the id not repeated inside
+        {"1": {"status": "waiting"}, "pagination": {"next": "0"}},
+        {"jobs": {"1": {"status": "waiting"}}},
+        {"ITEMS": {"1": {"jobid": "1", "status": "waiting"}}},
     ],
 )
 def test_status_pages_find_entries_in_every_assumed_place(data):
-    page = JobStatusPage.from_response(ApiResponse(status="SUCCESS", data=data))
-    assert [(e.jobid, e.status) for e in page.jobs] == [("1", "waiting")] and page.next is None
+    page = status_page(ApiResponse(status="SUCCESS", data=data))
+    assert [(e.jobid, e.status) for e in page.records] == [("1", "waiting")] and page.more is False
+
+
+def test_status_data_keyed_by_job_id_finds_our_finished_job():
+    link = "https://na01.mypinpointe.com/555.json"
+    data = {"554": {"status": "waiting"}, "555": {"status": "Complete", "url": link}}
+    ours = find_job(status_page(ApiResponse(status="SUCCESS", data=data)).records, "555")
+    assert ours is not None and ours.state is VendorState.DONE and ours.result_url == link
 
 
 @pytest.mark.parametrize(
-    ("body", "following"),
+    ("body", "more", "vendor_next", "cursor"),
     [
-        ({"status": "SUCCESS", "data": {"jobs": [], "pagination": {"next": "50"}}}, "50"),
-        ({"status": "SUCCESS", "data": {"jobs": []}, "pagination": {"next": 50}}, "50"),
-        ({"status": "SUCCESS", "data": {"jobs": [], "pagination": {"next": "0"}}}, None),
-        ({"status": "SUCCESS", "data": {"jobs": [], "pagination": {}}}, None),
+        ({"status": "SUCCESS", "data": {"jobs": [], "pagination": {"next": "50"}}}, True, 50, None),
+        ({"status": "SUCCESS", "data": {"jobs": []}, "pagination": {"next": 50}}, True, 50, None),
+        ({"status": "SUCCESS", "data": {"jobs": []}, "Pagination": {"Next": "50"}}, True, 50, None),
+        ({"status": "SUCCESS", "data": {"jobs": [], "pagination": {"next": "0"}}}, False, None, None),
+        ({"status": "SUCCESS", "data": {"jobs": [], "pagination": {}}}, False, None, None),
+        ({"status": "SUCCESS", "data": {"jobs": []}}, False, None, None),
+        ({"status": "SUCCESS", "data": {"jobs": [], "pagination": {"next": "c2Vlaw=="}}}, True, None, "c2Vlaw=="),
     ],
 )
-def test_pagination_next_is_read_inside_or_beside_data(body, following):
-    assert JobStatusPage.from_response(ApiResponse.from_body(body, "API/AsyncJobStatus")).next == following
+def test_pagination_next_is_read_inside_or_beside_data(body, more, vendor_next, cursor):
+    following = next_page(ApiResponse.from_body(body, "API/AsyncJobStatus"))
+    assert (following.more, following.vendor_next, following.cursor) == (more, vendor_next, cursor)
 
 
-def test_unreadable_status_entries_are_protocol_errors():
-    with pytest.raises(VendorProtocolError):
-        JobStatusPage.from_response(ApiResponse(status="SUCCESS", data={"jobs": ["just a string"]}))
-    with pytest.raises(VendorProtocolError):
-        JobStatusPage.from_response(ApiResponse(status="SUCCESS", data="nothing"))
+def test_unreadable_status_entries_are_protocol_errors_with_an_excerpt():
+    with pytest.raises(VendorProtocolError) as raised:
+        job_entries({"jobs": ["just a string"]})
+    assert "just a string" in raised.value.answer
+    with pytest.raises(VendorProtocolError) as raised:
+        job_entries("nothing")
+    assert raised.value.answer == "nothing"
 
 
 def test_find_job_by_id_or_a_lone_anonymous_entry():
@@ -404,20 +457,57 @@ def test_a_refused_start_carries_pinpointe_s_reason():
         adapter(api_answer({"status": "FAILED", "errormessage": "Invalid list id"}, 400)).start(job(), HOOK)
 
 
-@pytest.mark.parametrize(
-    ("answer", "error"),
-    [
-        (lambda r: httpx.Response(429), VendorTransientError),
-        (lambda r: httpx.Response(502, text="Bad gateway"), VendorTransientError),
-        (lambda r: httpx.Response(404, text="<html>Not found</html>"), VendorRejected),
-        (lambda r: httpx.Response(400, text="<html>Bad request</html>"), VendorProtocolError),
-        (lambda r: httpx.Response(200, json=["SUCCESS"]), VendorProtocolError),
-        (lambda r: httpx.Response(200, json={"status": "MAYBE"}), VendorProtocolError),
-    ],
-)
-def test_http_answers_map_to_step_errors(answer, error):
-    with pytest.raises(error):
+HTTP_ANSWERS = [
+    (lambda r: httpx.Response(429), VendorTransientError, VendorTransientError),
+    (lambda r: httpx.Response(502, text="Bad gateway"), VendorTransientError, VendorTransientError),
+    (lambda r: httpx.Response(404, text="<html>Not found</html>"), VendorRejected, VendorRejected),
+    (lambda r: httpx.Response(400, text="<html>Bad request</html>"), VendorOutcomeUnknown, VendorProtocolError),
+    (lambda r: httpx.Response(200, json=["SUCCESS"]), VendorOutcomeUnknown, VendorProtocolError),
+    (lambda r: httpx.Response(200, json={"status": "MAYBE"}), VendorOutcomeUnknown, VendorProtocolError),
+    (lambda r: httpx.Response(200, json={"data": {"jobid": "1"}}), VendorOutcomeUnknown, VendorProtocolError),
+]
+
+
+@pytest.mark.parametrize(("answer", "on_start", "on_poll"), HTTP_ANSWERS)
+def test_http_answers_map_to_step_errors(answer, on_start, on_poll):
+    """An answer we cannot read to the start may hide a started export: never retried (rule 6). The
+    same answer to a poll only costs a poll: retried as a protocol error."""
+    with pytest.raises(on_start) as started:
         adapter(answer).start(job(), HOOK)
+    with pytest.raises(on_poll) as polled:
+        adapter(answer).poll(job())
+    for raised in (started.value, polled.value):
+        if isinstance(raised, VendorOutcomeUnknown | VendorProtocolError):
+            assert raised.answer and raised.code == "VENDOR_PROTOCOL"
+    if on_start is VendorOutcomeUnknown:
+        assert "may have started an export for Lists/GetListSubscribersAsync" in str(started.value)
+        assert "not sent again" in str(started.value)
+
+
+@pytest.mark.parametrize(
+    "data", [{"elapsed": "0.1", "timestamp": "2025-08-13T16:32:00Z"}, None, {"job": "1"}, {"jobid": ""}]
+)
+def test_a_start_answered_without_a_job_id_is_an_unknown_outcome_with_the_answer_redacted(data):
+    answer = api_answer({"status": "SUCCESS", "data": data, "echo": {"usertoken": TOKEN, "note": f"token {TOKEN}"}})
+    with pytest.raises(VendorOutcomeUnknown, match="carries no job id") as raised:
+        adapter(answer).start(job(), HOOK)
+    assert TOKEN not in raised.value.answer and TOKEN not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("failure", "error"),
+    [(httpx.ReadTimeout("timed out"), VendorOutcomeUnknown), (httpx.RemoteProtocolError("dropped"), VendorOutcomeUnknown),
+     (httpx.ReadError("reset"), VendorOutcomeUnknown), (httpx.ConnectError("refused"), VendorTransientError),
+     (httpx.ConnectTimeout("no route"), VendorTransientError)],
+)
+def test_a_start_without_an_answer_is_never_repeated_unless_it_never_left(failure, error):
+    def answer(request: httpx.Request) -> httpx.Response:
+        failure.request = request
+        raise failure
+
+    with pytest.raises(error) as raised:
+        adapter(answer).start(job(), HOOK)
+    assert isinstance(raised.value, VendorOutcomeUnknown) is (error is VendorOutcomeUnknown)
 
 
 def test_transport_failures_are_transient():
@@ -453,11 +543,73 @@ def test_endless_pagination_is_a_protocol_error():
 
     def answer(request: httpx.Request) -> httpx.Response:
         calls.append(request)
+        entry = {"jobid": str(len(calls)), "status": "waiting"}  # a new job on every page, and always a next
+        return httpx.Response(200, json={"status": "SUCCESS", "data": {"jobs": [entry], "pagination": {"next": "500"}}})
+
+    with pytest.raises(VendorProtocolError, match="did not end") as raised:
+        adapter(answer).poll(job())
+    assert len(calls) == MAX_STATUS_PAGES and raised.value.answer
+
+
+def test_a_status_page_that_repeats_is_a_protocol_error_not_a_loop():
+    calls = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return httpx.Response(200, json={"status": "SUCCESS", "data": {"jobs": [{"jobid": "1"}], "pagination": {"next": "1"}}})
+
+    with pytest.raises(VendorProtocolError, match="repeats"):
+        adapter(answer).poll(job())
+    assert len(calls) == 2
+
+
+def test_an_empty_status_page_ends_the_pages_whatever_its_next():
+    calls = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
         return httpx.Response(200, json={"status": "SUCCESS", "data": {"jobs": [], "pagination": {"next": "5"}}})
 
-    with pytest.raises(VendorProtocolError, match="did not end"):
-        adapter(answer).poll(job())
-    assert len(calls) == MAX_STATUS_PAGES
+    assert adapter(answer).poll(job()).state is VendorState.RUNNING  # not listed yet, within the grace period
+    assert len(calls) == 1
+
+
+def test_status_pages_capped_below_the_limit_ask_from_the_entries_received():
+    asked: list[str] = []
+    listed = [{"jobid": str(n), "status": "waiting"} for n in range(550, 556)]
+    listed[-1] = {"jobid": "555", "status": "complete", "url": "https://na01.mypinpointe.com/555.json"}
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        start = int(json.loads(request.content)["details"]["pagination"]["next"])
+        asked.append(str(start))
+        page = listed[start : start + 4]  # at most 4 a page, whatever limit was asked
+        following = str(start + len(page)) if start + len(page) < len(listed) else "0"
+        return httpx.Response(200, json={"status": "SUCCESS", "data": {"jobs": page, "pagination": {"next": following}}})
+
+    assert adapter(answer).poll(job()).state is VendorState.DONE and asked == ["0", "4"]
+
+
+def test_an_unknown_status_word_is_running_and_keeps_a_redacted_excerpt_of_the_entry():
+    entry = {"jobid": "555", "status": "Thinking", "url": f"https://na01.mypinpointe.com/555.json?token={TOKEN}"}
+    outcome = adapter(api_answer({"status": "SUCCESS", "data": {"jobs": [entry]}})).poll(job())
+    # The link is honoured for an unknown word (rule 3), and the entry is kept for the timeline.
+    assert outcome.state is VendorState.DONE and outcome.raw_status == "Thinking"
+    assert "Thinking" in outcome.unknown_status_answer and TOKEN not in outcome.unknown_status_answer
+    running = adapter(api_answer({"status": "SUCCESS", "data": {"555": {"status": "Thinking"}}})).poll(job())
+    assert running.state is VendorState.RUNNING and '"Thinking"' in running.unknown_status_answer
+
+
+def test_a_running_word_with_a_link_and_100_percent_stays_running():
+    entry = {"jobid": "555", "status": "PROCESSING", "url": "https://na01.mypinpointe.com/555.json", "percent": "100"}
+    outcome = adapter(api_answer({"status": "SUCCESS", "data": {"jobs": [entry]}})).poll(job())
+    assert outcome.state is VendorState.RUNNING and outcome.progress.percent == 100
+    assert outcome.unknown_status_answer is None and outcome.vendor_ref_updates == {}
+
+
+def test_a_finished_entry_s_count_is_kept_for_collect():
+    entry = {"JobId": "555", "Status": "Finished", "Url": "https://na01.mypinpointe.com/555.json", "Records": "42"}
+    outcome = adapter(api_answer({"status": "SUCCESS", "data": {"jobs": [entry]}})).poll(job())
+    assert outcome.vendor_ref_updates == {"result_url": "https://na01.mypinpointe.com/555.json", "status_count": 42}
 
 
 def test_a_failed_job_is_reported_with_pinpointe_s_reason():
@@ -507,12 +659,13 @@ def with_link(url: str, key: str = "result_url") -> Job:
 
 
 def test_collect_uses_the_webhook_link_when_the_status_gave_none():
-    results = ListResults()
+    results = NamedResults()
     answer = lambda r: streamed(b'{"count": 0, "subscribers": []}')  # noqa: E731
     linked = with_link("https://files.mypinpointe.com/555.json", "webhook_result_url")
     outcome = adapter(answer).collect(linked, results)
-    assert results.chunks == [b'{"count": 0, "subscribers": []}'] and outcome.result.size == 31
-    assert outcome.result.files[0].name == "result.json"
+    assert results.files["result.json"] == b'{"count": 0, "subscribers": []}' and outcome.result.size == 31
+    assert [f.name for f in outcome.result.files] == ["result.json", "summary.json"]
+    assert results.summary()["reconciliation"]["reconciled"] is True and not outcome.partial
 
 
 def test_collect_without_a_link_is_a_protocol_error():
@@ -533,17 +686,19 @@ def test_collect_follows_redirects_only_to_allowed_hosts():
 
 
 def test_a_download_shorter_than_its_content_length_is_transient():
-    answer = lambda r: streamed(b"x" * 10, **{"Content-Length": "100"})  # noqa: E731
-    with pytest.raises(VendorTransientError, match="cut: 10 of 100 bytes"):
+    """A cut file is retried (transient), not mistaken for one that is not JSON."""
+    answer = lambda r: streamed(b'{"count": 9, "subscribers": [', **{"Content-Length": "100"})  # noqa: E731
+    with pytest.raises(VendorTransientError, match="cut: 29 of 100 bytes"):
         adapter(answer).collect(with_link("https://na01.mypinpointe.com/555.json"), ListResults())
 
 
 def test_a_compressed_download_is_stored_decoded_and_not_mistaken_for_a_cut_one():
     document = b'{"count": 1000, "subscribers": [' + b",".join([b'{"email":"a@example.org"}'] * 1000) + b"]}"
     answer = lambda r: streamed(gzip.compress(document), **{"Content-Encoding": "gzip"})  # noqa: E731
-    results = ListResults()
-    adapter(answer).collect(with_link("https://na01.mypinpointe.com/555.json"), results)
-    assert b"".join(results.chunks) == document
+    results = NamedResults()
+    outcome = adapter(answer).collect(with_link("https://na01.mypinpointe.com/555.json"), results)
+    assert results.files["result.json"] == document and results.summary()["records"] == 1000
+    assert not outcome.partial
 
 
 @pytest.mark.parametrize(
@@ -586,7 +741,7 @@ def test_account_secrets():
 def test_no_log_line_carries_the_token(caplog):
     def answer(request: httpx.Request) -> httpx.Response:
         if request.url.path.endswith(".json"):
-            return streamed(b"{}")
+            return streamed(b'{"count": 0, "subscribers": []}')
         if json.loads(request.content)["requestmethod"] == "AsyncJobStatus":
             listed = {"jobid": "555", "url": "https://a.pinpointe.com/r.json"}
             return httpx.Response(200, json={"status": "SUCCESS", "data": {"jobs": [listed]}})
@@ -677,7 +832,7 @@ RECORD_A, RECORD_B = {"autoresponderid": "1", "emailopens": "5"}, {"autoresponde
 )
 def test_result_pages_find_records_in_every_assumed_place(data, records):
     page = ResultsPage.from_response(ApiResponse(status="SUCCESS", data=data), "Autoresponders/GetAutoresponderResults")
-    assert page.records == records and page.next is None and page.note is None
+    assert page.records == records and page.more is False and page.note is None
 
 
 @pytest.mark.parametrize("data", [["a", "b"], {"item": [RECORD_A, 3]}, 42, "some text", True])
@@ -696,21 +851,54 @@ def test_result_records_that_are_not_objects_are_protocol_errors(data):
 )
 def test_a_no_results_answer_is_an_empty_last_page_that_keeps_pinpointe_s_words(response):
     page = ResultsPage.from_response(response, "X/Y")
-    assert page.records == [] and page.next is None and page.note and page.note.lower().startswith("no")
+    assert page.records == [] and page.more is False and page.note and page.note.lower().startswith("no")
 
 
 @pytest.mark.parametrize(
-    ("body", "following"),
+    ("body", "vendor_next"),
     [
-        ({"status": "SUCCESS", "data": {"item": [RECORD_A], "pagination": {"next": "1000"}}}, "1000"),
-        ({"status": "SUCCESS", "data": {"item": [RECORD_A]}, "pagination": {"next": 1000}}, "1000"),
+        ({"status": "SUCCESS", "data": {"item": [RECORD_A], "pagination": {"next": "1000"}}}, 1000),
+        ({"status": "SUCCESS", "data": {"item": [RECORD_A]}, "pagination": {"next": 1000}}, 1000),
+        ({"status": "SUCCESS", "data": {"Item": [RECORD_A], "PAGINATION": {"NEXT": "1000"}}}, 1000),
         ({"status": "SUCCESS", "data": [RECORD_A], "pagination": {"next": "0"}}, None),
         ({"response": {"status": "SUCCESS", "data": {"item": [RECORD_A]}}}, None),
     ],
 )
-def test_result_pages_read_next_inside_or_beside_data(body, following):
+def test_result_pages_read_next_inside_or_beside_data(body, vendor_next):
     page = ResultsPage.from_response(ApiResponse.from_body(body, "X/Y"), "X/Y")
-    assert page.next == following and page.records == [RECORD_A]
+    assert (page.more, page.vendor_next) == (vendor_next is not None, vendor_next) and page.records == [RECORD_A]
+
+
+@pytest.mark.parametrize(
+    ("data", "records"),
+    [
+        ({"item": {"301": {"emailopens": "5"}, "302": {"emailopens": "0"}}},
+         [{"autoresponderid": "301", "emailopens": "5"}, {"autoresponderid": "302", "emailopens": "0"}]),
+        ({"item": {"301": {"autoresponderid": "301", "emailopens": "5"}}}, [{"autoresponderid": "301", "emailopens": "5"}]),
+        ({"301": {"emailopens": "5"}, "302": {"emailopens": "0"}, "count": "2", "pagination": {"next": "0"}},
+         [{"autoresponderid": "301", "emailopens": "5"}, {"autoresponderid": "302", "emailopens": "0"}]),
+        ({"ITEM": RECORD_A, "Count": "1"}, [RECORD_A]),
+    ],
+)
+def test_result_records_keyed_by_id_get_their_id_and_each_is_one_record(data, records):
+    page = ResultsPage.from_response(ApiResponse(status="SUCCESS", data=data), "X/Y", id_key="autoresponderid")
+    assert page.records == records
+
+
+@pytest.mark.parametrize(
+    ("data", "pagination", "page_count", "total"),
+    [
+        ({"item": [RECORD_A], "count": "1"}, None, 1, None),
+        ({"item": [RECORD_A], "Total": "30"}, None, None, 30),
+        ({"item": [RECORD_A], "totalRecords": 30, "count": "1"}, None, 1, 30),
+        ({"item": [RECORD_A], "pagination": {"next": "1", "count": "30"}}, None, None, 30),
+        ({"item": [RECORD_A]}, {"next": "1", "total": "30"}, None, 30),
+        ({**RECORD_A, "count": "7"}, None, None, None),  # one record: its own count is a field, not a count
+    ],
+)
+def test_counts_beside_the_records_are_told_apart(data, pagination, page_count, total):
+    page = ResultsPage.from_response(ApiResponse(status="SUCCESS", data=data, pagination=pagination), "X/Y")
+    assert (page.page_count, page.total) == (page_count, total)
 
 
 def paged(records: list[dict], *, wrap: bool = False, seen: list | None = None, faults: dict | None = None) -> Answer:
@@ -780,10 +968,15 @@ def test_collect_reads_every_page_in_order_into_json_lines(wrap):
     assert [(f.name, f.content_type) for f in result.files] == [
         ("autoresponder_results.jsonl", "application/x-ndjson"), ("summary.json", "application/json"),
     ]
-    assert results.summary() == {
+    summary = results.summary()
+    reconciliation, note = summary.pop("reconciliation"), summary.pop("note")
+    assert summary == {
         "operation": AR_OPERATION, "all": True, "grouping": "send", "records": 2500, "pages": 3,
         "page_limit": 1000, "file": "autoresponder_results.jsonl",
     }
+    assert reconciliation == {"ours": {"records_written": 2500, "pages": 3}, "vendor": {}, "checks": [],
+                              "reconciled": None, "shortfall": []}  # Pinpointe gave no count: nothing to check
+    assert note == "Pinpointe's pages carry no count: the records could not be checked against Pinpointe's counts"
 
 
 def test_collect_sends_the_one_autoresponder_asked_for():
@@ -792,7 +985,7 @@ def test_collect_sends_the_one_autoresponder_asked_for():
     assert seen == [{"autorespondername": "Welcome", "grouping": "autoresponder", "pagination": {"limit": "1000", "next": "0"}}]
 
 
-def test_a_next_seen_before_is_a_protocol_error_not_an_endless_loop():
+def test_a_page_that_repeats_is_a_protocol_error_not_an_endless_loop():
     calls = []
 
     def answer(request: httpx.Request) -> httpx.Response:
@@ -800,9 +993,23 @@ def test_a_next_seen_before_is_a_protocol_error_not_an_endless_loop():
         following = "10" if len(calls) % 2 else "20"
         return httpx.Response(200, json={"status": "SUCCESS", "data": {"item": [RECORD_A], "pagination": {"next": following}}})
 
-    with pytest.raises(VendorProtocolError, match="page 3 sent pagination.next '10' again"):
+    with pytest.raises(VendorProtocolError, match="page 2 repeats page 1") as raised:
         adapter(answer).collect(ar_job(all=True, limit=10), NamedResults())
-    assert len(calls) == 3
+    assert len(calls) == 2 and "emailopens" in raised.value.answer
+
+
+def test_a_cursor_seen_before_is_a_protocol_error():
+    calls = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        data = {"item": [{"n": len(calls)}], "pagination": {"next": "abc" if len(calls) % 2 else "def"}}
+        return httpx.Response(200, json={"status": "SUCCESS", "data": data})
+
+    with pytest.raises(VendorProtocolError, match="'abc' again"):
+        adapter(answer).collect(ar_job(all=True, limit=10), NamedResults())
+    sent = [json.loads(c.content)["details"]["pagination"]["next"] for c in calls]
+    assert sent == ["0", "abc", "def"]  # an opaque cursor is sent back as given
 
 
 def test_pages_that_never_end_stop_at_the_page_cap(monkeypatch):
@@ -811,10 +1018,10 @@ def test_pages_that_never_end_stop_at_the_page_cap(monkeypatch):
 
     def answer(request: httpx.Request) -> httpx.Response:
         calls.append(request)
-        data = {"item": [RECORD_A], "pagination": {"next": str(len(calls) * 10)}}
+        data = {"item": [{"n": len(calls)}], "pagination": {"next": str(len(calls))}}
         return httpx.Response(200, json={"status": "SUCCESS", "data": data})
 
-    with pytest.raises(VendorProtocolError, match="did not end after 5 pages of 10 records"):
+    with pytest.raises(VendorProtocolError, match="did not end after 5 pages"):
         adapter(answer).collect(ar_job(all=True, limit=10), NamedResults())
     assert len(calls) == 5
 
@@ -915,3 +1122,165 @@ def test_poll_reports_a_synchronous_job_done_without_asking():
 def test_stored_autoresponder_params_that_no_longer_fit_end_the_job():
     with pytest.raises(VendorRejected, match="exactly one of"):
         adapter(api_answer({})).collect(ar_job(autoresponderid="1", all=True), NamedResults())
+
+
+# --- reconciliation (issue 9: no silent shortfall) ---------------------------------------------------------
+
+
+def counted_pages(records: list[dict], *, cap: int | None = None, lie: bool = False, extra=None) -> Answer:
+    """Pinpointe paging `records`, at most `cap` a page; `lie`: its next counts from the limit asked,
+    not from the records sent; `extra(start, page, sent_until)` adds keys to `data`."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        pagination = json.loads(request.content)["details"]["pagination"]
+        start, limit = int(pagination["next"]), int(pagination["limit"])
+        end = min(start + min(limit, cap or limit), len(records))
+        following = start + limit if lie else end
+        data = {"item": records[start:end], "pagination": {"next": str(following) if following < len(records) else "0"}}
+        data |= extra(start, records[start:end], end) if extra else {}
+        return httpx.Response(200, json={"status": "SUCCESS", "data": data})
+
+    return answer
+
+
+def collect_ar(answer: Answer, **params) -> tuple[NamedResults, object]:
+    results = NamedResults()
+    outcome = adapter(answer).collect(ar_job(**(params or {"all": True, "limit": 10})), results)
+    return results, outcome
+
+
+@pytest.mark.parametrize(
+    ("extra", "vendor"),
+    [
+        (lambda start, page, end: {"total": "25"}, {"total": 25}),
+        (lambda start, page, end: {"count": str(len(page))}, {"page_counts_sum": 25}),
+        (lambda start, page, end: {"count": "25"}, {"total": 25}),  # the same count on every page: a total
+        (lambda start, page, end: {"pagination": {"next": str(end) if end < 25 else "0", "count": 25}}, {"total": 25}),
+    ],
+)
+def test_records_written_are_reconciled_with_any_count_pinpointe_gives(extra, vendor):
+    results, outcome = collect_ar(counted_pages(numbered(25), cap=7, extra=extra), all=True, limit=10)
+    assert len(stored_lines(results)) == 25 and not outcome.partial
+    reconciliation = results.summary()["reconciliation"]
+    assert reconciliation["reconciled"] is True and reconciliation["vendor"] == vendor
+    assert reconciliation["ours"] == {"records_written": 25, "pages": 4}
+
+
+def test_a_total_above_the_records_sent_is_partial_with_the_shortfall_explained():
+    results, outcome = collect_ar(counted_pages(numbered(20), extra=lambda *_: {"total": "23"}), all=True, limit=10)
+    assert outcome.partial and outcome.reconciliation.shortfall == [
+        "autoresponder_results.jsonl holds 20 records but Pinpointe's total says 23: 3 missing"
+    ]
+    assert results.summary()["reconciliation"]["reconciled"] is False
+
+
+def test_page_counts_that_disagree_with_the_pages_are_partial():
+    extra = lambda start, page, end: {"count": str(len(page) + (1 if start == 10 else 0))}  # noqa: E731
+    _, outcome = collect_ar(counted_pages(numbered(25), extra=extra), all=True, limit=10)
+    assert outcome.partial
+    assert "disagrees with the records it sent on 1 page(s) (page 2: counted 11, sent 10)" in outcome.reconciliation.shortfall[0]
+
+
+def test_a_next_that_disagrees_with_the_records_sent_is_partial_even_when_every_record_arrived():
+    results, outcome = collect_ar(counted_pages(numbered(25), cap=7, lie=True), all=True, limit=10)
+    assert stored_lines(results) == numbered(25)
+    assert outcome.partial and outcome.reconciliation.reconciled is False
+    (check,) = outcome.reconciliation.checks
+    assert (check.ours, check.vendor, check.agree) == (7, 10, False)
+
+
+def test_json_lines_hold_one_record_per_line_whatever_the_text():
+    tricky = [{"name": "a\u2028b", "note": "c\u2029d\x85e\nf\r"}, {"x": "\u2028"}]
+    results, _ = collect_ar(counted_pages(tricky), all=True, limit=10)
+    text = results.files["autoresponder_results.jsonl"].decode()
+    assert len(text.splitlines()) == 2 and [json.loads(line) for line in text.splitlines()] == tricky
+
+
+def file_job(status_count: int | None = None) -> Job:
+    ref = {**job().vendor_ref, "result_url": "https://na01.mypinpointe.com/555.json"}
+    if status_count is not None:
+        ref["status_count"] = status_count
+    return job(vendor_ref=ref)
+
+
+def collect_file(body: bytes, status_count: int | None = None) -> tuple[NamedResults, object]:
+    results = NamedResults()
+    outcome = adapter(lambda r: streamed(body)).collect(file_job(status_count), results)
+    assert results.files["result.json"] == body  # stored unchanged
+    return results, outcome
+
+
+SUBSCRIBERS = [{"email": f"s{n}@example.org", "subscriberid": str(n)} for n in range(1, 4)]
+
+
+@pytest.mark.parametrize(
+    ("document", "shape"),
+    [
+        ({"count": 3, "subscribers": SUBSCRIBERS}, "list"),
+        ({"Count": "3", "Subscribers": SUBSCRIBERS}, "list"),
+        ({"count": 3, "subscribers": {s["subscriberid"]: s for s in SUBSCRIBERS}}, "keyed_by_id"),
+        ({"response": {"status": "SUCCESS", "data": {"count": 3, "events": SUBSCRIBERS}}}, "list"),
+        ({"DATA": {"TOTAL": 3, "Records": SUBSCRIBERS}}, "list"),
+        ({"count": 3, "data": SUBSCRIBERS}, "list"),
+    ],
+)
+def test_result_files_of_every_assumed_shape_are_counted_and_reconciled(document, shape):
+    results, outcome = collect_file(json.dumps(document).encode(), status_count=3)
+    summary = results.summary()
+    assert (summary["records"], summary["vendor_count"], summary["records_shape"]) == (3, 3, shape)
+    assert not outcome.partial and outcome.reconciliation.reconciled is True
+    assert [c.check for c in outcome.reconciliation.checks] == [
+        "records in result.json vs the count in the file", "records in result.json vs the count AsyncJobStatus reported",
+    ]
+
+
+def test_a_single_object_is_one_record_and_a_bare_list_has_no_count():
+    results, outcome = collect_file(b'{"count": "1", "subscribers": {"email": "a@example.org", "lists": {"1": "x"}}}')
+    assert (results.summary()["records"], results.summary()["records_shape"]) == (1, "single") and not outcome.partial
+    results, outcome = collect_file(json.dumps(SUBSCRIBERS).encode())
+    assert results.summary()["records_shape"] == "bare_list" and outcome.reconciliation.reconciled is None
+    assert not outcome.partial
+
+
+@pytest.mark.parametrize(
+    ("document", "status_count", "reason"),
+    [
+        ({"count": 5, "subscribers": SUBSCRIBERS}, None, "result.json holds 3 records but the file's own count says 5: 2 missing"),
+        ({"count": 3, "subscribers": SUBSCRIBERS}, 4,
+         "result.json holds 3 records but the count AsyncJobStatus reported says 4: 1 missing"),
+        ({"count": 2, "subscribers": SUBSCRIBERS}, None, "result.json holds 3 records but the file's own count says 2: 1 more than counted"),
+    ],
+)
+def test_a_count_that_disagrees_with_the_file_is_partial_and_explained(document, status_count, reason):
+    results, outcome = collect_file(json.dumps(document).encode(), status_count)
+    assert outcome.partial and outcome.reconciliation.shortfall == [reason]
+    assert results.summary()["reconciliation"]["shortfall"] == [reason]
+
+
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [
+        (f"<html>Fatal error: usertoken={TOKEN}</html>".encode(), "is not JSON"),
+        (b'{"count": 3}', "holds no record collection"),
+        (b'{"status": "SUCCESS", "data": {"jobid": "1"}}', "holds no record collection"),
+        (b'"text"', "holds no record collection"),
+        (b'{"count": 1, "subscribers": ["a@example.org"]}', "record 1 of its list is not a JSON object"),
+        (b'{"count": 1, "subscribers": [{}]} trailing', "is not JSON"),
+    ],
+)
+def test_a_result_file_we_cannot_read_is_a_protocol_error_with_an_excerpt_of_its_start(body, why):
+    with pytest.raises(VendorProtocolError, match=why) as raised:
+        adapter(lambda r: streamed(body)).collect(file_job(), NamedResults())
+    assert raised.value.answer and TOKEN not in raised.value.answer
+
+
+def test_result_file_counting_survives_any_chunking():
+    from jobrelay.vendors.pinpointe.result_file import ResultFileCounter
+
+    document = json.dumps({"response": {"data": {"Count": "3", "subscribers": {s["subscriberid"]: s for s in SUBSCRIBERS}}}})
+    for size in (1, 2, 7, 64):
+        counter = ResultFileCounter("the file")
+        for start in range(0, len(document), size):
+            counter.feed(document[start : start + size].encode())
+        counted = counter.finish()
+        assert (counted.records, counted.vendor_count, counted.shape) == (3, 3, "keyed_by_id")

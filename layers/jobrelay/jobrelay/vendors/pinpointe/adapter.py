@@ -7,12 +7,16 @@ the fallback. The webhook's notice is only a hint: `poll` cross-checks it with A
 GetAutoresponderResults (1.10) is synchronous and paginated instead: `start` only checks that the
 autoresponder asked for exists and reports the job ready, so the job goes from Start straight to
 Collect, which reads every page into a JSON Lines file.
+
+Every Collect reconciles what it stored with the counts Pinpointe gave (the file's own count, the
+AsyncJobStatus entry's, a total or page counts beside paged records, the pages' own `next`), writes
+both sides into summary.json, and returns the Reconciliation: a mismatch is never SUCCEEDED.
 """
 
 import json
 import logging
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
@@ -21,6 +25,7 @@ from pydantic import Field, SecretStr, ValidationInfo, field_validator
 
 from jobrelay.domain.errors import VendorJobFailed, VendorProtocolError
 from jobrelay.domain.job import Job, JobResult, Progress, utcnow
+from jobrelay.domain.reconciliation import Reconciler, Reconciliation
 from jobrelay.operations import OPERATIONS, stored_params
 from jobrelay.ports import CollectOutcome, PollOutcome, ResultStore, StartOutcome, VendorState, WaitMode
 from jobrelay.vendors.http import VendorAccount, shared_http_client
@@ -30,6 +35,7 @@ from jobrelay.vendors.pinpointe.api import (
     AUTORESPONDER_REQUESTTYPE,
     AUTORESPONDER_RESULTS_OPERATION,
     RESULT_CONTENT_TYPE,
+    RESULT_ID_KEYS,
     AsyncMethod,
     JobEntry,
     ResultsPage,
@@ -41,6 +47,9 @@ from jobrelay.vendors.pinpointe.api import (
 )
 from jobrelay.vendors.pinpointe.client import ENDPOINT_PATH, JobsNotFound, PinpointeClient, ResultLinkPolicy
 from jobrelay.vendors.pinpointe.params import AutoresponderResultsParams
+from jobrelay.vendors.pinpointe.result_file import FileCount, ResultFileCounter
+from jobrelay.vendors.reading import PageTally, as_int
+from jobrelay.vendors.redaction import excerpt
 
 __all__ = ["PinpointeAccount", "PinpointeJobs", "WebhookNotice", "parse_webhook", "pinpointe_jobs"]
 
@@ -50,6 +59,9 @@ RESULT_FILE_NAME = "result.json"
 RECORDS_FILE_NAME = "autoresponder_results.jsonl"  # GetAutoresponderResults: one record per line
 RECORDS_CONTENT_TYPE = "application/x-ndjson"
 SUMMARY_FILE_NAME = "summary.json"
+# vendor_ref key of the record count an AsyncJobStatus entry gave (api.ENTRY_COUNT_KEYS), kept at poll
+# time so that Collect checks the file against it.
+STATUS_COUNT_REF = "status_count"
 
 
 class PinpointeAccount(VendorAccount):
@@ -143,11 +155,30 @@ class PinpointeJobs:
         link = job.vendor_ref.get("result_url") or job.vendor_ref.get("webhook_result_url")
         if not link:
             raise VendorProtocolError(f"Pinpointe gave no result link for job {jobid}")
+        counter = ResultFileCounter(f"Pinpointe's result file for job {jobid}")
         with self._client.download(link, self._links) as chunks:
-            stored = results.put_stream(job.job_id, RESULT_FILE_NAME, chunks, RESULT_CONTENT_TYPE)
-        log.info("Pinpointe job %s: result stored, %d bytes", jobid, stored.size)
+            stored = results.put_stream(job.job_id, RESULT_FILE_NAME, _counted(chunks, counter), RESULT_CONTENT_TYPE)
+        counted = counter.finish()
+        reconciliation = _reconcile_file(counted, as_int(job.vendor_ref.get(STATUS_COUNT_REF)))
+        summary = {
+            "operation": job.operation,
+            "jobid": jobid,
+            "file": RESULT_FILE_NAME,
+            "records": counted.records,
+            "vendor_count": counted.vendor_count,
+            "records_key": counted.records_key,
+            "records_shape": counted.shape,
+            "reconciliation": reconciliation.model_dump(mode="json"),
+            **_unchecked_note(reconciliation, "the file carries no count and AsyncJobStatus gave none"),
+        }
+        summary_file = results.put_bytes(
+            job.job_id, SUMMARY_FILE_NAME, json.dumps(summary, indent=2).encode(), "application/json"
+        )
+        log.info("Pinpointe job %s: result stored, %d bytes, %d records (the file counts %s)",
+                 jobid, stored.size, counted.records, counted.vendor_count)
         return CollectOutcome(
-            result=JobResult(s3_uri=stored.s3_uri, size=stored.size, sha256=stored.sha256, files=[stored])
+            result=JobResult(s3_uri=stored.s3_uri, size=stored.size, sha256=stored.sha256, files=[stored, summary_file]),
+            reconciliation=reconciliation,
         )
 
     def cancel(self, job: Job) -> bool:
@@ -183,15 +214,20 @@ class PinpointeJobs:
 
     def _collect_autoresponder_results(self, job: Job, results: ResultStore) -> CollectOutcome:
         """Every page of GetAutoresponderResults streamed into one JSON Lines file, a page at a time
-        (never all pages in memory), and summary.json with the record count.
+        (never all pages in memory), and summary.json with the record count and its reconciliation
+        with whatever counts Pinpointe gave (api.py, ASSUMPTIONS: how counts beside the records are
+        told apart).
 
         A 5xx or a timeout on any page leaves as VendorTransientError and the state machine retries
         Collect. The retry starts again at the first page and writes the file anew under the same
         name (the interrupted upload is aborted, never completed), so no record appears twice."""
         params = stored_params(job, AutoresponderResultsParams)
         tally = _Tally()
-        pages = self._client.autoresponder_pages(autoresponder_details(params), params.limit)
+        pages = self._client.autoresponder_pages(
+            autoresponder_details(params), params.limit, id_key=RESULT_ID_KEYS[params.grouping], tally=tally.paging
+        )
         stored = results.put_stream(job.job_id, RECORDS_FILE_NAME, _json_lines(pages, tally), RECORDS_CONTENT_TYPE)
+        reconciliation = _reconcile_pages(tally)
         summary = {
             "operation": job.operation,
             **params.model_dump(include={"autoresponderid", "autorespondername", "all"}, exclude_defaults=True),
@@ -201,6 +237,8 @@ class PinpointeJobs:
             "page_limit": params.limit,
             "file": RECORDS_FILE_NAME,
             **({"vendor_note": tally.note} if tally.note else {}),
+            "reconciliation": reconciliation.model_dump(mode="json"),
+            **_unchecked_note(reconciliation, "Pinpointe's pages carry no count"),
         }
         summary_file = results.put_bytes(
             job.job_id, SUMMARY_FILE_NAME, json.dumps(summary, indent=2).encode(), "application/json"
@@ -209,7 +247,8 @@ class PinpointeJobs:
         return CollectOutcome(
             result=JobResult(
                 s3_uri=stored.s3_uri, size=stored.size, sha256=stored.sha256, files=[stored, summary_file]
-            )
+            ),
+            reconciliation=reconciliation,
         )
 
     def _not_listed(self, job: Job, jobid: str) -> PollOutcome:
@@ -227,20 +266,68 @@ class PinpointeJobs:
 
 def _outcome(entry: JobEntry, jobid: str) -> PollOutcome:
     state = entry.state
+    # A word not in STATUS_WORDS: keep what Pinpointe said, for the job's timeline (the steps service
+    # records it once per new word), so a wrong guess about its words can be corrected.
+    unknown = None if entry.status_known else excerpt(entry.raw)
     if state is VendorState.DONE:
-        updates = {"result_url": entry.result_url} if entry.result_url else {}
-        return PollOutcome(state=state, raw_status=entry.status, vendor_ref_updates=updates)
+        updates: dict[str, Any] = {"result_url": entry.result_url} if entry.result_url else {}
+        if entry.count is not None:
+            updates[STATUS_COUNT_REF] = entry.count  # checked against the file's records in Collect
+        return PollOutcome(state=state, raw_status=entry.status, vendor_ref_updates=updates, unknown_status_answer=unknown)
     if state is VendorState.FAILED:
         reason = entry.errormessage or f"Pinpointe reports job {jobid} as {entry.status!r}"
         return PollOutcome(state=state, raw_status=entry.status, message=reason)
-    return PollOutcome(state=state, raw_status=entry.status)
+    progress = Progress(percent=entry.percent) if entry.percent is not None else None
+    return PollOutcome(state=state, raw_status=entry.status, progress=progress, unknown_status_answer=unknown)
+
+
+def _unchecked_note(reconciliation: Reconciliation, why: str) -> dict[str, str]:
+    """summary.json's word on a result Pinpointe gave nothing to check against (`reconciled` null)."""
+    if reconciliation.reconciled is None:
+        return {"note": f"{why}: the records could not be checked against Pinpointe's counts"}
+    return {}
+
+
+def _counted(chunks: Iterable[bytes], counter: ResultFileCounter) -> Iterator[bytes]:
+    """The chunks unchanged, each also fed to `counter` on its way to the result store."""
+    for chunk in chunks:
+        counter.feed(chunk)
+        yield chunk
+
+
+def _reconcile_file(counted: FileCount, status_count: int | None) -> Reconciliation:
+    """The records in result.json against the file's own count and AsyncJobStatus's, when given."""
+    vendor = {name: n for name, n in (("file_count", counted.vendor_count), ("status_count", status_count)) if n is not None}
+    rec = Reconciler(ours={"records": counted.records}, vendor=vendor)
+    rec.check(
+        "records in result.json vs the count in the file",
+        counted.records,
+        counted.vendor_count,
+        explain=_shortfall_sentence("result.json", counted.records, counted.vendor_count, "the file's own count"),
+    )
+    rec.check(
+        "records in result.json vs the count AsyncJobStatus reported",
+        counted.records,
+        status_count,
+        explain=_shortfall_sentence("result.json", counted.records, status_count, "the count AsyncJobStatus reported"),
+    )
+    return rec.result()
+
+
+def _shortfall_sentence(where: str, ours: int, vendor: int | None, theirs: str) -> str:
+    if vendor is not None and ours < vendor:
+        return f"{where} holds {ours} records but {theirs} says {vendor}: {vendor - ours} missing"
+    return f"{where} holds {ours} records but {theirs} says {vendor}: {ours - (vendor or 0)} more than counted"
 
 
 @dataclass
 class _Tally:
+    paging: PageTally = field(default_factory=PageTally)
     pages: int = 0
     records: int = 0
     note: str | None = None
+    totals: list[int] = field(default_factory=list)  # each page's total (RESULT_TOTAL_KEYS), in order
+    page_counts: list[tuple[int, int, int]] = field(default_factory=list)  # (page, its `count`, records sent)
 
 
 def _json_lines(pages: Iterable[ResultsPage], tally: _Tally) -> Iterator[bytes]:
@@ -251,14 +338,78 @@ def _json_lines(pages: Iterable[ResultsPage], tally: _Tally) -> Iterator[bytes]:
         lines = []
         for record in page.records:
             try:
-                lines.append(json.dumps(record, ensure_ascii=False, separators=(",", ":"), allow_nan=False))
+                lines.append(json_line(record))
             except ValueError:
                 raise VendorProtocolError(
-                    f"Pinpointe's page {tally.pages} of GetAutoresponderResults has a number JSON cannot hold (NaN or Infinity)"
+                    f"Pinpointe's page {tally.pages} of GetAutoresponderResults has a number JSON cannot hold (NaN or Infinity)",
+                    answer=excerpt(repr(record)),
                 ) from None
         tally.records += len(lines)
+        if page.total is not None:
+            tally.totals.append(page.total)
+        if page.page_count is not None:
+            tally.page_counts.append((tally.pages, page.page_count, len(lines)))
         if lines:
             yield ("\n".join(lines) + "\n").encode()
+
+
+# Characters that some readers take for a line break (Python's str.splitlines, JavaScript before
+# ES2019): inside a JSON string they are written as escapes, so one record is always one line.
+_LINE_BREAKS = str.maketrans({"\u2028": "\\u2028", "\u2029": "\\u2029", "\x85": "\\u0085"})
+
+
+def json_line(record: Any) -> str:
+    """One record as one line of JSON Lines (UTF-8 text, no line break of any kind inside)."""
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":"), allow_nan=False).translate(_LINE_BREAKS)
+
+
+def _reconcile_pages(tally: _Tally) -> Reconciliation:
+    """The records written against Pinpointe's counts (api.py, ASSUMPTIONS: a total, page counts, or
+    a bare `count` told apart by how it behaves over the pages) and its own `next` offsets."""
+    written = tally.records
+    vendor: dict[str, int] = {}
+    total = tally.totals[-1] if tally.totals else None
+    counts = tally.page_counts
+    page_counts_agree = bool(counts) and all(count == sent for _, count, sent in counts)
+    if counts and not page_counts_agree and total is None and len({count for _, count, _ in counts}) == 1:
+        total, counts = counts[0][1], []  # the same `count` beside every page, not the page's records: a total
+    if total is not None:
+        vendor["total"] = total
+    if counts:
+        vendor["page_counts_sum"] = sum(count for _, count, _ in counts)
+    rec = Reconciler(ours={"records_written": written, "pages": tally.pages}, vendor=vendor)
+    if total is not None:
+        changed = sorted(set(tally.totals))
+        rec.check(
+            "records written vs Pinpointe's total",
+            written,
+            total,
+            explain=_shortfall_sentence(RECORDS_FILE_NAME, written, total, "Pinpointe's total"),
+            note=f"the total changed between pages: {changed}" if len(changed) > 1 else None,
+        )
+    if counts:
+        wrong = [(page, count, sent) for page, count, sent in counts if count != sent]
+        shown = ", ".join(f"page {page}: counted {count}, sent {sent}" for page, count, sent in wrong[:5])
+        rec.check(
+            "records sent vs the count beside them on each page",
+            sum(sent for _, _, sent in counts),
+            vendor["page_counts_sum"],
+            explain=f"Pinpointe's count beside the records disagrees with the records it sent on {len(wrong)} "
+            f"page(s) ({shown}{', ...' if len(wrong) > 5 else ''})",
+        )
+    disagreements = tally.paging.next_disagreements
+    if disagreements:
+        page, vendor_next, ours = disagreements[0]
+        vendor["first_disagreeing_next"] = vendor_next
+        rec.check(
+            f"page {page}: Pinpointe's pagination.next vs the records it had sent",
+            ours,
+            vendor_next,
+            explain=f"after page {page} Pinpointe's pagination.next said the next page starts at record {vendor_next}, "
+            f"but it had sent {ours} records; the pages were read on from the records actually sent, so records "
+            f"may be missing or repeated where the two disagree ({len(disagreements)} page(s) disagreed)",
+        )
+    return rec.result()
 
 
 def _chosen(params: AutoresponderResultsParams) -> str:

@@ -22,6 +22,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, V
 from jobrelay.domain.errors import VendorProtocolError
 from jobrelay.ports import VendorState
 from jobrelay.vendors.pinpointe.params import AutoresponderResultsParams
+from jobrelay.vendors.reading import CaselessModel, Page, as_int, collection, fold, has_key, lookup, nothing, text
+from jobrelay.vendors.redaction import excerpt
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +31,13 @@ log = logging.getLogger(__name__)
 # =================================================================================================
 # ASSUMPTIONS about what Pinpointe sends and accepts. Check each against a real response.
 # =================================================================================================
+
+# VENDORS.md Unknowns 1-4, 6 and 7 (and the docs spelling one key two ways, `jobid` and `Jobid`):
+# every answer is read through jobrelay.vendors.reading, the one reading layer every vendor shares.
+# So, below and everywhere in this package: keys are matched without regard to case, `_`, `-` or
+# spaces (`jobid`, `Jobid`, `JobId`, `job_id` are one key); a collection may come as a list, as an
+# object keyed by id (the key is then the id) or as a single object; numbers may be written as
+# strings; pages follow reading.follow_pages (see the pagination entries below).
 
 # VENDORS.md 1.2, Unknown 7: the docs call the answer the "response" element without showing
 # whether it is wrapped in {"response": {...}}. Both forms are accepted.
@@ -43,36 +52,57 @@ CREDENTIALS_REJECTED_TEXT = "unable to verify user credentials"
 JOBS_NOT_FOUND_TEXT = "jobs not found"
 
 # VENDORS.md 1.5, Unknown 2: an async start's `data` holds "the job id, the time elapsed and a
-# timestamp" under undocumented keys. `data` may also be the bare id (a string or a number).
-JOB_ID_KEYS = ("jobid", "job_id", "jobId", "id")
+# timestamp" under undocumented keys (the docs write both `jobid` and `Jobid`; caseless, as above).
+# `data` may also be the bare id (a string or a number). A start whose answer we cannot read (not
+# JSON, no status, SUCCESS without a job id) or that gets no answer at all (timeout, dropped
+# connection) may still have started the export: it is never sent again (VendorOutcomeUnknown). An
+# error answer (5xx, 429) is taken at its word, that nothing was started, and is retried.
+JOB_ID_KEYS = ("jobid", "id")
 
-# VENDORS.md 1.6, Unknown 1: AsyncJobStatus's per-job entries are taken from `data` when it is a
-# list, else from the first of these keys inside `data`, else `data` itself is one entry.
+# VENDORS.md 1.6, Unknown 1: AsyncJobStatus's per-job entries are the collection in `data` when it
+# is a list, else under the first of these keys inside `data`, else `data` itself (less its
+# `pagination`): a list, an object keyed by job id (the key is the job id; it need not be repeated
+# inside the entry) or a single entry.
 JOB_LIST_KEYS = ("jobs", "job", "items")
 
 # VENDORS.md 1.6 and 1.7, Unknowns 1 and 3: the name of the result-link field, on a job entry and in
 # the completion webhook. The first non-empty one wins.
-RESULT_LINK_KEYS = ("url", "link", "file", "fileurl", "file_url", "download_url", "result_url")
+RESULT_LINK_KEYS = ("url", "link", "file", "fileurl", "download_url", "result_url")
+
+# VENDORS.md 1.6, Unknown 1: a job entry may carry the number of records the export holds. When it
+# does, the result file is checked against it too (a mismatch makes the job PARTIAL).
+ENTRY_COUNT_KEYS = ("count", "records", "recordcount", "total", "totalrecords")
+
+# VENDORS.md 1.6, Unknown 1: a job entry may carry a percentage. It is shown as progress only: a
+# percentage, even 100, never ends a job (the status word does).
+ENTRY_PERCENT_KEYS = ("percent", "percentage", "progress", "percentcomplete")
 
 # VENDORS.md 1.3 and 1.6, Unknown 1: `pagination.next` may sit inside `data` or beside it; "0" (or
-# no value) means there is no further page.
+# no `next` at all) means there is no further page, and so does an empty page. A numeric `next` is
+# the vendor's record number for the next page, but we ask for the record after those it actually
+# sent (a vendor that caps its pages below our `limit` loses nothing); where its `next` disagrees
+# with the records sent, that is tallied (and makes an autoresponder result PARTIAL, see below). A
+# `next` that is not a number is an opaque cursor, sent back as given.
 LAST_PAGE = "0"
 
 # VENDORS.md 1.6 guidance (a)-(e), Unknown 1: the per-job status words. Only `waiting` and `failed`
 # are documented. Each entry is a word start, matched without regard to case and not preceded by a
-# letter, so "Completed" and "job_complete" are done but "incomplete" is not. Checked top to bottom;
-# a job whose result link is present is done whatever its word (guidance c) unless it failed.
+# letter, so "Completed" and "job_complete" are done but "incomplete" is not. Checked top to bottom.
+# Done means the status WORD says done (guidance c, narrowed): a result link (or a percentage)
+# finishes a job only when there is no status word or the word is not in this table; a job whose
+# word says it is still running stays running whatever link it carries.
 STATUS_WORDS: dict[VendorState, tuple[str, ...]] = {
-    VendorState.FAILED: ("fail", "error"),
-    VendorState.DONE: ("complet", "done", "finish"),
-    VendorState.RUNNING: ("wait", "pend", "run", "process", "queue"),
+    VendorState.FAILED: ("fail", "error", "abort", "cancel"),
+    VendorState.DONE: ("complet", "done", "finish", "success", "succeed"),
+    VendorState.RUNNING: ("wait", "pend", "run", "process", "queue", "progress", "start", "active", "new"),
 }
-# Any other word (or none) counts as RUNNING and is logged with its raw value: the job's deadline,
-# not a crash, ends a job whose status we cannot read.
+# Any other word (or none) counts as RUNNING (DONE with a result link), is logged with its raw value,
+# and an excerpt of the entry goes on the job's timeline (PollOutcome.unknown_status_answer): the
+# job's deadline, not a crash, ends a job whose status we cannot read.
 
 # VENDORS.md 1.7, Unknown 3: the completion webhook's payload is undocumented. Its job id, status and
 # link are looked up under the keys above in these containers, innermost first (a path of keys from
-# the top of the payload; the empty path is the top level itself).
+# the top of the payload, each matched caselessly; the empty path is the top level itself).
 WEBHOOK_CONTAINER_PATHS: tuple[tuple[str, ...], ...] = (("response", "data"), ("data",), ("response",), ())
 
 # VENDORS.md 1.4, Unknown 9: the pages of the four async calls we make say YYYYMMDD (midnight UTC
@@ -90,6 +120,18 @@ REQUEST_CONTENT_TYPE = "application/json"
 # never send the account's token to a link host), and it holds one JSON document.
 RESULT_CONTENT_TYPE = "application/json"
 
+# VENDORS.md 1.5.2 and 1.8, Unknown 4: the result file is one JSON object {"count": N, "subscribers":
+# [...]} (subscriber exports; "events" for the contact data summary), also accepted: wrapped in
+# `response` and/or `data`, keys in any casing, the records as a list, as an object keyed by id or as
+# a single object, a bare top-level list of records (no count), the count as a number or a string.
+# The file is stored unchanged; its records are counted as it streams (never held whole) and checked
+# against its own count (and the AsyncJobStatus entry's, ENTRY_COUNT_KEYS). A file without a count is
+# stored with nothing to check it against (SUCCEEDED, `reconciled` null); one that is not JSON or
+# holds no record collection is a protocol error.
+RESULT_FILE_WRAPPER_KEYS = ("response", "data")
+RESULT_FILE_RECORD_KEYS = ("subscribers", "events", "records", "items", "item", "contacts")
+RESULT_FILE_COUNT_KEYS = ("count", "total", "totalcount", "totalrecords", "recordcount")
+
 # VENDORS.md 1.6, Unknown 8: AsyncJobStatus answers "Jobs not found" for ids it does not know. A job
 # may not be listed at once after its start, so that answer only fails the job once the configured
 # grace period (VENDOR_NOT_FOUND_GRACE_SECONDS) has passed since the start; the same holds for a
@@ -105,13 +147,29 @@ RESULT_CONTENT_TYPE = "application/json"
 AUTORESPONDER_REQUESTTYPE = "Autoresponders"
 
 # VENDORS.md 1.10, Unknown 6: the answer's sample could not be read. Its records are passed on
-# unchanged, one JSON object per line, whatever their fields. They are taken from `data` when it is
-# a list, else from the first of these keys inside `data` (a lone object there is one record), else
-# `data` itself (less its `pagination`) is one record, unless it holds only the bookkeeping keys below.
+# unchanged, one JSON object per line whatever their fields (U+2028, U+2029 and U+0085 inside them
+# are written as JSON escapes, so no reader splits a record in two). They are the collection in
+# `data` when it is a list, else under the first of these keys inside `data`, else `data` itself
+# less its `pagination`: an object whose other values are all objects is keyed by id, anything else
+# is one record, unless it holds only the bookkeeping keys below. A collection keyed by id gets its
+# key written into each record as RESULT_ID_KEYS[grouping] unless the record holds that key already.
 # GetNewsletterStats answers in `data.item` (1.9), hence the first key. Nothing at all (no `data`,
 # null, "", [], {}) is no records; a record that is not a JSON object is a protocol error.
 RESULT_RECORD_KEYS = ("item", "items", "results", "records", "autoresponders", "sends", "stats")
-RESULT_BOOKKEEPING_KEYS = frozenset({"pagination", "count", "total", "next", "limit"})
+RESULT_ID_KEYS = {"autoresponder": "autoresponderid", "send": "sendid"}
+
+# VENDORS.md 1.3 and 1.10, Unknowns 1 and 6: how counts beside the records are told apart. A key that
+# names a total (RESULT_TOTAL_KEYS, beside the records or in `pagination`) and a `count` inside
+# `pagination` are the number of records over all pages. A `count` beside the records (in `data`, next
+# to the record key) is read as that page's count when it equals the records on the page on every
+# page that gives one; otherwise, when it is the same number on every page, as a total; otherwise as
+# page counts that disagree with what was sent. The records written are checked against the total
+# and the sum of the page counts; a `next` that disagreed with the records sent is a check that
+# disagrees too (we cannot tell whether records were skipped or repeated there): all make the job
+# PARTIAL, explained in summary.json's `reconciliation`. No count at all leaves it unreconciled (null).
+RESULT_TOTAL_KEYS = ("total", "totalcount", "totalrecords", "totalresults", "recordcount")
+RESULT_PAGE_COUNT_KEY = "count"
+RESULT_BOOKKEEPING_KEYS = ("pagination", "next", "limit", RESULT_PAGE_COUNT_KEY, *RESULT_TOTAL_KEYS)
 
 # VENDORS.md 1.3 and 1.10, Unknowns 1 and 6: `pagination.next` is read as for AsyncJobStatus, inside
 # `data` or beside it, and a missing `next` ends the pages like LAST_PAGE does. We always paginate (the
@@ -162,16 +220,24 @@ def _word_starts(words: tuple[str, ...]) -> re.Pattern[str]:
 _STATUS_PATTERNS = {state: _word_starts(words) for state, words in STATUS_WORDS.items()}
 
 
-def vendor_state(raw_status: str | None, *, has_result_link: bool) -> VendorState:
-    """Our reading of a Pinpointe job status word (see STATUS_WORDS)."""
+def known_status(raw_status: str | None) -> VendorState | None:
+    """The state a status word names in STATUS_WORDS (any casing), None for a word not in it."""
     word = raw_status or ""
-    if _STATUS_PATTERNS[VendorState.FAILED].search(word):
-        return VendorState.FAILED
-    if has_result_link or _STATUS_PATTERNS[VendorState.DONE].search(word):
-        return VendorState.DONE
-    if not _STATUS_PATTERNS[VendorState.RUNNING].search(word):
-        log.warning("Pinpointe job status %r is not in our table; treating the job as running", raw_status)
-    return VendorState.RUNNING
+    for state, pattern in _STATUS_PATTERNS.items():  # FAILED, DONE, RUNNING: the order matters
+        if pattern.search(word):
+            return state
+    return None
+
+
+def vendor_state(raw_status: str | None, *, has_result_link: bool) -> VendorState:
+    """Our reading of a Pinpointe job status word (see STATUS_WORDS): the word decides; a result link
+    counts only when there is no word or the word is not in the table."""
+    state = known_status(raw_status)
+    if state is not None:
+        return state
+    log.warning("Pinpointe job status %r is not in our table; treating the job as %s", raw_status,
+                "done (it has a result link)" if has_result_link else "running")
+    return VendorState.DONE if has_result_link else VendorState.RUNNING
 
 
 # --- requests --------------------------------------------------------------------------------------
@@ -248,25 +314,27 @@ def _text(value: Any) -> Any:
 VendorText = Annotated[str, BeforeValidator(_text)]
 
 
-def first_text(containers: list[dict[str, Any]], keys: tuple[str, ...]) -> str | None:
-    """The first non-empty string (or number, as text) found under `keys`, container by container."""
+def first_text(containers: list[Any], keys: tuple[str, ...]) -> str | None:
+    """The first non-empty string (or number, as text) found under `keys` (caseless), container by
+    container."""
     for container in containers:
-        for key in keys:
-            value = _text(container.get(key))
-            if isinstance(value, str) and value.strip():
-                return value.strip()
+        if isinstance(container, dict):
+            for key in keys:
+                value = text(lookup(container, key))
+                if value is not None:
+                    return value
     return None
 
 
 def unwrap_response(body: dict[str, Any]) -> dict[str, Any]:
     """The response element, whether or not it came wrapped in {"response": ...} (Unknown 7)."""
-    inner = body.get(RESPONSE_WRAPPER)
-    if "status" not in body and isinstance(inner, dict):
+    inner = lookup(body, RESPONSE_WRAPPER)
+    if not has_key(body, "status") and isinstance(inner, dict):
         return inner
     return body
 
 
-class ApiResponse(BaseModel):
+class ApiResponse(CaselessModel):
     """The response element (VENDORS.md 1.2): a status, then `data` or an `errormessage`."""
 
     model_config = ConfigDict(extra="ignore")
@@ -274,14 +342,14 @@ class ApiResponse(BaseModel):
     status: VendorText
     data: Any = None
     errormessage: VendorText | None = None
-    pagination: dict[str, Any] | None = None  # where a paginated answer may put it (Unknown 1)
+    pagination: Any = None  # where a paginated answer may put it (Unknown 1)
 
     @classmethod
     def from_body(cls, body: dict[str, Any], call: str) -> "ApiResponse":
         try:
             return cls.model_validate(unwrap_response(body))
         except ValidationError:
-            raise VendorProtocolError(f"Pinpointe's answer to {call} has no readable status") from None
+            raise VendorProtocolError(f"Pinpointe's answer to {call} has no readable status", answer=excerpt(body)) from None
 
     @property
     def succeeded(self) -> bool:
@@ -298,6 +366,10 @@ class ApiResponse(BaseModel):
     def says(self, text: str) -> bool:
         return text in (self.errormessage or "").lower()
 
+    def excerpt(self) -> str:
+        """A bounded, redacted excerpt of this answer, for an error that keeps what we could not read."""
+        return excerpt(self.model_dump(exclude_none=True))
+
 
 class StartedJob(BaseModel):
     """`data` of an async start (VENDORS.md 1.5): the job id, and perhaps elapsed time and timestamp."""
@@ -312,20 +384,26 @@ class StartedJob(BaseModel):
         if isinstance(data, str | int) and not isinstance(data, bool):
             return {"jobid": data}
         if isinstance(data, dict):
-            return {**data, "jobid": first_text([data], JOB_ID_KEYS)}
+            return {
+                "jobid": first_text([data], JOB_ID_KEYS),
+                "elapsed": text(lookup(data, "elapsed")),
+                "timestamp": text(lookup(data, "timestamp")),
+            }
         return data
 
     @classmethod
     def from_response(cls, response: ApiResponse, call: str) -> "StartedJob":
+        """The started job, or VendorProtocolError (with an excerpt of the answer) when `data` names
+        no job id; the client turns that into VendorOutcomeUnknown (the export may have started)."""
         try:
             return cls.model_validate(response.data)
         except ValidationError:
-            raise VendorProtocolError(f"Pinpointe's answer to {call} carries no job id") from None
+            raise VendorProtocolError(f"Pinpointe's answer to {call} carries no job id", answer=response.excerpt()) from None
 
 
 class JobEntry(BaseModel):
     """One job in an AsyncJobStatus answer (VENDORS.md 1.6). Every field is optional: none is
-    confirmed."""
+    confirmed. `raw` is the entry as Pinpointe sent it, for an excerpt when its word is unknown."""
 
     model_config = ConfigDict(extra="ignore")
 
@@ -336,72 +414,133 @@ class JobEntry(BaseModel):
     errormessage: VendorText | None = None
     created: VendorText | None = None
     updated: VendorText | None = None
+    count: int | None = None  # the records of the export, when the entry says (ENTRY_COUNT_KEYS)
+    percent: int | None = None  # shown as progress, never a reason to finish (ENTRY_PERCENT_KEYS)
+    raw: dict[str, Any] = Field(default_factory=dict, repr=False)
 
     @model_validator(mode="before")
     @classmethod
     def _assumed_keys(cls, entry: Any) -> Any:
         if not isinstance(entry, dict):
             return entry  # rejected by the field validation
+        percent = as_int(lookup(entry, *ENTRY_PERCENT_KEYS))
         return {
-            **entry,
             "jobid": first_text([entry], JOB_ID_KEYS),
+            "requestmethod": text(lookup(entry, "requestmethod")),
+            "status": text(lookup(entry, "status")),
             "result_url": first_text([entry], RESULT_LINK_KEYS),
+            "errormessage": text(lookup(entry, "errormessage", "error", "message")),
+            "created": text(lookup(entry, "created")),
+            "updated": text(lookup(entry, "updated")),
+            "count": as_int(lookup(entry, *ENTRY_COUNT_KEYS)),
+            "percent": percent if percent is not None and 0 <= percent <= 100 else None,
+            "raw": entry,
         }
 
     @property
     def state(self) -> VendorState:
         return vendor_state(self.status, has_result_link=self.result_url is not None)
 
-
-class JobStatusPage(BaseModel):
-    jobs: list[JobEntry]
-    next: str | None  # the `next` value for the following page; None on the last page
-
-    @classmethod
-    def from_response(cls, response: ApiResponse) -> "JobStatusPage":
-        try:
-            jobs = [JobEntry.model_validate(entry) for entry in _job_entries(response.data)]
-        except ValidationError:
-            raise VendorProtocolError("Pinpointe's AsyncJobStatus answer has unreadable job entries") from None
-        return cls(jobs=jobs, next=_next_page(response))
+    @property
+    def status_known(self) -> bool:
+        return known_status(self.status) is not None
 
 
-def _job_entries(data: Any) -> list[Any]:
-    if isinstance(data, list):
-        return data
+def job_entries(data: Any) -> list[JobEntry]:
+    """The job entries of one AsyncJobStatus answer's `data` (JOB_LIST_KEYS): a list, an object keyed
+    by job id, or a single entry."""
     if isinstance(data, dict):
-        for key in JOB_LIST_KEYS:
-            if key in data:
-                found = data[key]
-                return found if isinstance(found, list) else [found]
-        return [data]
-    raise VendorProtocolError("Pinpointe's AsyncJobStatus answer has no job list in `data`")
+        listed = lookup(data, *JOB_LIST_KEYS, default=_NOT_LISTED)
+        found = _without(data, ("pagination",)) if listed is _NOT_LISTED else listed
+    elif isinstance(data, list) or nothing(data):
+        found = data
+    else:
+        raise VendorProtocolError("Pinpointe's AsyncJobStatus answer has no job list in `data`", answer=excerpt(data))
+    try:
+        entries = collection(found, id_key="jobid", what="Pinpointe's AsyncJobStatus answer")
+        return [JobEntry.model_validate(entry) for entry in entries]
+    except (VendorProtocolError, ValidationError):
+        raise VendorProtocolError("Pinpointe's AsyncJobStatus answer has unreadable job entries", answer=excerpt(data)) from None
 
 
-def _next_page(response: ApiResponse) -> str | None:
-    inside_data = response.data.get("pagination") if isinstance(response.data, dict) else None
-    paginations = [p for p in (inside_data, response.pagination) if isinstance(p, dict)]
-    following = first_text(paginations, ("next",))
-    return None if following in (None, LAST_PAGE) else following
+_NOT_LISTED = object()
 
 
-class ResultsPage(BaseModel):
-    """One page of a paginated results call such as GetAutoresponderResults (VENDORS.md 1.3, 1.10)."""
+def _without(mapping: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    """`mapping` less `keys` (compared by fold)."""
+    dropped = {fold(key) for key in keys}
+    return {k: v for k, v in mapping.items() if not (isinstance(k, str) and fold(k) in dropped)}
 
-    records: list[dict[str, Any]]
-    next: str | None  # the `next` value for the following page; None on the last page
+
+@dataclass(frozen=True)
+class NextPage:
+    """What an answer says about the page after it (VENDORS.md 1.3), in reading.Page's terms."""
+
+    more: bool
+    cursor: str | None = None  # a `next` that is not a record number: sent back as given
+    vendor_next: int | None = None  # a `next` that is one: the vendor's own offset, to compare with ours
+
+
+def next_page(response: ApiResponse) -> NextPage:
+    """`pagination.next`, inside `data` or beside it: "0" or missing ends the pages."""
+    inside = lookup(response.data, "pagination") if isinstance(response.data, dict) else None
+    following = first_text([inside, response.pagination], ("next",))
+    if following is None or following == LAST_PAGE:
+        return NextPage(more=False)
+    number = as_int(following)
+    if number is None:
+        return NextPage(more=True, cursor=following)
+    if number <= 0:
+        return NextPage(more=False)
+    return NextPage(more=True, vendor_next=number)
+
+
+def status_page(response: ApiResponse) -> Page:
+    """One page of AsyncJobStatus entries, with its pagination signal."""
+    following = next_page(response)
+    return Page(
+        records=job_entries(response.data),
+        more=following.more,
+        cursor=following.cursor,
+        vendor_next=following.vendor_next,
+    )
+
+
+@dataclass(frozen=True)
+class ResultsPage(Page):
+    """One page of a paginated results call such as GetAutoresponderResults (VENDORS.md 1.3, 1.10):
+    the records and paging signal (reading.Page), and the counts Pinpointe gave beside them."""
+
     note: str | None = None  # Pinpointe's own words when it answered that there is nothing (NO_RESULTS_TEXTS)
+    page_count: int | None = None  # a bare `count` beside the records (a page count or a total: see above)
+    total: int | None = None  # a count that names a total (RESULT_TOTAL_KEYS, or `count` in `pagination`)
 
     @classmethod
-    def from_response(cls, response: ApiResponse, call: str) -> "ResultsPage":
+    def from_response(cls, response: ApiResponse, call: str, *, id_key: str = "id") -> "ResultsPage":
         """The page in a SUCCESS answer, or the empty last page that a "nothing there" answer is."""
         if not response.succeeded:
             if says_no_results(response):
-                return cls(records=[], next=None, note=response.reason)
+                return cls(records=[], more=False, note=response.reason)
             raise ValueError("only a successful or a no-results answer is a page")
         if isinstance(response.data, str) and _no_results_text(response.data):
-            return cls(records=[], next=None, note=response.data.strip())
-        return cls(records=_result_records(response.data, call), next=_next_page(response))
+            return cls(records=[], more=False, note=response.data.strip())
+        records, beside = _result_records(response.data, call, id_key)
+        following = next_page(response)
+        paginations = [p for p in (_pagination_of(response.data), response.pagination) if isinstance(p, dict)]
+        total = next(
+            (n for container in [beside, *paginations] if (n := as_int(lookup(container, *RESULT_TOTAL_KEYS))) is not None),
+            None,
+        )
+        if total is None:
+            total = next((n for p in paginations if (n := as_int(lookup(p, RESULT_PAGE_COUNT_KEY))) is not None), None)
+        return cls(
+            records=records,
+            more=following.more,
+            cursor=following.cursor,
+            vendor_next=following.vendor_next,
+            page_count=as_int(lookup(beside, RESULT_PAGE_COUNT_KEY)),
+            total=total,
+        )
 
 
 def says_no_results(response: ApiResponse) -> bool:
@@ -413,30 +552,39 @@ def _no_results_text(text: str) -> bool:
     return any(words in text.lower() for words in NO_RESULTS_TEXTS)
 
 
-def _nothing(value: Any) -> bool:
-    return value is None or (isinstance(value, str | list | dict) and not value)
+def _pagination_of(data: Any) -> Any:
+    return lookup(data, "pagination") if isinstance(data, dict) else None
 
 
-def _result_records(data: Any, call: str) -> list[dict[str, Any]]:
-    """The records of one page, wherever RESULT_RECORD_KEYS says they may be."""
+def _result_records(data: Any, call: str, id_key: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The records of one page, wherever RESULT_RECORD_KEYS says they may be, and the keys that came
+    beside them (where a count may be; empty when `data` is itself the records)."""
+    beside: dict[str, Any] = {}
     found = data
     if isinstance(data, dict):
-        key = next((key for key in RESULT_RECORD_KEYS if key in data), None)
+        key = next((name for name in data if isinstance(name, str) and fold(name) in _RECORD_KEYS), None)
         if key is not None:
-            found = data[key]
-        elif set(data) <= RESULT_BOOKKEEPING_KEYS:
-            found = None  # only pagination and counts: no records
+            found, beside = data[key], {k: v for k, v in data.items() if k != key}
         else:
-            found = {name: value for name, value in data.items() if name != "pagination"}  # one record
-    if _nothing(found):
-        return []
-    records = found if isinstance(found, list) else [found]
-    for position, record in enumerate(records, 1):
-        if not isinstance(record, dict):
-            raise VendorProtocolError(
-                f"Pinpointe's answer to {call} has a record that is not a JSON object (record {position} of the page)"
-            )
-    return records
+            rest = _without(data, ("pagination",))
+            bookkeeping = {k: v for k, v in rest.items() if isinstance(k, str) and fold(k) in _BOOKKEEPING_KEYS}
+            others = {k: v for k, v in rest.items() if k not in bookkeeping}
+            if not others:
+                found, beside = None, bookkeeping  # only pagination and counts: no records
+            elif all(isinstance(value, dict) for value in others.values()):
+                found, beside = others, bookkeeping  # keyed by id, counts beside
+            else:
+                found = rest  # one record: its own fields (a `count` among them) are kept
+    what = f"Pinpointe's answer to {call}"
+    try:
+        records = collection(found, id_key=id_key, what=what)
+    except VendorProtocolError as error:
+        raise VendorProtocolError(f"{error} (a record of the page)", answer=excerpt(data)) from None
+    return records, beside
+
+
+_RECORD_KEYS = tuple(fold(key) for key in RESULT_RECORD_KEYS)
+_BOOKKEEPING_KEYS = frozenset(fold(key) for key in RESULT_BOOKKEEPING_KEYS)
 
 
 def find_job(entries: list[JobEntry], jobid: str) -> JobEntry | None:
@@ -485,5 +633,5 @@ def _at_path(payload: Any, path: tuple[str, ...]) -> Any:
     for key in path:
         if not isinstance(payload, dict):
             return None
-        payload = payload.get(key)
+        payload = lookup(payload, key)
     return payload

@@ -2,7 +2,9 @@
 
 Every outcome leaves here either as a parsed answer or as one of the step errors the state machine
 understands (DESIGN.md, State machine): VendorTransientError is retried, VendorRejected and
-VendorProtocolError end the job with a readable reason. The account's token goes into request
+VendorProtocolError end the job with a readable reason (a protocol error carries a redacted excerpt
+of the answer we could not read), and VendorOutcomeUnknown, never retried, ends a job whose start
+may or may not have created an export at Pinpointe. The account's token goes into request
 bodies only; logs carry call names, job ids and HTTP statuses, never a body.
 """
 
@@ -17,7 +19,7 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from jobrelay.domain.errors import VendorProtocolError, VendorRejected, VendorTransientError
+from jobrelay.domain.errors import VendorOutcomeUnknown, VendorProtocolError, VendorRejected, VendorTransientError
 from jobrelay.vendors.http import is_transient, transport_errors_as_transient
 from jobrelay.vendors.pinpointe.api import (
     AUTORESPONDER_REQUESTMETHOD,
@@ -32,11 +34,13 @@ from jobrelay.vendors.pinpointe.api import (
     ApiResponse,
     AsyncMethod,
     JobEntry,
-    JobStatusPage,
     ResultsPage,
     StartedJob,
     says_no_results,
+    status_page,
 )
+from jobrelay.vendors.reading import Page, PageTally, follow_pages
+from jobrelay.vendors.redaction import excerpt
 
 log = logging.getLogger(__name__)
 
@@ -71,17 +75,19 @@ class ResultLinkPolicy:
         try:
             parsed = httpx.URL(url)
         except httpx.InvalidURL:
-            raise VendorProtocolError("Pinpointe's result link is not a valid URL") from None
+            raise VendorProtocolError("Pinpointe's result link is not a valid URL", answer=excerpt(str(url))) from None
         allowed_schemes = ("https", "http") if self.allow_http else ("https",)
         if parsed.scheme not in allowed_schemes:
             raise VendorProtocolError(
                 f"Pinpointe's result link uses {parsed.scheme or 'no'} scheme; only "
-                f"{' or '.join(allowed_schemes)} links are followed"
+                f"{' or '.join(allowed_schemes)} links are followed",
+                answer=excerpt(str(url)),
             )
         if not host_allowed(parsed.host, self.host_patterns):
             raise VendorProtocolError(
                 f"Pinpointe's result link points at host {parsed.host!r}, which is not on the "
-                "account's result_hosts; it was not followed"
+                "account's result_hosts; it was not followed",
+                answer=excerpt(str(url)),
             )
         return parsed
 
@@ -109,60 +115,74 @@ class PinpointeClient:
         self._timeout = timeout
 
     def start_async(self, method: AsyncMethod, details: dict[str, Any]) -> StartedJob:
+        """Start an async export. This is the one call that creates work at Pinpointe, so it is never
+        blindly repeated: an answer we cannot read, or none at all, raises VendorOutcomeUnknown (the
+        state machine does not retry it). An error answer (5xx, 429) stays VendorTransientError and is
+        retried: Pinpointe said it did not do it. A FAILED answer is a refusal (VendorRejected)."""
         call = f"{method.requesttype}/{method.requestmethod}"
-        response = self._call(method.requesttype, method.requestmethod, details)
-        if not response.succeeded:
-            raise VendorRejected(f"Pinpointe rejected {call}: {response.reason}")
-        started = StartedJob.from_response(response, call)
+        try:
+            response = self._call(method.requesttype, method.requestmethod, details)
+            if not response.succeeded:
+                raise VendorRejected(f"Pinpointe rejected {call}: {response.reason}")
+            started = StartedJob.from_response(response, call)
+        except VendorTransientError as error:
+            if error.vendor_answered or _never_sent(error):
+                raise  # Pinpointe answered with an error, or never got the request: safe to send again
+            raise _outcome_unknown(call, f"no answer arrived ({error})", None) from error
+        except VendorProtocolError as error:
+            raise _outcome_unknown(call, str(error), error.answer) from error
         log.info("Pinpointe %s started job %s", call, started.jobid)
         return started
 
     def job_status(self, jobids: list[str]) -> list[JobEntry] | JobsNotFound:
-        """The entries AsyncJobStatus lists for `jobids`, every page of them."""
-        entries: list[JobEntry] = []
-        next_record = LAST_PAGE
-        for _ in range(MAX_STATUS_PAGES):
-            details = {"jobids": jobids, "pagination": {"limit": str(STATUS_PAGE_SIZE), "next": next_record}}
-            response = self._call(STATUS_REQUESTTYPE, STATUS_REQUESTMETHOD, details)
+        """The entries AsyncJobStatus lists for `jobids`, every page of them (reading.follow_pages)."""
+        not_found: list[str] = []
+
+        last: list[ApiResponse] = []
+
+        def fetch(offset: int, cursor: str | None) -> Page:
+            pagination = {"limit": str(STATUS_PAGE_SIZE), "next": cursor if cursor is not None else str(offset)}
+            response = self._call(STATUS_REQUESTTYPE, STATUS_REQUESTMETHOD, {"jobids": jobids, "pagination": pagination})
+            last[:] = [response]
             if not response.succeeded:
                 if response.says(JOBS_NOT_FOUND_TEXT):
-                    return entries or JobsNotFound(response.reason)
+                    not_found.append(response.reason)
+                    return Page(records=[], more=False)
                 raise VendorRejected(f"Pinpointe rejected AsyncJobStatus: {response.reason}")
-            page = JobStatusPage.from_response(response)
-            entries += page.jobs
-            if page.next is None:
-                return entries
-            next_record = page.next
-        raise VendorProtocolError(f"Pinpointe's AsyncJobStatus pages did not end after {MAX_STATUS_PAGES} pages")
+            return status_page(response)
 
-    def autoresponder_pages(self, details: dict[str, Any], limit: int) -> Iterator[ResultsPage]:
-        """Every page of GetAutoresponderResults for `details` (VENDORS.md 1.10), `limit` records at a
-        time, following `pagination.next` until it reads "0" (1.3); one page is held at a time. A
-        vendor whose pages do not end (a `next` seen before, or more than MAX_RESULT_PAGES pages) is
-        a VendorProtocolError; a 5xx or a timeout on any page a VendorTransientError."""
+        pages = follow_pages(fetch, first=0, what="Pinpointe's AsyncJobStatus pages", max_pages=MAX_STATUS_PAGES)
+        entries = [entry for page in _keeping_answer(pages, last) for entry in page.records]
+        if not entries and not_found:
+            return JobsNotFound(not_found[0])
+        return entries
+
+    def autoresponder_pages(
+        self, details: dict[str, Any], limit: int, *, id_key: str = "autoresponderid", tally: PageTally | None = None
+    ) -> Iterator[ResultsPage]:
+        """Every page of GetAutoresponderResults for `details` (VENDORS.md 1.10), `limit` records asked
+        for at a time, one page held at a time (reading.follow_pages): each page asked from the record
+        after those Pinpointe actually sent, until its `pagination.next` reads "0" (or is missing) or a
+        page is empty. `tally` counts pages and records and where Pinpointe's own `next` disagreed with
+        them. A page that repeats the one before, a cursor seen before, or more than MAX_RESULT_PAGES
+        pages is a VendorProtocolError; a 5xx or a timeout on any page a VendorTransientError."""
         call = f"{AUTORESPONDER_REQUESTTYPE}/{AUTORESPONDER_REQUESTMETHOD}"
-        next_record, seen = LAST_PAGE, set()
-        for number in range(1, MAX_RESULT_PAGES + 1):
-            page_details = {**details, "pagination": {"limit": str(limit), "next": next_record}}
-            response = self._call(AUTORESPONDER_REQUESTTYPE, AUTORESPONDER_REQUESTMETHOD, page_details)
+        last: list[ApiResponse] = []
+
+        def fetch(offset: int, cursor: str | None) -> ResultsPage:
+            pagination = {"limit": str(limit), "next": cursor if cursor is not None else str(offset)}
+            response = self._call(AUTORESPONDER_REQUESTTYPE, AUTORESPONDER_REQUESTMETHOD, {**details, "pagination": pagination})
+            last[:] = [response]
             if not (response.succeeded or says_no_results(response)):
                 raise VendorRejected(f"Pinpointe rejected {call}{_chosen(details)}: {response.reason}")
-            page = ResultsPage.from_response(response, call)
-            log.info("Pinpointe %s page %d: %d records, next %r", call, number, len(page.records), page.next)
-            yield page
-            if page.next is None:
-                return
-            if page.next in seen:
-                raise VendorProtocolError(
-                    f"Pinpointe's {call} pages do not end: page {number} sent pagination.next "
-                    f"{page.next!r} again, which would read the same records twice"
-                )
-            seen.add(page.next)
-            next_record = page.next
-        raise VendorProtocolError(
-            f"Pinpointe's {call} pages did not end after {MAX_RESULT_PAGES} pages of {limit} records "
-            f"(pagination.next never read {LAST_PAGE!r})"
-        )
+            page = ResultsPage.from_response(response, call, id_key=id_key)
+            log.info("Pinpointe %s from record %s: %d records, next %r", call, pagination["next"], len(page.records),
+                     page.cursor or page.vendor_next or LAST_PAGE)
+            return page
+
+        what = f"Pinpointe's {call} pages ({limit} records asked for a page)"
+        pages = follow_pages(fetch, first=0, what=what, max_pages=MAX_RESULT_PAGES, tally=tally)
+        yield from _keeping_answer(pages, last)  # type: ignore[misc]
 
     @contextmanager
     def download(self, url: str, policy: ResultLinkPolicy) -> Iterator[Iterator[bytes]]:
@@ -220,7 +240,9 @@ def _read_answer(answer: httpx.Response, call: str) -> ApiResponse:
     if response.says(CREDENTIALS_REJECTED_TEXT):
         raise _credentials_rejected(call)
     if not (response.succeeded or response.failed):
-        raise VendorProtocolError(f"Pinpointe answered {call} with an unknown status {response.status!r}")
+        raise VendorProtocolError(
+            f"Pinpointe answered {call} with an unknown status {response.status!r}", answer=response.excerpt()
+        )
     return response
 
 
@@ -231,9 +253,37 @@ def _json_object(answer: httpx.Response, call: str) -> dict[str, Any]:
         body = None
     if not isinstance(body, dict):
         raise VendorProtocolError(
-            f"Pinpointe answered {call} (HTTP {answer.status_code}) with a body that is not a JSON object"
+            f"Pinpointe answered {call} (HTTP {answer.status_code}) with a body that is not a JSON object",
+            answer=excerpt(answer.content),
         )
     return body
+
+
+def _keeping_answer[P: Page](pages: Iterator[P], last: list[ApiResponse]) -> Iterator[P]:
+    """`pages`, with a protocol error of the paging itself (a repeated page, pages without end)
+    carrying an excerpt of the last answer, as every protocol error from an answer does."""
+    try:
+        yield from pages
+    except VendorProtocolError as error:
+        if error.answer is None and last:
+            raise VendorProtocolError(str(error), answer=last[-1].excerpt()) from error
+        raise
+
+
+def _never_sent(error: VendorTransientError) -> bool:
+    """A transport failure before the request left us (no connection could be made, or none was free
+    in the pool): Pinpointe cannot have started anything, unlike after a read timeout or a dropped
+    connection."""
+    return isinstance(error.__cause__, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+
+
+def _outcome_unknown(call: str, why: str, answer: str | None) -> VendorOutcomeUnknown:
+    return VendorOutcomeUnknown(
+        f"Pinpointe may have started an export for {call}, but we cannot tell: {why}. The start is not "
+        "sent again, so the export is not run twice; check the account's jobs at Pinpointe "
+        "(API/AsyncJobStatus without jobids lists them) before submitting this job again",
+        answer=answer,
+    )
 
 
 def _chosen(details: dict[str, Any]) -> str:
@@ -256,7 +306,22 @@ def _check_download_status(response: httpx.Response) -> None:
     if is_transient(status):
         raise VendorTransientError(f"Pinpointe's result link answered HTTP {status}")
     if not response.is_success:
-        raise VendorProtocolError(f"Pinpointe's result link answered HTTP {status} (expired or wrong link?)")
+        raise VendorProtocolError(
+            f"Pinpointe's result link answered HTTP {status} (expired or wrong link?)", answer=excerpt(_head(response))
+        )
+
+
+def _head(response: httpx.Response, limit: int = 2048) -> bytes:
+    """The first bytes of an error answer's body, for its excerpt (never the whole of a large one)."""
+    head = b""
+    try:
+        for chunk in response.iter_bytes(limit):
+            head += chunk
+            if len(head) >= limit:
+                break
+    except httpx.HTTPError:
+        pass
+    return head[:limit]
 
 
 def _body_chunks(response: httpx.Response) -> Iterator[bytes]:
