@@ -54,6 +54,10 @@ def redact(value: Any) -> Any:
         return [redact(item) for item in value]
     if isinstance(value, str):
         return redact_text(value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        # An all-digit secret (a MyPreferences AccessToken) may come back as a JSON number.
+        shown = redact_text(str(value))
+        return value if shown == str(value) else shown
     return value
 
 
