@@ -21,7 +21,7 @@ from jobrelay.domain.errors import (
     VendorTransientError,
 )
 from jobrelay.domain.job import Job, StoredFile
-from jobrelay.ports import PollOutcome, VendorState
+from jobrelay.ports import CollectOutcome, PollOutcome, VendorState
 from jobrelay.vendors.pinpointe.adapter import PinpointeAccount, PinpointeJobs, parse_webhook
 from jobrelay.vendors.pinpointe.client import DOWNLOAD_CHUNK_BYTES
 
@@ -457,7 +457,7 @@ def starts(sandbox: PinpointeSandbox) -> list[dict]:
     return [c for c in sandbox.calls() if c["requestmethod"] in {"GetListSubscribersAsync", "GetTagSubscribersAsync"}]
 
 
-def collected(jobs: PinpointeJobs, job: Job) -> tuple[MemoryResults, "CollectOutcome"]:  # noqa: F821
+def collected(jobs: PinpointeJobs, job: Job) -> tuple[MemoryResults, CollectOutcome]:
     results = MemoryResults()
     return results, jobs.collect(job, results)
 

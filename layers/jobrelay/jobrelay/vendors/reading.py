@@ -21,11 +21,12 @@ import json
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
-from pydantic import BaseModel, model_validator
+from pydantic import BaseModel, PrivateAttr, ValidationError, model_validator
 
 from jobrelay.domain.errors import VendorProtocolError
+from jobrelay.vendors.redaction import excerpt
 
 _SEPARATORS = re.compile(r"[\s_\-]+")
 
@@ -128,6 +129,28 @@ class CaselessModel(BaseModel):
                 continue  # the exact spelling, met first or later, wins over another spelling
             renamed[target] = value
         return renamed
+
+
+class VendorAnswer(CaselessModel):
+    """A vendor's answer read into a model that keeps the answer as it came, so that an error, or a
+    status word we do not know, can show an excerpt of exactly what the vendor said."""
+
+    _answer: Any = PrivateAttr(default=None)
+
+    @classmethod
+    def read(cls, body: Any, unreadable: Callable[[ValidationError], str]) -> Self:
+        """The answer as this model, or VendorProtocolError with the message `unreadable` makes of
+        the validation error and a redacted excerpt of the answer."""
+        try:
+            model = cls.model_validate(body)
+        except ValidationError as exc:
+            raise VendorProtocolError(unreadable(exc), answer=excerpt(body)) from None
+        model._answer = body
+        return model
+
+    def excerpt(self) -> str:
+        """A bounded, redacted excerpt of the answer this model was read from."""
+        return excerpt(self._answer if self._answer is not None else self.model_dump(mode="json", exclude_unset=True))
 
 
 # --- pages ------------------------------------------------------------------------------------------

@@ -23,7 +23,6 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
-    PrivateAttr,
     ValidationError,
     field_validator,
     model_validator,
@@ -32,7 +31,7 @@ from pydantic import (
 from jobrelay.domain.errors import VendorProtocolError
 from jobrelay.ports import VendorState
 from jobrelay.vendors.answers import Counter, error_message
-from jobrelay.vendors.reading import CaselessModel, as_int, collection, fold, has_key, lookup, nothing, text
+from jobrelay.vendors.reading import CaselessModel, VendorAnswer, as_int, collection, fold, has_key, lookup, nothing, text
 from jobrelay.vendors.redaction import excerpt
 
 log = logging.getLogger(__name__)
@@ -278,7 +277,7 @@ def _access_token(value: Any) -> Any:
     return value if number is None and not nothing(value) else number
 
 
-class BulkImportStatus(CaselessModel):
+class BulkImportStatus(VendorAnswer):
     """The answer to Initiate, Stage, Execute and Retrieve status, its keys in any casing. Extra
     fields are kept: a failure reason may hide in one (FAILURE_REASON_KEYS)."""
 
@@ -296,22 +295,9 @@ class BulkImportStatus(CaselessModel):
     Exceptions: Counter = 0
     NotHonored: Counter = 0
 
-    _body: Any = PrivateAttr(default=None)  # the answer as it came, for an excerpt
-
     @classmethod
     def from_body(cls, body: Any, call: str) -> "BulkImportStatus":
-        try:
-            status = cls.model_validate(body)
-        except ValidationError:
-            raise VendorProtocolError(
-                f"MyPreferences' answer to {call} is not a readable import status", answer=excerpt(body)
-            ) from None
-        status._body = body
-        return status
-
-    def excerpt(self) -> str:
-        """A bounded, redacted excerpt of the answer (the AccessToken masked)."""
-        return excerpt(self._body if self._body is not None else self.model_dump(mode="json"))
+        return cls.read(body, lambda _: f"MyPreferences' answer to {call} is not a readable import status")
 
     @property
     def reading(self) -> StatusReading:

@@ -18,12 +18,12 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, PrivateAttr, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 
 from jobrelay.domain.errors import VendorProtocolError
 from jobrelay.ports import VendorState
 from jobrelay.vendors.answers import Counter, error_message
-from jobrelay.vendors.reading import CaselessModel, as_int, collection, has_key, lookup, nothing, text
+from jobrelay.vendors.reading import CaselessModel, VendorAnswer, as_int, collection, has_key, lookup, nothing, text
 from jobrelay.vendors.redaction import excerpt
 
 log = logging.getLogger(__name__)
@@ -251,7 +251,12 @@ Text = Annotated[str | None, BeforeValidator(text)]
 DOTNET_MIN_DATE = "0001-01-01"  # DateTime.MinValue: a non-nullable .NET date that was never set
 
 
-class ImportJob(CaselessModel):
+def _fields(exc: ValidationError) -> str:
+    """The fields an unreadable ImportJob got wrong (Id, when none is named)."""
+    return ", ".join(sorted({str(err["loc"][0]) for err in exc.errors() if err["loc"]})) or "Id"
+
+
+class ImportJob(VendorAnswer):
     """Which50's ImportJob (VENDORS.md 3.3 step 4): what create, run and the status call answer.
     Keys are read in any casing (CaselessModel)."""
 
@@ -271,25 +276,12 @@ class ImportJob(CaselessModel):
     NotUpdatedContacts: Counter = 0
     TotalContacts: Counter = 0
 
-    _answer: Any = PrivateAttr(default=None)  # the body it was read from, for excerpts
 
     @classmethod
     def from_body(cls, body: Any, call: str) -> "ImportJob":
         if not isinstance(body, dict):
             raise VendorProtocolError(f"Which50's answer to {call} is not an ImportJob object", answer=excerpt(body))
-        try:
-            job = cls.model_validate(body)
-        except ValidationError as exc:
-            fields = sorted({str(err["loc"][0]) for err in exc.errors() if err["loc"]})
-            raise VendorProtocolError(
-                f"Which50's ImportJob from {call} is unreadable (fields: {', '.join(fields) or 'Id'})", answer=excerpt(body)
-            ) from None
-        job._answer = body
-        return job
-
-    def excerpt(self) -> str:
-        """A bounded, redacted excerpt of the answer this job was read from."""
-        return excerpt(self._answer if self._answer is not None else self.model_dump(exclude_unset=True))
+        return cls.read(body, lambda exc: f"Which50's ImportJob from {call} is unreadable (fields: {_fields(exc)})")
 
     @property
     def status_word(self) -> StatusWord:
