@@ -95,6 +95,15 @@ def which50(stack) -> Iterator[httpx.Client]:
     box.post("/_sandbox/reset").raise_for_status()
 
 
+@pytest.fixture
+def mypreferences(stack) -> Iterator[httpx.Client]:
+    """The MyPreferences sandbox's control routes, reset before and after the test."""
+    box = httpx.Client(base_url=stack["mypreferences_url"], timeout=10)
+    box.post("/_sandbox/reset").raise_for_status()
+    yield box
+    box.post("/_sandbox/reset").raise_for_status()
+
+
 @pytest.fixture(scope="session")
 def aws(stack):
     def client(service: str):

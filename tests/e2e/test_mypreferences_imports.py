@@ -27,14 +27,6 @@ def import_job(api, source: str, fmt: str = "jsonl", **params) -> dict:
     return wait_for(api, submit(api, "mypreferences.bulk_import", body)["job_id"], timeout=90)
 
 
-@pytest.fixture
-def mypreferences(stack):
-    box = httpx.Client(base_url=stack["mypreferences_url"], timeout=10)
-    box.post("/_sandbox/reset").raise_for_status()
-    yield box
-    box.post("/_sandbox/reset").raise_for_status()
-
-
 def test_a_clean_import_stages_every_record_once_in_size_limited_batches(api, mypreferences):
     lines = [json.dumps(record(n)) for n in range(1, 12_001)]
     job = import_job(api, upload(api, lines), batch_bytes=MB)

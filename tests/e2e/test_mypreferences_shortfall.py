@@ -27,15 +27,6 @@ def import_job(api, lines: list[str]) -> dict:
     return wait_for(api, submit(api, "mypreferences.bulk_import", body)["job_id"], timeout=90)
 
 
-@pytest.fixture
-def mypreferences(stack):
-    """The MyPreferences sandbox's control routes, reset before and after the test."""
-    box = httpx.Client(base_url=stack["mypreferences_url"], timeout=10)
-    box.post("/_sandbox/reset").raise_for_status()
-    yield box
-    box.post("/_sandbox/reset").raise_for_status()
-
-
 def configure(box: httpx.Client, **config) -> None:
     box.post("/_sandbox/config", json=config).raise_for_status()
 
