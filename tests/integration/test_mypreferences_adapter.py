@@ -384,3 +384,24 @@ def test_an_unknown_status_word_is_running_with_an_excerpt_that_hides_the_token(
     outcome = imports.poll(job)
     assert outcome.state is VendorState.RUNNING and '"Status": "Provisioning"' in outcome.unknown_status_answer
     assert str(job.vendor_ref["access_token"]) not in outcome.unknown_status_answer
+
+
+def test_a_first_execute_goes_out_whatever_word_the_import_shows_before_it(imports, sandbox):
+    sandbox.configure({"status_words": {"Initiated": "Prepared", "Staging": "Loading"}})  # words we do not know
+    job = opened(imports, new_job())
+    stage(imports, job, [profile(1)])
+
+    imports.execute(job, maybe_sent=False)  # nothing of ours sent it: it cannot have been executed
+
+    assert len(calls(sandbox, "execute")) == 1
+
+
+def test_an_execute_that_may_have_landed_is_not_sent_again_when_the_status_cannot_tell(imports, sandbox):
+    sandbox.configure({"status_words": {"Initiated": "Prepared", "Staging": "Loading"}})
+    job = opened(imports, new_job())
+    stage(imports, job, [profile(1)])
+
+    with pytest.raises(VendorOutcomeUnknown, match="'Loading' is not one we know") as unknown:
+        imports.execute(job, maybe_sent=True)
+
+    assert calls(sandbox, "execute") == [] and "Loading" in unknown.value.answer

@@ -281,3 +281,26 @@ def test_the_secret_must_be_https_unless_it_allows_http(sandbox):
         which50_imports({**sandbox.account_secret(), "allow_http": False})
     body = json.dumps(Which50Account.model_validate(sandbox.account_secret()).model_dump(mode="json"))
     assert sandbox.account_secret()["api_key"] not in body
+
+
+def test_a_first_run_goes_out_whatever_word_the_job_shows_before_it(imports, control):
+    control.configure(status_words={"Created": "Gestating"})  # a word we do not know
+    job = opened(imports)
+    send(imports, job, [{"Email": "first@example.org"}])
+
+    imports.execute(job, maybe_sent=False)  # nothing of ours sent it: it cannot be running
+
+    (vendor_job,) = control.control("imports")["jobs"]
+    assert vendor_job["run_calls"] == 1
+
+
+def test_a_run_that_may_have_landed_is_not_sent_again_when_the_status_cannot_tell(imports, control):
+    control.configure(status_words={"Created": "Gestating"})
+    job = opened(imports)
+    send(imports, job, [{"Email": "again@example.org"}])
+
+    with pytest.raises(VendorOutcomeUnknown, match="'Gestating' for import job .* is not one we know"):
+        imports.execute(job, maybe_sent=True)
+
+    (vendor_job,) = control.control("imports")["jobs"]
+    assert vendor_job["run_calls"] == 0

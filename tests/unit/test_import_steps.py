@@ -56,6 +56,7 @@ class FakeVendor:
     execute_lands_anyway: bool = False
     refused: int = 0
     counted_failures: int | None = None  # the failures it counts, if not as many as it lists
+    maybe_sent: list[bool] = field(default_factory=list)  # what each execute call was told
 
     def limits_for(self, job):
         return BatchLimits(max_bytes=self.max_bytes)
@@ -91,10 +92,12 @@ class FakeVendor:
     def _counts(self):
         return {"received": len(self.received), "refused": self.refused} if self.counts_received else {"refused": self.refused}
 
-    def execute(self, job):
+    def execute(self, job, *, maybe_sent=True):
         self.execute_calls += 1
-        if self.started:  # like the adapters: asks first, never runs twice
-            return
+        self.maybe_sent.append(maybe_sent)
+        if self.started:
+            assert maybe_sent, "the engine ran an import it had run before without saying so"
+            return  # like the adapters: asks first, never runs twice
         if self.execute_fails:
             failure = self.execute_fails.pop(0)
             self.started = self.execute_lands_anyway
@@ -435,6 +438,7 @@ def test_a_run_refused_with_an_answer_is_sent_again_at_once(world):
     stage_until_done(steps, store)
 
     assert vendor.executed and vendor.execute_calls == 2 and clock() == started
+    assert vendor.maybe_sent == [False, False]  # an error answer: the vendor did not take the first
 
 
 def test_a_run_whose_answer_was_lost_is_settled_before_the_vendor_is_asked_again(world):
@@ -451,6 +455,7 @@ def test_a_run_whose_answer_was_lost_is_settled_before_the_vendor_is_asked_again
 
     assert clock() >= sent_at + SETTLE_AFTER and vendor.started
     assert vendor.execute_calls == 2 and store.get("job_1").status is JobStatus.RUNNING
+    assert vendor.maybe_sent == [False, True]  # the second asks the vendor before running anything
 
 
 # --- reconciliation and the one opening -------------------------------------------------------------

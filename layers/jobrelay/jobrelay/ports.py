@@ -245,7 +245,11 @@ class VendorImports(Protocol):
 
     def stage(self, job: Job, body: bytes, records: int) -> StagedBatch: ...
 
-    def execute(self, job: Job) -> None: ...
+    def execute(self, job: Job, *, maybe_sent: bool = True) -> None:
+        """Run the import. `maybe_sent`: an earlier attempt sent the run and its answer never came,
+        so the import may be running already; ask the vendor first and never run it twice (when the
+        vendor's answer cannot tell, raise VendorOutcomeUnknown). False: nothing of ours has sent it,
+        so it goes out at once."""
 
     def poll(self, job: Job) -> PollOutcome: ...
 

@@ -315,14 +315,15 @@ class ImportSteps:
     def _run_once(self, job: Job, vendor: VendorImports, state: ImportState) -> None:
         """Run the import. A run sent before whose answer never came may still reach the vendor:
         wait until SETTLE_AFTER has passed since, then the adapter asks before sending it again."""
-        if state.run_sent_at is not None:
+        maybe_sent = state.run_sent_at is not None
+        if maybe_sent:
             settle_at = state.run_sent_at + SETTLE_AFTER
             if self._now() < settle_at:
                 self._sleep((settle_at - self._now()).total_seconds())
         state.run_sent_at = self._now()
         self._save(job, state)
         try:
-            vendor.execute(job)
+            vendor.execute(job, maybe_sent=maybe_sent)
         except VendorTransientError as refused:
             if refused.vendor_answered:  # an error answer: the vendor did not take the run
                 state.run_sent_at = None

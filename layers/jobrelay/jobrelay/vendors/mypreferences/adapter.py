@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from jobrelay.domain.errors import VendorProtocolError, VendorRejected
+from jobrelay.domain.errors import VendorOutcomeUnknown, VendorProtocolError, VendorRejected
 from jobrelay.domain.job import Job, Progress, utcnow
 from jobrelay.domain.reconciliation import Reconciler
 from jobrelay.operations import stored_params
@@ -114,13 +114,22 @@ class MyPreferencesImports:
         )
         return StagedBatch(counts=status.counts())
 
-    def execute(self, job: Job) -> None:
+    def execute(self, job: Job, *, maybe_sent: bool = True) -> None:
+        """Execute the import once. When an earlier Execute may have reached MyPreferences, its
+        status says whether it did (see api.py, Execute); a word we do not know cannot say, and the
+        job fails with it rather than executing twice or waiting for an import never executed."""
         token = self._live_token(job)
-        current = self._client.status(token)
-        if not is_staging(current.Status):
-            # A retried step whose first Execute reached MyPreferences (see api.py, Execute).
-            log.info("MyPreferences import is already %r; Execute is not sent again", current.Status)
-            return
+        if maybe_sent:
+            current = self._client.status(token)
+            if not is_staging(current.Status):
+                if not current.reading.known:
+                    raise VendorOutcomeUnknown(
+                        f"an Execute sent earlier got no answer, and MyPreferences' status {current.Status!r} is not one "
+                        "we know, so it cannot tell whether the import was executed: Execute is not sent again",
+                        answer=current.excerpt(),
+                    )
+                log.info("MyPreferences import is already %r; Execute is not sent again", current.Status)
+                return
         self._client.execute(token)
 
     def poll(self, job: Job) -> PollOutcome:
