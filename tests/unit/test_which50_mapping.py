@@ -304,13 +304,16 @@ def test_every_contact_inserted_or_updated_and_counted_is_complete():
     assert result.complete and result.reconciled is True and result.shortfall == []
     assert [(c.check, c.ours, c.vendor) for c in result.checks] == [
         ("Which50's TotalContacts = InsertedContacts + UpdatedContacts", 10, 10),
-        ("contacts sent = contacts Which50 inserted or updated", 10, 10),
+        ("contacts sent = contacts Which50 inserted, updated, did not update or found invalid", 10, 10),
     ]
 
 
 def test_contacts_not_applied_are_a_shortfall_explained_by_each_counter():
     result = reconciled({**CLEAN, "inserted": 5, "not_updated": 2, "invalid_email": 1, "total": 8})
-    assert not result.complete and result.reconciled is False
+    # Every contact is in a count (8 imported, the invalid one among them, 2 not updated): reconciled,
+    # and still not complete.
+    assert not result.complete and result.reconciled is True
+    assert result.checks[-1].note == "contacts with an invalid value were imported without it"
     assert result.shortfall == [
         "Which50 inserted or updated 8 of the 10 contacts sent: 2 did not make it",
         "Which50 counted 2 existing contacts not updated",
@@ -318,8 +321,14 @@ def test_contacts_not_applied_are_a_shortfall_explained_by_each_counter():
     ]
 
 
+def test_invalid_contacts_counted_apart_from_those_imported_are_accounted_for_too():
+    result = reconciled({**CLEAN, "inserted": 4, "not_updated": 2, "invalid_email": 1, "total": 7})
+    assert result.reconciled is True and result.checks[-1].note == "contacts with an invalid value were not imported"
+
+
 def test_contacts_no_counter_explains_are_said_so():
     result = reconciled({**CLEAN, "inserted": 4, "total": 7})
+    assert result.reconciled is False
     assert result.shortfall == ["Which50 inserted or updated 7 of the 10 contacts sent: 3 did not make it, 3 of them counted by no Which50 counter"]
 
 

@@ -94,7 +94,11 @@ NEGATIONS = frozenset({"no", "not", "non", "never", "without", "zero", "un"})
 # counter missing from the answer is not given (no check against it); a null one reads as 0.
 # With `match`, Which50 updates every contact whose fields match (3.3 step 3): one record may update
 # several contacts, so contacts applied are only checked to be at least the records sent (each
-# record inserted or matched at least once), never equal to them.
+# record inserted or matched at least once), never equal to them. Without `match`, every contact sent
+# must be in one of the counts: inserted, updated, not updated, or invalid (email or SMS). Whether a
+# contact with an invalid value is counted as invalid *instead of* inserted, or is inserted without
+# that value *and* counted as invalid, is not documented (VENDORS.md 3.6): reconcile() accepts the
+# reading the counts fit and names it in the check's note; counts that fit neither fail the check.
 
 # VENDORS.md 3.6, Unknown 20: whether `run` may be repeated is not documented (it may import the
 # contacts twice). A run whose answer never came is only sent again once the job shows no sign of
