@@ -32,8 +32,9 @@ $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --silent
 	@touch $@
 
+# ARGS passes options to the stack: make run ARGS='--port 3001 --profile test' (python -m devstack --help).
 run: $(STAMP)
-	$(PY) -m devstack
+	$(PY) -m devstack $(ARGS)
 
 lint: $(STAMP) $(NODE_STAMP)
 	$(VENV)/bin/cfn-lint template.yaml

@@ -1,6 +1,10 @@
-"""`python -m devstack` (make run): start the local stack, say where everything is, run until
-Ctrl-C or SIGTERM. With --ready-file, the stack's addresses are written there as JSON once it
-is ready (the end-to-end tests wait for that file)."""
+"""`python -m devstack` (make run): start the local stack, say where everything is and what to try
+against it, run until Ctrl-C or SIGTERM. With --ready-file, the stack's addresses are written there
+as JSON once it is ready (the end-to-end tests wait for that file).
+
+Every port is an option (`make run ARGS='--port 3001'`) and an environment variable (JOBRELAY_PORT,
+JOBRELAY_MOTO_PORT, JOBRELAY_<VENDOR>_PORT); 0 picks a free one. A port that is taken ends the start
+with one line naming it and how to change it (exit code 2, as for a template the stack cannot run)."""
 
 import argparse
 import json
@@ -11,29 +15,58 @@ import signal
 import sys
 import threading
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from devstack.stack import PROFILES, VENDORS, LocalStack, SandboxFactory
+from devstack.samples import SAMPLES
+from devstack.stack import PROFILES, VENDORS, LocalStack, PortUnavailable, SandboxFactory, describe_role
 from devstack.template import DEFAULT_TEMPLATE, TemplateError
+
+EXIT_CANNOT_START = 2  # a template the stack cannot run, a port it cannot bind
+
+
+@dataclass(frozen=True)
+class PortOption:
+    """How a user sets the port of one of the stack's servers (a `PortUnavailable.role`)."""
+
+    flags: list[str]  # the first is the one messages name
+    destination: str
+    variable: str  # the environment variable giving its default
+    default: int
+
+
+def port_option_table() -> dict[str, PortOption]:
+    return {
+        "api": PortOption(["--port"], "port", "JOBRELAY_PORT", 3000),
+        "moto": PortOption(["--moto-port"], "moto_port", "JOBRELAY_MOTO_PORT", 5000),
+        **{
+            name: PortOption(
+                # The vendor's own name first: clearer than Pinpointe's older --sandbox-port.
+                sorted(port_options(name), key=lambda flag: flag != f"--{name}-port"),
+                port_destination(name),
+                f"JOBRELAY_{name.upper()}_PORT",
+                vendor.default_port,
+            )
+            for name, vendor in VENDORS.items()
+        },
+    }
 
 
 def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m devstack", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address every server binds (default: %(default)s)")
-    parser.add_argument(
-        "--port", type=int, default=3000, help="HTTP API port, 0 picks a free one (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--moto-port", type=int, default=5000, help="moto's port, 0 picks a free one (default: %(default)s)"
-    )
-    for name, vendor in VENDORS.items():
+    for role, option in port_option_table().items():
         parser.add_argument(
-            *port_options(name),
-            dest=port_destination(name),
+            *option.flags,
+            dest=option.destination,
             type=int,
-            default=vendor.default_port,
+            default=_port_from_environment(parser, option),
             metavar="PORT",
-            help=f"the {vendor.title} sandbox's port, 0 picks a free one (default: %(default)s)",
+            help=f"the port of {describe_role(role)}, 0 picks a free one (default: %(default)s; "
+            f"${option.variable} sets the default)",
         )
     parser.add_argument(
         "--profile",
@@ -64,6 +97,25 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     return arguments
 
 
+def _port_from_environment(parser: argparse.ArgumentParser, option: PortOption) -> int:
+    value = os.environ.get(option.variable, "").strip()
+    if not value:
+        return option.default
+    if not value.isdigit() or int(value) > 65535:
+        parser.error(f"{option.variable}={value!r} is not a port number (0 picks a free one)")
+    return int(value)
+
+
+def port_advice(error: PortUnavailable) -> str:
+    """One line: which port, for what, and how to start with another."""
+    option = port_option_table()[error.role]
+    flag = option.flags[0]
+    return (
+        f"devstack: {error}; start with {flag} N, or make run ARGS='{flag} N' "
+        f"(or {option.variable}=N; 0 picks a free port)"
+    )
+
+
 def port_options(vendor: str) -> list[str]:
     """--<vendor>-port; Pinpointe's is also --sandbox-port, from when it was the only sandbox."""
     return ["--sandbox-port", "--pinpointe-port"] if vendor == "pinpointe" else [f"--{vendor}-port"]
@@ -90,16 +142,30 @@ def configure_logging(verbose: bool) -> None:
         logging.getLogger("moto.stepfunctions.parser.asl.component.eval_component").setLevel(logging.CRITICAL)
 
 
+def aws_exports(info: Mapping[str, Any]) -> str:
+    """The shell line that points the AWS CLI and boto3 at moto: the endpoint, the region under both
+    names (boto3 and CLI v1 read AWS_DEFAULT_REGION, CLI v2 and the other SDKs AWS_REGION) and the
+    fake credentials (without any, both refuse to send a request; these are the ones the stack's
+    presigned URLs are checked with)."""
+    credentials = info["credentials"]
+    variables = {
+        "AWS_ENDPOINT_URL": info["moto_url"],
+        "AWS_DEFAULT_REGION": info["region"],
+        "AWS_REGION": info["region"],
+        "AWS_ACCESS_KEY_ID": credentials["aws_access_key_id"],
+        "AWS_SECRET_ACCESS_KEY": credentials["aws_secret_access_key"],
+    }
+    return "export " + " ".join(f"{name}={shlex.quote(str(value))}" for name, value in variables.items())
+
+
 def banner(stack: LocalStack) -> str:
+    """What `make run` prints once the stack is up: where everything is, and what to try."""
     info = stack.ready_info()
-    aws_environment = (
-        f"AWS_ENDPOINT_URL={info['moto_url']} AWS_REGION={info['region']} "
-        "AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local"
-    )
+    api = info["api_url"]
+    secret_name, signing_secret = stack.callback_secret
     rows = [
-        ("HTTP API", info["api_url"]),
+        ("HTTP API", api),
         ("moto (AWS APIs)", info["moto_url"]),
-        ("", f"export {aws_environment}"),
         *(
             (f"{VENDORS[name].title} sandbox", f"{url}   (faults: {url}/_sandbox/config)")
             for name, url in info["sandboxes"].items()
@@ -109,7 +175,11 @@ def banner(stack: LocalStack) -> str:
         ("state machine", info["state_machine_arn"]),
     ]
     width = max(len(label) for label, _ in rows)
+    fixtures = [(VENDORS[name].title, line) for name, lines in stack.sandbox_fixtures().items() for line in lines]
+    fixture_width = max((len(title) for title, _ in fixtures), default=0)
+    sample_width = max(len(_shown_path(sample.path)) for sample in SAMPLES)
     submission = json.dumps({"operation": "pinpointe.newsletter_contact_data_summary", "params": {"stat": "4711"}})
+    example = SAMPLES[-1]
     return "\n".join(
         [
             "",
@@ -117,15 +187,44 @@ def banner(stack: LocalStack) -> str:
             "",
             *(f"  {label:<{width}}  {value}" for label, value in rows),
             "",
+            "The AWS CLI and boto3 against moto (fake credentials; paste into your shell):",
+            f"  {aws_exports(info)}",
+            f"  aws secretsmanager get-secret-value --secret-id {secret_name} --query SecretString --output text",
+            "",
+            f"Callbacks are signed with the secret {secret_name} (a local fake, new at every start):",
+            f"  {signing_secret}",
+            "",
+            *(["What the sandboxes hold:"] if fixtures else []),
+            *(f"  {title:<{fixture_width}}  {line}" for title, line in fixtures),
+            *([""] if fixtures else []),
             "Submit a job:",
-            f"  curl -s -X POST {info['api_url']}/jobs -H 'content-type: application/json' -d {shlex.quote(submission)}",
+            f"  curl -s -X POST {api}/jobs -H 'content-type: application/json' -d {shlex.quote(submission)}",
             "Read it (job_id from the answer):",
-            f"  curl -s {info['api_url']}/jobs/JOB_ID",
+            f"  curl -s {api}/jobs/JOB_ID",
+            "",
+            "Sample records files, and the job that imports each once uploaded (its s3_uri as source):",
+            *(
+                f"  {_shown_path(sample.path):<{sample_width}}  {json.dumps(sample.job('<s3_uri>'))}"
+                for sample in SAMPLES
+            ),
+            "Upload one: POST /uploads, then PUT the file to upload_url with exactly the answer's headers",
+            "(the URL is signed with them: without them the PUT is refused, here as on S3):",
+            f"  curl -s -X POST {api}/uploads -H 'content-type: application/json' "
+            f"-d {shlex.quote(json.dumps({'filename': example.path.name}))}",
+            f"  curl -s -X PUT 'UPLOAD_URL' -H 'Content-Type: CONTENT_TYPE' --data-binary @{_shown_path(example.path)}",
             "",
             "Ctrl-C stops everything.",
             "",
         ]
     )
+
+
+def _shown_path(path: Path) -> str:
+    """`path` as a user types it from here: relative when it is under the current folder."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def write_ready_file(path: Path, info: dict[str, object]) -> None:
@@ -144,7 +243,10 @@ def serve(stack: LocalStack, ready_file: Path | None = None) -> int:
         stack.start()
     except TemplateError as error:
         print(f"devstack: {error}", file=sys.stderr)
-        return 2
+        return EXIT_CANNOT_START
+    except PortUnavailable as error:
+        print(port_advice(error), file=sys.stderr)
+        return EXIT_CANNOT_START
     try:
         print(banner(stack), flush=True)
         if ready_file is not None:

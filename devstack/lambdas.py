@@ -98,6 +98,12 @@ class _ThreadTee:
         return getattr(self._stream, name)
 
 
+# The credentials the functions sign with: fakes moto accepts, and the ones the local stack checks
+# presigned URLs against (devstack/presigned.py), since the functions make those URLs.
+FAKE_ACCESS_KEY_ID = "local"
+FAKE_SECRET_ACCESS_KEY = "local"
+
+
 class InProcessLambdas:
     def __init__(self, functions: Sequence[Function], *, endpoint_url: str, region: str):
         self._functions = {function.name: function for function in functions}
@@ -110,8 +116,8 @@ class InProcessLambdas:
             "AWS_ENDPOINT_URL": endpoint_url,
             "AWS_REGION": region,
             "AWS_DEFAULT_REGION": region,
-            "AWS_ACCESS_KEY_ID": "local",
-            "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_ACCESS_KEY_ID": FAKE_ACCESS_KEY_ID,
+            "AWS_SECRET_ACCESS_KEY": FAKE_SECRET_ACCESS_KEY,
             "POWERTOOLS_TRACE_DISABLED": "true",
             "POWERTOOLS_METRICS_DISABLED": "true",
         }

@@ -3,19 +3,21 @@
 It starts, in order: the front door's socket (its URL is the PublicApiUrl parameter, so vendor
 webhooks reach it), the template resolved with the profile's parameter overrides (a template the
 stack cannot run fails here, before anything else starts), a moto server with Step Functions
-executions on, every vendor sandbox of `VENDORS`, the in-process Lambda runtime, the time scale
-and a prompt StopExecution (three patches of moto), every resource of the template, the secrets the
-sandbox accounts need, then the front door's routes and the schedule timer. `stop` undoes it all in
-reverse.
+executions on (behind S3's check of presigned PUTs, devstack/presigned.py), every vendor sandbox
+of `VENDORS`, the in-process Lambda runtime, the time scale and a prompt StopExecution (three
+patches of moto), every resource of the template, the secrets the sandbox accounts need, then the
+front door's routes and the schedule timer. `stop` undoes it all in reverse. A port that cannot be bound stops the start with `PortUnavailable`, naming the port and
+what wanted it.
 """
 
 import base64
+import errno
 import json
 import os
 import secrets
 import urllib.request
-from collections.abc import Callable, Mapping
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -23,12 +25,12 @@ from typing import Any, Protocol, Self
 
 import boto3
 from botocore.config import Config
-from moto.server import ThreadedMotoServer
 
 from devstack.clock import ScaledClock, scaled_step_functions
 from devstack.executions import stop_executions_at_once
 from devstack.front_door import FrontDoor
-from devstack.lambdas import InProcessLambdas
+from devstack.lambdas import FAKE_ACCESS_KEY_ID, FAKE_SECRET_ACCESS_KEY, InProcessLambdas
+from devstack.moto_server import MotoServer
 from devstack.resources import create_resources
 from devstack.schedules import Schedule, ScheduleTimer, scheduler_schedules
 from devstack.template import (
@@ -97,6 +99,9 @@ class Sandbox(Protocol):
 
     def account_secret(self) -> dict[str, Any]: ...
 
+    # The sandboxes also have `fixtures() -> list[str]`: what a user can try against them, for the
+    # banner. Not part of the protocol: a stand-in (the tests') need not describe itself.
+
 
 SandboxFactory = Callable[..., Sandbox]  # (host, port, **the vendor's settings for the profile) -> Sandbox
 
@@ -164,6 +169,35 @@ VENDORS: Mapping[str, SandboxVendor] = {
 PRIMARY_SANDBOX = "pinpointe"  # the ready file's `sandbox_url`, kept for the clients that predate `sandboxes`
 
 
+class PortUnavailable(Exception):
+    """A port the stack was asked to bind is taken (or not ours to take). `role` is "api", "moto"
+    or a name of `VENDORS`: the caller knows which option sets that port."""
+
+    def __init__(self, role: str, port: int, reason: str):
+        self.role, self.port, self.reason = role, port, reason
+        super().__init__(f"port {port} {reason} ({describe_role(role)})")
+
+
+def describe_role(role: str) -> str:
+    if role == "api":
+        return "the HTTP API"
+    if role == "moto":
+        return "moto, the AWS APIs"
+    return f"the {VENDORS[role].title} sandbox"
+
+
+@contextmanager
+def _binding(role: str, port: int) -> Iterator[None]:
+    """Turn a failed bind into PortUnavailable: a sentence a user can act on, not a traceback."""
+    try:
+        yield
+    except OSError as error:
+        reasons = {errno.EADDRINUSE: "is in use", errno.EACCES: "needs privileges this user lacks"}
+        if error.errno not in reasons:
+            raise
+        raise PortUnavailable(role, port, reasons[error.errno]) from None
+
+
 @dataclass
 class _Running:
     """What exists while the stack runs."""
@@ -173,6 +207,7 @@ class _Running:
     sandboxes: dict[str, Sandbox]  # VENDORS' names -> running sandboxes
     template: StackTemplate
     clients: dict[str, Any] = field(default_factory=dict)
+    callback_secret: tuple[str, str] = ("", "")  # the callbacks account's secret: (name, signing secret)
 
 
 class LocalStack:
@@ -221,7 +256,8 @@ class LocalStack:
     def start(self) -> Self:
         with ExitStack() as starting:
             starting.callback(self._forget_running)
-            front_door = FrontDoor(self._host, self._ports["api"])
+            with _binding("api", self._ports["api"]):
+                front_door = FrontDoor(self._host, self._ports["api"])
             starting.callback(front_door.stop)
             template = resolve_template(
                 self.template_path,
@@ -231,14 +267,14 @@ class LocalStack:
             )
             moto_url = self._start_moto(starting)
             sandboxes = self._start_sandboxes(starting)
-            self._running = _Running(front_door, moto_url, sandboxes, template)
+            running = self._running = _Running(front_door, moto_url, sandboxes, template)
             lambdas = InProcessLambdas(template.functions, endpoint_url=moto_url, region=self.region)
             starting.enter_context(lambdas.serving_moto())
             starting.enter_context(scaled_step_functions(self.time_scale))
             starting.enter_context(stop_executions_at_once())
             lambdas.load_all()
             create_resources(template, self.client)
-            self._create_sandbox_secrets(template, sandboxes)
+            running.callback_secret = self._create_sandbox_secrets(template, sandboxes)
             front_door.serve(
                 template.routes,
                 self.client("lambda", read_timeout=API_GATEWAY_TIMEOUT_SECONDS),
@@ -293,6 +329,21 @@ class LocalStack:
     def which50_url(self) -> str:
         return self.sandboxes["which50"]
 
+    @property
+    def callback_secret(self) -> tuple[str, str]:
+        """(name, signing secret) of the secret the stack's callbacks are signed with: a local fake,
+        made afresh at every start."""
+        return self._live().callback_secret
+
+    def sandbox_fixtures(self) -> dict[str, list[str]]:
+        """What each sandbox holds that a user can try (ids, names, what makes a record fail), in
+        its own words; a sandbox that cannot say (a stand-in) is left out."""
+        return {
+            name: sandbox.fixtures()
+            for name, sandbox in self._live().sandboxes.items()
+            if callable(getattr(sandbox, "fixtures", None))
+        }
+
     def ready_info(self) -> dict[str, Any]:
         """What a client needs to reach the stack (the --ready-file's content)."""
         outputs = self.template.outputs
@@ -304,6 +355,8 @@ class LocalStack:
             "sandboxes": sandboxes,
             **{f"{name}_url": url for name, url in sandboxes.items()},
             "region": self.region,
+            "credentials": {"aws_access_key_id": FAKE_ACCESS_KEY_ID, "aws_secret_access_key": FAKE_SECRET_ACCESS_KEY},
+            "callback_secret_name": self.callback_secret[0],
             **{key: outputs.get(output) for key, output in OUTPUT_KEYS.items()},
         }
 
@@ -316,8 +369,8 @@ class LocalStack:
                 service,
                 endpoint_url=running.moto_url,
                 region_name=self.region,
-                aws_access_key_id="local",
-                aws_secret_access_key="local",
+                aws_access_key_id=FAKE_ACCESS_KEY_ID,
+                aws_secret_access_key=FAKE_SECRET_ACCESS_KEY,
                 config=Config(read_timeout=read_timeout, retries={"max_attempts": 1}),
             )
         return running.clients[key]
@@ -333,11 +386,13 @@ class LocalStack:
         return self._running
 
     def _start_moto(self, starting: ExitStack) -> str:
-        server = ThreadedMotoServer(ip_address=self._host, port=self._ports["moto"], verbose=False)
+        with _binding("moto", self._ports["moto"]):
+            server = MotoServer(
+                self._host, self._ports["moto"], secret_keys={FAKE_ACCESS_KEY_ID: FAKE_SECRET_ACCESS_KEY}
+            )
         server.start()
         starting.callback(server.stop)
-        host, port = server.get_host_and_port()
-        moto_url = f"http://{host}:{port}"
+        moto_url, port = server.url, server.port
         # moto's Step Functions interpreter calls the other services at localhost:$MOTO_PORT
         # (moto.settings.moto_server_port()); without this its Lambda tasks would call port 5000.
         previous_port = os.environ.get("MOTO_PORT")
@@ -354,7 +409,8 @@ class LocalStack:
             sandbox = self._sandbox_factories[name](
                 self._host, self._sandbox_ports[name], **vendor.settings[self.profile_name]
             )
-            sandbox.start()
+            with _binding(name, self._sandbox_ports[name]):
+                sandbox.start()
             starting.callback(sandbox.stop)
             sandboxes[name] = sandbox
         return sandboxes
@@ -366,20 +422,24 @@ class LocalStack:
         defaults = {**self.profile.parameters, "PublicApiUrl": api_url}
         return {**{name: value for name, value in defaults.items() if name in declared}, **self._overrides}
 
-    def _create_sandbox_secrets(self, template: StackTemplate, sandboxes: Mapping[str, Sandbox]) -> None:
+    def _create_sandbox_secrets(self, template: StackTemplate, sandboxes: Mapping[str, Sandbox]) -> tuple[str, str]:
+        """Create each sandbox account's secret and the callbacks' signing secret; the latter's
+        (name, value), which the banner shows."""
         if "SecretsPrefix" not in template.parameters:
             raise TemplateError("the local stack names the sandboxes' secrets after the SecretsPrefix parameter")
         prefix = template.parameters["SecretsPrefix"]
         signing_secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+        callbacks = f"{prefix}callbacks/{SANDBOX_ACCOUNT}"
         values = {
             **{
                 f"{prefix}{name}/{SANDBOX_ACCOUNT}": VENDORS[name].secret(sandbox)
                 for name, sandbox in sandboxes.items()
             },
-            f"{prefix}callbacks/{SANDBOX_ACCOUNT}": {"signing_secret": signing_secret},
+            callbacks: {"signing_secret": signing_secret},
         }
         for name, value in values.items():
             self.client("secretsmanager").create_secret(Name=name, SecretString=json.dumps(value))
+        return callbacks, signing_secret
 
     def _fire(self, schedule: Schedule, moment: datetime) -> None:
         answer = self.client("lambda").invoke(

@@ -401,6 +401,19 @@ class MyPreferencesSandbox(SandboxServer[MyPreferencesConfig]):
             "allow_http": True,
         }
 
+    def fixtures(self) -> list[str]:
+        """What a user can try against this sandbox, read from its config (the local stack's banner)."""
+        config = self.config
+        lines = [
+            f"client id {self.client_id}, user {self.user_id}; AlternateIdTypes {', '.join(config.alternate_id_types)}"
+            " (any other is refused at staging)",
+        ]
+        if config.exception_domain:
+            lines.append(f"a record with an email at {config.exception_domain} fails at execution (an exception)")
+        if config.exception_every:
+            lines.append(f"every {config.exception_every}th record staged fails at execution (an exception)")
+        return lines
+
     def on_reset(self) -> None:
         self._imports.clear()
         self._bearer_tokens.clear()

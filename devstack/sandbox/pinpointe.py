@@ -336,6 +336,17 @@ class PinpointeSandbox(SandboxServer[PinpointeConfig]):
             "allow_http": True,
         }
 
+    def fixtures(self) -> list[str]:
+        """What a user can ask this sandbox for, read from its config (the local stack's banner)."""
+        config = self.config
+        autoresponders = ", ".join(f'{ident} "{name}"' for ident, name in config.autoresponders.items())
+        ids = {name for call in ASYNC_CALLS.values() for one_of in call.required for name in one_of}
+        kinds = sorted(ids - {"notify"})
+        return [
+            f"{', '.join(kinds)}: any id; an export makes up {config.records} records whatever ids it is given",
+            f"autoresponders {autoresponders} ({config.autoresponder_sends} sends each)",
+        ]
+
     def result_url(self, jobid: str) -> str:
         return f"{self.base_url}{FILES_PREFIX}{jobid}.json"
 

@@ -464,6 +464,18 @@ class Which50Sandbox(SandboxServer[Which50Config]):
         """The secret a Which50 account holds to reach this sandbox (over http: allowed for it)."""
         return {"base_url": self.base_url + API_ROOT, "api_key": self._api_key, "allow_http": True}
 
+    def fixtures(self) -> list[str]:
+        """The lists a user can import into, read from the seed the sandbox starts with (the local
+        stack's banner): each list's fields (email and SMS ones marked: a contact needs one of them
+        or an EncContactId) and the EncContactIds an update may name."""
+        lines = []
+        for list_id, seed in SEED_LISTS.items():
+            fields = ", ".join(f"{name} ({map_type.lower()})" if map_type in ("Email", "Sms") else name
+                               for name, map_type, _ in seed["Fields"])  # fmt: skip
+            known = ", ".join(enc_id for enc_id, _, _ in seed["Contacts"]) or "none"
+            lines.append(f'list {list_id} "{seed["Name"]}": fields {fields}; EncContactIds {known}')
+        return lines
+
     def on_reset(self) -> None:
         self._lists = {list_id: ContactList.seeded(list_id, seed) for list_id, seed in SEED_LISTS.items()}
         self._jobs.clear()

@@ -10,8 +10,10 @@ import http.client
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -20,13 +22,20 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import boto3
 import httpx
 import pytest
+from botocore.config import Config
 from moto import mock_aws
 
 from devstack.__main__ import free_port_arguments
+from devstack.presigned import check_presigned
+from devstack.samples import SAMPLES
+from devstack.sandbox.mypreferences import MyPreferencesConfig
+from devstack.sandbox.pinpointe import DEFAULT_AUTORESPONDERS
+from devstack.sandbox.which50 import SEED_LISTS
 from devstack.clock import scaled_step_functions
 from devstack.front_door import Request, Router, http_api_event, http_response
 from devstack.lambdas import InProcessLambdas
@@ -77,8 +86,8 @@ def test_the_real_template_resolves_fully():
     steps_arn = template.resources["StepsFunction"].attributes["Arn"]
     assert json.loads(machine.definition)["States"]["Start"]["Parameters"]["FunctionName"] == steps_arn
 
-    declared = {
-        (event["Properties"]["Method"], event["Properties"]["Path"])
+    declared = {  # an event with neither Method nor Path is the API's $default route
+        (event["Properties"].get("Method", "ANY"), event["Properties"].get("Path"))
         for resource in load_yaml(DEFAULT_TEMPLATE)["Resources"].values()
         for event in resource.get("Properties", {}).get("Events", {}).values()
         if event["Type"] == "HttpApi"
@@ -754,3 +763,205 @@ def test_the_cli_refuses_a_template_it_cannot_run(tmp_path):
     )
     assert finished.returncode == 2
     assert "Topic: the local stack cannot create resources of type 'AWS::SQS::Queue'" in finished.stderr
+
+
+# --- what the stack tells its user ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("option", "named", "variable", "what"),
+    [
+        ("--port", "--port", "JOBRELAY_PORT", "the HTTP API"),
+        ("--moto-port", "--moto-port", "JOBRELAY_MOTO_PORT", "moto, the AWS APIs"),
+        ("--sandbox-port", "--pinpointe-port", "JOBRELAY_PINPOINTE_PORT", "the Pinpointe sandbox"),
+        ("--mypreferences-port", "--mypreferences-port", "JOBRELAY_MYPREFERENCES_PORT", "the MyPreferences sandbox"),
+        ("--which50-port", "--which50-port", "JOBRELAY_WHICH50_PORT", "the Which50 sandbox"),
+    ],
+)
+def test_a_taken_port_is_one_line_naming_it_and_the_option_that_changes_it(option, named, variable, what):
+    with socket.create_server(("127.0.0.1", 0)) as taken:  # as a first `make run` holds it
+        port = taken.getsockname()[1]
+        arguments = list(FREE_PORTS)
+        arguments[arguments.index(option) + 1] = str(port)
+        finished = subprocess.run(
+            [sys.executable, "-m", "devstack", "--template", str(FIXTURE_TEMPLATE), *arguments],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    assert finished.returncode == 2
+    assert finished.stderr.splitlines() == [
+        f"devstack: port {port} is in use ({what}); start with {named} N, or make run ARGS='{named} N' "
+        f"(or {variable}=N; 0 picks a free port)"
+    ]
+    assert "ready" not in finished.stdout
+
+
+def test_ports_can_come_from_the_environment():
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        environment = {**os.environ, "JOBRELAY_WHICH50_PORT": str(port)}
+        arguments = list(FREE_PORTS)
+        index = arguments.index("--which50-port")
+        del arguments[index : index + 2]  # the variable, not an option, sets this one
+        finished = subprocess.run(
+            [sys.executable, "-m", "devstack", "--template", str(FIXTURE_TEMPLATE), *arguments],
+            cwd=REPO,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert finished.returncode == 2
+    assert f"port {port} is in use (the Which50 sandbox)" in finished.stderr
+
+
+def banner_lines(stack) -> list[str]:
+    text = stack["log"].read_text()
+    start = text.index("jobrelay local stack is ready")
+    return text[start : text.index("Ctrl-C stops everything.", start)].splitlines()
+
+
+def test_the_banners_exports_are_all_boto3_needs_to_reach_moto(stack):
+    (exports,) = [line.strip() for line in banner_lines(stack) if line.strip().startswith("export ")]
+    clean = {name: value for name, value in os.environ.items() if not name.startswith("AWS_")}
+    clean["AWS_CONFIG_FILE"] = clean["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull  # no profile to fall back on
+    probe = "import boto3; print(boto3.client('secretsmanager').list_secrets()['SecretList'][0]['ARN'])"
+    pasted = subprocess.run(
+        ["bash", "-c", f"{exports}\n{shlex.quote(sys.executable)} -c {shlex.quote(probe)}"],
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert pasted.returncode == 0, pasted.stderr
+    assert pasted.stdout.startswith(f"arn:aws:secretsmanager:{stack['region']}:")
+    assert f"AWS_ENDPOINT_URL={stack['moto_url']} " in exports
+    assert f"AWS_DEFAULT_REGION={stack['region']} AWS_REGION={stack['region']}" in exports
+
+
+def test_the_banner_shows_the_callback_signing_secret_that_moto_holds(aws, stack):
+    lines = banner_lines(stack)
+    signing = json.loads(aws("secretsmanager").get_secret_value(SecretId="fixture/callbacks/default")["SecretString"])
+    assert stack["callback_secret_name"] == "fixture/callbacks/default"
+    assert "Callbacks are signed with the secret fixture/callbacks/default (a local fake, new at every start):" in lines
+    assert f"  {signing['signing_secret']}" in lines
+
+
+def test_the_banner_lists_what_the_sandboxes_hold_and_the_sample_files(stack):
+    text = "\n".join(banner_lines(stack))
+    held = text[text.index("What the sandboxes hold:") : text.index("Submit a job:")]
+
+    config = MyPreferencesConfig()
+    assert f"client id SANDBOX_CO, user sandbox.user; AlternateIdTypes {', '.join(config.alternate_id_types)}" in held
+    assert f"an email at {config.exception_domain} fails at execution" in held
+    for list_id, seed in SEED_LISTS.items():
+        assert f'list {list_id} "{seed["Name"]}": fields Email (email), ' in held
+    assert "Mobile (sms)" in held and "W50-12-0001" in held
+    # The fixture stack's Pinpointe is a stand-in, which holds nothing to show.
+    assert "Pinpointe" not in held and DEFAULT_AUTORESPONDERS["301"] not in held
+    for sample in SAMPLES:
+        shown = f"  {sample.path.relative_to(REPO)}"
+        (line,) = [line for line in banner_lines(stack) if line.startswith(shown)]
+        assert json.loads(line.removeprefix(shown)) == sample.job("<s3_uri>")
+        assert sample.path.is_file()
+
+
+# --- S3's check of presigned PUTs, which moto alone does not make ---------------------------------
+
+
+def sigv4_s3(endpoint_url: str, key_id: str = "local", secret: str = "local") -> Any:
+    """An S3 client that presigns as the API's does (SigV4 in the query; botocore's default for a
+    custom endpoint is SigV2, whose URLs moto checks by itself)."""
+    session = boto3.session.Session(aws_access_key_id=key_id, aws_secret_access_key=secret, region_name="us-east-1")
+    return session.client("s3", endpoint_url=endpoint_url, config=Config(signature_version="s3v4"))
+
+
+@pytest.fixture(scope="module")
+def presigned_put(stack):
+    def presign(key: str, content_type: str = "text/csv", client: Any = None) -> str:
+        url = (client or sigv4_s3(stack["moto_url"])).generate_presigned_url(
+            "put_object", Params={"Bucket": stack["bucket"], "Key": key, "ContentType": content_type}, ExpiresIn=600
+        )
+        assert "X-Amz-Signature=" in url
+        return url
+
+    return presign
+
+
+def object_body(aws, stack, key: str) -> bytes | None:
+    try:
+        return aws("s3").get_object(Bucket=stack["bucket"], Key=key)["Body"].read()
+    except aws("s3").exceptions.NoSuchKey:
+        return None
+
+
+def s3_error(response: httpx.Response) -> dict[str, str]:
+    error = ElementTree.fromstring(response.content)
+    assert error.tag == "Error" and response.headers["content-type"] == "application/xml"
+    return {element.tag: element.text or "" for element in error}
+
+
+def test_a_presigned_put_without_its_signed_content_type_is_refused_as_s3_refuses_it(aws, stack, presigned_put):
+    url = presigned_put("uploads/no-header.csv")
+
+    refused = httpx.put(url, content=b"Email\nada@example.org\n")
+
+    assert refused.status_code == 403
+    error = s3_error(refused)
+    assert error["Code"] == "SignatureDoesNotMatch"
+    assert error["AWSAccessKeyId"] == "local"
+    # What the stack computed from the request, for the user to compare with what they signed.
+    assert error["CanonicalRequest"].splitlines()[3:7] == ["content-type:", f"host:{url.split('/')[2]}", "", "content-type;host"]
+    assert object_body(aws, stack, "uploads/no-header.csv") is None
+
+    other_type = httpx.put(url, content=b"x", headers={"Content-Type": "application/json"})
+    assert (other_type.status_code, s3_error(other_type)["Code"]) == (403, "SignatureDoesNotMatch")
+
+
+def test_a_presigned_put_with_its_signed_headers_is_stored(aws, stack, presigned_put):
+    url = presigned_put("uploads/with-header.csv")
+
+    stored = httpx.put(url, content=b"Email\nada@example.org\n", headers={"Content-Type": "text/csv"})
+
+    assert stored.status_code == 200, stored.text
+    assert object_body(aws, stack, "uploads/with-header.csv") == b"Email\nada@example.org\n"
+    # The same connection serves on after a refusal (its body was read, not left in the stream).
+    with httpx.Client() as client:
+        assert client.put(url, content=b"x" * 100_000).status_code == 403
+        assert client.put(url, content=b"again", headers={"Content-Type": "text/csv"}).status_code == 200
+
+
+def test_a_presigned_url_used_for_another_key_is_refused(stack, presigned_put):
+    url = presigned_put("uploads/mine.csv")
+    elsewhere = url.replace("uploads/mine.csv", "uploads/theirs.csv")
+
+    refused = httpx.put(elsewhere, content=b"x", headers={"Content-Type": "text/csv"})
+
+    assert (refused.status_code, s3_error(refused)["Code"]) == (403, "SignatureDoesNotMatch")
+
+
+def test_sdk_calls_and_urls_presigned_with_other_fake_credentials_are_not_checked(aws, stack, presigned_put):
+    # SDK calls sign in the Authorization header: moto serves them as ever.
+    aws("s3").put_object(Bucket=stack["bucket"], Key="uploads/sdk.csv", Body=b"sdk", ContentType="text/csv")
+    assert object_body(aws, stack, "uploads/sdk.csv") == b"sdk"
+    # Credentials whose secret the stack does not know cannot be checked: moto takes them, so does the stack.
+    url = presigned_put("uploads/other.csv", client=sigv4_s3(stack["moto_url"], "testing", "testing"))
+    assert httpx.put(url, content=b"other").status_code == 200
+
+
+def test_an_expired_presigned_put_is_refused():
+    url = sigv4_s3("http://127.0.0.1:5000").generate_presigned_url(
+        "put_object", Params={"Bucket": "b", "Key": "k.csv", "ContentType": "text/csv"}, ExpiresIn=60
+    )
+    target = url.removeprefix("http://127.0.0.1:5000")
+    headers = {"host": "127.0.0.1:5000", "content-type": "text/csv"}
+    now = datetime.now(UTC)
+
+    assert check_presigned("PUT", target, headers, {"local": "local"}, now) is None
+    expired = check_presigned("PUT", target, headers, {"local": "local"}, now + timedelta(seconds=120))
+    assert expired is not None and (expired.code, expired.message) == ("AccessDenied", "Request has expired")
+    assert b"<X-Amz-Expires>60</X-Amz-Expires>" in expired.xml()
