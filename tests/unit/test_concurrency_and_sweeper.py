@@ -34,8 +34,9 @@ def test_jobs_over_the_limit_wait_queued_and_start_when_a_slot_frees(world):
 
     assert queued.next == "wait_slot" and 0 < queued.wait_seconds <= SLOT_WAIT_MAX_SECONDS
     job = world.store.get(third)
-    assert job.status is JobStatus.SUBMITTED and job.progress.note == "queued behind 2 jobs of pinpointe account 'default'"
-    assert world.store.get(fourth).progress.note == "queued behind 3 jobs of pinpointe account 'default'"
+    assert job.status is JobStatus.SUBMITTED and job.progress.phase == "queued"
+    assert job.progress.note == "queued behind 2 jobs of Pinpointe account 'default' since 10:00 UTC"
+    assert world.store.get(fourth).progress.note == "queued behind 3 jobs of Pinpointe account 'default' since 10:00 UTC"
     assert len(world.vendor.started_with) == 2  # the vendor saw two jobs, not four
 
     finish(world, first)

@@ -480,6 +480,46 @@ def test_our_own_counts_are_on_the_job_while_it_stages_and_after_it_runs(world):
     assert store.get("job_1").progress.records == {"read": 5, "refused": 1, "sent": 4}
 
 
+def test_the_note_counts_the_records_staged_batch_by_batch_then_says_the_vendor_imports_them(world):
+    clock, store, vendor = world
+    vendor.max_bytes = 60  # one record a batch
+    steps, *_ = make(world, records_file([GOOD[0], GOOD[1], '{"email": "nope"}', GOOD[2]]))
+    steps.open(store.get("job_1"))
+    progress = store.get("job_1").progress
+    assert (progress.phase, progress.note) == ("staging", "staging the records at MyPreferences: 0 records staged")
+
+    notes = []
+    while not steps.stage(store.get("job_1"), lambda: 10):  # short of time: one batch a step
+        notes.append(store.get("job_1").progress.note)
+
+    assert notes == [
+        "staging the records at MyPreferences: 1 record staged",
+        "staging the records at MyPreferences: 2 records staged, 1 refused before sending",
+        "staging the records at MyPreferences: 3 records staged, 1 refused before sending",
+    ]
+    progress = store.get("job_1").progress
+    assert (progress.phase, progress.waiting_on, progress.waiting_since) == ("waiting", "polling", clock())
+    assert progress.note == "waiting for MyPreferences since 10:00 UTC by polling; no status from it yet; 3 records staged"
+
+
+def test_an_import_started_afresh_says_why_it_stages_again(world):
+    clock, store, vendor = world
+    vendor.counts_received, vendor.crash_on = False, 2
+    steps, *_ = make(world, records_file(GOOD))
+    steps.open(store.get("job_1"))
+    with pytest.raises(StageCrash):
+        steps.stage(store.get("job_1"), lambda: 1e9)
+    vendor.crash_on, vendor.crash_after_receiving = 3, False  # the fresh import's first batch fails too
+
+    with pytest.raises(StageCrash):
+        steps.stage(store.get("job_1"), lambda: 1e9)
+
+    assert store.get("job_1").progress.note == (
+        "staging the records at MyPreferences again from the first record "
+        "(the vendor cannot say whether batch 1 arrived): 0 records staged"
+    )
+
+
 def test_records_we_refused_make_the_import_partial_and_the_reason_says_how_many(world):
     outcome, results = collected(world, [GOOD[0], '{"email": "nope"}', GOOD[1]])
 

@@ -53,7 +53,7 @@ def test_a_result_short_of_the_vendors_count_is_partial_with_the_shortfall_expla
 
     job = world.store.get(job_id)
     assert job.status is JobStatus.PARTIAL and job.reconciliation.reconciled is False
-    assert job.progress.note == "the file holds 40 records but says it has 50"
+    assert (job.progress.phase, job.progress.note) == ("finished", "the file holds 40 records but says it has 50")
     assert [t for t, _ in world.events.published] == ["Job Partially Succeeded"]
 
 

@@ -6,7 +6,7 @@ the DynamoDB adapter stores them explicitly.
 """
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -18,13 +18,35 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+# Where a job stands, in the order a job goes through them (services/progress.py sets each).
+Phase = Literal["queued", "starting", "staging", "waiting", "collecting", "finished"]
+# What ends a wait: a free slot of the account's concurrency limit, the vendor's completion webhook
+# (polled as a fallback), or our own polling with backoff.
+WaitingOn = Literal["slot", "webhook", "polling"]
+
+
 class Progress(BaseModel):
+    """Fields may be added, never renamed (api_models: clients rely on these names)."""
+
     percent: int | None = Field(default=None, ge=0, le=100)
     counts: dict[str, int] = Field(default_factory=dict, description="the vendor's own counts, as it last reported them")
     records: dict[str, int] = Field(
         default_factory=dict, description="our own counts: records read, refused (never sent), sent, written, failed"
     )
-    note: str | None = None
+    note: str | None = Field(default=None, description="where the job stands, in words")
+    phase: Phase | None = Field(
+        default=None, description="queued, starting, staging (imports), waiting (for the vendor), collecting, finished"
+    )
+    waiting_since: datetime | None = Field(
+        default=None, description="while queued or waiting: when the wait began (for a slot; since the vendor got the job)"
+    )
+    waiting_on: WaitingOn | None = Field(
+        default=None, description="what ends the wait: a free slot, the vendor's webhook (polled as a fallback), polling"
+    )
+    vendor_status: str | None = Field(default=None, description="the vendor's last status word, as it said it")
+    elapsed_seconds: int | None = Field(
+        default=None, description="seconds since waiting_since, computed when the job is read (never stored)"
+    )
 
 
 class StoredFile(BaseModel):

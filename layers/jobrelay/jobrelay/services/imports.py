@@ -44,6 +44,7 @@ from jobrelay.ports import (
     ScratchStore,
     VendorImports,
 )
+from jobrelay.services import progress as shown
 from jobrelay.services.creating_calls import creating_call
 
 logger = logging.getLogger(__name__)
@@ -137,7 +138,7 @@ class ImportSteps:
             vendor_ref = self._imports_for(job).open(job)
         updated = self._store.update(
             job.job_id,
-            JobPatch(vendor_ref=vendor_ref, checkpoint=state.model_dump(mode="json"), progress=Progress(percent=0, note="staging")),
+            JobPatch(vendor_ref=vendor_ref, checkpoint=state.model_dump(mode="json"), progress=shown.staging(job, {}, {})),
             TimelineEvent(at=self._now(), event="import_opened", detail=public_vendor_ref(vendor_ref)),
         )
         return updated or job
@@ -213,10 +214,7 @@ class ImportSteps:
             raise
         state = self._with_warnings(job, state, batch, staged.warnings)
         state = self._acknowledged(state, state.in_flight.as_batch())
-        progress = Progress(
-            percent=0, counts=staged.counts, records=_our_counts(state), note=f"staging: {state.checkpoint.staged_records} records staged"
-        )
-        self._save(job, state, progress)
+        self._save(job, state, shown.staging(job, _our_counts(state), staged.counts))
         return state
 
     def _with_warnings(self, job: Job, state: ImportState, batch: Batch, warnings: list[tuple[int, list[str]]]) -> ImportState:
@@ -272,7 +270,9 @@ class ImportSteps:
             staging_started_at=state.staging_started_at,
             restarts=state.restarts + 1,
         )
-        patch = JobPatch(vendor_ref=vendor_ref, checkpoint=fresh.model_dump(mode="json"), progress=Progress(percent=0, note="staging again"))
+        patch = JobPatch(
+            vendor_ref=vendor_ref, checkpoint=fresh.model_dump(mode="json"), progress=shown.staging(job, {}, {}, again=why)
+        )
         event = TimelineEvent(
             at=self._now(), event="import_restarted", detail={"reason": why, "abandoned": abandoned, "opened": public_vendor_ref(vendor_ref)}
         )
@@ -303,11 +303,10 @@ class ImportSteps:
             job.job_id,
             JobStatus.RUNNING,
             TimelineEvent(at=self._now(), event="import_executed", detail={"staged_records": state.checkpoint.staged_records, "batches": len(state.batch_sizes)}),
+            # From here the vendor imports what was staged; the job waits for it, polling.
             JobPatch(
-                progress=Progress(
-                    percent=0,
-                    records=_our_counts(state),
-                    note=f"{state.checkpoint.staged_records} records staged; the vendor is importing them",
+                progress=shown.waiting(
+                    job, Progress(percent=0, records=_our_counts(state)), since=self._now(), on="polling", vendor_status=None
                 )
             ),
         )

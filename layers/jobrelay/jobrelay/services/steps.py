@@ -19,9 +19,10 @@ from pydantic import BaseModel
 
 from jobrelay.domain.backoff import bounded_wait, seconds_left
 from jobrelay.domain.errors import STEP_ERRORS, JobDeadlineExceeded, VendorJobFailed, VendorOutcomeUnknown, VendorProtocolError
-from jobrelay.domain.job import Job, JobError, JobPatch, Progress, TimelineEvent, utcnow
+from jobrelay.domain.job import Job, JobError, JobPatch, Progress, TimelineEvent, WaitingOn, utcnow
 from jobrelay.domain.status import JobStatus
 from jobrelay.ports import JobStore, PollOutcome, ResultStore, VendorJobs, VendorState, WaitMode, Workflow
+from jobrelay.services import progress
 from jobrelay.services.concurrency import AccountConcurrency
 from jobrelay.services.creating_calls import creating_call
 from jobrelay.services.notices import Notices
@@ -110,7 +111,12 @@ class StepRunner:
             if ahead:
                 return self._queued(job, ahead)
             # `polls` counted the looks for a slot while queued: the vendor's polling starts afresh.
-            moved = self._store.transition(job.job_id, JobStatus.STARTING, TimelineEvent(at=self._now(), event="starting"), JobPatch(polls=0))
+            moved = self._store.transition(
+                job.job_id,
+                JobStatus.STARTING,
+                TimelineEvent(at=self._now(), event="starting"),
+                JobPatch(polls=0, progress=progress.starting(job, importing=_is_import(job))),
+            )
             job = moved.job
             if not moved.changed and job.is_terminal:
                 return self._ended(job)
@@ -136,10 +142,9 @@ class StepRunner:
         return self._concurrency.admit(job, limit)
 
     def _queued(self, job: Job, ahead: int) -> StepOutput:
-        note = f"queued behind {ahead} job{'s' if ahead != 1 else ''} of {job.vendor} account {job.account!r}"
-        first = job.progress.note is None or not job.progress.note.startswith("queued")
+        first = job.progress.phase != "queued"
         event = TimelineEvent(at=self._now(), event="queued", detail={"ahead": ahead}) if first else None
-        self._store.update(job.job_id, JobPatch(progress=Progress(note=note), polls=job.polls + 1), event)
+        self._store.update(job.job_id, JobPatch(progress=progress.queued(job, ahead, self._now()), polls=job.polls + 1), event)
         wanted = min(self._settings.backoff.delay(job.polls), SLOT_WAIT_MAX_SECONDS)
         return StepOutput(job_id=job.job_id, status=job.status, next="wait_slot", wait_seconds=bounded_wait(wanted, job.deadline_at, self._now()))
 
@@ -153,14 +158,25 @@ class StepRunner:
             webhook_url = f"{self._settings.public_api_url}/webhooks/{job.vendor}/{job.job_id}/{token}"
         with creating_call(self._store, job, self._now):
             outcome = vendor.start(job, webhook_url)
-        vendor_ref = {**outcome.vendor_ref, "started_at": outcome.vendor_ref.get("started_at") or self._now().isoformat()}
+        now = self._now()
+        vendor_ref = {**outcome.vendor_ref, "started_at": outcome.vendor_ref.get("started_at") or now.isoformat()}
         if outcome.ready:
             vendor_ref["ready"] = True
+            # Nothing to wait for: Collect follows at once. The vendor's note says how it reads the result.
+            shown = progress.collecting(job, job.progress, importing=False)
+            shown = shown.model_copy(update={"percent": 0, "note": outcome.note or shown.note})
+        else:
+            # Not the vendor's start note ("job 123 started"): it stayed on jobs long after it was
+            # true (the job and its request method are in vendor_ref). From here the job waits, and
+            # its note says for whom, since when and how.
+            shown = progress.waiting(
+                job, job.progress.model_copy(update={"percent": 0}), since=now, on=_waiting_on(job, vendor), vendor_status=None
+            )
         moved = self._store.transition(
             job.job_id,
             JobStatus.RUNNING,
-            TimelineEvent(at=self._now(), event="started", detail={"vendor_ref": vendor_ref, "wait": vendor.wait_mode.value}),
-            JobPatch(vendor_ref=vendor_ref, progress=Progress(percent=0, note=outcome.note or "started at the vendor")),
+            TimelineEvent(at=now, event="started", detail={"vendor_ref": vendor_ref, "wait": vendor.wait_mode.value}),
+            JobPatch(vendor_ref=vendor_ref, progress=shown),
         )
         return moved.job
 
@@ -196,9 +212,7 @@ class StepRunner:
 
     def _wait(self, job: Job, vendor: VendorJobs) -> StepOutput:
         now = self._now()
-        # Imports have no completion webhook (VENDORS.md 2, 3): they are polled with backoff.
-        mode = WaitMode.POLL if _is_import(job) else vendor.wait_mode
-        if mode is WaitMode.WEBHOOK:
+        if _waiting_on(job, vendor) == "webhook":
             wanted, next_step = self._settings.webhook_fallback_seconds, "wait_webhook"
         else:
             wanted, next_step = self._settings.backoff.delay(job.polls), "wait_poll"
@@ -232,10 +246,9 @@ class StepRunner:
         vendor_ref = {**job.vendor_ref, **outcome.vendor_ref_updates, "last_status": outcome.raw_status}
         if job.webhook_notice and job.webhook_notice.get("result_url"):
             vendor_ref.setdefault("webhook_result_url", job.webhook_notice["result_url"])
-        patch = JobPatch(vendor_ref=vendor_ref, last_polled_at=polled_at, polls=job.polls + 1)
-        if outcome.progress is not None:
-            # Our own counts (records read, sent, ...) stay beside the vendor's new ones.
-            patch.progress = outcome.progress.model_copy(update={"records": outcome.progress.records or job.progress.records})
+        patch = JobPatch(
+            vendor_ref=vendor_ref, last_polled_at=polled_at, polls=job.polls + 1, progress=self._polled_progress(job, vendor, outcome)
+        )
         event = self._status_event(job, outcome, step.woken_by)
 
         if outcome.state is VendorState.FAILED:
@@ -247,6 +260,31 @@ class StepRunner:
         if outcome.state is VendorState.DONE:
             return StepOutput(job_id=job.job_id, status=updated.status, next="collect")
         return self._wait(updated, vendor)
+
+    def _polled_progress(self, job: Job, vendor: VendorJobs, outcome: PollOutcome) -> Progress:
+        """The vendor's numbers where it gave them (our own counts stay beside its new ones), and a
+        note for what follows: still waiting, or collecting once it says it is done."""
+        reported = outcome.progress
+        base = job.progress
+        if reported is not None:
+            base = base.model_copy(
+                update={
+                    "percent": reported.percent if reported.percent is not None else base.percent,
+                    "counts": reported.counts,
+                    "records": reported.records or base.records,
+                }
+            )
+        if outcome.state is VendorState.DONE:
+            return progress.collecting(job, base.model_copy(update={"vendor_status": outcome.raw_status}), importing=_is_import(job))
+        since = base.waiting_since if base.phase == "waiting" and base.waiting_since else self._now()
+        return progress.waiting(
+            job,
+            base,
+            since=since,
+            on=_waiting_on(job, vendor),
+            vendor_status=outcome.raw_status,
+            vendor_words=reported.note if reported is not None else None,
+        )
 
     def _status_event(self, job: Job, outcome: PollOutcome, woken_by: dict[str, Any] | None) -> TimelineEvent | None:
         """A timeline entry when the vendor's status word changes (not for every poll). A word not in
@@ -271,7 +309,12 @@ class StepRunner:
         if job.is_terminal:
             return self._ended(job)
         if job.status is JobStatus.RUNNING:
-            moved = self._store.transition(job.job_id, JobStatus.COLLECTING, TimelineEvent(at=self._now(), event="collecting"))
+            moved = self._store.transition(
+                job.job_id,
+                JobStatus.COLLECTING,
+                TimelineEvent(at=self._now(), event="collecting"),
+                JobPatch(progress=progress.collecting(job, job.progress, importing=_is_import(job))),
+            )
             job = moved.job
             if job.is_terminal:
                 return self._ended(job)
@@ -298,11 +341,8 @@ class StepRunner:
             JobPatch(
                 result=outcome.result,
                 reconciliation=reconciliation,
-                progress=Progress(
-                    percent=100,
-                    counts=job.progress.counts,
-                    records=reconciliation.ours or job.progress.records,
-                    note=reconciliation.summary(),
+                progress=progress.succeeded(
+                    job.progress.model_copy(update={"records": reconciliation.ours or job.progress.records}), reconciliation
                 ),
             ),
         )
@@ -319,7 +359,10 @@ class StepRunner:
         if job.is_terminal:
             return self._ended(job)
         moved = self._store.transition(
-            job.job_id, status, TimelineEvent(at=self._now(), event=status.value.lower(), detail=error.model_dump()), JobPatch(error=error)
+            job.job_id,
+            status,
+            TimelineEvent(at=self._now(), event=status.value.lower(), detail=error.model_dump()),
+            JobPatch(error=error, progress=progress.ended(job, status, error)),
         )
         self._release(moved.job)
         if moved.changed:
@@ -371,6 +414,14 @@ def _is_import(job: Job) -> bool:
 
     operation = OPERATIONS.get(job.operation)
     return operation is not None and operation.is_import
+
+
+def _waiting_on(job: Job, vendor: VendorJobs) -> WaitingOn:
+    # Imports have no completion webhook (VENDORS.md 2, 3): they are polled with backoff. (Their
+    # adapters have no wait_mode at all: ask which kind of job it is first.)
+    if _is_import(job):
+        return "polling"
+    return "webhook" if vendor.wait_mode is WaitMode.WEBHOOK else "polling"
 
 
 def _webhook_pending(job: Job) -> bool:

@@ -23,6 +23,7 @@ from typing import Any
 from jobrelay.domain.job import Job, JobError, JobPatch, TimelineEvent, utcnow
 from jobrelay.domain.status import ACTIVE, JobStatus
 from jobrelay.ports import JobStore, Workflow
+from jobrelay.services import progress
 from jobrelay.services.concurrency import AccountConcurrency
 from jobrelay.services.follow_ups import follow_up
 from jobrelay.services.notices import Notices
@@ -100,11 +101,12 @@ class Sweeper:
         return JobStatus.FAILED, "EXECUTION_ENDED", f"the job's execution {what} without settling the job; settled by the sweeper"
 
     def _settle(self, job: Job, status: JobStatus, code: str, reason: str) -> bool:
+        error = JobError(code=code, message=reason)
         moved = self._store.transition(
             job.job_id,
             status,
             TimelineEvent(at=self._now(), event=status.value.lower(), detail={"code": code, "reason": reason, "by": "sweeper"}),
-            JobPatch(error=JobError(code=code, message=reason)),
+            JobPatch(error=error, progress=progress.ended(job, status, error)),
         )
         if not moved.changed:
             return False  # it ended by its own path meanwhile

@@ -1,12 +1,16 @@
 """The job as the API shows it: backend-only fields dropped, vendor links hidden, our own result
-files given presigned download links."""
+files given presigned download links, and its progress as of the moment it is read (the time a
+wait has lasted so far, services/progress.live)."""
+
+from datetime import datetime
 
 from jobrelay.api_models import FileView, JobView, ResultView
-from jobrelay.domain.job import Job, TimelineEvent, public_vendor_ref
+from jobrelay.domain.job import Job, TimelineEvent, public_vendor_ref, utcnow
 from jobrelay.ports import ResultStore
+from jobrelay.services.progress import live
 
 
-def job_view(job: Job, results: ResultStore, timeline: list[TimelineEvent] | None = None) -> JobView:
+def job_view(job: Job, results: ResultStore, timeline: list[TimelineEvent] | None = None, now: datetime | None = None) -> JobView:
     return JobView(
         job_id=job.job_id,
         operation=job.operation,
@@ -15,7 +19,7 @@ def job_view(job: Job, results: ResultStore, timeline: list[TimelineEvent] | Non
         created_at=job.created_at,
         updated_at=job.updated_at,
         deadline_at=job.deadline_at,
-        progress=job.progress,
+        progress=live(job, now or utcnow()),
         vendor_ref=public_vendor_ref(job.vendor_ref),
         callback_url=job.callback_url,
         schedule=job.schedule,
