@@ -58,13 +58,16 @@ class InMemoryJobStore:
         operation: str | None,
         limit: int,
         cursor: dict[str, Any] | None,
+        account: str | None = None,
     ) -> JobPage:
         after = _position(cursor) if cursor is not None else None
         with self._lock:
             matching = [
                 job
                 for job in self._jobs.values()
-                if (status is None or job.status == status) and (operation is None or job.operation == operation)
+                if (status is None or job.status == status)
+                and (operation is None or job.operation == operation)
+                and (account is None or job.account == account)
             ]
         newest_first = sorted(matching, key=_order, reverse=True)
         remaining = [job for job in newest_first if after is None or _order(job) < after]
@@ -303,6 +306,19 @@ class InMemoryScheduler:
 
     def get(self, name: str) -> ScheduleSpec | None:
         return self.schedules.get(name)
+
+    def update(self, spec: ScheduleSpec) -> bool:
+        """The whole definition replaced, as UpdateSchedule does; the creation time kept."""
+        current = self.schedules.get(spec.name)
+        if current is None:
+            return False
+        self.schedules[spec.name] = replace(
+            spec,
+            target_input=json.loads(json.dumps(spec.target_input)),
+            created_at=current.created_at,
+            updated_at=self._clock(),
+        )
+        return True
 
     def list(self) -> list[ScheduleSpec]:
         return [self.schedules[name] for name in sorted(self.schedules)]

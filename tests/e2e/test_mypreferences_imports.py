@@ -97,8 +97,12 @@ def test_a_file_that_is_not_jsonl_fails_at_once(api, mypreferences):
 
 
 def test_a_source_outside_the_upload_folders_is_refused(api, mypreferences, stack):
-    job = import_job(api, f"s3://{stack['bucket']}/results/someone-elses/result.json")
-    assert job["status"] == "FAILED" and job["error"]["code"] == "INVALID_SOURCE"
+    params = {"source": f"s3://{stack['bucket']}/results/someone-elses/result.json", "format": "jsonl", "name": "nightly"}
+    answer = api.post("/jobs", json={"operation": "mypreferences.bulk_import", "params": params})
+
+    assert answer.status_code == 422  # at submit time: no job is made that could only fail
+    assert [d["field"] for d in answer.json()["error"]["details"]] == ["params.source"]
+    assert mypreferences.get("/_sandbox/imports").json() == []
 
 
 def test_cancel_during_staging(api, mypreferences):

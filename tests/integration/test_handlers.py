@@ -143,8 +143,10 @@ def test_submit_stores_the_job_and_starts_its_execution(deployed):
 def test_the_sample_events_get_the_answers_they_document(deployed):
     assert deployed.invoke("ApiFunction", http_event("api_list_operations.json"))["statusCode"] == 200
     assert deployed.invoke("ApiFunction", http_event("api_create_upload.json"))["statusCode"] == 201
-    # The sample names a file that is not in this bucket: accepted, then failed with a readable reason.
-    assert deployed.invoke("ApiFunction", http_event("api_submit_import.json"))["statusCode"] == 202
+    # The sample names a file that is not in this bucket: refused at once, naming the field.
+    refused = deployed.invoke("ApiFunction", http_event("api_submit_import.json"))
+    assert refused["statusCode"] == 422
+    assert [d["field"] for d in json.loads(refused["body"])["error"]["details"]] == ["params.source"]
     invalid = deployed.invoke("ApiFunction", http_event("api_submit_job_invalid.json"))
     assert invalid["statusCode"] == 422
     fields = {d["field"] for d in json.loads(invalid["body"])["error"]["details"]}
@@ -187,6 +189,153 @@ def test_listing_filters_and_pages(deployed):
     assert [j["job_id"] for j in first["jobs"] + second["jobs"]] == list(reversed(ids))
     assert second["next"] is None
     assert api(deployed, "GET", "/jobs", query={"status": "NOPE"})[0] == 422
+
+
+# --- input read generously, refused precisely ------------------------------------------------------
+
+SUBMISSION = {"operation": "pinpointe.segment_subscribers", "params": {"segmentid": ["3"]}}
+
+
+def raw_request(deployed, method: str, path: str, *, route_key: str = "$default", body=None, headers=None, base64_encoded=False):
+    """An event as API Gateway sends it for `route_key` ($default: no route of the template matched)."""
+    event = http_event("api_list_operations.json", routeKey=route_key, rawPath=path, rawQueryString="", queryStringParameters=None, body=body, isBase64Encoded=base64_encoded)
+    merged = {**event["headers"], **(headers or {})}
+    event["headers"] = {name: value for name, value in merged.items() if value is not None}  # None: no such header
+    event["requestContext"]["http"].update(method=method, path=path)
+    event["requestContext"]["routeKey"] = route_key
+    return deployed.invoke("ApiFunction", event)
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data", "application/octet-stream; charset=utf-8", None])
+def test_a_json_body_is_read_whatever_its_content_type_says(deployed, content_type):
+    answer = raw_request(deployed, "POST", "/jobs", route_key="POST /jobs", body=json.dumps(SUBMISSION), headers={"content-type": content_type})
+
+    assert answer["statusCode"] == 202, answer["body"]
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "base64_encoded", "status", "code"),
+    [
+        ("text/plain", "operation=pinpointe.segment_subscribers", False, 415, "UNSUPPORTED_MEDIA_TYPE"),
+        ("application/x-www-form-urlencoded", "operation=x&params=y", False, 415, "UNSUPPORTED_MEDIA_TYPE"),
+        ("multipart/form-data", "--x\r\n\r\n", False, 415, "UNSUPPORTED_MEDIA_TYPE"),
+        ("image/png", base64.b64encode(b"\x89PNG\r\n\xff").decode(), True, 415, "UNSUPPORTED_MEDIA_TYPE"),
+        ("application/json", "{not json", False, 400, "INVALID_JSON"),
+        ("application/vnd.api+json", "[1,", False, 400, "INVALID_JSON"),
+    ],
+)
+def test_a_body_that_is_not_json_says_what_to_send(deployed, content_type, body, base64_encoded, status, code):
+    answer = raw_request(deployed, "POST", "/jobs", route_key="POST /jobs", body=body, headers={"content-type": content_type}, base64_encoded=base64_encoded)
+
+    assert answer["statusCode"] == status
+    error = json.loads(answer["body"])["error"]
+    assert error["code"] == code
+    if status == 415:
+        assert "application/json" in error["message"]
+
+
+def test_cancel_ignores_a_body_it_does_not_take(deployed):
+    _, job = api(deployed, "POST", "/jobs", SUBMISSION)
+    status, _ = api(deployed, "POST", f"/jobs/{job['job_id']}/cancel", body="whatever", headers={"content-type": "text/plain"})
+    assert status == 200
+
+
+def test_filters_read_any_casing_and_unknown_query_parameters_are_refused(deployed):
+    _, job = api(deployed, "POST", "/jobs", SUBMISSION)
+
+    for query in ({"status": "submitted"}, {"status": "Submitted"}, {"operation": "PINPOINTE.Segment_Subscribers"}):
+        status, page = api(deployed, "GET", "/jobs", query=query)
+        assert (status, [j["job_id"] for j in page["jobs"]]) == (200, [job["job_id"]]), query
+
+    status, refused = api(deployed, "GET", "/jobs", query={"status": "RUNNING", "stauts": "x", "order": "asc"})
+    assert status == 422 and refused["error"]["code"] == "INVALID_REQUEST"
+    assert {d["field"] for d in refused["error"]["details"]} == {"query.stauts", "query.order"}
+    assert "account, limit, next, operation, status" in refused["error"]["details"][0]["message"]
+    status, refused = api(deployed, "GET", "/operations", query={"verbose": "1"})
+    assert status == 422 and "takes no query parameters" in refused["error"]["details"][0]["message"]
+    assert api(deployed, "GET", "/jobs", query={"operation": "nope"})[0] == 422
+    assert api(deployed, "GET", "/jobs", query={"status": "nope"})[0] == 422
+
+
+def test_listing_filters_on_account(deployed):
+    ids = {}
+    for account in ("default", "acme"):
+        ids[account] = api(deployed, "POST", "/jobs", {**SUBMISSION, "account": account})[1]["job_id"]
+
+    _, acme = api(deployed, "GET", "/jobs", query={"account": "acme"})
+    _, nobody = api(deployed, "GET", "/jobs", query={"account": "nobody"})
+    _, everyone = api(deployed, "GET", "/jobs")
+
+    assert [j["job_id"] for j in acme["jobs"]] == [ids["acme"]]
+    assert nobody["jobs"] == []
+    assert {j["job_id"] for j in everyone["jobs"]} == set(ids.values())
+
+
+@pytest.mark.parametrize("token", ["not-a-token", base64.urlsafe_b64encode(b'{"c": {"pk": "x"}, "f": [null, null]}').decode(), base64.urlsafe_b64encode(b"[1, 2]").decode()])
+def test_a_bad_next_token_is_a_400(deployed, token):
+    status, answer = api(deployed, "GET", "/jobs", query={"next": token})
+
+    assert status == 400 and answer["error"]["code"] == "INVALID_NEXT_TOKEN"
+
+
+def test_a_next_token_belongs_to_its_filters(deployed):
+    for n in range(2):
+        api(deployed, "POST", "/jobs", {**SUBMISSION, "params": {"segmentid": [n]}})
+    _, first = api(deployed, "GET", "/jobs", query={"limit": "1"})
+
+    assert api(deployed, "GET", "/jobs", query={"limit": "1", "next": first["next"]})[0] == 200
+    status, answer = api(deployed, "GET", "/jobs", query={"limit": "1", "next": first["next"], "status": "submitted"})
+    assert status == 400 and "different query" in answer["error"]["message"]
+
+
+def import_submission(source: str) -> dict:
+    return {"operation": "mypreferences.bulk_import", "params": {"source": source, "format": "jsonl", "name": "nightly"}}
+
+
+def test_an_import_s_records_file_is_checked_when_it_is_submitted(deployed):
+    bucket = deployed.functions["ApiFunction"].environment["RESULTS_BUCKET"]
+    s3 = deployed.client("s3")
+    s3.put_object(Bucket=bucket, Key="uploads/2026/11/22/abc/ok.jsonl", Body=b'{"CustomerName": {"FirstName": "Ada"}}\n')
+    s3.put_object(Bucket=bucket, Key="incoming/empty.jsonl", Body=b"")
+    s3.put_object(Bucket=bucket, Key="results/job_x/result.json", Body=b"{}")
+
+    refusals = {
+        source: api(deployed, "POST", "/jobs", import_submission(source))
+        for source in (
+            f"s3://{bucket}/uploads/2026/11/22/abc/missing.jsonl",
+            f"s3://{bucket}/incoming/empty.jsonl",
+            f"s3://{bucket}/results/job_x/result.json",
+            "s3://someone-elses-bucket/uploads/ok.jsonl",
+            f"s3://{bucket}/uploads/../results/job_x/result.json",
+        )
+    }
+    for source, (status, answer) in refusals.items():
+        assert status == 422, source
+        assert [d["field"] for d in answer["error"]["details"]] == ["params.source"], source
+    assert "no records file" in refusals[f"s3://{bucket}/uploads/2026/11/22/abc/missing.jsonl"][1]["error"]["details"][0]["message"]
+    assert "empty" in refusals[f"s3://{bucket}/incoming/empty.jsonl"][1]["error"]["message"]
+
+    status, job = api(deployed, "POST", "/jobs", import_submission(f"s3://{bucket}/uploads/2026/11/22/abc/ok.jsonl"))
+    assert (status, job["status"]) == (202, "SUBMITTED")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "allowed"),
+    [
+        ("GET", "/nothing/here", 404, None),
+        ("GET", "/jobs/job_1/cancel", 405, ["POST"]),
+        ("DELETE", "/jobs", 405, ["GET", "POST"]),
+        ("PUT", "/uploads", 405, ["POST"]),
+    ],
+)
+def test_routes_that_do_not_exist_answer_in_our_shape(deployed, method, path, status, allowed):
+    answer = raw_request(deployed, method, path)
+
+    assert answer["statusCode"] == status
+    error = json.loads(answer["body"])["error"]
+    assert error["code"] == ("NOT_FOUND" if status == 404 else "METHOD_NOT_ALLOWED")
+    if allowed:
+        assert answer["headers"]["Allow"] == ", ".join(allowed) and error["details"] == {"allowed": allowed}
 
 
 # --- a whole job, step by step ---------------------------------------------------------------------

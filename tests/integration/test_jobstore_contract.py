@@ -283,6 +283,7 @@ def listed(request: pytest.FixtureRequest) -> tuple[JobStore, list[Job]]:
             f"job-{(minute * 7) % 20:02d}",
             status=statuses[minute % len(statuses)],
             operation=OPERATION if minute % 3 else OTHER_OPERATION,
+            account="acme" if minute % 4 == 1 else "default",
             created_at=T0 + timedelta(minutes=minute, microseconds=minute % 2),
         )
         store.create(job, event("submitted"))
@@ -313,8 +314,22 @@ def newest_first(jobs: list[Job]) -> list[str]:
         {"operation": OTHER_OPERATION},
         {"status": JobStatus.RUNNING, "operation": OPERATION},
         {"status": JobStatus.SUCCEEDED, "operation": OTHER_OPERATION},
+        {"account": "acme"},
+        {"status": JobStatus.RUNNING, "account": "acme"},
+        {"operation": OPERATION, "account": "default"},
+        {"status": JobStatus.RUNNING, "operation": OPERATION, "account": "acme"},
     ],
-    ids=["all", "status", "operation", "status and operation", "status and rare operation"],
+    ids=[
+        "all",
+        "status",
+        "operation",
+        "status and operation",
+        "status and rare operation",
+        "account",
+        "status and account",
+        "operation and account",
+        "every filter",
+    ],
 )
 @pytest.mark.parametrize("limit", [1, 3, 50])
 def test_listing_pages_through_every_match_newest_first_once(

@@ -1,7 +1,7 @@
 """Recurring jobs through the handlers, as Lambda runs them, against the template's resources in moto:
-the schedule API (EventBridge Scheduler in moto), the schedules function (EventBridge Scheduler's
-target), and the local stack's timer firing a schedule created through POST /schedules on a clock
-the test controls.
+the schedule API (EventBridge Scheduler in moto: create, change, run now), the schedules function
+(EventBridge Scheduler's target), and the local stack's timer firing a schedule created through
+POST /schedules, and following its changes, on a clock the test controls.
 """
 
 import copy
@@ -32,8 +32,8 @@ def deployed(monkeypatch):
 
 def call(deployed, method: str, path: str, body=None) -> tuple[int, dict | None]:
     event = json.loads((EVENTS / "api_create_schedule.json").read_text())
-    name = path.removeprefix("/schedules").strip("/")
-    route = "/schedules/{name}" if name else "/schedules"
+    name, _, action = path.removeprefix("/schedules").strip("/").partition("/")
+    route = "/schedules" + ("/{name}" if name else "") + (f"/{action}" if action else "")
     event.update(
         routeKey=f"{method} {route}",
         rawPath=path,
@@ -43,6 +43,7 @@ def call(deployed, method: str, path: str, body=None) -> tuple[int, dict | None]
     event["requestContext"].update(routeKey=f"{method} {route}")
     event["requestContext"]["http"].update(method=method, path=path)
     answer = deployed.invoke("ApiFunction", event)
+    deployed.last_headers = answer.get("headers") or {}
     return answer["statusCode"], json.loads(answer["body"]) if answer.get("body") else None
 
 
@@ -157,6 +158,110 @@ class TestTheScheduleApi:
         names = {s["Name"] for s in deployed.client("scheduler").list_schedules(GroupName=group(deployed))["Schedules"]}
         assert names == {EXAMPLE} | ({"nightly-contact-summary"} if status == 409 else set())
 
+    def test_pause_resume_and_change_a_schedule_with_update_schedule(self, deployed):
+        assert call(deployed, "POST", "/schedules", NIGHTLY)[0] == 201
+        scheduler = deployed.client("scheduler")
+        before = scheduler.get_schedule(Name="nightly-contact-summary", GroupName=group(deployed))
+
+        status, paused = call(deployed, "PATCH", "/schedules/nightly-contact-summary", {"enabled": False})
+
+        assert status == 200, paused
+        assert (paused["enabled"], paused["next_run_at"], paused["last_runs"]) == (False, [], [])
+        held = scheduler.get_schedule(Name="nightly-contact-summary", GroupName=group(deployed))
+        assert held["State"] == "DISABLED"
+        for kept in ("ScheduleExpression", "ScheduleExpressionTimezone", "Description", "FlexibleTimeWindow", "Target", "CreationDate"):
+            assert held[kept] == before[kept], kept
+
+        status, changed = call(
+            deployed, "PATCH", "/schedules/nightly-contact-summary", {"enabled": True, "cron": "0 9 ? * MON-FRI *", "timezone": "UTC"}
+        )
+
+        assert status == 200, changed
+        assert (changed["enabled"], changed["cron"], changed["timezone"]) == (True, "0 9 ? * MON-FRI *", "UTC")
+        times = [datetime.fromisoformat(moment) for moment in changed["next_run_at"]]
+        assert len(times) == 5 and all(t.strftime("%H:%M %z") == "09:00 +0000" and t.isoweekday() <= 5 for t in times)
+        held = scheduler.get_schedule(Name="nightly-contact-summary", GroupName=group(deployed))
+        assert (held["State"], held["ScheduleExpression"], held["ScheduleExpressionTimezone"]) == ("ENABLED", "cron(0 9 ? * MON-FRI *)", "UTC")
+        assert json.loads(held["Target"]["Input"])["timezone"] == "UTC"  # the placeholders' zone follows
+        assert call(deployed, "GET", "/schedules/nightly-contact-summary")[1]["next_run_at"] == changed["next_run_at"]
+
+    @pytest.mark.parametrize(
+        ("name", "body", "status", "field"),
+        [
+            ("nightly-contact-summary", {}, 422, "body"),
+            ("nightly-contact-summary", {"name": "renamed"}, 422, "body.name"),
+            ("nightly-contact-summary", {"cron": "0 9 * * ? *", "rate": "1 day"}, 422, "body"),
+            ("nightly-contact-summary", {"enabled": None}, 422, "body.enabled"),
+            ("nightly-contact-summary", {"cron": "0 9 * * *"}, 422, "cron"),
+            ("nightly-contact-summary", {"params": {"stat": "4711", "enddate": "{{soon}}"}}, 422, "params.enddate"),
+            ("no-such-schedule", {"enabled": False}, 404, None),
+        ],
+    )
+    def test_a_refused_change_leaves_the_schedule_as_it_was(self, deployed, name, body, status, field):
+        assert call(deployed, "POST", "/schedules", NIGHTLY)[0] == 201
+        before = deployed.client("scheduler").get_schedule(Name="nightly-contact-summary", GroupName=group(deployed))
+
+        answered, error = call(deployed, "PATCH", f"/schedules/{name}", body)
+
+        assert answered == status, error
+        if field is not None:
+            assert field in [detail["field"] for detail in error["error"]["details"]], error
+        after = deployed.client("scheduler").get_schedule(Name="nightly-contact-summary", GroupName=group(deployed))
+        assert after == before | {"ResponseMetadata": after["ResponseMetadata"]}
+
+    def test_an_update_keeps_what_the_api_does_not_manage(self, deployed):
+        """A schedule made with the CLI in the group (its Input ours): its retry policy, flexible
+        window and end date survive a change, since UpdateSchedule resets whatever it is not given."""
+        scheduler = deployed.client("scheduler")
+        created = call(deployed, "POST", "/schedules", NIGHTLY | {"name": "by-hand"})[1]
+        target = scheduler.get_schedule(Name="by-hand", GroupName=group(deployed))["Target"]
+        scheduler.delete_schedule(Name="by-hand", GroupName=group(deployed))
+        end = (datetime.now(UTC) + timedelta(days=365)).replace(microsecond=0)
+        scheduler.create_schedule(
+            Name="by-hand",
+            GroupName=group(deployed),
+            ScheduleExpression=created["expression"],
+            ScheduleExpressionTimezone=created["timezone"],
+            FlexibleTimeWindow={"Mode": "FLEXIBLE", "MaximumWindowInMinutes": 15},
+            EndDate=end,
+            Target=target | {"RetryPolicy": {"MaximumEventAgeInSeconds": 3600, "MaximumRetryAttempts": 3}},
+        )
+
+        assert call(deployed, "PATCH", "/schedules/by-hand", {"description": "now with a description"})[0] == 200
+
+        held = scheduler.get_schedule(Name="by-hand", GroupName=group(deployed))
+        assert held["Description"] == "now with a description"
+        assert held["FlexibleTimeWindow"] == {"Mode": "FLEXIBLE", "MaximumWindowInMinutes": 15}
+        assert held["Target"]["RetryPolicy"] == {"MaximumEventAgeInSeconds": 3600, "MaximumRetryAttempts": 3}
+        assert held["EndDate"] == end
+
+    def test_the_sample_events_change_and_run_the_sample_schedule(self, deployed):
+        for sample in ("api_create_schedule.json", "api_update_schedule.json", "api_run_schedule.json"):
+            answer = deployed.invoke("ApiFunction", json.loads((EVENTS / sample).read_text()))
+            assert answer["statusCode"] in (200, 201, 202), (sample, answer)
+        shown = call(deployed, "GET", "/schedules/nightly-contact-summary")[1]
+        assert (shown["enabled"], shown["cron"], shown["description"]) == (False, "0 3 * * ? *", "paused while send 4711 is rebuilt")
+        assert [run["job_id"] for run in shown["last_runs"]] == [json.loads(answer["body"])["job_id"]]
+
+    def test_run_now_submits_a_linked_job_and_records_the_run(self, deployed):
+        assert call(deployed, "POST", "/schedules", NIGHTLY | {"enabled": False})[0] == 201
+
+        status, job = call(deployed, "POST", "/schedules/nightly-contact-summary/run")
+
+        assert status == 202, job
+        assert deployed.last_headers["Location"] == f"/jobs/{job['job_id']}"
+        assert job["status"] == "SUBMITTED" and job["schedule"]["name"] == "nightly-contact-summary"
+        scheduled = datetime.fromisoformat(job["schedule"]["scheduled_time"])
+        assert scheduled.microsecond == 0 and abs(datetime.now(UTC) - scheduled) < timedelta(seconds=30)
+        executions = deployed.client("stepfunctions").list_executions(stateMachineArn=deployed.template.state_machines[0].arn)
+        assert job["job_id"] in {e["name"] for e in executions["executions"]}
+        shown = call(deployed, "GET", "/schedules/nightly-contact-summary")[1]
+        assert [(run["job_id"], run["status"]) for run in shown["last_runs"]] == [(job["job_id"], "SUBMITTED")]
+        assert shown["enabled"] is False  # running it now did not resume it
+
+        status, missing = call(deployed, "POST", "/schedules/no-such-schedule/run")
+        assert (status, missing["error"]["code"]) == (404, "NOT_FOUND")
+
 
 # --- runs ---------------------------------------------------------------------------------------------
 
@@ -237,6 +342,47 @@ def test_the_local_timer_fires_schedules_created_through_the_api_and_not_disable
     assert all(run["job_id"] and run["status"] == "SUBMITTED" for run in schedule["last_runs"])
     assert call(deployed, "GET", "/schedules/hourly-off")[1]["last_runs"] == []
     assert len(job_ids(deployed)) == 2
+
+
+class _ClockThatSaysWhenItIsDone(SteppedClock):
+    def __init__(self, start: datetime, until: datetime):
+        super().__init__(start, until)
+        self.done = threading.Event()
+
+    def sleep_until(self, moment: datetime, stop: threading.Event) -> bool:
+        if moment > self.until:
+            self.done.set()
+        return super().sleep_until(moment, stop)
+
+
+def test_the_local_timer_follows_a_change_of_expression_and_a_pause(deployed):
+    hourly = NIGHTLY | {"name": "hourly", "cron": "0 * * * ? *", "timezone": "UTC"}
+    assert call(deployed, "POST", "/schedules", hourly)[0] == 201
+    functions = {f.arn: f.name for f in deployed.template.functions}
+    by_name = {f.name: f.logical_id for f in deployed.template.functions}
+    fired: list[str] = []
+
+    def fire(schedule: Schedule, moment: datetime) -> None:
+        deployed.invoke(by_name[schedule.function_name], json.loads(schedule.payload(moment)))
+        fired.append(moment.strftime("%H:%M"))
+        if len(fired) == 1:  # after the 10:00 run, move it to half past
+            assert call(deployed, "PATCH", "/schedules/hourly", {"cron": "30 * * * ? *"})[0] == 200
+        else:  # after the 10:30 run, pause it
+            assert call(deployed, "PATCH", "/schedules/hourly", {"enabled": False})[0] == 200
+
+    ten = (datetime.now(UTC) + timedelta(days=1)).replace(hour=10, minute=0, second=0, microsecond=0)
+    clock = _ClockThatSaysWhenItIsDone(ten - timedelta(seconds=30), until=ten + timedelta(hours=3))
+    timer = ScheduleTimer([], fire, clock, source=scheduler_schedules(deployed.client("scheduler"), functions), refresh=timedelta(minutes=20))
+    timer.start()
+    try:
+        assert clock.done.wait(30), fired
+    finally:
+        timer.stop()
+
+    # The change is seen at the next refresh (10:19:30 here), the pause too: nothing after 10:30.
+    assert fired == ["10:00", "10:30"]
+    schedule = call(deployed, "GET", "/schedules/hourly")[1]
+    assert [run["scheduled_time"][11:16] for run in schedule["last_runs"]] == ["10:30", "10:00"]
 
 
 def test_template_schedules_in_moto_are_not_fired_twice():

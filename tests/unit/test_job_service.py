@@ -3,7 +3,9 @@ import pytest
 from jobrelay.api_models import JobSubmission
 from jobrelay.domain.errors import InvalidRequest, JobConflict, JobNotFound
 from jobrelay.domain.status import JobStatus
-from jobrelay.services.jobs import ServiceUnavailable
+from jobrelay.services.jobs import InvalidNextToken, JobService, ServiceUnavailable
+from jobrelay.services.notices import Notices
+from tests.fakes import InMemorySecretStore
 from jobrelay.services.steps import StepInput
 from tests.unit.conftest import DONE
 
@@ -58,10 +60,11 @@ def test_listing_pages_with_an_opaque_token_tied_to_its_filters(world):
 
     seen = [j.job_id for page in (first, second, third) for j in page.jobs]
     assert sorted(seen) == sorted(ids) and len(seen) == 5 and third.next is None
-    with pytest.raises(InvalidRequest, match="different query"):
+    with pytest.raises(InvalidNextToken, match="different query"):
         world.jobs.list(status=None, operation=None, limit=2, next_token=first.next)
-    with pytest.raises(InvalidRequest, match="not valid"):
+    with pytest.raises(InvalidNextToken, match="not valid") as refused:
         world.jobs.list(status="SUBMITTED", operation=None, limit=2, next_token="garbage!")
+    assert refused.value.status == 400  # README: a bad `next` token is a 400
     with pytest.raises(InvalidRequest, match="unknown status"):
         world.jobs.list(status="DONE", operation=None, limit=2, next_token=None)
     with pytest.raises(InvalidRequest, match="unknown operation"):
@@ -104,3 +107,83 @@ def test_credentials_in_the_vendor_reference_never_reach_the_api():
 
     shown = public_vendor_ref({"jobid": "1", "result_url": "https://x", "access_token": 918273, "expires_at": "t"})
     assert shown == {"jobid": "1", "expires_at": "t"}
+
+
+def test_filters_read_status_and_operation_in_any_casing_and_account_exactly(world):
+    mine = world.submit(account="acme")
+    theirs = world.submit(operation="pinpointe.segment_subscribers", params={"segmentid": ["3"]})
+
+    def listed(**filters):
+        query = {"status": None, "operation": None} | filters
+        return [job.job_id for job in world.jobs.list(limit=10, next_token=None, **query).jobs]
+
+    assert listed(operation="Pinpointe.List_Subscribers", status=" submitted ") == [mine]
+    assert listed(operation="PINPOINTE.SEGMENT_SUBSCRIBERS") == [theirs]
+    assert listed(account="acme") == [mine]
+    assert listed(account="ACME") == []  # an account is a name the submitter chose: matched exactly
+    assert sorted(listed()) == sorted([mine, theirs])
+
+
+def test_an_account_filter_pages_with_its_own_tokens(world):
+    ids = [world.submit(account="acme" if n % 2 else "default") for n in range(6)]
+
+    first = world.jobs.list(status=None, operation=None, account="acme", limit=2, next_token=None)
+    second = world.jobs.list(status=None, operation=None, account="acme", limit=2, next_token=first.next)
+
+    assert sorted(j.job_id for j in first.jobs + second.jobs) == sorted(ids[1::2]) and second.next is None
+    with pytest.raises(InvalidNextToken):
+        world.jobs.list(status=None, operation=None, account="default", limit=2, next_token=first.next)
+
+
+class RecordsFiles:
+    """S3RecordsSource's head(), over a dict of key -> size."""
+
+    def __init__(self, files: dict[str, int]):
+        self.files = files
+
+    def head(self, s3_uri: str) -> int:
+        if not s3_uri.startswith(("s3://results/uploads/", "s3://results/incoming/")):
+            raise ValueError(f"records files are read only from s3://results/uploads/ or s3://results/incoming/, not from {s3_uri!r}")
+        if s3_uri not in self.files:
+            raise FileNotFoundError(f"no records file at {s3_uri}")
+        return self.files[s3_uri]
+
+
+def service_reading(world, files: dict[str, int]) -> JobService:
+    notices = Notices(world.events, InMemorySecretStore(), world.settings)
+    return JobService(world.store, world.results, world.workflow, notices, world.settings, now=world.clock, records=RecordsFiles(files))
+
+
+def bulk_import(source: str) -> JobSubmission:
+    return JobSubmission.model_validate(
+        {"operation": "mypreferences.bulk_import", "params": {"source": source, "format": "csv", "name": "nightly"}}
+    )
+
+
+@pytest.mark.parametrize(
+    ("source", "says"),
+    [
+        ("s3://results/uploads/a/missing.csv", "no records file"),
+        ("s3://results/results/job_1/result.json", "read only from"),
+        ("s3://other-bucket/uploads/a/x.csv", "read only from"),
+        ("s3://results/incoming/empty.csv", "empty"),
+    ],
+)
+def test_an_import_whose_file_cannot_be_read_is_refused_at_submit(world, source, says):
+    jobs = service_reading(world, {"s3://results/incoming/empty.csv": 0})
+
+    with pytest.raises(InvalidRequest) as refused:
+        jobs.submit(bulk_import(source))
+
+    assert refused.value.details[0]["field"] == "params.source"
+    assert says in refused.value.message + refused.value.details[0]["message"]
+    assert world.store.list(status=None, operation=None, limit=10, cursor=None).jobs == []
+    assert world.workflow.started == []
+
+
+def test_an_import_whose_file_is_there_is_accepted(world):
+    jobs = service_reading(world, {"s3://results/uploads/a/ok.csv": 120})
+
+    job = jobs.submit(bulk_import("s3://results/uploads/a/ok.csv"))
+
+    assert job.status is JobStatus.SUBMITTED and world.workflow.started == [job.job_id]

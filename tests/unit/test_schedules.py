@@ -1,19 +1,22 @@
 """Recurring jobs on the fakes: expressions, placeholders at a given time and time zone, what a new
-schedule must pass, and what a schedule's runs submit (one job per scheduled time)."""
+or changed schedule must pass, when a schedule runs next, and what a schedule's runs submit (one
+job per scheduled time, a run asked for now included)."""
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from pydantic import ValidationError
 
-from jobrelay.api_models import ScheduleRequest
+from jobrelay.api_models import ScheduleRequest, ScheduleUpdate
 from jobrelay.domain.errors import InvalidRequest, ScheduleExists, ScheduleNotFound
 from jobrelay.domain.ids import new_job_id, scheduled_job_id
 from jobrelay.domain.job import JobPatch
 from jobrelay.domain.status import JobStatus
-from jobrelay.schedules.expressions import parse_expression, parse_timezone
+from jobrelay.schedules.expressions import parse_expression, parse_timezone, upcoming
 from jobrelay.schedules.placeholders import PlaceholderError, resolve
-from jobrelay.services.jobs import _plausible_id
+from jobrelay.services.jobs import ServiceUnavailable, _plausible_id
 from jobrelay.services.schedules import ScheduledInvocation, ScheduleFirer, ScheduleService, target_input
 from tests.fakes import InMemoryScheduler, InMemoryScheduleRuns
 
@@ -128,8 +131,8 @@ def test_a_runs_job_id_is_the_same_for_every_delivery_and_looks_like_any_job_id(
 @pytest.fixture
 def schedules(world):
     scheduler, runs = InMemoryScheduler(clock=world.clock), InMemoryScheduleRuns()
-    service = ScheduleService(scheduler, runs, world.store, now=world.clock)
     firer = ScheduleFirer(world.jobs, world.store, world.workflow, runs, now=world.clock)
+    service = ScheduleService(scheduler, runs, world.store, now=world.clock, firer=lambda: firer)
     return service, firer, scheduler, runs
 
 
@@ -267,3 +270,247 @@ def test_runs_of_an_earlier_schedule_with_the_same_name_are_not_shown(schedules,
     service.create(request())
 
     assert service.get("nightly-summary").last_runs == []
+
+
+# --- when it runs next ----------------------------------------------------------------------------------
+
+
+def test_a_schedule_shows_its_next_five_times_in_its_own_time_zone(schedules):
+    service, *_ = schedules  # the clock: 2026-11-22 10:00 UTC
+
+    view = service.create(request())
+
+    assert [moment.isoformat() for moment in view.next_run_at] == [
+        f"2026-11-{day}T02:30:00+00:00" for day in (23, 24, 25, 26, 27)  # Dublin is on UTC in November
+    ]
+    assert '"2026-11-23T02:30:00+00:00"' in view.model_dump_json()  # with its offset, not "Z"
+    paris = service.create(request(name="paris", cron="30 2 ? * MON *", timezone="Europe/Paris", params={"stat": "1"}))
+    assert paris.next_run_at[0].isoformat() == "2026-11-23T02:30:00+01:00"
+    assert [s.next_run_at[0] for s in service.list().schedules] == [view.next_run_at[0], paris.next_run_at[0]]
+
+
+def test_a_disabled_schedule_has_no_next_times_and_a_foreign_expression_has_unknown_ones(schedules):
+    service, _, scheduler, _ = schedules
+    assert service.create(request(enabled=False)).next_run_at == []
+
+    spec = scheduler.schedules["nightly-summary"]
+    scheduler.schedules["nightly-summary"] = replace(spec, enabled=True, expression="cron(0 12 L * ? *)")  # made with the CLI
+    assert service.get("nightly-summary").next_run_at is None
+
+
+def test_a_rate_counts_from_the_schedules_last_change(schedules, world):
+    service, *_ = schedules
+    service.create(request(cron=None, rate="1 hour"))  # at 10:00
+    world.clock.advance(2.5 * 3600)
+
+    assert [t.strftime("%H:%M") for t in service.get("nightly-summary").next_run_at] == ["13:00", "14:00", "15:00", "16:00", "17:00"]
+
+    service.update("nightly-summary", ScheduleUpdate(rate="2 hours"))  # at 12:30
+    assert [t.strftime("%H:%M") for t in service.get("nightly-summary").next_run_at][:2] == ["14:30", "16:30"]
+
+
+def test_upcoming_stops_where_the_expression_does():
+    once = parse_expression("cron(0 9 1 1 ? 2027)")
+    assert upcoming(once, datetime(2026, 11, 22, tzinfo=UTC), 5) == [datetime(2027, 1, 1, 9, 0, tzinfo=UTC)]
+    later = datetime(2026, 12, 1, tzinfo=UTC)  # a rate that starts later fires first then
+    assert upcoming(parse_expression("rate(1 day)"), datetime(2026, 11, 22, tzinfo=UTC), 2, since=later) == [
+        later,
+        later + timedelta(days=1),
+    ]
+
+
+# --- changing a schedule --------------------------------------------------------------------------------
+
+
+def test_pausing_and_resuming_keeps_everything_else_and_its_runs(schedules, world):
+    service, firer, scheduler, _ = schedules
+    service.create(request(description="for the newsletter team"))
+    before = scheduler.get("nightly-summary")
+    firer.fire(invocation(datetime(2026, 11, 22, 10, 30, tzinfo=UTC)))
+    world.clock.advance(3600)
+
+    paused = service.update("nightly-summary", ScheduleUpdate(enabled=False))
+
+    after = scheduler.get("nightly-summary")
+    assert after.enabled is False and paused.enabled is False and paused.next_run_at == []
+    assert (after.expression, after.timezone, after.target_input, after.description) == (
+        before.expression, before.timezone, before.target_input, before.description
+    )
+    assert after.created_at == before.created_at and after.updated_at == world.clock.now
+    assert len(paused.last_runs) == 1  # the runs so far are still the schedule's
+
+    resumed = service.update("nightly-summary", ScheduleUpdate.model_validate({"enabled": True}))
+    assert resumed.enabled is True and resumed.next_run_at[0].isoformat() == "2026-11-23T02:30:00+00:00"
+
+
+def test_a_change_replaces_the_expression_the_zone_and_the_job_it_names(schedules):
+    service, _, scheduler, _ = schedules
+    service.create(request(callback_url="https://example.com/done", description="old"))
+
+    changed = service.update(
+        "nightly-summary",
+        ScheduleUpdate.model_validate(
+            {
+                "rate": "6 hours",
+                "timezone": "America/New_York",
+                "params": {"stat": "99", "startdate": "{{days_ago:7}}"},  # replaces the params whole
+                "description": None,  # null removes it
+                "timeout_seconds": 600,
+            }
+        ),
+    )
+
+    assert (changed.cron, changed.rate, changed.expression) == (None, "6 hours", "rate(6 hours)")
+    assert changed.params == {"stat": "99", "startdate": "{{days_ago:7}}"}
+    assert (changed.description, changed.callback_url, changed.timeout_seconds) == (None, "https://example.com/done", 600)
+    assert changed.next_run_at[0].isoformat() == "2026-11-22T11:00:00-05:00"  # 16:00 UTC: six hours after the change
+    spec = scheduler.get("nightly-summary")
+    assert spec.target_input == {
+        "schedule": "nightly-summary",
+        "timezone": "America/New_York",  # the placeholders follow the zone
+        "job": {
+            "operation": NIGHTLY["operation"],
+            "params": {"stat": "99", "startdate": "{{days_ago:7}}"},
+            "account": "default",
+            "callback_url": "https://example.com/done",
+            "timeout_seconds": 600,
+        },
+        "scheduled_time": "<aws.scheduler.scheduled-time>",
+    }
+    back = service.update("nightly-summary", ScheduleUpdate(cron="0 9 ? * MON-FRI *"))
+    assert (back.cron, back.rate) == ("0 9 ? * MON-FRI *", None)
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "message"),
+    [
+        ({"cron": "30 2 * * *"}, "cron", "six fields"),
+        ({"rate": "1 hours"}, "rate", "singular"),
+        ({"cron": "0 0 1 1 ? 2020"}, "cron", "never fires after now"),
+        ({"timezone": "Europe/Atlantis"}, "timezone", "not a known IANA time zone"),
+        ({"params": {"stat": "4711", "startdate": "{{someday}}"}}, "params.startdate", "unknown placeholder"),
+        ({"params": {"stat": "4711", "startdate": "{{today}}", "enddate": "{{yesterday}}"}}, "params", "enddate must be after startdate"),
+        ({"operation": "pinpointe.list_subscribers"}, "params.list", "Field required"),  # the params stay: not valid for it
+        ({"account": "no spaces"}, "account", "pattern"),
+        ({"callback_url": "http://example.com/"}, "callback_url", "https"),
+    ],
+)
+def test_a_change_is_checked_as_a_new_schedule_is_and_a_refused_one_changes_nothing(schedules, changes, field, message):
+    service, _, scheduler, _ = schedules
+    service.create(request())
+    before = scheduler.get("nightly-summary")
+
+    with pytest.raises((InvalidRequest, ValidationError)) as raised:
+        service.update("nightly-summary", ScheduleUpdate.model_validate(changes))
+
+    error = raised.value
+    details = error.details if isinstance(error, InvalidRequest) else [
+        {"field": ".".join(map(str, e["loc"])), "message": e["msg"]} for e in error.errors()
+    ]
+    assert any(d["field"] == field and message in d["message"] for d in details), details
+    assert scheduler.get("nightly-summary") == before
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({}, "at least one field"),
+        ({"name": "renamed"}, "Extra inputs"),
+        ({"cron": "0 3 * * ? *", "rate": "1 day"}, "at most one of 'cron' and 'rate'"),
+        ({"enabled": None}, "cannot be null"),
+        ({"params": None}, "cannot be null"),
+    ],
+)
+def test_an_empty_patch_unknown_fields_and_nulls_that_cannot_be_are_refused(body, message):
+    with pytest.raises(ValidationError, match=message):
+        ScheduleUpdate.model_validate(body)
+
+
+def test_changing_a_missing_schedule_or_one_not_ours_is_not_found(schedules):
+    service, _, scheduler, _ = schedules
+    with pytest.raises(ScheduleNotFound):
+        service.update("nightly-summary", ScheduleUpdate(enabled=False))
+
+    service.create(request())
+    scheduler.schedules["nightly-summary"] = replace(scheduler.get("nightly-summary"), target_input={"other": "tool"})
+    with pytest.raises(ScheduleNotFound):
+        service.update("nightly-summary", ScheduleUpdate(enabled=False))
+
+
+# --- running a schedule now -------------------------------------------------------------------------------
+
+
+def test_run_now_submits_a_linked_job_at_the_current_second_even_when_paused(schedules, world):
+    service, _, _, _ = schedules
+    service.create(request(enabled=False))
+    world.clock.now = datetime(2026, 11, 22, 23, 30, 15, 400_000, tzinfo=UTC)
+
+    job_id = service.run_now("nightly-summary")
+
+    job = world.store.get(job_id)
+    at = datetime(2026, 11, 22, 23, 30, 15, tzinfo=UTC)
+    assert (job.schedule.name, job.schedule.scheduled_time) == ("nightly-summary", at)
+    assert job.params == {"stat": "4711", "startdate": "2026-11-21", "enddate": "2026-11-22"}  # resolved as of now, in Dublin
+    assert world.workflow.started == [job_id]
+    shown = service.get("nightly-summary")
+    assert [(run.scheduled_time, run.job_id, run.status) for run in shown.last_runs] == [(at, job_id, JobStatus.SUBMITTED)]
+    assert shown.enabled is False and shown.next_run_at == []  # running it did not resume it
+
+
+def test_run_now_twice_within_a_second_makes_one_job_and_a_second_later_another(schedules, world):
+    service, *_ = schedules
+    service.create(request())
+
+    first = service.run_now("nightly-summary")
+    world.clock.advance(0.5)
+    again = service.run_now("nightly-summary")
+    world.clock.advance(1)
+    later = service.run_now("nightly-summary")
+
+    assert first == again != later
+    assert len(world.store.list(status=None, operation=None, limit=10, cursor=None).jobs) == 2
+    assert [run.job_id for run in service.get("nightly-summary").last_runs] == [later, first]
+
+
+def test_a_run_asked_for_in_the_second_the_schedule_was_created_is_shown(schedules, world):
+    service, *_ = schedules
+    world.clock.now = world.clock.now.replace(microsecond=700_000)
+    service.create(request())
+
+    job_id = service.run_now("nightly-summary")  # scheduled at the start of that second, before its creation
+
+    assert [run.job_id for run in service.get("nightly-summary").last_runs] == [job_id]
+
+
+def test_run_now_refuses_a_job_that_is_not_valid_now_and_records_nothing(schedules, world):
+    service, _, _, runs = schedules
+    fixed_end = {"stat": "4711", "startdate": "{{today}}", "enddate": "2026-11-24"}
+    service.create(request(params=fixed_end))  # valid on the 22nd
+    world.clock.advance(3 * 86400)  # the 25th: startdate after enddate
+
+    with pytest.raises(InvalidRequest) as raised:
+        service.run_now("nightly-summary")
+
+    assert any(d["field"] == "params" for d in raised.value.details), raised.value.details
+    assert runs.runs == {} and world.store.list(status=None, operation=None, limit=10, cursor=None).jobs == []
+
+
+def test_run_now_whose_job_cannot_start_answers_unavailable_and_shows_the_failed_run(schedules, world, monkeypatch):
+    service, *_ = schedules
+    service.create(request())
+
+    def broken(job_id):
+        raise RuntimeError("Step Functions is down")
+
+    monkeypatch.setattr(world.workflow, "start", broken)
+    with pytest.raises(ServiceUnavailable):
+        service.run_now("nightly-summary")
+
+    (run,) = service.get("nightly-summary").last_runs
+    assert run.status is JobStatus.FAILED and world.store.get(run.job_id).error.code == "START_FAILED"
+
+
+def test_running_a_missing_schedule_is_not_found(schedules):
+    service, *_ = schedules
+    with pytest.raises(ScheduleNotFound):
+        service.run_now("nightly-summary")

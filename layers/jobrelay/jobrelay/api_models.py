@@ -4,11 +4,21 @@ Fields may be added, never renamed: clients, tests and the CLI rely on these nam
 """
 
 import ipaddress
+import re
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, Union
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
 from jobrelay.domain.job import JobError, Progress, ScheduleLink, TimelineEvent
 from jobrelay.domain.reconciliation import Reconciliation
@@ -97,6 +107,61 @@ class ScheduleRequest(JobSubmission):
         return JobSubmission.model_validate(self.model_dump(include=set(JobSubmission.model_fields)))
 
 
+def _patch_schema(schema: dict[str, Any]) -> None:
+    """A field left out is kept, so none has a default to document; and a patch changes something."""
+    for field in schema.get("properties", {}).values():
+        field.pop("default", None)
+    schema["minProperties"] = 1
+
+
+class ScheduleUpdate(BaseModel):
+    """`PATCH /schedules/{name}`: the fields to change; the others are kept. The schedule that
+    results is checked as `POST /schedules` checks a new one. `cron` or `rate` replaces the
+    expression, whichever it was; `params` replaces the params whole. `description`,
+    `callback_url` and `timeout_seconds` are removed by `null`; the other fields cannot be null."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_patch_schema)
+
+    # The limits repeat ScheduleRequest's for the OpenAPI document; the service validates the
+    # merged schedule as a ScheduleRequest, so POST's rules are the ones that decide. The fields
+    # that cannot be null are typed without None (`default=None` only marks them left out), so
+    # an error names the field alone.
+    enabled: bool = Field(default=None, description="false pauses it, true resumes it")
+    cron: str = Field(default=None, min_length=1, max_length=256, description="as for POST /schedules")
+    rate: str = Field(default=None, min_length=1, max_length=64, description="as for POST /schedules")
+    timezone: str = Field(default=None, min_length=1, max_length=64)
+    operation: str = Field(default=None, min_length=1, max_length=100)
+    params: dict[str, Any] = Field(default=None, description="replaces the params whole")
+    account: str = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    callback_url: CallbackUrl | None = None
+    timeout_seconds: int | None = Field(default=None, ge=1, le=MAX_JOB_TIMEOUT_SECONDS)
+    description: str | None = Field(default=None, max_length=512)
+
+    @field_validator("enabled", "cron", "rate", "timezone", "operation", "params", "account", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("cannot be null (leave the field out to keep it)")
+        return value
+
+    @model_validator(mode="after")
+    def _a_change_and_one_expression(self):
+        if not self.model_fields_set:
+            raise ValueError("give at least one field to change")
+        if {"cron", "rate"} <= self.model_fields_set:
+            raise ValueError("give at most one of 'cron' and 'rate'")
+        return self
+
+    def changes(self) -> dict[str, Any]:
+        """The fields given, with their values (None for a field to remove)."""
+        return self.model_dump(exclude_unset=True)
+
+
+# A schedule's times are shown in its own time zone, with its offset (`2026-11-23T02:30:00+00:00`
+# for Dublin in winter, where pydantic would write `Z`), as the {{now}} placeholder writes them.
+ZonedTime = Annotated[datetime, PlainSerializer(lambda moment: moment.isoformat(), return_type=str, when_used="json")]
+
+
 class ScheduleRunView(BaseModel):
     scheduled_time: datetime
     fired_at: datetime
@@ -123,6 +188,12 @@ class ScheduleView(BaseModel):
     last_runs: list[ScheduleRunView] | None = Field(
         default=None, description="the newest runs first (GET /schedules/{name} only)"
     )
+    next_run_at: list[ZonedTime] | None = Field(
+        default=None,
+        description="the next times it fires (up to 5), in its time zone; [] when it is disabled or never fires "
+        "again; null when jobrelay cannot read its expression (a schedule made outside jobrelay). For a rate, "
+        "counted from the schedule's last change",
+    )
 
 
 class ScheduleList(BaseModel):
@@ -139,6 +210,20 @@ class UploadRequest(BaseModel):
 
 class UploadTicket(BaseModel):
     """Where to PUT the file (send exactly `headers` with it), and how to name it in a job."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "s3_uri": "s3://jobrelay-results/uploads/2026/11/22/Qx7p2hW0aLk3/preferences-2026-11-22.jsonl",
+                    "upload_url": "https://jobrelay-results.s3.amazonaws.com/uploads/2026/11/22/Qx7p2hW0aLk3/"
+                    "preferences-2026-11-22.jsonl?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Signature=...",
+                    "headers": {"Content-Type": "application/x-ndjson"},
+                    "expires_at": "2026-11-22T11:00:00Z",
+                }
+            ]
+        }
+    )
 
     s3_uri: str
     upload_url: str
@@ -162,7 +247,48 @@ class ResultView(BaseModel):
     files: list[FileView] = Field(default_factory=list)
 
 
+_JOB_EXAMPLE = {
+    "job_id": "job_01jd3q6w7v8x9y0z1a2b3c4d5e",
+    "operation": "pinpointe.newsletter_contact_data_summary",
+    "account": "default",
+    "status": "SUCCEEDED",
+    "created_at": "2026-11-22T10:00:00Z",
+    "updated_at": "2026-11-22T10:04:12Z",
+    "deadline_at": "2026-11-22T22:00:00Z",
+    "progress": {
+        "percent": 100,
+        "counts": {},
+        "records": {"written": 48},
+        "note": "result stored and reconciled with the vendor's counts",
+        "phase": "finished",
+    },
+    "vendor_ref": {"jobid": "123456789", "requestmethod": "GetNewsletterContactDataSummaryAsync"},
+    "callback_url": None,
+    "schedule": None,
+    "result": {
+        "s3_uri": "s3://jobrelay-results/results/job_01jd3q6w7v8x9y0z1a2b3c4d5e/result.json",
+        "size": 48213,
+        "sha256": "9f2c0a8e4b7d4c1f8a3e6b5d2c1f0e9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e",
+        "download_url": "https://jobrelay-results.s3.amazonaws.com/results/job_01jd3q6w7v8x9y0z1a2b3c4d5e/result.json?...",
+        "files": [],
+    },
+    "reconciliation": {
+        "ours": {"written": 48},
+        "vendor": {"count": 48},
+        "checks": [
+            {"check": "records in result.json vs the file's count", "ours": 48, "vendor": 48, "agree": True, "note": None}
+        ],
+        "reconciled": True,
+        "shortfall": [],
+    },
+    "error": None,
+    "timeline": [{"at": "2026-11-22T10:00:00Z", "event": "submitted", "detail": {}}],
+}
+
+
 class JobView(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [_JOB_EXAMPLE]})
+
     job_id: str
     operation: str
     account: str
@@ -185,6 +311,8 @@ class JobView(BaseModel):
 
 
 class JobList(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"jobs": [_JOB_EXAMPLE], "next": "eyJjIjp7fSwiZiI6W119"}]})
+
     jobs: list[JobView]
     next: str | None = Field(default=None, description="pass as ?next= for the following page")
 
@@ -201,10 +329,55 @@ class OperationList(BaseModel):
 
 
 class ErrorDetail(BaseModel):
-    code: str
-    message: str
-    details: Any = None
+    code: str = Field(description="stable, for programs: INVALID_REQUEST, INVALID_JSON, NOT_FOUND, CONFLICT, ...")
+    message: str = Field(description="for people")
+    details: Any = Field(
+        default=None,
+        description="for a 422, a list of {field, message}, one per problem; otherwise whatever helps (allowed values, ...)",
+    )
 
 
 class ErrorBody(BaseModel):
+    """Every error the API answers, whatever its status."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "error": {
+                        "code": "INVALID_REQUEST",
+                        "message": "params are not valid for pinpointe.newsletter_contact_data_summary",
+                        "details": [{"field": "params.stat", "message": "Field required"}],
+                    }
+                }
+            ]
+        }
+    )
+
     error: ErrorDetail
+
+
+def submission_variants() -> Any:
+    """`POST /jobs` bodies as the OpenAPI document describes them: one schema per operation of the
+    catalogue (jobrelay.operations), told apart by `operation`, each with its own params schema.
+
+    Built from the catalogue, so an operation added there is documented with no edit here. Only the
+    document uses it: requests are still read by JobSubmission (the same JSON is accepted as ever,
+    and the job service checks the params, naming each field in its 422)."""
+    from jobrelay.operations import OPERATIONS
+
+    shared = {name: (field.annotation, field) for name, field in JobSubmission.model_fields.items()}
+    variants = []
+    for op in OPERATIONS.values():
+        params_required = any(field.is_required() for field in op.params_model.model_fields.values())
+        variants.append(
+            create_model(
+                "Submit" + "".join(part.capitalize() for part in re.split(r"[._]", op.name)),
+                __config__=ConfigDict(extra="forbid", title=f"{op.name} job"),
+                __doc__=op.description,
+                operation=(Literal[op.name], Field(description="the operation (GET /operations lists them)")),
+                params=(op.params_model, Field() if params_required else Field(default_factory=dict)),
+                **{name: spec for name, spec in shared.items() if name not in ("operation", "params")},
+            )
+        )
+    return Annotated[Union[tuple(variants)], Field(discriminator="operation")]  # noqa: UP007 (built at runtime)

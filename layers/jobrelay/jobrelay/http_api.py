@@ -7,9 +7,11 @@ function's handler (functions/api/app.py) loads this module on its first request
 import logging
 from typing import Annotated, Any
 
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from pydantic import BeforeValidator
+
+from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Query
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
 
 from jobrelay import wiring
 from jobrelay.api_models import (
@@ -20,22 +22,60 @@ from jobrelay.api_models import (
     OperationList,
     ScheduleList,
     ScheduleRequest,
+    ScheduleUpdate,
     ScheduleView,
     UploadRequest,
     UploadTicket,
+    submission_variants,
 )
+from jobrelay.domain.status import JobStatus
 from jobrelay.http_errors import answer_errors_as_json, validation_error_response
+from jobrelay.http_resolver import JobApi
+from jobrelay.operations import OPERATIONS
 
 logger = logging.getLogger(__name__)
-app = APIGatewayHttpResolver(enable_validation=True)
-app.enable_swagger(path="/docs", title="jobrelay", description="Run vendors' asynchronous jobs through one API.")
+app = JobApi()
+app.enable_swagger(path="/docs")
 
-JobId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+JobId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$", description="the job's id")]
 ScheduleNameParam = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
-ERRORS: dict[int | str, Any] = {
-    status: {"description": text, "content": {"application/json": {"model": ErrorBody}}}
-    for status, text in ((400, "bad request"), (404, "no such job"), (409, "conflict"), (422, "invalid request"))
+
+# What each error status means, for the routes that can answer it. (Reading a body can give 400,
+# 413 and 415 on every route that takes one: jobrelay.http_resolver adds those.)
+ERROR_TEXT = {
+    400: "a bad `next` token (INVALID_NEXT_TOKEN)",
+    404: "not found (NOT_FOUND)",
+    409: "conflict",
+    422: "the request is not valid (INVALID_REQUEST): `details` lists each field and what is wrong with it",
+    503: "the job could not be started (UNAVAILABLE): it is marked FAILED; submit it again",
 }
+
+
+def errors(*statuses: int, **texts: str) -> dict[int | str, Any]:
+    """Error responses in our shape; `texts` (`e404="no such job"`) says what one means on this route."""
+    return {
+        status: {
+            "description": texts.get(f"e{status}", ERROR_TEXT[status]),
+            "content": {"application/json": {"model": ErrorBody}},
+        }
+        for status in statuses
+    }
+
+
+ERRORS = errors(404, 409, 422)  # the schedule routes' (say per route which they can answer)
+SubmissionBody = Annotated[
+    JobSubmission,
+    # Read by JobSubmission as ever; documented as one schema per operation (api_models.submission_variants).
+    BeforeValidator(lambda body: body, json_schema_input_type=submission_variants()),
+    Body(
+        description="the operation and its params; each operation's params schema is also in GET /operations",
+        openapi_examples={
+            op.name: {"summary": op.description.split(" (")[0], "value": {"operation": op.name, "params": op.example_params}}
+            for op in OPERATIONS.values()
+            if op.example_params is not None
+        },
+    ),
+]
 
 
 def _json(status: int, model: Any, headers: dict[str, str] | None = None) -> Response:
@@ -47,10 +87,31 @@ def _json(status: int, model: Any, headers: dict[str, str] | None = None) -> Res
     )
 
 
-@app.post("/jobs", summary="Submit a job", responses={202: {"description": "accepted", "content": {"application/json": {"model": JobView}}}, **ERRORS})
+@app.post(
+    "/jobs",
+    summary="Submit a job",
+    description="Stores the job and starts it; follow it with GET /jobs/{job_id} (the `Location`), or be told when it "
+    "ends (`callback_url`, or the EventBridge event). The params are checked against the operation's schema before "
+    "anything starts, and a bulk import's `source` must be a file under `uploads/` (from POST /uploads) or "
+    "`incoming/` of the results bucket that exists and is not empty. With `Idempotency-Key`, the same key and body "
+    "within 24 hours return the first job; the same key with another body is a 409.",
+    tags=["jobs"],
+    operation_id="submitJob",
+    responses={
+        202: {"description": "accepted: the job as stored", "content": {"application/json": {"model": JobView}}},
+        **errors(
+            409, 422, 503,
+            e409="this Idempotency-Key was used with another body (IDEMPOTENCY_KEY_REUSED), or is in use right now",
+            e422="the operation, its params (`details` names each field) or the records file (`params.source`) is not valid",
+        ),
+    },
+)
 def submit_job(
-    submission: JobSubmission,
-    idempotency_key: Annotated[str | None, Header(alias="idempotency-key", min_length=1, max_length=255)] = None,
+    submission: SubmissionBody,
+    idempotency_key: Annotated[
+        str | None,
+        Header(alias="idempotency-key", min_length=1, max_length=255, description="dedupes retries of this submission"),
+    ] = None,
 ):
     service = wiring.job_service()
     if idempotency_key:
@@ -61,29 +122,86 @@ def submit_job(
     return _json(202, service.get(job_id), headers={"Location": f"/jobs/{job_id}"})
 
 
-@app.get("/jobs", summary="List jobs, newest first", responses={200: {"description": "a page of jobs", "content": {"application/json": {"model": JobList}}}, **ERRORS})
+@app.get(
+    "/jobs",
+    summary="List jobs, newest first",
+    description="Every filter given must match. `status` and `operation` are read in any casing; any other query "
+    "parameter is refused (422). `next` (from the previous page) belongs to the filters it was made with: with "
+    "other filters it is a 400.",
+    tags=["jobs"],
+    operation_id="listJobs",
+    responses={
+        200: {"description": "a page of jobs; `next` is null on the last", "content": {"application/json": {"model": JobList}}},
+        **errors(400, 422, e422="an unknown status or operation, a limit out of range, or an unknown query parameter"),
+    },
+)
 def list_jobs(
-    status: Annotated[str | None, Query(max_length=20, description="filter by status, e.g. RUNNING")] = None,
-    operation: Annotated[str | None, Query(max_length=100, description="filter by operation name")] = None,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    next: Annotated[str | None, Query(max_length=4096, description="token from the previous page")] = None,
+    status: Annotated[
+        str | None, Query(max_length=20, description=f"one of {', '.join(s.value for s in JobStatus)} (any casing)")
+    ] = None,
+    operation: Annotated[
+        str | None, Query(max_length=100, description="an operation's name (GET /operations), any casing")
+    ] = None,
+    account: Annotated[
+        str | None, Query(max_length=64, description="the vendor account the jobs were submitted for (exact)")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=100, description="jobs per page")] = 20,
+    next: Annotated[str | None, Query(max_length=4096, description="the previous page's `next`")] = None,
 ):
-    page = wiring.job_service().list(status=status, operation=operation, limit=limit, next_token=next)
+    page = wiring.job_service().list(status=status, operation=operation, account=account, limit=limit, next_token=next)
     return _json(200, page)
 
 
-@app.get("/jobs/<job_id>", summary="Read a job", responses={200: {"description": "the job", "content": {"application/json": {"model": JobView}}}, **ERRORS})
+@app.get(
+    "/jobs/<job_id>",
+    summary="Read a job",
+    description="Its status, progress (the vendor's counts and ours, live), vendor reference, result (with presigned "
+    "`download_url`s, valid for an hour), reconciliation, error and timeline.",
+    tags=["jobs"],
+    operation_id="getJob",
+    responses={
+        200: {"description": "the job", "content": {"application/json": {"model": JobView}}},
+        **errors(404, 422, e404="no such job", e422="not a job id"),
+    },
+)
 def get_job(job_id: JobId):
     return _json(200, wiring.job_service().get(job_id))
 
 
-@app.post("/jobs/<job_id>/cancel", summary="Cancel a job", responses={200: {"description": "the cancelled job", "content": {"application/json": {"model": JobView}}}, **ERRORS})
+@app.post(
+    "/jobs/<job_id>/cancel",
+    summary="Cancel a job",
+    description="Marks it CANCELLED, stops its execution and aborts it at the vendor where the vendor allows it. "
+    "Cancelling a cancelled job is fine (200); a job that already ended otherwise is a 409.",
+    tags=["jobs"],
+    operation_id="cancelJob",
+    responses={
+        200: {"description": "the cancelled job", "content": {"application/json": {"model": JobView}}},
+        **errors(404, 409, 422, e404="no such job", e409="the job has already ended", e422="not a job id"),
+    },
+)
 def cancel_job(job_id: JobId):
     return _json(200, wiring.job_service().cancel(job_id))
 
 
-@app.post("/uploads", summary="Get a presigned PUT for a new records file", responses={201: {"description": "where to PUT the file", "content": {"application/json": {"model": UploadTicket}}}, **ERRORS})
-def create_upload(upload: UploadRequest):
+@app.post(
+    "/uploads",
+    summary="Get a presigned PUT for a new records file",
+    description="PUT the file to `upload_url` with exactly `headers` within the hour, then name it by `s3_uri` in a "
+    "bulk import's `params.source`.",
+    tags=["uploads"],
+    operation_id="createUpload",
+    responses={
+        201: {"description": "where to PUT the file", "content": {"application/json": {"model": UploadTicket}}},
+        **errors(422),
+    },
+)
+def create_upload(
+    upload: Annotated[
+        UploadRequest,
+        Body(openapi_examples={"jsonl": {"summary": "a JSON Lines file", "value": {"filename": "preferences.jsonl"}}}),
+    ],
+):
     return _json(201, wiring.upload_service().create(upload))
 
 
@@ -103,20 +221,83 @@ def get_schedule(name: ScheduleNameParam):
     return _json(200, wiring.schedule_service().get(name))
 
 
+@app.patch(
+    "/schedules/<name>",
+    summary="Change, pause or resume a schedule",
+    description="Give only the fields to change (`enabled: false` pauses it, `true` resumes it; `cron` or `rate` "
+    "replaces the expression). The schedule that results is checked as POST /schedules checks a new one, "
+    "params against the operation with their placeholders resolved as of now; its runs so far stay listed.",
+    operation_id="updateSchedule",
+    tags=["schedules"],
+    responses={
+        200: {"description": "the changed schedule", "content": {"application/json": {"model": ScheduleView}}},
+        **errors(
+            404, 422,
+            e404="no such schedule (NOT_FOUND)",
+            e422="an empty patch, an unknown field, both cron and rate, or a schedule that would not be valid "
+            "(`details` names each field)",
+        ),
+    },
+)
+def update_schedule(name: ScheduleNameParam, patch: ScheduleUpdate):
+    return _json(200, wiring.schedule_service().update(name, patch))
+
+
+@app.post(
+    "/schedules/<name>/run",
+    summary="Run a schedule now",
+    description="Submits the schedule's job now, even if the schedule is paused, as a run scheduled at the current "
+    "second (placeholders resolved then): the job links to the schedule and the run is listed in its last_runs. "
+    "Asking again within the same second gives the same job.",
+    operation_id="runSchedule",
+    tags=["schedules"],
+    responses={
+        202: {"description": "accepted: the job as stored (`Location` is its URL)", "content": {"application/json": {"model": JobView}}},
+        **errors(
+            404, 422, 503,
+            e404="no such schedule (NOT_FOUND)",
+            e422="the schedule's job is not valid now, its placeholders resolved (`details` names each field); nothing was submitted",
+        ),
+    },
+)
+def run_schedule(name: ScheduleNameParam):
+    job_id = wiring.schedule_service().run_now(name)
+    return _json(202, wiring.job_service().get(job_id), headers={"Location": f"/jobs/{job_id}"})
+
+
 @app.delete("/schedules/<name>", summary="Delete a schedule (its jobs are kept)", responses={204: {"description": "deleted"}, **ERRORS})
 def delete_schedule(name: ScheduleNameParam):
     wiring.schedule_service().delete(name)
     return Response(status_code=204, body="")
 
 
-@app.get("/operations", summary="The operations and the JSON Schema of their params", responses={200: {"description": "the catalogue", "content": {"application/json": {"model": OperationList}}}})
+@app.get(
+    "/operations",
+    summary="The operations and the JSON Schema of their params",
+    description="Every operation POST /jobs accepts, its vendor, what it does, and the JSON Schema its `params` "
+    "must match (the same schemas as POST /jobs's body, one per operation).",
+    tags=["operations"],
+    operation_id="listOperations",
+    responses={
+        200: {"description": "the catalogue", "content": {"application/json": {"model": OperationList}}},
+        **errors(422, e422="an unknown query parameter"),
+    },
+)
 def list_operations():
     from jobrelay.services.jobs import JobService
 
     return _json(200, JobService.operations())
 
 
-@app.get("/openapi.json", include_in_schema=False)
+@app.get(
+    "/openapi.json",
+    summary="This document",
+    description="The OpenAPI 3.1 document of the API; GET /docs shows it in Swagger UI (deployed, both are signed "
+    "like every job route).",
+    tags=["docs"],
+    operation_id="getOpenApiDocument",
+    responses={200: {"description": "the OpenAPI document", "content": {"application/json": {"schema": {"type": "object"}}}}},
+)
 def openapi_document():
     return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=app.get_openapi_json_schema(title="jobrelay"))
 

@@ -50,6 +50,11 @@ def undecodable_answer(event: dict[str, Any]) -> dict[str, Any] | None:
     try:
         base64.b64decode(event["body"], validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError):
+        content_type = str((event.get("headers") or {}).get("content-type") or "").split(";")[0].strip().lower()
+        if content_type and "json" not in content_type:  # it never claimed to be JSON: say what to send
+            return _answer(
+                415, "UNSUPPORTED_MEDIA_TYPE", "the body is not JSON: send a JSON body, with content-type: application/json"
+            )
         return _answer(400, "INVALID_JSON", "the request body is not valid JSON (it is not UTF-8 text)")
     return None
 
@@ -60,7 +65,10 @@ def _answer(status: int, code: str, message: str) -> dict[str, Any]:
 
 def answer_errors_as_json(app: Any, logger: Any) -> None:
     """The error answers every resolver shares: our service errors with their status, an unknown
-    route as a 404, and anything else (only ever a fault of ours) as a logged 500 that says little."""
+    route as a 404 (a known path asked with a method it does not take as a 405, with `Allow`), a
+    body Powertools cannot read as a 415, and anything else (only ever a fault of ours) as a logged
+    500 that says little."""
+    from aws_lambda_powertools.event_handler.openapi.exceptions import RequestUnsupportedContentType
 
     @app.exception_handler(ServiceError)
     def service_error(exc: ServiceError) -> Response:
@@ -68,7 +76,30 @@ def answer_errors_as_json(app: Any, logger: Any) -> None:
 
     @app.not_found
     def no_route(_: Exception) -> Response:
-        return error_response(404, "NOT_FOUND", "not found")
+        event = app.current_event
+        # Powertools' routes are public enough to read (tests/integration/test_template.py does too).
+        allowed = sorted({r.method for r in app._static_routes + app._dynamic_routes if r.rule.match(event.path)})
+        if not allowed:
+            return error_response(404, "NOT_FOUND", "no such route (GET /openapi.json lists them)")
+        answer = error_response(
+            405,
+            "METHOD_NOT_ALLOWED",
+            f"this route does not take {event.http_method}; it takes {', '.join(allowed)}",
+            {"allowed": allowed},
+        )
+        answer.headers["Allow"] = ", ".join(allowed)
+        return answer
+
+    @app.exception_handler(RequestUnsupportedContentType)
+    def unsupported_content_type(exc: RequestUnsupportedContentType) -> Response:
+        # Before the catch-all below, which would make it a 500.
+        declared = next((str(err.get("msg")) for err in exc.errors()), "")[:100]
+        return error_response(
+            415,
+            "UNSUPPORTED_MEDIA_TYPE",
+            f"the body is not JSON (it says content-type: {declared or 'nothing'}): send a JSON body, with "
+            "content-type: application/json",
+        )
 
     @app.exception_handler(Exception)
     def unexpected(exc: Exception) -> Response:

@@ -24,6 +24,9 @@ class Operation:
     params_model: type[BaseModel]
     # "export": the vendor produces a result file we collect; "import": we stage a records file.
     kind: str = "export"
+    # Params the OpenAPI document offers as a ready-to-send example (Swagger UI prefills it), so
+    # they must succeed as they stand. None for an import: its `source` is a file only an upload makes.
+    example_params: dict[str, Any] | None = None
 
     @property
     def is_import(self) -> bool:
@@ -69,24 +72,28 @@ OPERATIONS: dict[str, Operation] = {
             "Contact-level open and click detail of one campaign send "
             "(Newsletters/GetNewsletterContactDataSummaryAsync).",
             pinpointe.NewsletterContactDataSummaryParams,
+            example_params={"stat": "4711", "startdate": "2026-11-01", "enddate": "2026-11-22"},
         ),
         Operation(
             "pinpointe.list_subscribers",
             "pinpointe",
             "Subscribers of one or more lists, with custom fields (Lists/GetListSubscribersAsync).",
             pinpointe.ListSubscribersParams,
+            example_params={"list": ["7"], "status": "active", "customfields": ["all"]},
         ),
         Operation(
             "pinpointe.segment_subscribers",
             "pinpointe",
             "Subscribers of one or more segments (Segments/GetSegmentSubscribersAsync).",
             pinpointe.SegmentSubscribersParams,
+            example_params={"segmentid": ["3"]},
         ),
         Operation(
             "pinpointe.tag_subscribers",
             "pinpointe",
             "Subscribers carrying the given tags (Tags/GetTagSubscribersAsync).",
             pinpointe.TagSubscribersParams,
+            example_params={"tagname": "newsletter", "emailonly": True},
         ),
         Operation(
             "pinpointe.autoresponder_results",
@@ -96,6 +103,7 @@ OPERATIONS: dict[str, Operation] = {
             "JSON Lines, with the record count in summary.json.",
             pinpointe.AutoresponderResultsParams,
             kind="export",
+            example_params={"all": True, "grouping": "autoresponder"},
         ),
         Operation(
             "mypreferences.bulk_import",

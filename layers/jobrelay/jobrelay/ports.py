@@ -46,8 +46,10 @@ class JobStore(Protocol):
         operation: str | None,
         limit: int,
         cursor: dict[str, Any] | None,
+        account: str | None = None,
     ) -> JobPage:
-        """Jobs, newest first, optionally filtered."""
+        """Jobs, newest first, optionally filtered (every filter given must match). A page may be
+        cut short by `limit` only: a cursor means more jobs may match."""
 
     def transition(
         self, job_id: str, target: JobStatus, event: TimelineEvent, patch: JobPatch | None = None
@@ -325,6 +327,10 @@ class Scheduler(Protocol):
         the definition."""
 
     def get(self, name: str) -> ScheduleSpec | None: ...
+
+    def update(self, spec: ScheduleSpec) -> bool:
+        """Replace the definition of the schedule named `spec.name` (its creation time stays);
+        False when there is no such schedule, InvalidRequest when the scheduler refuses it."""
 
     def list(self) -> list[ScheduleSpec]:
         """Every schedule of the group, by name."""

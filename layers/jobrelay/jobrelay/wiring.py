@@ -93,9 +93,16 @@ def concurrency():
 
 
 @cache
-def job_service():
+def job_service(check_records_files: bool = True):
+    """`check_records_files`: an import's records file is looked at (s3:GetObject, which HeadObject
+    needs) when the job is submitted. Only the API function may read the upload folders."""
     from jobrelay.services.jobs import JobService
 
+    records = None
+    if check_records_files:
+        from jobrelay.adapters.s3_records import S3RecordsSource
+
+        records = S3RecordsSource(aws_client("s3"), settings().results_bucket)
     return JobService(
         job_store(),
         result_store(),
@@ -104,6 +111,7 @@ def job_service():
         settings(),
         cancel_at_vendor=lambda job: vendors().for_job(job).cancel(job),
         release_slot=lambda job: concurrency().release(job),
+        records=records,
     )
 
 
@@ -125,14 +133,16 @@ def schedule_service():
     scheduler = EventBridgeScheduler(
         config.schedule_group, config.schedules_function_arn, config.scheduler_role_arn, aws_client("scheduler")
     )
-    return ScheduleService(scheduler, schedule_runs(), job_store())
+    return ScheduleService(scheduler, schedule_runs(), job_store(), firer=schedule_firer)  # built on first run now
 
 
 @cache
 def schedule_firer():
     from jobrelay.services.schedules import ScheduleFirer
 
-    return ScheduleFirer(job_service(), job_store(), workflow(), schedule_runs())
+    # The schedules function may not read records files (template.yaml): a scheduled import's file
+    # is checked when its step opens it.
+    return ScheduleFirer(job_service(check_records_files=False), job_store(), workflow(), schedule_runs())
 
 
 @cache

@@ -111,10 +111,11 @@ class DynamoJobStore:
         operation: str | None,
         limit: int,
         cursor: dict[str, Any] | None,
+        account: str | None = None,
     ) -> JobPage:
-        listing = _Listing.of(status, operation)
+        listing = _Listing.of(status, operation, account)
         start_key = listing.start_key(cursor) if cursor is not None else None
-        page_size = limit if listing.operation_filter is None else max(limit, self._filtered_page_size)
+        page_size = limit if not listing.filters else max(limit, self._filtered_page_size)
 
         items: list[AttributeValues] = []
         while True:
@@ -140,8 +141,10 @@ class DynamoJobStore:
             "ScanIndexForward": False,  # newest first
             "Limit": page_size,
         }
-        if listing.operation_filter is not None:
-            query["FilterExpression"] = f"{expr.name('operation')} = {expr.value(listing.operation_filter)}"
+        if listing.filters:
+            query["FilterExpression"] = " AND ".join(
+                f"{expr.name(name)} = {expr.value(value)}" for name, value in listing.filters.items()
+            )
         if start_key is not None:
             query["ExclusiveStartKey"] = start_key
         return query | expr.params()
@@ -318,15 +321,18 @@ class _Listing:
     index: str
     partition: str  # the index's hash key
     partition_value: str
-    operation_filter: str | None = None
+    # Attributes no index of this listing is keyed on: filtered after DynamoDB reads the items.
+    # (An account filter never gets an index: accounts are few, jobs per account many.)
+    filters: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, status: JobStatus | None, operation: str | None) -> _Listing:
+    def of(cls, status: JobStatus | None, operation: str | None, account: str | None = None) -> _Listing:
+        filters = {"account": account} if account is not None else {}
         if status is not None:
-            return cls("by_status", "status", status.value, operation_filter=operation)
+            return cls("by_status", "status", status.value, filters | ({"operation": operation} if operation else {}))
         if operation is not None:
-            return cls("by_operation", "operation", operation)
-        return cls("by_created", "kind", JOB_KIND)
+            return cls("by_operation", "operation", operation, filters)
+        return cls("by_created", "kind", JOB_KIND, filters)
 
     @property
     def cursor_keys(self) -> frozenset[str]:

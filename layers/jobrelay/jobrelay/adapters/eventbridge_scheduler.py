@@ -1,10 +1,17 @@
 """The Scheduler port on EventBridge Scheduler: template.yaml's ScheduleGroup, every schedule in it
-pointed at the schedules function, the job it submits in the target's Input (its one definition)."""
+pointed at the schedules function, the job it submits in the target's Input (its one definition).
+
+UpdateSchedule replaces a schedule's whole definition (a field left out goes back to its default),
+so an update reads the schedule and writes it back with the changes: whatever else it holds (a
+flexible window, a retry policy or dead-letter queue set with the console, an end date) is kept.
+Scheduler has no conditional update: of two updates at once, the last one written wins.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -56,6 +63,51 @@ class EventBridgeScheduler:
                 return None  # ValidationException: a name Scheduler could not hold, so it has none
             raise
         return _spec(answer)
+
+    def update(self, spec: ScheduleSpec) -> bool:
+        try:
+            current = self._client.get_schedule(Name=spec.name, GroupName=self._group)
+        except ClientError as exc:
+            if _error_code(exc) in ("ResourceNotFoundException", "ValidationException"):
+                return False
+            raise
+        # The target is pointed (back) at the schedules function through SchedulerRole, as a new
+        # schedule is: the only role this function may pass. Its retry policy and the rest stay.
+        target = dict(current.get("Target") or {}) | {
+            "Arn": self._target_arn,
+            "RoleArn": self._role_arn,
+            "Input": json.dumps(spec.target_input),
+        }
+        request: dict[str, Any] = {
+            "Name": spec.name,
+            "GroupName": self._group,
+            "ScheduleExpression": spec.expression,
+            "ScheduleExpressionTimezone": spec.timezone,
+            "State": "ENABLED" if spec.enabled else "DISABLED",
+            "FlexibleTimeWindow": current.get("FlexibleTimeWindow") or {"Mode": "OFF"},
+            "Target": target,
+        }
+        if spec.description:
+            request["Description"] = spec.description
+        for kept in ("EndDate", "KmsKeyArn", "ActionAfterCompletion"):
+            if current.get(kept):
+                request[kept] = current[kept]
+        # A start date that has passed has done its work (the schedule has started), and Scheduler
+        # refuses one more than 5 minutes old when a schedule is created (perhaps on update too):
+        # only a future one is written back.
+        start = current.get("StartDate")
+        if isinstance(start, datetime) and start > datetime.now(UTC) + timedelta(minutes=1):
+            request["StartDate"] = start
+        try:
+            self._client.update_schedule(**request)
+        except ClientError as exc:
+            match _error_code(exc):
+                case "ResourceNotFoundException":  # deleted since it was read
+                    return False
+                case "ValidationException":
+                    raise InvalidRequest(f"EventBridge Scheduler refused the change: {_message(exc)}") from None
+            raise
+        return True
 
     def list(self) -> list[ScheduleSpec]:
         # ListSchedules gives summaries without the target's Input: each schedule is read in full.

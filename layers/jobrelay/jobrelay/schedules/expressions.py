@@ -1,7 +1,8 @@
 """EventBridge schedule expressions: `rate(5 minutes)` and the six-field `cron(minutes hours
 day-of-month month day-of-week year)` with `*`, `?`, lists, ranges, steps and month/day names.
 
-One parser for the whole system: the API checks a new schedule with it, and the local stack
+One parser for the whole system: the API checks a schedule with it and shows its next times
+(`upcoming`), and the local stack
 (devstack/schedules.py) fires schedules at the times it computes. The `L`, `W` and `#` forms are
 refused rather than approximated (the local stack could not fire them faithfully), and so are
 one-time `at(...)` expressions (a recurring job recurs). Flexible time windows are not modelled:
@@ -28,6 +29,26 @@ class Rate:
 
     def next_after(self, moment: datetime) -> datetime:
         return moment + self.interval
+
+
+def upcoming(expression: Expression, after: datetime, count: int, *, since: datetime | None = None) -> list[datetime]:
+    """The next `count` firings strictly after `after` (fewer if it stops firing), in UTC.
+
+    A rate has no times of its own: it fires at `since` and every interval after (for EventBridge
+    Scheduler, `since` is when the schedule started counting). Without `since` the first firing
+    is one interval after `after`, as Rate.next_after has it."""
+    times: list[datetime] = []
+    moment = after
+    if isinstance(expression, Rate) and since is not None:
+        if since > after:
+            times.append(since)
+            moment = since
+        else:  # the last firing at or before `after`: the next is one interval on
+            moment = since + (after - since) // expression.interval * expression.interval
+    while len(times) < count and (following := expression.next_after(moment)) is not None:
+        times.append(following)
+        moment = following
+    return times[:count]
 
 
 _RATE = re.compile(r"rate\(\s*(\d+)\s+(minute|minutes|hour|hours|day|days)\s*\)")

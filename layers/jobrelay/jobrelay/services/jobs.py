@@ -6,13 +6,14 @@ import json
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from jobrelay.api_models import JobList, JobSubmission, JobView, OperationList, OperationView
 from jobrelay.domain.errors import InvalidRequest, JobConflict, JobNotFound, ServiceError
 from jobrelay.domain.ids import new_job_id
 from jobrelay.domain.job import Job, JobError, JobPatch, ScheduleLink, TimelineEvent, utcnow
 from jobrelay.domain.status import JobStatus
+from jobrelay.imports.params import RecordsFileParams
 from jobrelay.operations import OPERATIONS, get_operation
 from jobrelay.ports import JobStore, ResultStore, Workflow
 from jobrelay.services.follow_ups import follow_up
@@ -28,6 +29,22 @@ class ServiceUnavailable(ServiceError):
     code = "UNAVAILABLE"
 
 
+class InvalidNextToken(ServiceError):
+    """A `next` token we did not make, or made for another query: a bad request as a whole (400),
+    not a field whose value could be corrected (422)."""
+
+    status = 400
+    code = "INVALID_NEXT_TOKEN"
+
+
+class RecordsFiles(Protocol):
+    """Where a bulk import's records file is (jobrelay.adapters.s3_records.S3RecordsSource)."""
+
+    def head(self, s3_uri: str) -> int:
+        """The file's size; ValueError for a URI outside the upload folders, FileNotFoundError
+        for a file that is not there."""
+
+
 class JobService:
     def __init__(
         self,
@@ -39,6 +56,7 @@ class JobService:
         cancel_at_vendor: Callable[[Job], bool] | None = None,
         release_slot: Callable[[Job], None] | None = None,
         now: Callable[[], datetime] = utcnow,
+        records: RecordsFiles | None = None,
     ):
         self._store = store
         self._results = results
@@ -48,6 +66,9 @@ class JobService:
         self._cancel_at_vendor = cancel_at_vendor
         self._release_slot = release_slot
         self._now = now
+        # None where the records files cannot be read (the schedules function): an import's step
+        # checks its file again when it opens it, whoever submitted the job.
+        self._records = records
 
     # --- submit ---------------------------------------------------------------------------------
 
@@ -59,6 +80,8 @@ class JobService:
         job with JobConflict) and the `schedule` link the job keeps."""
         operation = get_operation(submission.operation)
         params = operation.validate_params(submission.params)
+        if isinstance(params, RecordsFileParams) and self._records is not None:
+            self._check_records_file(params.source)
         now = self._now()
         timeout = submission.timeout_seconds or self._settings.default_job_timeout_seconds
         job = Job(
@@ -88,21 +111,55 @@ class JobService:
             raise ServiceUnavailable("the job could not be started; it is marked FAILED, submit it again") from None
         return self._store.update(job.job_id, JobPatch(execution_arn=execution_arn)) or job
 
+    def _check_records_file(self, source: str) -> None:
+        """Refuse at once (422) an import whose file is outside the upload folders, missing or
+        empty, rather than accept a job that can only fail later."""
+        try:
+            size = self._records.head(source)  # type: ignore[union-attr]
+        except (ValueError, FileNotFoundError) as exc:
+            raise InvalidRequest(
+                "params are not valid: the records file cannot be imported",
+                details=[{"field": "params.source", "message": str(exc)}],
+            ) from None
+        if size == 0:
+            raise InvalidRequest(
+                "params are not valid: the records file is empty",
+                details=[{"field": "params.source", "message": f"{source} is empty (0 bytes)"}],
+            )
+
     # --- read -----------------------------------------------------------------------------------
 
     def get(self, job_id: str) -> JobView:
         job = self._require(job_id)
-        return job_view(job, self._results, self._store.timeline(job_id))
+        return job_view(job, self._results, self._store.timeline(job_id), now=self._now())
 
-    def list(self, *, status: str | None, operation: str | None, limit: int, next_token: str | None) -> JobList:
+    def list(
+        self,
+        *,
+        status: str | None,
+        operation: str | None,
+        limit: int,
+        next_token: str | None,
+        account: str | None = None,
+    ) -> JobList:
+        """A page of jobs, newest first. `status` and `operation` are read in any casing (they
+        name a fixed set); `account` is a name the submitter chose, so it is matched exactly."""
         status_filter = _parse_status(status)
-        if operation is not None and operation not in OPERATIONS:
-            raise InvalidRequest(f"unknown operation {operation!r}", details={"known_operations": sorted(OPERATIONS)})
-        filters = [status_filter.value if status_filter else None, operation]
+        operation_filter = _parse_operation(operation)
+        filters = [status_filter.value if status_filter else None, operation_filter]
+        if account is not None:  # tokens from before the account filter existed stay valid
+            filters.append(account)
         cursor = _decode_token(next_token, filters) if next_token else None
-        page = self._store.list(status=status_filter, operation=operation, limit=limit, cursor=cursor)
+        try:
+            page = self._store.list(
+                status=status_filter, operation=operation_filter, account=account, limit=limit, cursor=cursor
+            )
+        except InvalidRequest:
+            if cursor is None:
+                raise
+            raise InvalidNextToken("next token is not valid") from None  # the store did not make this cursor
         return JobList(
-            jobs=[job_view(job, self._results) for job in page.jobs],
+            jobs=[job_view(job, self._results, now=self._now()) for job in page.jobs],
             next=_encode_token(page.cursor, filters) if page.cursor else None,
         )
 
@@ -171,11 +228,23 @@ def _plausible_id(job_id: str) -> bool:
     return 0 < len(job_id) <= 64 and all(c.isalnum() or c in "_-" for c in job_id)
 
 
+def _parse_operation(operation: str | None) -> str | None:
+    if operation is None:
+        return None
+    by_folded_name = {name.casefold(): name for name in OPERATIONS}
+    try:
+        return by_folded_name[operation.strip().casefold()]
+    except KeyError:
+        raise InvalidRequest(
+            f"unknown operation {operation!r}", details={"known_operations": sorted(OPERATIONS)}
+        ) from None
+
+
 def _parse_status(status: str | None) -> JobStatus | None:
     if status is None:
         return None
     try:
-        return JobStatus(status.upper())
+        return JobStatus(status.strip().upper())
     except ValueError:
         raise InvalidRequest(f"unknown status {status!r}", details={"statuses": [s.value for s in JobStatus]}) from None
 
@@ -192,7 +261,7 @@ def _decode_token(token: str, filters: list[str | None]) -> dict[str, Any]:
         decoded = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
         cursor, token_filters = decoded["c"], decoded["f"]
     except (binascii.Error, ValueError, KeyError, TypeError):
-        raise InvalidRequest("next token is not valid") from None
+        raise InvalidNextToken("next token is not valid") from None
     if token_filters != filters or not isinstance(cursor, dict):
-        raise InvalidRequest("next token belongs to a different query (status/operation filters changed)")
+        raise InvalidNextToken("next token belongs to a different query (status/operation/account filters changed)")
     return cursor

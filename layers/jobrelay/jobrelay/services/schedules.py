@@ -1,12 +1,14 @@
-"""Recurring jobs: the schedules the API creates, lists, reads and deletes (ScheduleService), and
-what the schedules function does when EventBridge Scheduler fires one (ScheduleFirer).
+"""Recurring jobs: the schedules the API creates, lists, reads, changes, runs now and deletes
+(ScheduleService), and what the schedules function does when EventBridge Scheduler fires one
+(ScheduleFirer).
 
 A schedule's definition lives in one place, the scheduler: its expression and time zone, and the
 target's Input, which names the job to submit (ScheduleDefinition). template.yaml's schedules use
 the same Input. Each firing submits the job with placeholders resolved at the run's scheduled
 time, under a job id derived from (schedule, scheduled time): a run delivered twice (Scheduler
 delivers at least once, and retries) finds its job instead of making another. Each run is recorded
-(ScheduleRuns) so that a schedule shows its last runs.
+(ScheduleRuns) so that a schedule shows its last runs. A run asked for through the API ("run now")
+is one more run, at the current second: it goes through the same ScheduleFirer.
 """
 
 import logging
@@ -22,6 +24,7 @@ from jobrelay.api_models import (
     ScheduleList,
     ScheduleRequest,
     ScheduleRunView,
+    ScheduleUpdate,
     ScheduleView,
 )
 from jobrelay.domain.errors import InvalidRequest, JobConflict, ScheduleNotFound
@@ -30,7 +33,7 @@ from jobrelay.domain.job import Job, JobError, JobPatch, ScheduleLink, utcnow
 from jobrelay.domain.status import JobStatus
 from jobrelay.operations import get_operation, validation_details
 from jobrelay.ports import JobStore, ScheduleRun, ScheduleRuns, Scheduler, ScheduleSpec, Workflow
-from jobrelay.schedules.expressions import parse_expression, parse_timezone
+from jobrelay.schedules.expressions import parse_expression, parse_timezone, upcoming
 from jobrelay.schedules.placeholders import PlaceholderError, resolve
 from jobrelay.services.jobs import JobService, ServiceUnavailable
 
@@ -40,6 +43,7 @@ logger = logging.getLogger(__name__)
 # run's scheduled time (ISO 8601, UTC), the same on every delivery and retry of that run.
 SCHEDULED_TIME = "<aws.scheduler.scheduled-time>"
 LAST_RUNS = 10
+NEXT_RUNS = 5
 
 
 class _Input(BaseModel):
@@ -83,17 +87,59 @@ class ScheduleService:
         runs: ScheduleRuns,
         jobs: JobStore,
         now: Callable[[], datetime] = utcnow,
+        firer: Callable[[], "ScheduleFirer"] | None = None,
     ):
         self._scheduler = scheduler
         self._runs = runs
         self._jobs = jobs
         self._now = now
+        self._firer = firer  # built when first needed: only "run now" submits jobs
 
     def create(self, request: ScheduleRequest) -> ScheduleView:
-        """Check everything that can be checked now, then create the schedule. The params are
-        checked against the operation with their placeholders resolved as of now, in the schedule's
-        time zone: a params object that is valid then is valid at every run (placeholders only
-        produce dates), unless a date range's order depends on them."""
+        self._scheduler.create(self._checked(request))
+        return self.get(request.name)
+
+    def update(self, name: str, patch: ScheduleUpdate) -> ScheduleView:
+        """Merge the patch into the schedule and check the result as `create` checks a new one:
+        a change of time zone re-reads the expression and the placeholders, a change of operation
+        re-validates the params. A patch that gives cron or rate replaces the expression."""
+        current = self._view(self._scheduler.get(name), name)
+        fields = current.model_dump(include=set(ScheduleRequest.model_fields), exclude_none=True)
+        changes = patch.changes()
+        if "cron" in changes or "rate" in changes:
+            fields.pop("cron", None)
+            fields.pop("rate", None)
+        try:
+            request = ScheduleRequest.model_validate(fields | changes)
+        except ValidationError as exc:
+            raise InvalidRequest("the schedule would not be valid", details=validation_details(exc)) from None
+        if not self._scheduler.update(self._checked(request)):
+            raise ScheduleNotFound(f"no schedule {name!r}")  # deleted meanwhile
+        return self.get(name)
+
+    def run_now(self, name: str) -> str:
+        """Submit the schedule's job now, enabled or not, as a run scheduled at the current second
+        (placeholders resolved then): asking twice within a second makes one job, as a redelivered
+        run does. Returns the job id. InvalidRequest when the job would not be valid now (nothing
+        is recorded), ServiceUnavailable when it could not be started (the run shows its FAILED job)."""
+        if self._firer is None:
+            raise RuntimeError("running a schedule now needs a ScheduleFirer")
+        definition = self._definition(self._scheduler.get(name), name)
+        invocation = ScheduledInvocation(
+            schedule=name,
+            timezone=definition.timezone,
+            job=definition.job,
+            scheduled_time=self._now().replace(microsecond=0),
+        )
+        run = self._firer().fire(invocation, on_demand=True)
+        assert run.job_id is not None  # on demand, a run without a job raises instead
+        return run.job_id
+
+    def _checked(self, request: ScheduleRequest) -> ScheduleSpec:
+        """Check everything that can be checked now and return the schedule to write. The params
+        are checked against the operation with their placeholders resolved as of now, in the
+        schedule's time zone: a params object that is valid then is valid at every run
+        (placeholders only produce dates), unless a date range's order depends on them."""
         field, expression = ("cron", _wrapped("cron", request.cron)) if request.cron else ("rate", _wrapped("rate", request.rate))
         try:
             zone = parse_timezone(request.timezone)
@@ -120,45 +166,56 @@ class ScheduleService:
                 f"params are not valid for {operation.name} (placeholders resolved as of {as_of})",
                 details=validation_details(exc, prefix=("params",)),
             ) from None
-        self._scheduler.create(
-            ScheduleSpec(
-                name=request.name,
-                expression=expression,
-                timezone=request.timezone,
-                enabled=request.enabled,
-                target_input=target_input(request.name, request.timezone, job),
-                description=request.description,
-            )
+        return ScheduleSpec(
+            name=request.name,
+            expression=expression,
+            timezone=request.timezone,
+            enabled=request.enabled,
+            target_input=target_input(request.name, request.timezone, job),
+            description=request.description,
         )
-        return self.get(request.name)
 
     def list(self) -> ScheduleList:
         """Every schedule of the group, without their runs (GET one for those)."""
         views = []
+        now = self._now()
         for spec in self._scheduler.list():
             try:
-                views.append(_view(spec))
+                views.append(_view(spec, now))
             except ValueError:
                 logger.warning("schedule %s is not a jobrelay schedule (its target Input is not ours)", spec.name)
         return ScheduleList(schedules=views)
 
     def get(self, name: str) -> ScheduleView:
         spec = self._scheduler.get(name)
-        if spec is None:
-            raise ScheduleNotFound(f"no schedule {name!r}")
-        try:
-            view = _view(spec)
-        except ValueError:
-            logger.warning("schedule %s is not a jobrelay schedule (its target Input is not ours)", name)
-            raise ScheduleNotFound(f"no schedule {name!r}") from None
-        # Runs before the schedule was created belong to an earlier schedule of the same name.
-        runs = self._runs.latest(name, LAST_RUNS, since=spec.created_at)
+        view = self._view(spec, name)
+        assert spec is not None
+        # Runs before the schedule was created belong to an earlier schedule of the same name. To
+        # the second: a run asked for in the second it was created is scheduled at its start.
+        since = spec.created_at.replace(microsecond=0) if spec.created_at else None
+        runs = self._runs.latest(name, LAST_RUNS, since=since)
         return view.model_copy(update={"last_runs": [self._run_view(run) for run in runs]})
 
     def delete(self, name: str) -> None:
         """Its runs stay until they expire, and its jobs are not touched."""
         if not self._scheduler.delete(name):
             raise ScheduleNotFound(f"no schedule {name!r}")
+
+    def _view(self, spec: ScheduleSpec | None, name: str) -> ScheduleView:
+        """The schedule's view; ScheduleNotFound when there is none, or none of ours."""
+        self._definition(spec, name)
+        assert spec is not None
+        return _view(spec, self._now())
+
+    @staticmethod
+    def _definition(spec: ScheduleSpec | None, name: str) -> "ScheduleDefinition":
+        if spec is None:
+            raise ScheduleNotFound(f"no schedule {name!r}")
+        try:
+            return ScheduleDefinition.model_validate(spec.target_input)
+        except ValidationError:
+            logger.warning("schedule %s is not a jobrelay schedule (its target Input is not ours)", name)
+            raise ScheduleNotFound(f"no schedule {name!r}") from None
 
     def _run_view(self, run: ScheduleRun) -> ScheduleRunView:
         job = self._jobs.get(run.job_id) if run.job_id else None
@@ -181,7 +238,7 @@ def _invalid(field: str, message: str) -> InvalidRequest:
     return InvalidRequest(f"{field}: {message}", details=[{"field": field, "message": message}])
 
 
-def _view(spec: ScheduleSpec) -> ScheduleView:
+def _view(spec: ScheduleSpec, now: datetime) -> ScheduleView:
     """The schedule as the API shows it; ValueError when its Input is not a ScheduleDefinition."""
     try:
         definition = ScheduleDefinition.model_validate(spec.target_input)
@@ -204,7 +261,24 @@ def _view(spec: ScheduleSpec) -> ScheduleView:
         timeout_seconds=job.timeout_seconds,
         created_at=spec.created_at,
         updated_at=spec.updated_at,
+        next_run_at=_next_runs(spec, now),
     )
+
+
+def _next_runs(spec: ScheduleSpec, now: datetime) -> list[datetime] | None:
+    """The schedule's next times after `now`, in its time zone; None when its expression is one
+    jobrelay cannot read (made outside jobrelay: `at(...)`, or a cron with L, W or #). A rate counts
+    from the schedule's last change, taken as when Scheduler started counting it (the local stack's
+    timer counts from when it sees the change, at most 5 s of its clock later)."""
+    if not spec.enabled:
+        return []
+    try:
+        zone = parse_timezone(spec.timezone)
+        expression = parse_expression(spec.expression, spec.timezone)
+    except ValueError:
+        return None
+    since = spec.updated_at or spec.created_at
+    return [moment.astimezone(zone) for moment in upcoming(expression, now, NEXT_RUNS, since=since)]
 
 
 # --- the schedules function ---------------------------------------------------------------------
@@ -229,25 +303,34 @@ class ScheduleFirer:
         self._runs = runs
         self._now = now
 
-    def fire(self, invocation: ScheduledInvocation) -> ScheduleRun:
+    def fire(self, invocation: ScheduledInvocation, *, on_demand: bool = False) -> ScheduleRun:
+        """`on_demand`: a run asked for through the API, whose caller is there to be told. A job
+        that cannot be valid is refused (InvalidRequest) and no run recorded; one whose execution
+        could not start is recorded, then ServiceUnavailable raised, as POST /jobs answers."""
         moment = invocation.scheduled_time
         job_id = scheduled_job_id(invocation.schedule, moment)
         error: JobError | None = None
+        unavailable: ServiceUnavailable | None = None
         job = self._store.get(job_id)
         if job is None:
             try:
                 job = self._submit(invocation, job_id)
             except JobConflict:  # another delivery of this run stored it first
                 job = self._store.get(job_id)
-            except ServiceUnavailable:  # stored, but its execution did not start: it is FAILED (START_FAILED)
+            except ServiceUnavailable as exc:  # stored, but its execution did not start: it is FAILED (START_FAILED)
                 job = self._store.get(job_id)
+                unavailable = exc
             except InvalidRequest as exc:
+                if on_demand:
+                    raise
                 error = JobError(code=exc.code, message=_reason(exc))
                 logger.warning("schedule %s: run %s submitted no job: %s", invocation.schedule, moment, error.message)
         elif job.status is JobStatus.SUBMITTED and job.execution_arn is None:
             self._start(job)
         run = ScheduleRun(scheduled_time=moment, fired_at=self._now(), job_id=job.job_id if job else None, error=error)
         self._runs.record(invocation.schedule, run)
+        if on_demand and unavailable is not None:
+            raise unavailable
         return run
 
     def _submit(self, invocation: ScheduledInvocation, job_id: str) -> Job:

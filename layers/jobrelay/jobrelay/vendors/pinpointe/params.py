@@ -96,7 +96,11 @@ class SegmentSubscribersParams(_SubscriberOptions):
 
 
 class TagSubscribersParams(_SubscriberOptions):
-    """Subscribers carrying one or more tags (give `tag` ids or a `tagname`)."""
+    """Subscribers carrying one or more tags (give `tag` ids or a `tagname`, not both: which of the
+    two Pinpointe would follow is not documented)."""
+
+    # The rule of _one_selector, in the JSON Schema too (GET /operations, the OpenAPI document).
+    model_config = ConfigDict(json_schema_extra={"oneOf": [{"required": ["tag"]}, {"required": ["tagname"]}]})
 
     tag: Annotated[list[VendorId], Field(min_length=1, max_length=1000)] | None = None
     tagname: Annotated[str, Field(min_length=1, max_length=200)] | None = None
@@ -107,6 +111,8 @@ class TagSubscribersParams(_SubscriberOptions):
     def _one_selector(self):
         if not self.tag and not self.tagname:
             raise ValueError("give either 'tag' (a list of tag ids) or 'tagname'")
+        if self.tag and self.tagname:
+            raise ValueError("give either 'tag' or 'tagname', not both")
         return self
 
 
@@ -117,6 +123,17 @@ class AutoresponderResultsParams(_Params):
     Pinpointe itself returns every autoresponder when neither id nor name is given, and uses "the
     first one found" when both are. We ask for exactly one choice instead, so that a forgotten field
     never turns into a read of everything and a request never depends on the vendor's key order."""
+
+    # The rule of _one_choice, in the JSON Schema too (GET /operations, the OpenAPI document).
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [
+                {"required": ["autoresponderid"]},
+                {"required": ["autorespondername"]},
+                {"required": ["all"], "properties": {"all": {"const": True}}},
+            ]
+        }
+    )
 
     autoresponderid: AutoresponderId | None = None
     autorespondername: Annotated[str, Field(min_length=1, max_length=200)] | None = Field(
