@@ -62,7 +62,6 @@ def errors(*statuses: int, **texts: str) -> dict[int | str, Any]:
     }
 
 
-ERRORS = errors(404, 409, 422)  # the schedule routes' (say per route which they can answer)
 SubmissionBody = Annotated[
     JobSubmission,
     # Read by JobSubmission as ever; documented as one schema per operation (api_models.submission_variants).
@@ -205,18 +204,73 @@ def create_upload(
     return _json(201, wiring.upload_service().create(upload))
 
 
-@app.post("/schedules", summary="Create a schedule that submits a job at every time of its cron or rate", responses={201: {"description": "the schedule", "content": {"application/json": {"model": ScheduleView}}}, **ERRORS})
-def create_schedule(request: ScheduleRequest):
+# Created paused (`enabled: false`), so trying it from the Swagger page or a fuzzer never leaves a
+# schedule that fires for real; `PATCH {"enabled": true}` resumes it.
+SCHEDULE_EXAMPLE = {
+    "name": "example-nightly-summary",
+    "cron": "30 2 * * ? *",
+    "timezone": "Europe/Dublin",
+    "operation": "pinpointe.newsletter_contact_data_summary",
+    "params": {"stat": "4711", "startdate": "{{yesterday}}", "enddate": "{{today}}"},
+    "description": "yesterday's opens and clicks of send 4711",
+    "enabled": False,
+}
+
+
+@app.post(
+    "/schedules",
+    summary="Create a schedule that submits a job at every time of its cron or rate",
+    description="The job (operation, params, account, callback_url, timeout_seconds, as POST /jobs takes them) is "
+    "submitted at every time of `cron` or `rate`, read in `timezone`; string params may hold date placeholders "
+    "(`{{yesterday}}`, `{{days_ago:7}}`, ...) resolved at each run. Everything is checked before the schedule "
+    "exists, params against the operation with their placeholders resolved as of now.",
+    operation_id="createSchedule",
+    tags=["schedules"],
+    responses={
+        201: {"description": "the schedule (`Location` is its URL)", "content": {"application/json": {"model": ScheduleView}}},
+        **errors(
+            409, 422,
+            e409="a schedule of that name exists (SCHEDULE_EXISTS)",
+            e422="an expression, time zone, operation or params that are not valid (`details` names each field)",
+        ),
+    },
+)
+def create_schedule(
+    request: Annotated[
+        ScheduleRequest, Body(openapi_examples={"nightly": {"summary": "a paused nightly export", "value": SCHEDULE_EXAMPLE}})
+    ],
+):
     view = wiring.schedule_service().create(request)
     return _json(201, view, headers={"Location": f"/schedules/{view.name}"})
 
 
-@app.get("/schedules", summary="List the schedules", responses={200: {"description": "every schedule", "content": {"application/json": {"model": ScheduleList}}}, **ERRORS})
+@app.get(
+    "/schedules",
+    summary="List the schedules",
+    description="Every schedule of this stack's schedule group, by name, each with its next fire times (`next_run_at`).",
+    operation_id="listSchedules",
+    tags=["schedules"],
+    responses={
+        200: {"description": "every schedule", "content": {"application/json": {"model": ScheduleList}}},
+        **errors(422, e422="an unknown query parameter"),
+    },
+)
 def list_schedules():
     return _json(200, wiring.schedule_service().list())
 
 
-@app.get("/schedules/<name>", summary="Read a schedule and its last runs", responses={200: {"description": "the schedule", "content": {"application/json": {"model": ScheduleView}}}, **ERRORS})
+@app.get(
+    "/schedules/<name>",
+    summary="Read a schedule and its last runs",
+    description="The schedule, its next fire times, and its last 10 runs, newest first, each with the job it "
+    "submitted and that job's status now (or why it submitted none).",
+    operation_id="getSchedule",
+    tags=["schedules"],
+    responses={
+        200: {"description": "the schedule", "content": {"application/json": {"model": ScheduleView}}},
+        **errors(404, 422, e404="no such schedule (NOT_FOUND)", e422="not a schedule name"),
+    },
+)
 def get_schedule(name: ScheduleNameParam):
     return _json(200, wiring.schedule_service().get(name))
 
@@ -265,7 +319,17 @@ def run_schedule(name: ScheduleNameParam):
     return _json(202, wiring.job_service().get(job_id), headers={"Location": f"/jobs/{job_id}"})
 
 
-@app.delete("/schedules/<name>", summary="Delete a schedule (its jobs are kept)", responses={204: {"description": "deleted"}, **ERRORS})
+@app.delete(
+    "/schedules/<name>",
+    summary="Delete a schedule (its jobs are kept)",
+    description="The schedule stops firing and is gone from the scheduler; the jobs it submitted are kept.",
+    operation_id="deleteSchedule",
+    tags=["schedules"],
+    responses={
+        204: {"description": "deleted"},
+        **errors(404, 422, e404="no such schedule (NOT_FOUND)", e422="not a schedule name"),
+    },
+)
 def delete_schedule(name: ScheduleNameParam):
     wiring.schedule_service().delete(name)
     return Response(status_code=204, body="")
