@@ -306,7 +306,7 @@ class ImportSteps:
             # From here the vendor imports what was staged; the job waits for it, polling.
             JobPatch(
                 progress=shown.waiting(
-                    job, Progress(percent=0, records=_our_counts(state)), since=self._now(), on="polling", vendor_status=None
+                    job, Progress(percent=None, records=_our_counts(state)), since=self._now(), on="polling", vendor_status=None
                 )
             ),
         )

@@ -68,7 +68,7 @@ def staging(job: Job, records: dict[str, int], counts: dict[str, int], *, again:
     staged, refused = records.get("sent", 0), records.get("refused", 0)
     so_far = f"{plural(staged, 'record')} staged" + (f", {refused} refused before sending" if refused else "")
     # percent stays 0 while staging: neither vendor gives a percentage before the import runs.
-    return Progress(phase="staging", percent=0, counts=counts, records=records, note=f"{head}: {so_far}")
+    return Progress(phase="staging", percent=None, counts=counts, records=records, note=f"{head}: {so_far}")
 
 
 def waiting(

@@ -164,13 +164,13 @@ class StepRunner:
             vendor_ref["ready"] = True
             # Nothing to wait for: Collect follows at once. The vendor's note says how it reads the result.
             shown = progress.collecting(job, job.progress, importing=False)
-            shown = shown.model_copy(update={"percent": 0, "note": outcome.note or shown.note})
+            shown = shown.model_copy(update={"percent": None, "note": outcome.note or shown.note})
         else:
             # Not the vendor's start note ("job 123 started"): it stayed on jobs long after it was
             # true (the job and its request method are in vendor_ref). From here the job waits, and
             # its note says for whom, since when and how.
             shown = progress.waiting(
-                job, job.progress.model_copy(update={"percent": 0}), since=now, on=_waiting_on(job, vendor), vendor_status=None
+                job, job.progress.model_copy(update={"percent": None}), since=now, on=_waiting_on(job, vendor), vendor_status=None
             )
         moved = self._store.transition(
             job.job_id,
