@@ -91,7 +91,7 @@ def test_autoresponder_records_keyed_by_id_on_capped_pages_arrive_one_per_line_a
     assert all({"sendid", "autoresponderid", "emailopens"} <= set(r) for r in records)
     reconciliation = job["reconciliation"]
     assert reconciliation["reconciled"] is True and reconciliation["shortfall"] == []
-    assert reconciliation["ours"]["records_written"] == reconciliation["vendor"]["total"] == 90
+    assert reconciliation["ours"]["written"] == reconciliation["vendor"]["total"] == 90
     assert json.loads(result_file(job, "summary.json"))["reconciliation"] == reconciliation
     pages = [call["details"]["pagination"]["next"] for call in starts(sandbox, "GetAutoresponderResults")]
     assert pages == [str(n) for n in range(0, 90, 7)]  # each page after the records actually sent
@@ -118,7 +118,7 @@ def test_a_result_file_whose_count_claims_more_than_it_holds_is_partial_with_the
     reconciliation = job["reconciliation"]
     assert reconciliation["reconciled"] is False
     assert reconciliation["shortfall"] == ["result.json holds 40 records but the file's own count says 45: 5 missing"]
-    assert (reconciliation["ours"], reconciliation["vendor"]) == ({"records": 40}, {"file_count": 45})
+    assert (reconciliation["ours"], reconciliation["vendor"]) == ({"written": 40}, {"file_count": 45})
     summary = json.loads(result_file(job, "summary.json"))
     assert (summary["records"], summary["vendor_count"]) == (40, 45)
     assert len(json.loads(result_file(job, "result.json"))["subscribers"]) == 40

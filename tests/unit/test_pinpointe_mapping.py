@@ -974,7 +974,7 @@ def test_collect_reads_every_page_in_order_into_json_lines(wrap):
         "operation": AR_OPERATION, "all": True, "grouping": "send", "records": 2500, "pages": 3,
         "page_limit": 1000, "file": "autoresponder_results.jsonl",
     }
-    assert reconciliation == {"ours": {"records_written": 2500, "pages": 3}, "vendor": {}, "checks": [],
+    assert reconciliation == {"ours": {"written": 2500, "pages": 3}, "vendor": {}, "checks": [],
                               "reconciled": None, "shortfall": []}  # Pinpointe gave no count: nothing to check
     assert note == "Pinpointe's pages carry no count: the records could not be checked against Pinpointe's counts"
 
@@ -1163,7 +1163,7 @@ def test_records_written_are_reconciled_with_any_count_pinpointe_gives(extra, ve
     assert len(stored_lines(results)) == 25 and not outcome.partial
     reconciliation = results.summary()["reconciliation"]
     assert reconciliation["reconciled"] is True and reconciliation["vendor"] == vendor
-    assert reconciliation["ours"] == {"records_written": 25, "pages": 4}
+    assert reconciliation["ours"] == {"written": 25, "pages": 4}
 
 
 def test_a_total_above_the_records_sent_is_partial_with_the_shortfall_explained():

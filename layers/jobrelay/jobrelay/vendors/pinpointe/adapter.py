@@ -298,7 +298,7 @@ def _counted(chunks: Iterable[bytes], counter: ResultFileCounter) -> Iterator[by
 def _reconcile_file(counted: FileCount, status_count: int | None) -> Reconciliation:
     """The records in result.json against the file's own count and AsyncJobStatus's, when given."""
     vendor = {name: n for name, n in (("file_count", counted.vendor_count), ("status_count", status_count)) if n is not None}
-    rec = Reconciler(ours={"records": counted.records}, vendor=vendor)
+    rec = Reconciler(ours={"written": counted.records}, vendor=vendor)
     rec.check(
         "records in result.json vs the count in the file",
         counted.records,
@@ -377,7 +377,7 @@ def _reconcile_pages(tally: _Tally) -> Reconciliation:
         vendor["total"] = total
     if counts:
         vendor["page_counts_sum"] = sum(count for _, count, _ in counts)
-    rec = Reconciler(ours={"records_written": written, "pages": tally.pages}, vendor=vendor)
+    rec = Reconciler(ours={"written": written, "pages": tally.pages}, vendor=vendor)
     if total is not None:
         changed = sorted(set(tally.totals))
         rec.check(
