@@ -86,22 +86,22 @@ def sandbox(stack) -> Iterator[Sandbox]:
     box.reset()
 
 
-@pytest.fixture
-def which50(stack) -> Iterator[httpx.Client]:
-    """The Which50 sandbox's control routes, reset before and after the test."""
-    box = httpx.Client(base_url=stack["which50_url"], timeout=10)
+def _control(base_url: str) -> Iterator[httpx.Client]:
+    """A sandbox's control routes, reset before and after the test."""
+    box = httpx.Client(base_url=base_url, timeout=10)
     box.post("/_sandbox/reset").raise_for_status()
     yield box
     box.post("/_sandbox/reset").raise_for_status()
+
+
+@pytest.fixture
+def which50(stack) -> Iterator[httpx.Client]:
+    yield from _control(stack["which50_url"])
 
 
 @pytest.fixture
 def mypreferences(stack) -> Iterator[httpx.Client]:
-    """The MyPreferences sandbox's control routes, reset before and after the test."""
-    box = httpx.Client(base_url=stack["mypreferences_url"], timeout=10)
-    box.post("/_sandbox/reset").raise_for_status()
-    yield box
-    box.post("/_sandbox/reset").raise_for_status()
+    yield from _control(stack["mypreferences_url"])
 
 
 @pytest.fixture(scope="session")

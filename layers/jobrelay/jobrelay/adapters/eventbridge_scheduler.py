@@ -32,19 +32,27 @@ class EventBridgeScheduler:
         self._role_arn = role_arn
         self._client = client
 
-    def create(self, spec: ScheduleSpec) -> None:
+    def _request(self, spec: ScheduleSpec, current: dict[str, Any]) -> dict[str, Any]:
+        """The CreateSchedule/UpdateSchedule request for `spec`. The target is pointed (back) at the
+        schedules function through SchedulerRole, the only role this function may pass; what else
+        `current` (an existing schedule) holds in its target and time window stays."""
         request: dict[str, Any] = {
             "Name": spec.name,
             "GroupName": self._group,
             "ScheduleExpression": spec.expression,
             "ScheduleExpressionTimezone": spec.timezone,
             "State": "ENABLED" if spec.enabled else "DISABLED",
-            "FlexibleTimeWindow": {"Mode": "OFF"},
+            "FlexibleTimeWindow": current.get("FlexibleTimeWindow") or {"Mode": "OFF"},
             # Retries and redeliveries are safe: the target submits one job per scheduled time.
-            "Target": {"Arn": self._target_arn, "RoleArn": self._role_arn, "Input": json.dumps(spec.target_input)},
+            "Target": dict(current.get("Target") or {})
+            | {"Arn": self._target_arn, "RoleArn": self._role_arn, "Input": json.dumps(spec.target_input)},
         }
         if spec.description:
             request["Description"] = spec.description
+        return request
+
+    def create(self, spec: ScheduleSpec) -> None:
+        request = self._request(spec, {})
         try:
             self._client.create_schedule(**request)
         except ClientError as exc:
@@ -71,24 +79,7 @@ class EventBridgeScheduler:
             if _error_code(exc) in ("ResourceNotFoundException", "ValidationException"):
                 return False
             raise
-        # The target is pointed (back) at the schedules function through SchedulerRole, as a new
-        # schedule is: the only role this function may pass. Its retry policy and the rest stay.
-        target = dict(current.get("Target") or {}) | {
-            "Arn": self._target_arn,
-            "RoleArn": self._role_arn,
-            "Input": json.dumps(spec.target_input),
-        }
-        request: dict[str, Any] = {
-            "Name": spec.name,
-            "GroupName": self._group,
-            "ScheduleExpression": spec.expression,
-            "ScheduleExpressionTimezone": spec.timezone,
-            "State": "ENABLED" if spec.enabled else "DISABLED",
-            "FlexibleTimeWindow": current.get("FlexibleTimeWindow") or {"Mode": "OFF"},
-            "Target": target,
-        }
-        if spec.description:
-            request["Description"] = spec.description
+        request = self._request(spec, current)  # its target's retry policy and the rest stay
         for kept in ("EndDate", "KmsKeyArn", "ActionAfterCompletion"):
             if current.get(kept):
                 request[kept] = current[kept]
