@@ -1,4 +1,4 @@
-"""Benchmarks for the budgets in DESIGN.md: `make bench` runs them all and prints the figures.
+"""Benchmarks for the budgets in docs/DESIGN.md: `make bench` runs them all and prints the figures.
 They measure and report; they never assert timings (that is not what tests are for)."""
 
 import sys

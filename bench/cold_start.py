@@ -1,6 +1,6 @@
 """Cold start: what importing each handler module costs, against `import boto3` alone.
 
-Budget (DESIGN.md): at most 1.5x. Each figure is the median of fresh interpreter runs, measured
+Budget (docs/DESIGN.md): at most 1.5x. Each figure is the median of fresh interpreter runs, measured
 inside the process (interpreter start-up excluded, as it is the same for both).
 """
 

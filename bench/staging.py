@@ -1,6 +1,6 @@
 """Staging: a bulk import of 1,000,000 generated records through the MyPreferences sandbox.
 
-Budget (DESIGN.md): import throughput limited by the vendor, not by us. It runs the Stage steps'
+Budget (docs/DESIGN.md): import throughput limited by the vendor, not by us. It runs the Stage steps'
 real code (records streamed from S3 with ranged GETs, validated, cut into 25 MB stage requests,
 checkpointed in DynamoDB after every batch) against a moto server and the sandbox, each in its own
 process, and reports records/s, the time spent waiting on the vendor, and the peak RSS of the

@@ -1,7 +1,7 @@
-"""A MyPreferences simulator: the Integration API's bulk import as VENDORS.md section 2 describes it,
+"""A MyPreferences simulator: the Integration API's bulk import as docs/VENDORS.md section 2 describes it,
 over real sockets.
 
-Routes, on the inferred paths (VENDORS.md 2.1, Unknown 10) that jobrelay/vendors/mypreferences/api.py
+Routes, on the inferred paths (docs/VENDORS.md 2.1, Unknown 10) that jobrelay/vendors/mypreferences/api.py
 assumes:
 
     POST /Profiles/Async/<clientId>/Import                                   Initiate
@@ -11,7 +11,7 @@ assumes:
     GET  /Profiles/Async/<clientId>/Import/<accessToken>/Exceptions?limit=&offset=   Retrieve exceptions
     POST /oauth/token                                                        OAuth client credentials
 
-Every API call needs an Authorization header in either scheme (VENDORS.md 2.2): a PNAUTHINFO3-HMAC-
+Every API call needs an Authorization header in either scheme (docs/VENDORS.md 2.2): a PNAUTHINFO3-HMAC-
 SHA256 header (user, signature and timestamp checked: not in the future, at most 15 minutes old) or
 a bearer token from /oauth/token. Records are checked as they are staged (unknown properties, no
 identifier, an AlternateIdType the account does not have, implausible emails) and those that fail
@@ -20,7 +20,7 @@ Failed) over `process_seconds`, and chosen records become execution exceptions. 
 listed by Retrieve exceptions with their SequenceNumber.
 Per staged record only its identifier, email domain and problem are kept, never the record.
 
-The docs leave shapes open (VENDORS.md 2); the config switches between readings a doc-consistent
+The docs leave shapes open (docs/VENDORS.md 2); the config switches between readings a doc-consistent
 server may take, each off by default (see MyPreferencesConfig): exception pages smaller than the
 `limit` asked for, no `HasMore`, records that end NotHonored (listed or not, counted apart from
 Processed or among it), other Status words, camelCase keys, a "CompletedWithErrors" ending, and an
@@ -94,7 +94,7 @@ class MyPreferencesConfig(FaultConfig):
     slow_seconds: float = Field(default=0.0, ge=0, description="every call waits this long before answering")
     oauth_token_seconds: int = Field(default=3600, ge=1, description="expires_in of the OAuth tokens issued")
     signature_max_age_seconds: float = Field(default=900.0, gt=0, description="PNAUTHINFO3 signature validity")
-    # Doc-consistent variants (VENDORS.md 2 leaves each open).
+    # Doc-consistent variants (docs/VENDORS.md 2 leaves each open).
     exceptions_page_cap: int | None = Field(
         default=None, ge=1, description="at most N exception records per page, whatever `limit` asks (HasMore true while more remain)"
     )

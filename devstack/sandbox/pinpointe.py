@@ -1,7 +1,7 @@
-"""A Pinpointe simulator: the JSON API as VENDORS.md section 1 describes it, over real sockets.
+"""A Pinpointe simulator: the JSON API as docs/VENDORS.md section 1 describes it, over real sockets.
 
 POST /apijson.php serves API/Test, the four async starts, API/AsyncJobStatus and the synchronous,
-paginated GetAutoresponderResults (VENDORS.md 1.10, generated stats of the configured
+paginated GetAutoresponderResults (docs/VENDORS.md 1.10, generated stats of the configured
 autoresponders, `autoresponder_sends` sends each; `limit`/`next` pages, `next` "0" on the last one;
 an unknown id or name answers FAILED "Autoresponder not found"). A started job goes
 waiting -> processing -> complete (or failed) over `job_seconds`; when it ends, a webhook notice is
@@ -10,7 +10,7 @@ generated record by record, so it can be as large as a benchmark needs without b
 
 The simulator is stricter than Pinpointe is known to be, so that it catches what the adapter must
 not send: unknown or empty elements, booleans and numbers not written as strings, dates not in
-YYYYMMDD. Where the docs say nothing (VENDORS.md Unknowns 1-4) it answers in the shapes the adapter
+YYYYMMDD. Where the docs say nothing (docs/VENDORS.md Unknowns 1-4) it answers in the shapes the adapter
 assumes (jobrelay/vendors/pinpointe/api.py): start `data` = {"jobid", "elapsed", "timestamp"};
 AsyncJobStatus `data` = {"jobs": [{"jobid", "requestmethod", "status", "url", "created",
 "updated"}], "pagination": {"next"}}; webhook = {"jobid", "status", "url", "requestmethod"};
@@ -84,7 +84,7 @@ class PinpointeConfig(FaultConfig):
     later_page_5xx: int = Field(
         default=0, ge=0, description="the next N GetAutoresponderResults calls for a page after the first answer 503"
     )
-    # Doc-consistent variants of the shapes VENDORS.md leaves open (Unknowns 1, 2, 4, 6); the defaults are
+    # Doc-consistent variants of the shapes docs/VENDORS.md leaves open (Unknowns 1, 2, 4, 6); the defaults are
     # the shapes the adapter assumed first. Each is a way a real Pinpointe may answer, not a fault.
     start_jobid_key: str = Field(
         default="jobid", min_length=1, description='the key of the job id in an async start\'s data (the docs also write "Jobid")'
@@ -214,7 +214,7 @@ ASYNC_CALLS: dict[str, AsyncCall] = {
 
 
 AUTORESPONDER_METHOD = "GetAutoresponderResults"
-AUTORESPONDER_REQUESTTYPES = ("Autoresponders", "Stats")  # VENDORS.md 1.10: both variants are documented
+AUTORESPONDER_REQUESTTYPES = ("Autoresponders", "Stats")  # docs/VENDORS.md 1.10: both variants are documented
 AUTORESPONDER_FIELDS = frozenset({"autoresponderid", "autorespondername", "grouping", "pagination"})
 AUTORESPONDER_NOT_FOUND = "Autoresponder not found"
 
@@ -515,7 +515,7 @@ class PinpointeSandbox(SandboxServer[PinpointeConfig]):
         return word
 
     def _autoresponder_results(self, details: Any) -> Response:
-        """GetAutoresponderResults (VENDORS.md 1.10): the stats of one autoresponder (by id or by name;
+        """GetAutoresponderResults (docs/VENDORS.md 1.10): the stats of one autoresponder (by id or by name;
         given both, the first found in the request wins) or of all, a page at a time."""
         if not isinstance(details, dict):
             raise Refused("Invalid details element")
@@ -614,7 +614,7 @@ def _failure_message(fail_jobs: bool | str) -> str | None:
 
 
 def _page_bounds(pagination: Any) -> tuple[int, int] | None:
-    """(start, limit) from a `pagination` element (VENDORS.md 1.3), None without one."""
+    """(start, limit) from a `pagination` element (docs/VENDORS.md 1.3), None without one."""
     if pagination is None:
         return None
     if not isinstance(pagination, dict) or not pagination or not set(pagination) <= {"limit", "next"}:
@@ -656,7 +656,7 @@ def _chosen_autoresponders(details: dict[str, Any], known: dict[str, str]) -> li
 
 @dataclass(frozen=True)
 class AutoresponderResults:
-    """The records of one GetAutoresponderResults query, each generated on demand (VENDORS.md 1.10,
+    """The records of one GetAutoresponderResults query, each generated on demand (docs/VENDORS.md 1.10,
     Unknown 6: fields like GetNewsletterStats', numbers written as strings)."""
 
     chosen: list[tuple[str, str]]
@@ -698,7 +698,7 @@ def _send_stats(ident: str, send: int) -> dict[str, str]:
     }
 
 
-# --- result documents (VENDORS.md 1.8, Unknown 4: the shapes the project assumes) -----------------
+# --- result documents (docs/VENDORS.md 1.8, Unknown 4: the shapes the project assumes) -----------------
 
 STREAM_PIECE_CHARS = 64 * 1024
 FIRST_NAMES = ("Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Margaret", "Dennis")

@@ -1,7 +1,7 @@
-"""A Which50 simulator: the contact-list import jobs as VENDORS.md section 3 describes them, over real
+"""A Which50 simulator: the contact-list import jobs as docs/VENDORS.md section 3 describes them, over real
 sockets.
 
-Routes, under the inferred application root `/Which50API` (VENDORS.md 3.1, Unknown 17) that the
+Routes, under the inferred application root `/Which50API` (docs/VENDORS.md 3.1, Unknown 17) that the
 jobrelay Which50 adapter assumes; the call kind `fault_methods` names is on the right:
 
     GET  /Which50API/contactLists                                        lists
@@ -12,7 +12,7 @@ jobrelay Which50 adapter assumes; the call kind `fault_methods` names is on the 
     POST /Which50API/contactLists/<listId>/import/<jobId>/run?customevents=&match=   run
     GET  /Which50API/contactLists/<listId>/import/<jobId>                status
 
-Every API call needs `Authorization: ApiKey <key>` (the assumed scheme, VENDORS.md 3.2); errors are
+Every API call needs `Authorization: ApiKey <key>` (the assumed scheme, docs/VENDORS.md 3.2); errors are
 the ASP.NET default `{"Message": ...}` (3.5). A batch answers an echo of its contacts with their
 ValidationWarnings (the assumed answer, Unknown 19). `run` moves a job to Running, its
 ProgressPercent rising with time over `process_seconds`, then to Completed (or Failed), when its
@@ -415,7 +415,7 @@ def apply_contacts(job: SandboxJob, contact_list: ContactList) -> dict[str, int]
 
 
 def _vendor_time(timestamp: float) -> str:
-    """UTC without an offset, to the second (the assumed .NET date, VENDORS.md 3.6)."""
+    """UTC without an offset, to the second (the assumed .NET date, docs/VENDORS.md 3.6)."""
     return datetime.fromtimestamp(timestamp, UTC).replace(tzinfo=None).isoformat(timespec="seconds")
 
 

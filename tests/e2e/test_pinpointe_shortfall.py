@@ -1,7 +1,7 @@
 """No silent shortfall, for Pinpointe exports through the whole local stack: a job says SUCCEEDED only
 when every record is there, checked against Pinpointe's own counts; anything less is PARTIAL with the
 shortfall explained in `reconciliation`, FAILED when nothing can be trusted. Each test switches the
-sandbox to a variant Pinpointe's docs allow (VENDORS.md 1, Unknowns 1, 2, 4 and 6)."""
+sandbox to a variant Pinpointe's docs allow (docs/VENDORS.md 1, Unknowns 1, 2, 4 and 6)."""
 
 import json
 

@@ -1,7 +1,7 @@
 """No silent shortfall, for Which50 contact imports through the whole local stack: a job says
 SUCCEEDED only when Which50 says the import is done and its final counts account for every contact
 sent; anything less is PARTIAL with the shortfall explained, FAILED only when nothing was applied.
-Each test switches the sandbox to a variant its docs allow (VENDORS.md 3, Unknowns 18-20)."""
+Each test switches the sandbox to a variant its docs allow (docs/VENDORS.md 3, Unknowns 18-20)."""
 
 import json
 import time

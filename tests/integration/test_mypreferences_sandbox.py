@@ -1,5 +1,5 @@
 """The MyPreferences sandbox over real sockets, spoken to in raw HTTP: both auth schemes, the five
-import calls on the inferred paths (VENDORS.md 2), the control routes, every switchable fault and
+import calls on the inferred paths (docs/VENDORS.md 2), the control routes, every switchable fault and
 every doc-consistent variant (smaller pages, no HasMore, NotHonored, other status words, camelCase,
 CompletedWithErrors, an unusable Initiate answer)."""
 

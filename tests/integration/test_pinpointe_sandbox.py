@@ -1,4 +1,4 @@
-"""The Pinpointe sandbox over real sockets, spoken to in raw JSON: the documented API (VENDORS.md 1),
+"""The Pinpointe sandbox over real sockets, spoken to in raw JSON: the documented API (docs/VENDORS.md 1),
 the shapes the adapter assumes, the control routes and every switchable fault."""
 
 import json
@@ -629,7 +629,7 @@ def test_runs_standalone_and_prints_its_url_and_secret():
         process.wait(timeout=5)
 
 
-# --- doc-consistent variants (VENDORS.md Unknowns 1, 2, 4 and 6) -----------------------------------------
+# --- doc-consistent variants (docs/VENDORS.md Unknowns 1, 2, 4 and 6) -----------------------------------------
 
 
 def test_the_start_can_name_the_job_id_jobid_with_a_capital(api):

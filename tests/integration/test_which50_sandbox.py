@@ -1,5 +1,5 @@
 """The Which50 sandbox over real sockets, spoken to in raw HTTP: the ApiKey header, the list and
-import-job routes under the inferred root (VENDORS.md 3), the counters a completed job reports, the
+import-job routes under the inferred root (docs/VENDORS.md 3), the counters a completed job reports, the
 control routes and the faults a batch can suffer."""
 
 import re

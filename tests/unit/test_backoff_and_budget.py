@@ -1,4 +1,4 @@
-"""Backoff, deadlines, and the state-transition budget of DESIGN.md, counted on the real ASL."""
+"""Backoff, deadlines, and the state-transition budget of docs/DESIGN.md, counted on the real ASL."""
 
 import random
 from datetime import UTC, datetime, timedelta

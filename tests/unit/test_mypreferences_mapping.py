@@ -54,7 +54,7 @@ def problems(exc: ValidationError) -> list[str]:
     return [f"{d['field']}: {d['message']}" for d in validation_details(exc)]
 
 
-# --- params (VENDORS.md 2.3.1) -----------------------------------------------------------------------
+# --- params (docs/VENDORS.md 2.3.1) -----------------------------------------------------------------------
 
 
 def test_params_defaults_follow_the_vendor():
@@ -108,7 +108,7 @@ def test_params_are_refused_naming_the_field(change, field):
     assert [d["field"] for d in validation_details(raised.value)] == [field]
 
 
-# --- records (CreateBulkUserProfilePreference, VENDORS.md 2.3.2) ------------------------------------
+# --- records (CreateBulkUserProfilePreference, docs/VENDORS.md 2.3.2) ------------------------------------
 
 DOCS_RECORD = {
     "CustomerType": "Customer",
@@ -240,7 +240,7 @@ def test_the_batch_cutter_joins_mypreferences_bodies(monkeypatch):
     assert max(given) == 4  # checked on four records; no batch encoded whole
 
 
-# --- the status table (VENDORS.md 2.3.4) -------------------------------------------------------------
+# --- the status table (docs/VENDORS.md 2.3.4) -------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -326,7 +326,7 @@ def test_a_failed_import_s_reason(extra, reason):
     assert BulkImportStatus.model_validate({"Status": "Failed", **extra}).failure_reason() == reason
 
 
-# --- the access token's expiry (VENDORS.md 2.3.1, Unknown 11) -------------------------------------------
+# --- the access token's expiry (docs/VENDORS.md 2.3.1, Unknown 11) -------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -359,7 +359,7 @@ def test_calls_after_the_expiry_are_refused_before_anything_is_sent():
     assert len(transport.requests) == 1
 
 
-# --- PNAUTHINFO3 (VENDORS.md 2.2 B) -------------------------------------------------------------------
+# --- PNAUTHINFO3 (docs/VENDORS.md 2.2 B) -------------------------------------------------------------------
 
 
 def test_pnauthinfo3_signature_known_answer():
@@ -390,7 +390,7 @@ def test_pnauthinfo3_signs_every_request_fresh_and_a_little_in_the_past():
     assert re.fullmatch(pattern, second).group(1) == "2026-03-02T09:19:55.000Z"
 
 
-# --- OAuth client credentials (VENDORS.md 2.2 A) --------------------------------------------------------
+# --- OAuth client credentials (docs/VENDORS.md 2.2 A) --------------------------------------------------------
 
 
 class Recorder(httpx.MockTransport):
@@ -546,7 +546,7 @@ def test_http_is_allowed_only_with_allow_http():
     assert MyPreferencesAccount.model_validate(account_secret(base_url="http://127.0.0.1:1", allow_http=True))
 
 
-# --- exception records (VENDORS.md 2.3.5) ----------------------------------------------------------
+# --- exception records (docs/VENDORS.md 2.3.5) ----------------------------------------------------------
 
 
 def test_reasons_are_flattened_from_the_record_and_its_nested_elements():
@@ -666,7 +666,7 @@ def test_an_unknown_status_word_stays_running_with_a_redacted_excerpt_of_the_ans
     assert answering(200, {"Status": "Processing"}).poll(job(vendor_ref=LIVE_REF)).unknown_status_answer is None
 
 
-# --- exception pages (VENDORS.md 2.3.5) -------------------------------------------------------------
+# --- exception pages (docs/VENDORS.md 2.3.5) -------------------------------------------------------------
 
 
 def paged_vendor(failed: list[int], *, cap: int, has_more: bool = True):
@@ -720,7 +720,7 @@ def test_a_record_listed_twice_is_reported_once():
     assert [n for n, _, _ in adapter(Recorder(body), page_size=2).failures(job(vendor_ref=LIVE_REF))] == [1, 2, 3]
 
 
-# --- error answers (VENDORS.md 2.4) ---------------------------------------------------------------------
+# --- error answers (docs/VENDORS.md 2.4) ---------------------------------------------------------------------
 
 LIVE_REF = {"access_token": 918273, "expires_at": "2999-01-01T00:00:00+00:00"}
 
@@ -905,7 +905,7 @@ def test_the_client_uses_the_inferred_paths():
     ]
 
 
-# --- reconciliation against the vendor's counts (VENDORS.md 2.5; api.py ASSUMPTIONS, NotHonored) -----
+# --- reconciliation against the vendor's counts (docs/VENDORS.md 2.5; api.py ASSUMPTIONS, NotHonored) -----
 
 
 def counts(received=10, ok=10, failed=0, processed=10, pending=0, exceptions=0, not_honored=0) -> dict[str, int]:

@@ -48,7 +48,7 @@ HOOK = "https://api.example.org/webhooks/pinpointe/job-1/token"
 TOKEN = "tok-3b1f9c-very-secret"
 T0 = datetime(2025, 8, 13, 16, 32, tzinfo=UTC)
 
-# --- the status table (VENDORS.md 1.6 guidance a-e) --------------------------------------------------
+# --- the status table (docs/VENDORS.md 1.6 guidance a-e) --------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -127,7 +127,7 @@ def test_a_percentage_never_finishes_a_running_job(percent):
     assert entry.state is VendorState.RUNNING and entry.percent == int(percent)
 
 
-# --- params -> details (VENDORS.md 1.1, 1.4, 1.5) ------------------------------------------------------
+# --- params -> details (docs/VENDORS.md 1.1, 1.4, 1.5) ------------------------------------------------------
 
 
 def test_list_params_become_wire_strings_and_unused_elements_are_left_out():
@@ -754,7 +754,7 @@ def test_no_log_line_carries_the_token(caplog):
     assert "555" in caplog.text and TOKEN not in caplog.text
 
 
-# --- GetAutoresponderResults (VENDORS.md 1.3, 1.10): params, page readings, paging -------------------------
+# --- GetAutoresponderResults (docs/VENDORS.md 1.3, 1.10): params, page readings, paging -------------------------
 
 AR_OPERATION = "pinpointe.autoresponder_results"
 

@@ -33,7 +33,7 @@ def job(**fields):
     return ImportJob.model_validate({"Id": 345, **fields})
 
 
-# --- completion (VENDORS.md 3.3 step 4; api.py ASSUMPTIONS) ----------------------------------------
+# --- completion (docs/VENDORS.md 3.3 step 4; api.py ASSUMPTIONS) ----------------------------------------
 
 FINISHED = "2026-11-22T07:10:00"
 

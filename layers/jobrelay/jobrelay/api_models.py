@@ -1,4 +1,4 @@
-"""The HTTP API's bodies (DESIGN.md, HTTP API): what clients send and what they get back.
+"""The HTTP API's bodies (docs/DESIGN.md, HTTP API): what clients send and what they get back.
 
 Fields may be added, never renamed: clients, tests and the CLI rely on these names.
 """

@@ -1,4 +1,4 @@
-"""The job API's routes (DESIGN.md, HTTP API): parse the request, call the job service, shape the answer.
+"""The job API's routes (docs/DESIGN.md, HTTP API): parse the request, call the job service, shape the answer.
 
 Powertools' resolver with validation and OpenAPI is the heaviest import of the system, so the API
 function's handler (functions/api/app.py) loads this module on its first request, not at import.

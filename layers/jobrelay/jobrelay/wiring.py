@@ -1,6 +1,6 @@
 """The real adapters, built from the environment once per Lambda container and only when first
 needed: boto3 and httpx are slow to import, and a handler module must stay cheap to load (the
-cold-start budget in DESIGN.md). Handlers call these functions; tests build services with fakes.
+cold-start budget in docs/DESIGN.md). Handlers call these functions; tests build services with fakes.
 """
 
 from functools import cache

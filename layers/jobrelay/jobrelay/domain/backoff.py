@@ -1,6 +1,6 @@
 """How long to wait before looking at the vendor again, bounded by the job's deadline.
 
-Budgets (DESIGN.md): a 2-hour job may cost at most 40 state transitions when the vendor calls us back
+Budgets (docs/DESIGN.md): a 2-hour job may cost at most 40 state transitions when the vendor calls us back
 (a webhook wait whose timeout is the poll fallback) and at most 120 when we can only poll. The
 numbers below are chosen so the worst case (every jitter at its low end) stays inside those budgets;
 tests/unit/test_backoff.py counts it.

@@ -1,4 +1,4 @@
-"""Job statuses and the transitions allowed between them (DESIGN.md, Job model)."""
+"""Job statuses and the transitions allowed between them (docs/DESIGN.md, Job model)."""
 
 from enum import StrEnum
 

@@ -1,4 +1,4 @@
-"""Calls that create work at a vendor are sent once (DESIGN.md, Results are reconciled).
+"""Calls that create work at a vendor are sent once (docs/DESIGN.md, Results are reconciled).
 
 An export's start or an import's opening may reach the vendor even when its answer never reaches
 us (a timeout, a Lambda that died after sending). Sending it again could start the work twice, so

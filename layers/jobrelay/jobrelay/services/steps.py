@@ -417,7 +417,7 @@ def _is_import(job: Job) -> bool:
 
 
 def _waiting_on(job: Job, vendor: VendorJobs) -> WaitingOn:
-    # Imports have no completion webhook (VENDORS.md 2, 3): they are polled with backoff. (Their
+    # Imports have no completion webhook (docs/VENDORS.md 2, 3): they are polled with backoff. (Their
     # adapters have no wait_mode at all: ask which kind of job it is first.)
     if _is_import(job):
         return "polling"

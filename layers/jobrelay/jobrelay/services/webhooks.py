@@ -1,10 +1,10 @@
 """Receiving a vendor's completion webhook on a job's capability URL.
 
-The URL is the whole credential (DESIGN.md, Security): a 256-bit token per job, of which only the
+The URL is the whole credential (docs/DESIGN.md, Security): a 256-bit token per job, of which only the
 SHA-256 is stored; it is compared in constant time, an unknown job and a wrong token get the same
 404, and the token never reaches a log line. The notice is kept (raw, in S3) and only wakes the
 job: the poll that follows cross-checks it with the vendor rather than trusting the POST
-(VENDORS.md 1.7).
+(docs/VENDORS.md 1.7).
 """
 
 import hashlib

@@ -1,7 +1,7 @@
 """Reading vendors' answers leniently: an error answer as one short, readable reason, and a
 counter that is missing or null as 0.
 
-MyPreferences and Which50 both run on ASP.NET Web API and document no error body (VENDORS.md 2.4,
+MyPreferences and Which50 both run on ASP.NET Web API and document no error body (docs/VENDORS.md 2.4,
 3.5): both are read as that framework's default, {"Message": ..., "ModelState": {field: [messages]}},
 falling back to the body's text. This module imports no HTTP library, so payload modules can use it.
 """

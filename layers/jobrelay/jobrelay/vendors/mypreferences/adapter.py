@@ -3,7 +3,7 @@ the import, Stage batches, Execute it, follow its status, list the records that 
 the result against the vendor's own counts (reconcile.py).
 
 Everything after Initiate rides on the import's access token, which dies after 6 (or 12) hours
-(VENDORS.md 2.3.1). `open` records when we take it to die, and every later call checks that first,
+(docs/VENDORS.md 2.3.1). `open` records when we take it to die, and every later call checks that first,
 so an import that outlived its token fails with that reason instead of a bare 401.
 """
 
@@ -155,7 +155,7 @@ class MyPreferencesImports:
         return self._exception_records(self._live_token(job))  # the token is checked now, not at first read
 
     def cancel(self, job: Job) -> bool:
-        """MyPreferences documents no way to abort an import (VENDORS.md 2.3): one never executed
+        """MyPreferences documents no way to abort an import (docs/VENDORS.md 2.3): one never executed
         expires with its staged data; one executed runs to its end."""
         return False
 

@@ -1,8 +1,8 @@
 """MyPreferences' bulk-import payloads and paths, and every assumption we make where its docs are silent.
 
 The Integration API documents its models well and its routes, auth details and error bodies poorly
-(VENDORS.md 2.1-2.4). Whatever had to be guessed sits in the ASSUMPTIONS block below, each entry
-naming the VENDORS.md section and Unknown it answers, so a real response can correct a guess in one
+(docs/VENDORS.md 2.1-2.4). Whatever had to be guessed sits in the ASSUMPTIONS block below, each entry
+naming the docs/VENDORS.md section and Unknown it answers, so a real response can correct a guess in one
 place. Answers are read leniently (unknown fields ignored, missing counters read as 0, keys in any
 casing) and raise VendorProtocolError, with a redacted excerpt of the answer, only when nothing usable
 is left.
@@ -41,13 +41,13 @@ log = logging.getLogger(__name__)
 # ASSUMPTIONS about what MyPreferences sends and accepts. Check each against a real response.
 # =================================================================================================
 
-# VENDORS.md 2 leaves the shapes of answers open (casing, how a list is wrapped, numbers as text).
+# docs/VENDORS.md 2 leaves the shapes of answers open (casing, how a list is wrapped, numbers as text).
 # Every answer is read through the shared reading layer, jobrelay.vendors.reading (its rules are in
 # its docstring): keys in any casing or separators (`TotalRecordsReceived`, `totalRecordsReceived`,
 # `total_records_received`), collections as a list, an object keyed by id or a single object,
 # numbers as numbers or digit strings, and pages followed until the vendor says they end.
 
-# VENDORS.md 2.1, Unknown 10: only the Execute route is confirmed (legacy help site, relative to the
+# docs/VENDORS.md 2.1, Unknown 10: only the Execute route is confirmed (legacy help site, relative to the
 # /Profiles/ application). The others follow its pattern; Stage and Status share the token's path
 # and differ by method (POST to stage, GET for the status).
 IMPORT_PATH = "/Profiles/Async/{client_id}/Import"  # POST: Initiate
@@ -55,18 +55,18 @@ IMPORT_TOKEN_PATH = IMPORT_PATH + "/{access_token}"  # POST: Stage; GET: Retriev
 EXECUTE_PATH = IMPORT_TOKEN_PATH + "/Execute"  # POST (confirmed)
 EXCEPTIONS_PATH = IMPORT_TOKEN_PATH + "/Exceptions"  # GET ?limit=&offset=
 
-# VENDORS.md 2.1: the legacy help site lists application/json among the accepted formats.
+# docs/VENDORS.md 2.1: the legacy help site lists application/json among the accepted formats.
 REQUEST_CONTENT_TYPE = "application/json"
 
-# VENDORS.md 2.3.2, Unknown 12: the Stage body wraps the records in a property whose name begins
+# docs/VENDORS.md 2.3.2, Unknown 12: the Stage body wraps the records in a property whose name begins
 # "UserProfil..."; we send the name the export API uses.
 STAGE_WRAPPER = "UserProfilePreferences"
 
-# VENDORS.md 2.3.5, Unknown 13: the exceptions page's record list is read from the first of these
+# docs/VENDORS.md 2.3.5, Unknown 13: the exceptions page's record list is read from the first of these
 # keys present (the stage wrapper's name first).
 EXCEPTION_RECORD_KEYS = (STAGE_WRAPPER, "BulkUserProfilePreferenceExceptions", "Records", "Items")
 
-# VENDORS.md 2.3.2: "25 MB default, 28 MB maximum, per POST", about 10 million records per import,
+# docs/VENDORS.md 2.3.2: "25 MB default, 28 MB maximum, per POST", about 10 million records per import,
 # no per-request record count. "MB" is read as 10**6 bytes, the smaller reading, so that a batch
 # fits whichever unit MyPreferences means.
 MB = 1_000_000
@@ -75,14 +75,14 @@ STAGE_BYTES_MAX = 28 * MB
 STAGE_BYTES_MIN = 1 * MB  # ours: smaller requests would only multiply the calls
 MAX_RECORDS_PER_IMPORT = 10_000_000
 
-# VENDORS.md 2.3.1, Unknown 11: the Initiate narrative gives the access token six hours, the
+# docs/VENDORS.md 2.3.1, Unknown 11: the Initiate narrative gives the access token six hours, the
 # `Expires` description twelve. We plan for the earlier: the token is taken to die at the earlier
 # of `Expires` and six hours after we sent Initiate. `Expires` without an offset (the docs' sample
 # "2025-08-13T22:00:00") is read as UTC; one we cannot read, or one not after the Initiate (a time
 # zone misread), is ignored and logged, leaving the six hours.
 ACCESS_TOKEN_LIFETIME = timedelta(hours=6)
 
-# VENDORS.md 2.3.4, Unknown 16: the documented Status words and their likely synonyms, compared as
+# docs/VENDORS.md 2.3.4, Unknown 16: the documented Status words and their likely synonyms, compared as
 # reading.fold compares keys (case, spaces, `_` and `-` ignored: "COMPLETED", "Complete", "in
 # progress"). The Execute page says "Complete" while the enum says "Completed"; both, and "Done",
 # "Success", ..., are done. Any other word starting "complet" ("CompletedWithErrors",
@@ -90,7 +90,7 @@ ACCESS_TOKEN_LIFETIME = timedelta(hours=6)
 # and its counts are final, yet the vendor says it did not end cleanly. We cannot know what an
 # undocumented qualifier covers, so reconcile() makes such an import PARTIAL, quoting the word, and
 # the counts say what is missing. Any word not in the table is logged with its raw value and kept
-# RUNNING, with a redacted excerpt of the answer on the job's timeline (DESIGN.md, Job model).
+# RUNNING, with a redacted excerpt of the answer on the job's timeline (docs/DESIGN.md, Job model).
 STATUS_TABLE: dict[str, VendorState] = {
     **dict.fromkeys(("initiated", "initiate", "created", "new", "open"), VendorState.RUNNING),
     **dict.fromkeys(("staging", "staged"), VendorState.RUNNING),
@@ -102,25 +102,25 @@ STATUS_TABLE: dict[str, VendorState] = {
 QUALIFIED_DONE_PREFIX = "complet"  # "completedwitherrors" and the like: done, not cleanly
 STAGING_STATUSES = frozenset({"initiated", "initiate", "created", "new", "open", "staging", "staged"})
 
-# VENDORS.md 2.3.4: `Failed` means "none of the staged records were added". A Failed import whose
+# docs/VENDORS.md 2.3.4: `Failed` means "none of the staged records were added". A Failed import whose
 # counts show records Processed contradicts that: some records were imported. Reporting FAILED would
 # invite the user to run the import again and import those records twice, so such an import is
 # read as done (qualified) and reconcile() explains the shortfall (PARTIAL).
 
-# VENDORS.md 2.3.3: whether Execute may be repeated is not documented. An Execute retried after a
+# docs/VENDORS.md 2.3.3: whether Execute may be repeated is not documented. An Execute retried after a
 # timeout may already have reached MyPreferences, so the adapter reads the status first and skips
 # Execute once the import has left STAGING_STATUSES.
 
-# VENDORS.md 2.3.4: BulkImportStatus documents no field saying why an import Failed. A reason is
+# docs/VENDORS.md 2.3.4: BulkImportStatus documents no field saying why an import Failed. A reason is
 # read from the first of these keys present; without one, the documented meaning is reported.
 FAILURE_REASON_KEYS = ("Message", "StatusMessage", "ErrorMessage", "Error")
 
-# VENDORS.md 2.3.5, Unknown 13: the fields of ExceptionsDefinition are unreadable; we read `Code`
+# docs/VENDORS.md 2.3.5, Unknown 13: the fields of ExceptionsDefinition are unreadable; we read `Code`
 # and `Message` (ExceptionDefinition below). A record's own list and the lists inside its nested
 # elements (each email, ...) are all named `Exceptions`.
 EXCEPTIONS_KEY = "Exceptions"
 
-# VENDORS.md 2.3.5: `limit` defaults to 1000 and `offset` is 1-based. A vendor may serve pages
+# docs/VENDORS.md 2.3.5: `limit` defaults to 1000 and `offset` is 1-based. A vendor may serve pages
 # smaller than the `limit` we ask for, so the next page starts after the records it actually sent
 # (offset + records received), never at 1 + n*limit. Pages end when `HasMore` is false or a page is
 # empty; without `HasMore` we keep asking until a page is empty. A page made only of records already
@@ -130,7 +130,7 @@ EXCEPTIONS_KEY = "Exceptions"
 EXCEPTIONS_PAGE_SIZE = 1000
 FIRST_OFFSET = 1
 
-# VENDORS.md 2.3.4/2.5, Unknown 16: `NotHonored` is "not honoured by the system during import;
+# docs/VENDORS.md 2.3.4/2.5, Unknown 16: `NotHonored` is "not honoured by the system during import;
 # meaning not defined further". We take a not-honoured record as one that did not make it (a
 # shortfall: PARTIAL). The docs leave two things open, and reconcile() accepts either reading only
 # when the counts say which one the vendor used (with no not-honoured record both readings agree):
@@ -143,7 +143,7 @@ FIRST_OFFSET = 1
 # The sandbox (devstack/sandbox/mypreferences.py, `not_honored`) lists them and counts them apart
 # by default; both other readings can be switched on there.
 
-# VENDORS.md 2.3.1, 2.5: Initiate opens an import and spends one of the account's daily imports.
+# docs/VENDORS.md 2.3.1, 2.5: Initiate opens an import and spends one of the account's daily imports.
 # An Initiate that got no answer (a timeout, a dropped connection after it was sent) or an answer we
 # cannot read (not JSON, no AccessToken) may have opened one: it is never sent again
 # (VendorOutcomeUnknown). The import it may have opened is never executed, so it imports nothing and
@@ -151,16 +151,16 @@ FIRST_OFFSET = 1
 # opened, and the OAuth token request before it, never reached Initiate: those stay transient.
 # The AccessToken is a per-import credential: it is masked in every excerpt of an answer.
 
-# VENDORS.md 2.3.2, Unknown 13: the sub-field names of `CustomerName` and of `AlternateIds` entries
+# docs/VENDORS.md 2.3.2, Unknown 13: the sub-field names of `CustomerName` and of `AlternateIds` entries
 # are assumed (CustomerNameElement, AlternateIdElement below). Sub-fields we do not know are passed
 # through for MyPreferences to judge; AlternateIdType and AlternateId are required, as a record's
 # key is read from them.
 
-# VENDORS.md 2.5: "run one import at a time; parallel imports are discouraged". An account's jobs
+# docs/VENDORS.md 2.5: "run one import at a time; parallel imports are discouraged". An account's jobs
 # are limited to this many at once unless its secret says otherwise (max_concurrent_jobs).
 CONCURRENT_IMPORTS_DEFAULT = 1
 
-# VENDORS.md 2.4: error bodies are not documented. We read the ASP.NET Web API default
+# docs/VENDORS.md 2.4: error bodies are not documented. We read the ASP.NET Web API default
 # {"Message": ..., "ModelState": {field: [messages]}} or an OAuth (RFC 6749) {"error",
 # "error_description"}, else the body's text.
 ERROR_MESSAGE_KEYS = ("Message", "message", "error_description", "ExceptionMessage", "error")
@@ -169,16 +169,16 @@ ERROR_DETAILS_KEY = "ModelState"
 # message speaks of size.
 SIZE_ERROR_WORDS = ("size", "too large", "length", "exceed")
 
-# VENDORS.md 2.4, Unknown 15: no 429 is documented, although a daily import quota exists (2.5).
+# docs/VENDORS.md 2.4, Unknown 15: no 429 is documented, although a daily import quota exists (2.5).
 # A 429 is treated as transient like 5xx; if the quota answers 400, the job ends with its message.
 
-# VENDORS.md 2.2 A, Unknown 14: the OAuth token endpoint is the account secret's `token_url`; the
+# docs/VENDORS.md 2.2 A, Unknown 14: the OAuth token endpoint is the account secret's `token_url`; the
 # token is sent as "Authorization: Bearer <token>"; a token answer without `expires_in` is taken to
 # live an hour. A token is renewed a minute before it expires (so it cannot die in flight).
 OAUTH_DEFAULT_TOKEN_SECONDS = 3600
 OAUTH_RENEWAL_MARGIN = timedelta(seconds=60)
 
-# VENDORS.md 2.2 B, Unknown 14: the PNAUTHINFO3 string-to-sign is not in readable vendor text. A
+# docs/VENDORS.md 2.2 B, Unknown 14: the PNAUTHINFO3 string-to-sign is not in readable vendor text. A
 # third-party client (a TIBCO Flogo activity) signs "<clientId>:<userId>:<timestamp>" with
 # HMAC-SHA256 keyed by the secret (its UTF-8 bytes, as given), base64-encoded, with the timestamp as
 # UTC with milliseconds and "Z" ("2020-10-06T18:09:12.667Z"). The timestamp must not be in the
@@ -246,7 +246,7 @@ def _vendor_time(text: str | None) -> datetime | None:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-# --- Initiate and BulkImportStatus (VENDORS.md 2.3.1, 2.3.4) --------------------------------------
+# --- Initiate and BulkImportStatus (docs/VENDORS.md 2.3.1, 2.3.4) --------------------------------------
 
 
 class InitiateRequest(BaseModel):
@@ -334,7 +334,7 @@ class BulkImportStatus(VendorAnswer):
         return f"MyPreferences reports the import as {self.Status!r}: none of the staged records were added"
 
 
-# --- the records we stage (CreateBulkUserProfilePreference, VENDORS.md 2.3.2) ----------------------
+# --- the records we stage (CreateBulkUserProfilePreference, docs/VENDORS.md 2.3.2) ----------------------
 
 PLAUSIBLE_EMAIL = re.compile(r"[^@\s]+@[^@\s.]+(?:\.[^@\s.]+)+")
 
@@ -452,7 +452,7 @@ def stage_body(records: list[UserProfilePreference]) -> bytes:
     return _COMPACT_JSON.encode({STAGE_WRAPPER: [record.wire() for record in records]}).encode()
 
 
-# --- Retrieve exceptions (VENDORS.md 2.3.5) -------------------------------------------------------
+# --- Retrieve exceptions (docs/VENDORS.md 2.3.5) -------------------------------------------------------
 
 
 class ExceptionDefinition(CaselessModel):
@@ -573,7 +573,7 @@ class ExceptionsPage(CaselessModel):
         return page
 
 
-# --- error bodies (VENDORS.md 2.4) ----------------------------------------------------------------
+# --- error bodies (docs/VENDORS.md 2.4) ----------------------------------------------------------------
 
 
 def vendor_message(content: bytes) -> str | None:

@@ -1,4 +1,4 @@
-"""How a MyPreferences account authenticates (VENDORS.md 2.2), and the account secret that says so.
+"""How a MyPreferences account authenticates (docs/VENDORS.md 2.2), and the account secret that says so.
 
 Two schemes sit behind one interface: each is an `httpx.Auth`, httpx's own extension point for
 authentication. The client passes every request through the account's auth flow, which sets the
@@ -47,7 +47,7 @@ class OAuthSettings(BaseModel):
 
     scheme: Literal["oauth"]
     token_url: str = Field(description="MyPreferences' OAuth token endpoint for the account's environment")
-    oauth_client_id: Annotated[str, Field(min_length=1)]  # not the MyPreferences clientId (VENDORS.md 2.2 A)
+    oauth_client_id: Annotated[str, Field(min_length=1)]  # not the MyPreferences clientId (docs/VENDORS.md 2.2 A)
     oauth_client_secret: Annotated[SecretStr, Field(min_length=1)]
 
 
@@ -98,7 +98,7 @@ class MyPreferencesAccount(VendorAccount):
         return PnAuthInfo3(self.client_id, self.user_id, self.auth.secret)
 
 
-# --- OAuth 2.0 client credentials (VENDORS.md 2.2 A) ------------------------------------------------
+# --- OAuth 2.0 client credentials (docs/VENDORS.md 2.2 A) ------------------------------------------------
 
 
 class OAuthClientCredentials(httpx.Auth):
@@ -198,7 +198,7 @@ class OAuthClientCredentials(httpx.Auth):
         return token, max(seconds, 0.0)
 
 
-# --- PNAUTHINFO3-HMAC-SHA256 (VENDORS.md 2.2 B) ------------------------------------------------------
+# --- PNAUTHINFO3-HMAC-SHA256 (docs/VENDORS.md 2.2 B) ------------------------------------------------------
 
 
 class PnAuthInfo3(httpx.Auth):
@@ -226,7 +226,7 @@ def pnauthinfo3_timestamp(moment: datetime) -> str:
 
 def pnauthinfo3_signature(client_id: str, user_id: str, timestamp: str, secret: str) -> str:
     """base64(HMAC-SHA256(key=secret, msg="<clientId>:<userId>:<timestamp>")): the string-to-sign
-    comes from a third-party client, not the vendor's text (VENDORS.md 2.2 B, Unknown 14)."""
+    comes from a third-party client, not the vendor's text (docs/VENDORS.md 2.2 B, Unknown 14)."""
     message = f"{client_id}:{user_id}:{timestamp}".encode()
     return base64.b64encode(hmac.new(secret.encode(), message, hashlib.sha256).digest()).decode()
 

@@ -1,7 +1,7 @@
-"""HTTP to MyPreferences: the five bulk-import calls (VENDORS.md 2.3).
+"""HTTP to MyPreferences: the five bulk-import calls (docs/VENDORS.md 2.3).
 
 Every outcome leaves here either as a parsed answer or as one of the step errors the state machine
-understands (DESIGN.md, State machine): VendorTransientError is retried; VendorRejected and
+understands (docs/DESIGN.md, State machine): VendorTransientError is retried; VendorRejected and
 VendorProtocolError end the job with a readable reason (a protocol error carries a redacted excerpt
 of the answer); VendorOutcomeUnknown, for an Initiate that may have opened an import we cannot
 address, is never retried (api.py, ASSUMPTIONS). The account's auth flow signs each request

@@ -1,4 +1,4 @@
-"""What users send as `params` for `mypreferences.bulk_import` (VENDORS.md 2.3.1).
+"""What users send as `params` for `mypreferences.bulk_import` (docs/VENDORS.md 2.3.1).
 
 The import's options keep MyPreferences' meaning under snake_case names (`refresh_contacts` is the
 vendor's `RefreshContacts`), so a user reading the vendor docs recognises them. `source`, `format`

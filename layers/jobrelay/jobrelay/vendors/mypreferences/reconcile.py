@@ -1,4 +1,4 @@
-"""A finished MyPreferences import checked against its own counts (VENDORS.md 2.3.4, 2.5: "compare
+"""A finished MyPreferences import checked against its own counts (docs/VENDORS.md 2.3.4, 2.5: "compare
 ValidationFailed, Exceptions and NotHonored with the totals").
 
 The counts are the vendor's final BulkImportStatus counters, under the names of

@@ -1,7 +1,7 @@
 """Pinpointe's side of a job (the VendorJobs port): start an async export, read its status, stream
 its result file into our result store.
 
-Pinpointe calls us back when a job ends (VENDORS.md 1.5), so the wait is a webhook with polling as
+Pinpointe calls us back when a job ends (docs/VENDORS.md 1.5), so the wait is a webhook with polling as
 the fallback. The webhook's notice is only a hint: `poll` cross-checks it with AsyncJobStatus.
 
 GetAutoresponderResults (1.10) is synchronous and paginated instead: `start` only checks that the
@@ -65,7 +65,7 @@ STATUS_COUNT_REF = "status_count"
 
 
 class PinpointeAccount(VendorAccount):
-    """One Pinpointe account, as stored in its secret (one secret per account, DESIGN.md Security).
+    """One Pinpointe account, as stored in its secret (one secret per account, docs/DESIGN.md Security).
     Its `allow_http` (declared by VendorAccount, before base_url, whose check reads it) also allows
     http result links."""
 
@@ -123,7 +123,7 @@ class PinpointeJobs:
         if job.operation == AUTORESPONDER_RESULTS_OPERATION:
             return self._check_autoresponder(job)
         if not webhook_url:
-            raise ValueError("Pinpointe's async calls need a webhook URL to notify (VENDORS.md 1.5)")
+            raise ValueError("Pinpointe's async calls need a webhook URL to notify (docs/VENDORS.md 1.5)")
         method = _async_method(job.operation)
         details = async_details(stored_params(job, OPERATIONS[job.operation].params_model), webhook_url)
         started = self._client.start_async(method, details)
@@ -184,7 +184,7 @@ class PinpointeJobs:
     def cancel(self, job: Job) -> bool:
         return False  # Pinpointe documents no way to cancel an async job (a synchronous one has nothing to cancel)
 
-    # --- GetAutoresponderResults (VENDORS.md 1.10) ------------------------------------------------------
+    # --- GetAutoresponderResults (docs/VENDORS.md 1.10) ------------------------------------------------------
 
     def _check_autoresponder(self, job: Job) -> StartOutcome:
         """Nothing long-running starts at Pinpointe. An autoresponder asked for by id or name is looked

@@ -1,13 +1,13 @@
 """Pinpointe's JSON payloads, and every assumption we make about the parts its docs leave open.
 
-Pinpointe documents its requests well and its responses poorly (VENDORS.md 1.2, 1.5-1.8). Whatever
-had to be guessed sits in the ASSUMPTIONS block below, each entry naming the VENDORS.md section and
+Pinpointe documents its requests well and its responses poorly (docs/VENDORS.md 1.2, 1.5-1.8). Whatever
+had to be guessed sits in the ASSUMPTIONS block below, each entry naming the docs/VENDORS.md section and
 Unknown it answers, so a real response can correct a guess in one place. The parsers built on them
 are lenient on purpose: they accept every shape the assumptions allow and raise VendorProtocolError
 only when nothing usable is left.
 
 This module imports no HTTP library: the webhook receiver uses `parse_webhook` and must stay cheap
-to import (DESIGN.md, Budgets: cold start).
+to import (docs/DESIGN.md, Budgets: cold start).
 """
 
 import json
@@ -32,26 +32,26 @@ log = logging.getLogger(__name__)
 # ASSUMPTIONS about what Pinpointe sends and accepts. Check each against a real response.
 # =================================================================================================
 
-# VENDORS.md Unknowns 1-4, 6 and 7 (and the docs spelling one key two ways, `jobid` and `Jobid`):
+# docs/VENDORS.md Unknowns 1-4, 6 and 7 (and the docs spelling one key two ways, `jobid` and `Jobid`):
 # every answer is read through jobrelay.vendors.reading, the one reading layer every vendor shares.
 # So, below and everywhere in this package: keys are matched without regard to case, `_`, `-` or
 # spaces (`jobid`, `Jobid`, `JobId`, `job_id` are one key); a collection may come as a list, as an
 # object keyed by id (the key is then the id) or as a single object; numbers may be written as
 # strings; pages follow reading.follow_pages (see the pagination entries below).
 
-# VENDORS.md 1.2, Unknown 7: the docs call the answer the "response" element without showing
+# docs/VENDORS.md 1.2, Unknown 7: the docs call the answer the "response" element without showing
 # whether it is wrapped in {"response": {...}}. Both forms are accepted.
 RESPONSE_WRAPPER = "response"
 
-# VENDORS.md 1.2: success is "SUCCESS"; failure is "FAILED" (most calls) or "ERROR" (list pages).
+# docs/VENDORS.md 1.2: success is "SUCCESS"; failure is "FAILED" (most calls) or "ERROR" (list pages).
 SUCCESS_STATUS = "SUCCESS"
 FAILURE_STATUSES = frozenset({"FAILED", "ERROR"})
 
-# VENDORS.md 1.2: the two documented error texts we act on (compared case-insensitively).
+# docs/VENDORS.md 1.2: the two documented error texts we act on (compared case-insensitively).
 CREDENTIALS_REJECTED_TEXT = "unable to verify user credentials"
 JOBS_NOT_FOUND_TEXT = "jobs not found"
 
-# VENDORS.md 1.5, Unknown 2: an async start's `data` holds "the job id, the time elapsed and a
+# docs/VENDORS.md 1.5, Unknown 2: an async start's `data` holds "the job id, the time elapsed and a
 # timestamp" under undocumented keys (the docs write both `jobid` and `Jobid`; caseless, as above).
 # `data` may also be the bare id (a string or a number). A start whose answer we cannot read (not
 # JSON, no status, SUCCESS without a job id) or that gets no answer at all (timeout, dropped
@@ -59,25 +59,25 @@ JOBS_NOT_FOUND_TEXT = "jobs not found"
 # error answer (5xx, 429) is taken at its word, that nothing was started, and is retried.
 JOB_ID_KEYS = ("jobid", "id")
 
-# VENDORS.md 1.6, Unknown 1: AsyncJobStatus's per-job entries are the collection in `data` when it
+# docs/VENDORS.md 1.6, Unknown 1: AsyncJobStatus's per-job entries are the collection in `data` when it
 # is a list, else under the first of these keys inside `data`, else `data` itself (less its
 # `pagination`): a list, an object keyed by job id (the key is the job id; it need not be repeated
 # inside the entry) or a single entry.
 JOB_LIST_KEYS = ("jobs", "job", "items")
 
-# VENDORS.md 1.6 and 1.7, Unknowns 1 and 3: the name of the result-link field, on a job entry and in
+# docs/VENDORS.md 1.6 and 1.7, Unknowns 1 and 3: the name of the result-link field, on a job entry and in
 # the completion webhook. The first non-empty one wins.
 RESULT_LINK_KEYS = ("url", "link", "file", "fileurl", "download_url", "result_url")
 
-# VENDORS.md 1.6, Unknown 1: a job entry may carry the number of records the export holds. When it
+# docs/VENDORS.md 1.6, Unknown 1: a job entry may carry the number of records the export holds. When it
 # does, the result file is checked against it too (a mismatch makes the job PARTIAL).
 ENTRY_COUNT_KEYS = ("count", "records", "recordcount", "total", "totalrecords")
 
-# VENDORS.md 1.6, Unknown 1: a job entry may carry a percentage. It is shown as progress only: a
+# docs/VENDORS.md 1.6, Unknown 1: a job entry may carry a percentage. It is shown as progress only: a
 # percentage, even 100, never ends a job (the status word does).
 ENTRY_PERCENT_KEYS = ("percent", "percentage", "progress", "percentcomplete")
 
-# VENDORS.md 1.3 and 1.6, Unknown 1: `pagination.next` may sit inside `data` or beside it; "0" (or
+# docs/VENDORS.md 1.3 and 1.6, Unknown 1: `pagination.next` may sit inside `data` or beside it; "0" (or
 # no `next` at all) means there is no further page, and so does an empty page. A numeric `next` is
 # the vendor's record number for the next page, but we ask for the record after those it actually
 # sent (a vendor that caps its pages below our `limit` loses nothing); where its `next` disagrees
@@ -85,7 +85,7 @@ ENTRY_PERCENT_KEYS = ("percent", "percentage", "progress", "percentcomplete")
 # `next` that is not a number is an opaque cursor, sent back as given.
 LAST_PAGE = "0"
 
-# VENDORS.md 1.6 guidance (a)-(e), Unknown 1: the per-job status words. Only `waiting` and `failed`
+# docs/VENDORS.md 1.6 guidance (a)-(e), Unknown 1: the per-job status words. Only `waiting` and `failed`
 # are documented. Each entry is a word start, matched without regard to case and not preceded by a
 # letter, so "Completed" and "job_complete" are done but "incomplete" is not. Checked top to bottom.
 # Done means the status WORD says done (guidance c, narrowed): a result link (or a percentage)
@@ -100,27 +100,27 @@ STATUS_WORDS: dict[VendorState, tuple[str, ...]] = {
 # and an excerpt of the entry goes on the job's timeline (PollOutcome.unknown_status_answer): the
 # job's deadline, not a crash, ends a job whose status we cannot read.
 
-# VENDORS.md 1.7, Unknown 3: the completion webhook's payload is undocumented. Its job id, status and
+# docs/VENDORS.md 1.7, Unknown 3: the completion webhook's payload is undocumented. Its job id, status and
 # link are looked up under the keys above in these containers, innermost first (a path of keys from
 # the top of the payload, each matched caselessly; the empty path is the top level itself).
 WEBHOOK_CONTAINER_PATHS: tuple[tuple[str, ...], ...] = (("response", "data"), ("data",), ("response",), ())
 
-# VENDORS.md 1.4, Unknown 9: the pages of the four async calls we make say YYYYMMDD (midnight UTC
+# docs/VENDORS.md 1.4, Unknown 9: the pages of the four async calls we make say YYYYMMDD (midnight UTC
 # at the start of the day). The newer ISO-Zulu advice is on the sync ContactDataSummary page and on
 # GetNewsletterStatsAsync, neither of which we call.
 WIRE_DATE_FORMAT = "%Y%m%d"
 
-# VENDORS.md 1.1: booleans and numbers travel as strings.
+# docs/VENDORS.md 1.1: booleans and numbers travel as strings.
 WIRE_TRUE, WIRE_FALSE = "true", "false"
 
-# VENDORS.md 1.1, Unknown 7: the docs only say "JSON POST request"; we send this content type.
+# docs/VENDORS.md 1.1, Unknown 7: the docs only say "JSON POST request"; we send this content type.
 REQUEST_CONTENT_TYPE = "application/json"
 
-# VENDORS.md 1.8, Unknown 4: the result link is fetched with a plain GET and no credentials (we
+# docs/VENDORS.md 1.8, Unknown 4: the result link is fetched with a plain GET and no credentials (we
 # never send the account's token to a link host), and it holds one JSON document.
 RESULT_CONTENT_TYPE = "application/json"
 
-# VENDORS.md 1.5.2 and 1.8, Unknown 4: the result file is one JSON object {"count": N, "subscribers":
+# docs/VENDORS.md 1.5.2 and 1.8, Unknown 4: the result file is one JSON object {"count": N, "subscribers":
 # [...]} (subscriber exports; "events" for the contact data summary), also accepted: wrapped in
 # `response` and/or `data`, keys in any casing, the records as a list, as an object keyed by id or as
 # a single object, a bare top-level list of records (no count), the count as a number or a string.
@@ -132,21 +132,21 @@ RESULT_FILE_WRAPPER_KEYS = ("response", "data")
 RESULT_FILE_RECORD_KEYS = ("subscribers", "events", "records", "items", "item", "contacts")
 RESULT_FILE_COUNT_KEYS = ("count", "total", "totalcount", "totalrecords", "recordcount")
 
-# VENDORS.md 1.6, Unknown 8: AsyncJobStatus answers "Jobs not found" for ids it does not know. A job
+# docs/VENDORS.md 1.6, Unknown 8: AsyncJobStatus answers "Jobs not found" for ids it does not know. A job
 # may not be listed at once after its start, so that answer only fails the job once the configured
 # grace period (VENDOR_NOT_FOUND_GRACE_SECONDS) has passed since the start; the same holds for a
 # successful answer that does not list our job.
 
-# VENDORS.md 1.5.4, Unknown 5: the Tags call's article was not found. Its details are assumed to be
+# docs/VENDORS.md 1.5.4, Unknown 5: the Tags call's article was not found. Its details are assumed to be
 # the sync GetTagSubscribers ones with `notify` instead of `pagination` (what TagSubscribersParams
 # accepts), under requesttype "Tags" as the AsyncJobStatus page names it.
 
-# VENDORS.md 1.10, Unknown 6: GetAutoresponderResults is documented twice, under requesttype
+# docs/VENDORS.md 1.10, Unknown 6: GetAutoresponderResults is documented twice, under requesttype
 # "Autoresponders" (article 12000093162, seeds/002) and "Stats" (12000105822). We send the first, the
 # one whose page we have in full; the sandbox accepts both.
 AUTORESPONDER_REQUESTTYPE = "Autoresponders"
 
-# VENDORS.md 1.10, Unknown 6: the answer's sample could not be read. Its records are passed on
+# docs/VENDORS.md 1.10, Unknown 6: the answer's sample could not be read. Its records are passed on
 # unchanged, one JSON object per line whatever their fields (U+2028, U+2029 and U+0085 inside them
 # are written as JSON escapes, so no reader splits a record in two). They are the collection in
 # `data` when it is a list, else under the first of these keys inside `data`, else `data` itself
@@ -158,7 +158,7 @@ AUTORESPONDER_REQUESTTYPE = "Autoresponders"
 RESULT_RECORD_KEYS = ("item", "items", "results", "records", "autoresponders", "sends", "stats")
 RESULT_ID_KEYS = {"autoresponder": "autoresponderid", "send": "sendid"}
 
-# VENDORS.md 1.3 and 1.10, Unknowns 1 and 6: how counts beside the records are told apart. A key that
+# docs/VENDORS.md 1.3 and 1.10, Unknowns 1 and 6: how counts beside the records are told apart. A key that
 # names a total (RESULT_TOTAL_KEYS, beside the records or in `pagination`) and a `count` inside
 # `pagination` are the number of records over all pages. A `count` beside the records (in `data`, next
 # to the record key) is read as that page's count when it equals the records on the page on every
@@ -171,17 +171,17 @@ RESULT_TOTAL_KEYS = ("total", "totalcount", "totalrecords", "totalresults", "rec
 RESULT_PAGE_COUNT_KEY = "count"
 RESULT_BOOKKEEPING_KEYS = ("pagination", "next", "limit", RESULT_PAGE_COUNT_KEY, *RESULT_TOTAL_KEYS)
 
-# VENDORS.md 1.3 and 1.10, Unknowns 1 and 6: `pagination.next` is read as for AsyncJobStatus, inside
+# docs/VENDORS.md 1.3 and 1.10, Unknowns 1 and 6: `pagination.next` is read as for AsyncJobStatus, inside
 # `data` or beside it, and a missing `next` ends the pages like LAST_PAGE does. We always paginate (the
 # docs warn an unpaginated sync answer may be cut by the server's memory) and send `next` from "0".
 
-# VENDORS.md 1.10, Unknown 6: autoresponders are being retired in favour of Journeys, and the newer page
+# docs/VENDORS.md 1.10, Unknown 6: autoresponders are being retired in favour of Journeys, and the newer page
 # says "no statistical information is available" for them: "expect empty results or errors". An empty
 # answer is zero records, and so is a FAILED answer whose errormessage contains one of these texts
 # (compared case-insensitively); the text is kept in the job's summary.json.
 NO_RESULTS_TEXTS = ("no statistical information", "no results", "no records", "no data")
 
-# VENDORS.md 1.10, 1.2: the docs do not say how an unknown `autoresponderid` or `autorespondername` is
+# docs/VENDORS.md 1.10, 1.2: the docs do not say how an unknown `autoresponderid` or `autorespondername` is
 # answered. We assume a FAILED status with an errormessage, as every refused request is; it fails the
 # job (VENDOR_REJECTED) with that reason, at its start. No documented call lists autoresponders, so if
 # Pinpointe answered an unknown one with no records instead, the job would succeed with zero records.
@@ -189,7 +189,7 @@ NO_RESULTS_TEXTS = ("no statistical information", "no results", "no records", "n
 # =================================================================================================
 
 
-# --- the calls we make (VENDORS.md 1.5.1-1.5.4 and 1.6) ------------------------------------------
+# --- the calls we make (docs/VENDORS.md 1.5.1-1.5.4 and 1.6) ------------------------------------------
 
 STATUS_REQUESTTYPE, STATUS_REQUESTMETHOD = "API", "AsyncJobStatus"
 # A synchronous, paginated call (1.10): its results are read page by page in the Collect step.
@@ -245,14 +245,14 @@ def vendor_state(raw_status: str | None, *, has_result_link: bool) -> VendorStat
 
 def async_details(params: BaseModel, webhook_url: str) -> dict[str, Any]:
     """The `details` of an async start: each param in Pinpointe's wire form, unused optional elements
-    left out rather than sent empty (VENDORS.md 1.1), and `notify` pointing at our webhook (1.5)."""
+    left out rather than sent empty (docs/VENDORS.md 1.1), and `notify` pointing at our webhook (1.5)."""
     details = {name: wire for name, value in params if (wire := wire_value(value)) is not None}
     details["notify"] = {"type": "webhook", "value": webhook_url}
     return details
 
 
 def autoresponder_details(params: AutoresponderResultsParams) -> dict[str, Any]:
-    """The `details` of GetAutoresponderResults without its `pagination` (VENDORS.md 1.10): the one
+    """The `details` of GetAutoresponderResults without its `pagination` (docs/VENDORS.md 1.10): the one
     autoresponder asked for (none: all of them) and the grouping, always written out."""
     details: dict[str, Any] = {}
     if params.autoresponderid is not None:
@@ -282,7 +282,7 @@ def wire_value(value: Any) -> Any:
 
 
 class ApiRequest(BaseModel):
-    """The envelope every call is sent in (VENDORS.md 1.1). The token is a SecretStr so that no repr,
+    """The envelope every call is sent in (docs/VENDORS.md 1.1). The token is a SecretStr so that no repr,
     log line or error message can show it; `wire()` is the only place it is revealed."""
 
     username: str
@@ -335,7 +335,7 @@ def unwrap_response(body: dict[str, Any]) -> dict[str, Any]:
 
 
 class ApiResponse(CaselessModel):
-    """The response element (VENDORS.md 1.2): a status, then `data` or an `errormessage`."""
+    """The response element (docs/VENDORS.md 1.2): a status, then `data` or an `errormessage`."""
 
     model_config = ConfigDict(extra="ignore")
 
@@ -372,7 +372,7 @@ class ApiResponse(CaselessModel):
 
 
 class StartedJob(BaseModel):
-    """`data` of an async start (VENDORS.md 1.5): the job id, and perhaps elapsed time and timestamp."""
+    """`data` of an async start (docs/VENDORS.md 1.5): the job id, and perhaps elapsed time and timestamp."""
 
     jobid: Annotated[VendorText, Field(min_length=1)]
     elapsed: VendorText | None = None
@@ -402,7 +402,7 @@ class StartedJob(BaseModel):
 
 
 class JobEntry(BaseModel):
-    """One job in an AsyncJobStatus answer (VENDORS.md 1.6). Every field is optional: none is
+    """One job in an AsyncJobStatus answer (docs/VENDORS.md 1.6). Every field is optional: none is
     confirmed. `raw` is the entry as Pinpointe sent it, for an excerpt when its word is unknown."""
 
     model_config = ConfigDict(extra="ignore")
@@ -474,7 +474,7 @@ def _without(mapping: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class NextPage:
-    """What an answer says about the page after it (VENDORS.md 1.3), in reading.Page's terms."""
+    """What an answer says about the page after it (docs/VENDORS.md 1.3), in reading.Page's terms."""
 
     more: bool
     cursor: str | None = None  # a `next` that is not a record number: sent back as given
@@ -508,7 +508,7 @@ def status_page(response: ApiResponse) -> Page:
 
 @dataclass(frozen=True)
 class ResultsPage(Page):
-    """One page of a paginated results call such as GetAutoresponderResults (VENDORS.md 1.3, 1.10):
+    """One page of a paginated results call such as GetAutoresponderResults (docs/VENDORS.md 1.3, 1.10):
     the records and paging signal (reading.Page), and the counts Pinpointe gave beside them."""
 
     note: str | None = None  # Pinpointe's own words when it answered that there is nothing (NO_RESULTS_TEXTS)
@@ -602,7 +602,7 @@ def find_job(entries: list[JobEntry], jobid: str) -> JobEntry | None:
 
 
 class WebhookNotice(BaseModel):
-    """What we could read from a completion webhook (VENDORS.md 1.7); every field may be missing.
+    """What we could read from a completion webhook (docs/VENDORS.md 1.7); every field may be missing.
     The notice is not trusted: the job is cross-checked with AsyncJobStatus, and its link is only
     followed if its host is on the account's allowlist."""
 

@@ -1,7 +1,7 @@
 """HTTP to Pinpointe: calls to its JSON endpoint, and the download of a result link.
 
 Every outcome leaves here either as a parsed answer or as one of the step errors the state machine
-understands (DESIGN.md, State machine): VendorTransientError is retried, VendorRejected and
+understands (docs/DESIGN.md, State machine): VendorTransientError is retried, VendorRejected and
 VendorProtocolError end the job with a readable reason (a protocol error carries a redacted excerpt
 of the answer we could not read), and VendorOutcomeUnknown, never retried, ends a job whose start
 may or may not have created an export at Pinpointe. The account's token goes into request
@@ -44,7 +44,7 @@ from jobrelay.vendors.redaction import excerpt
 
 log = logging.getLogger(__name__)
 
-ENDPOINT_PATH = "/apijson.php"  # VENDORS.md 1.1: the JSON endpoint, under the account's host
+ENDPOINT_PATH = "/apijson.php"  # docs/VENDORS.md 1.1: the JSON endpoint, under the account's host
 DOWNLOAD_CHUNK_BYTES = 1024 * 1024  # what the result store receives at a time: memory stays flat
 STATUS_PAGE_SIZE = 100
 MAX_STATUS_PAGES = 20  # we ask about one job id; more pages than this means the paging is broken
@@ -64,7 +64,7 @@ class JobsNotFound:
 
 @dataclass(frozen=True)
 class ResultLinkPolicy:
-    """Which result links we follow (DESIGN.md, Security: SSRF). A link, and every redirect from it,
+    """Which result links we follow (docs/DESIGN.md, Security: SSRF). A link, and every redirect from it,
     must use https (or http when the account allows it, for the local sandbox) and name a host that
     matches one of the account's patterns: an exact host or a wildcard such as "*.mypinpointe.com"."""
 
@@ -160,7 +160,7 @@ class PinpointeClient:
     def autoresponder_pages(
         self, details: dict[str, Any], limit: int, *, id_key: str = "autoresponderid", tally: PageTally | None = None
     ) -> Iterator[ResultsPage]:
-        """Every page of GetAutoresponderResults for `details` (VENDORS.md 1.10), `limit` records asked
+        """Every page of GetAutoresponderResults for `details` (docs/VENDORS.md 1.10), `limit` records asked
         for at a time, one page held at a time (reading.follow_pages): each page asked from the record
         after those Pinpointe actually sent, until its `pagination.next` reads "0" (or is missing) or a
         page is empty. `tally` counts pages and records and where Pinpointe's own `next` disagreed with

@@ -1,4 +1,4 @@
-"""What users send as `params` for the Pinpointe operations: the async exports (VENDORS.md 1.5) and the
+"""What users send as `params` for the Pinpointe operations: the async exports (docs/VENDORS.md 1.5) and the
 paginated GetAutoresponderResults (1.10).
 
 Field names follow Pinpointe's own `details` names so a user reading the vendor docs recognises them.
@@ -117,7 +117,7 @@ class TagSubscribersParams(_SubscriberOptions):
 
 
 class AutoresponderResultsParams(_Params):
-    """Summary engagement stats of autoresponder sends (GetAutoresponderResults, VENDORS.md 1.10), for one
+    """Summary engagement stats of autoresponder sends (GetAutoresponderResults, docs/VENDORS.md 1.10), for one
     autoresponder (`autoresponderid` or `autorespondername`) or every one (`all: true`).
 
     Pinpointe itself returns every autoresponder when neither id nor name is given, and uses "the

@@ -2,7 +2,7 @@
 create the import job, post contacts in batches, run it once, follow its progress, and reconcile
 what was sent with Which50's final counts.
 
-Which50 keeps no count of the contacts it has received before the run (VENDORS.md 3.3), so a batch
+Which50 keeps no count of the contacts it has received before the run (docs/VENDORS.md 3.3), so a batch
 whose answer was lost cannot be settled by asking; ImportSteps then opens a new import job and
 stages again, which is safe because an import job that is never run imports nothing.
 """
@@ -179,12 +179,12 @@ class Which50Imports:
             rec.short(f"Which50 reports the import as failed (status {status!r}) after applying some contacts")
 
     def failures(self, job: Job) -> Iterator[tuple[int, list[str], str | None]]:
-        """None: Which50 reports failures only as counts (VENDORS.md 3.6); the per-contact
+        """None: Which50 reports failures only as counts (docs/VENDORS.md 3.6); the per-contact
         warnings of each batch answer are collected as the batches go."""
         return iter(())
 
     def cancel(self, job: Job) -> bool:
-        """Which50 documents no way to stop an import job (VENDORS.md Unknown 20). One never run
+        """Which50 documents no way to stop an import job (docs/VENDORS.md Unknown 20). One never run
         imports nothing; one running goes on to its end."""
         return False
 

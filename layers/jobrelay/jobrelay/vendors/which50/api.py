@@ -2,8 +2,8 @@
 silent.
 
 The docs describe the ImportJob model and the routes well, and the authentication, the status
-words, the batch answer and the error bodies not at all (VENDORS.md 3). Whatever had to be guessed
-sits in the ASSUMPTIONS block below, each entry naming the VENDORS.md section and Unknown it
+words, the batch answer and the error bodies not at all (docs/VENDORS.md 3). Whatever had to be guessed
+sits in the ASSUMPTIONS block below, each entry naming the docs/VENDORS.md section and Unknown it
 answers, so a real response can correct a guess in one place. Answers are read leniently (keys in
 any casing, unknown fields ignored, null counters read as 0) and raise VendorProtocolError, with a
 redacted excerpt of the answer, only when nothing usable is left.
@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 # ASSUMPTIONS about what Which50 sends and accepts. Check each against a real response.
 # =================================================================================================
 
-# VENDORS.md 3.1, Unknown 17: the help site documents paths as "~/contactLists/...", "~" being the
+# docs/VENDORS.md 3.1, Unknown 17: the help site documents paths as "~/contactLists/...", "~" being the
 # application root; the root is inferred from the docs' own address. The account secret's
 # `base_url` overrides it (the local stack's sandbox does).
 DEFAULT_BASE_URL = "https://app.which50.com/Which50API"
@@ -44,30 +44,30 @@ IMPORT_PATH = LIST_PATH + "/import"  # POST {"FieldNames": [...]}: create an imp
 IMPORT_JOB_PATH = IMPORT_PATH + "/{job_id}"  # POST [Contact, ...]: add a batch; GET: the job
 RUN_PATH = IMPORT_JOB_PATH + "/run"  # POST, ?customevents=A,B&match=X,Y: start processing
 
-REQUEST_CONTENT_TYPE = "application/json"  # VENDORS.md 3.1: JSON is one of the accepted formats
+REQUEST_CONTENT_TYPE = "application/json"  # docs/VENDORS.md 3.1: JSON is one of the accepted formats
 
-# VENDORS.md 3.2, Unknown 17: no authentication scheme is documented. We send the API key Which50
+# docs/VENDORS.md 3.2, Unknown 17: no authentication scheme is documented. We send the API key Which50
 # issues to the account in the Authorization header, as "ApiKey <key>". The account secret may name
 # another header or scheme word (`auth_header`, `auth_scheme`; an empty scheme sends the bare key),
 # so the real scheme is a change of secret, not of code.
 AUTH_HEADER = "Authorization"
 AUTH_SCHEME = "ApiKey"
 
-# VENDORS.md 3.3 step 2, 3.6: "up to 10,000 contacts per request". No byte limit is documented;
+# docs/VENDORS.md 3.3 step 2, 3.6: "up to 10,000 contacts per request". No byte limit is documented;
 # IIS refuses request bodies over 30,000,000 bytes by default, so batches also stay under 25 MB.
 MAX_CONTACTS_PER_BATCH = 10_000
 MAX_BATCH_BYTES = 25_000_000
 
-# VENDORS.md 3.3 step 3: customevents and match are comma-separated lists in the query string, so
+# docs/VENDORS.md 3.3 step 3: customevents and match are comma-separated lists in the query string, so
 # a name holding a comma could not be sent (the params model refuses one).
 QUERY_LIST_SEPARATOR = ","
 
-# VENDORS.md 3.1, 3.3: answers are read through jobrelay.vendors.reading, the reading layer every
+# docs/VENDORS.md 3.1, 3.3: answers are read through jobrelay.vendors.reading, the reading layer every
 # adapter shares: keys in any casing or separators (`CurrentStatus`, `currentStatus`,
 # `current_status` are one key; CaselessModel), numbers given as numbers or as strings, and a
 # collection as a list, an object keyed by position or id, or one object (`collection`).
 
-# VENDORS.md 3.3 step 4, Unknown 18: CurrentStatus values are not documented. Each word of the
+# docs/VENDORS.md 3.3 step 4, Unknown 18: CurrentStatus values are not documented. Each word of the
 # status (split at case changes and separators: "CompletedWithErrors", "COMPLETED_WITH_ERRORS",
 # "completed with errors") is looked up in STATUS_STEMS by its longest matching stem; a word after
 # a negation ("no errors", "NotYetRun") says nothing. A -ing form of a done word is running
@@ -90,34 +90,34 @@ QUERY_LIST_SEPARATOR = ","
 # with the counts; so is DONE_WITH_ERRORS. Re-running a PARTIAL import would insert them twice.
 NEGATIONS = frozenset({"no", "not", "non", "never", "without", "zero", "un"})
 
-# VENDORS.md 3.3 step 4: TotalContacts is "total inserted and updated"; reconcile() checks it. A
+# docs/VENDORS.md 3.3 step 4: TotalContacts is "total inserted and updated"; reconcile() checks it. A
 # counter missing from the answer is not given (no check against it); a null one reads as 0.
 # With `match`, Which50 updates every contact whose fields match (3.3 step 3): one record may update
 # several contacts, so contacts applied are only checked to be at least the records sent (each
 # record inserted or matched at least once), never equal to them. Without `match`, every contact sent
 # must be in one of the counts: inserted, updated, not updated, or invalid (email or SMS). Whether a
 # contact with an invalid value is counted as invalid *instead of* inserted, or is inserted without
-# that value *and* counted as invalid, is not documented (VENDORS.md 3.6): reconcile() accepts the
+# that value *and* counted as invalid, is not documented (docs/VENDORS.md 3.6): reconcile() accepts the
 # reading the counts fit and names it in the check's note; counts that fit neither fail the check.
 
-# VENDORS.md 3.6, Unknown 20: whether `run` may be repeated is not documented (it may import the
+# docs/VENDORS.md 3.6, Unknown 20: whether `run` may be repeated is not documented (it may import the
 # contacts twice). A run whose answer never came is only sent again once the job shows no sign of
 # having started: no FinishDate, ProgressPercent 0, and a CurrentStatus that is PENDING or UNKNOWN
 # (only a RUNNING, DONE or FAILED word is a sign). StartDate is not a sign: it may be set when the
 # job is created. "Queued" and "Scheduled" are taken as started, "Pending" and "Waiting" are not.
 
-# VENDORS.md 3.3 step 1, Unknown 20: creating an import job is not idempotent and no call lists
+# docs/VENDORS.md 3.3 step 1, Unknown 20: creating an import job is not idempotent and no call lists
 # import jobs, so a create whose answer never came (a timeout, a dropped connection) or cannot be
 # read (not JSON, no Id) is not sent again (VendorOutcomeUnknown): an import job may exist at
 # Which50, but one never run imports nothing. A 5xx or 429 answer is taken as "not created" and
 # retried.
 
-# VENDORS.md 3.3 step 2, Unknown 19: the answer to a batch is not documented. We read it as the
+# docs/VENDORS.md 3.3 step 2, Unknown 19: the answer to a batch is not documented. We read it as the
 # contacts echoed in order, each with its `ValidationWarnings` (the newer Contact model's output
 # field): a list, an object keyed by position (0- or 1-based) or by id (then in its order), or a
 # single contact. Any other answer (the job, an empty body) is accepted as "no warnings".
 
-# VENDORS.md 3.6: Which50 names no identifier. A contact is identified by its EncContactId (an
+# docs/VENDORS.md 3.6: Which50 names no identifier. A contact is identified by its EncContactId (an
 # update), or by a value in a field whose MapType reads as email or SMS (IDENTIFIER_MAP_TYPES) or,
 # when no field of the list has such a type, whose name does (IDENTIFIER_NAMES); the `match`
 # fields identify too. A record with none of them is not sent.
@@ -125,10 +125,10 @@ IDENTIFIER_MAP_TYPES = re.compile(r"e-?mail|sms|mobile|phone", re.IGNORECASE)
 IDENTIFIER_NAMES = IDENTIFIER_MAP_TYPES
 ENC_CONTACT_ID = "EncContactId"
 
-# VENDORS.md 3.6, Unknown 21: StartDate and FinishDate are .NET dates with no stated zone; one
+# docs/VENDORS.md 3.6, Unknown 21: StartDate and FinishDate are .NET dates with no stated zone; one
 # without an offset is read as UTC. The raw text is kept beside our reading.
 
-# VENDORS.md 3.5, Unknown 21: error bodies are read as ASP.NET's default {"Message": ...}
+# docs/VENDORS.md 3.5, Unknown 21: error bodies are read as ASP.NET's default {"Message": ...}
 # (jobrelay.vendors.answers). 429 is not documented; it is treated as transient, like 5xx.
 
 # =================================================================================================
@@ -261,7 +261,7 @@ def _fields(exc: ValidationError) -> str:
 
 
 class ImportJob(VendorAnswer):
-    """Which50's ImportJob (VENDORS.md 3.3 step 4): what create, run and the status call answer.
+    """Which50's ImportJob (docs/VENDORS.md 3.3 step 4): what create, run and the status call answer.
     Keys are read in any casing (CaselessModel)."""
 
     model_config = ConfigDict(extra="ignore")
@@ -364,7 +364,7 @@ def _as_utc(value: str | None) -> str | None:
     return (moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)).isoformat()
 
 
-# --- lists and fields (VENDORS.md 3.4) ------------------------------------------------------------
+# --- lists and fields (docs/VENDORS.md 3.4) ------------------------------------------------------------
 
 
 class ContactList(CaselessModel):

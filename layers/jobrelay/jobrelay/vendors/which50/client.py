@@ -1,8 +1,8 @@
 """HTTP to Which50: the account secret, its API key, and the calls of a contact-list import
-(VENDORS.md 3.3, 3.4).
+(docs/VENDORS.md 3.3, 3.4).
 
 Every outcome leaves here either as a parsed answer or as one of the step errors the state machine
-understands (DESIGN.md, State machine): VendorTransientError is retried; VendorRejected and
+understands (docs/DESIGN.md, State machine): VendorTransientError is retried; VendorRejected and
 VendorProtocolError end the job with a readable reason; VendorOutcomeUnknown (creating an import
 job that may or may not exist now) ends it without sending the call again. Logs carry call names
 and HTTP statuses, never a header or a body; errors carry a redacted excerpt of an answer.
@@ -63,7 +63,7 @@ class Which50Account(VendorAccount):
 
 
 class ApiKeyAuth(httpx.Auth):
-    """The account's API key on every request (VENDORS.md 3.2: the assumed scheme, see api.py).
+    """The account's API key on every request (docs/VENDORS.md 3.2: the assumed scheme, see api.py).
     An httpx.Auth, so the key is added at send time and never sits in a headers dict we build."""
 
     def __init__(self, header: str, scheme: str, key: SecretStr):

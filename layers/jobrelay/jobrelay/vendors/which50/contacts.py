@@ -1,4 +1,4 @@
-"""One record of the user's file checked and turned into a Which50 Contact (VENDORS.md 3.3 step 2).
+"""One record of the user's file checked and turned into a Which50 Contact (docs/VENDORS.md 3.3 step 2).
 
 A record is a flat object: field name -> value, plus an optional `EncContactId` (an update of a
 known contact). The rules depend on the job (its field names, and which of them identify a

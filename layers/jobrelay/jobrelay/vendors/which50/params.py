@@ -1,4 +1,4 @@
-"""What users send as `params` for `which50.contact_import` (VENDORS.md 3.3).
+"""What users send as `params` for `which50.contact_import` (docs/VENDORS.md 3.3).
 
 `contact_list_id`, `field_names`, `custom_events` and `match` are Which50's own (`FieldNames`,
 `customevents`, `match`); `source`, `format` and `batch_size` are ours: where the contacts are and
