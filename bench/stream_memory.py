@@ -12,10 +12,10 @@ from datetime import UTC, datetime, timedelta
 
 import boto3
 
+from bench.processes import moto_server, peak_rss_mib, sandbox_process
 from jobrelay.adapters.s3_results import S3ResultStore
 from jobrelay.domain.job import Job
 from jobrelay.ports import VendorState
-from bench.processes import moto_server, peak_rss_mib, sandbox_process
 from jobrelay.vendors.pinpointe.adapter import pinpointe_jobs
 
 MiB = 1024 * 1024

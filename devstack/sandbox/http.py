@@ -19,10 +19,10 @@ import logging
 import socket
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from abc import ABC, abstractmethod
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar, Self
 from urllib.parse import parse_qs, urlsplit
@@ -181,7 +181,7 @@ class SandboxServer[C: FaultConfig](ABC):
             self._calls.clear()
             self.on_reset()
 
-    def on_reset(self) -> None:
+    def on_reset(self) -> None:  # noqa: B027 (a hook: simulators without state of their own need not override it)
         """Clear the simulator's own state (jobs, deliveries); called under `lock`."""
 
     def calls(self) -> list[dict[str, Any]]:

@@ -31,16 +31,16 @@ from botocore.config import Config
 from moto import mock_aws
 
 from devstack.__main__ import free_port_arguments
-from devstack.presigned import check_presigned
-from devstack.samples import SAMPLES
-from devstack.sandbox.mypreferences import MyPreferencesConfig
-from devstack.sandbox.pinpointe import DEFAULT_AUTORESPONDERS
-from devstack.sandbox.which50 import SEED_LISTS
 from devstack.clock import scaled_step_functions
 from devstack.front_door import Request, Router, http_api_event, http_response
 from devstack.lambdas import InProcessLambdas
 from devstack.naming import ATTRIBUTES
+from devstack.presigned import check_presigned
 from devstack.resources import CREATORS
+from devstack.samples import SAMPLES
+from devstack.sandbox.mypreferences import MyPreferencesConfig
+from devstack.sandbox.pinpointe import DEFAULT_AUTORESPONDERS
+from devstack.sandbox.which50 import SEED_LISTS
 from devstack.schedules import Schedule, ScheduleTimer, parse_expression
 from devstack.template import DEFAULT_TEMPLATE, Route, TemplateError, load_yaml, resolve_template
 from jobrelay.vendors.mypreferences.auth import MyPreferencesAccount

@@ -2,10 +2,10 @@ import pytest
 from pydantic import ValidationError
 
 from jobrelay.api_models import JobSubmission
+from jobrelay.domain.errors import InvalidRequest
 from jobrelay.domain.ids import new_job_id
 from jobrelay.domain.job import JobPatch, Progress
 from jobrelay.operations import OPERATIONS, get_operation
-from jobrelay.domain.errors import InvalidRequest
 
 
 def test_job_ids_are_url_safe_unique_and_sort_by_time():

@@ -5,8 +5,8 @@ from jobrelay.domain.errors import InvalidRequest, JobConflict, JobNotFound
 from jobrelay.domain.status import JobStatus
 from jobrelay.services.jobs import InvalidNextToken, JobService, ServiceUnavailable
 from jobrelay.services.notices import Notices
-from tests.fakes import InMemorySecretStore
 from jobrelay.services.steps import StepInput
+from tests.fakes import InMemorySecretStore
 from tests.unit.conftest import DONE
 
 

@@ -22,6 +22,7 @@ from jobrelay.domain.errors import (
 from jobrelay.domain.job import Job, StoredFile
 from jobrelay.operations import OPERATIONS
 from jobrelay.ports import VendorState, WaitMode
+from jobrelay.vendors.pinpointe import client as pinpointe_client
 from jobrelay.vendors.pinpointe import params as p
 from jobrelay.vendors.pinpointe.adapter import PinpointeAccount, PinpointeJobs, pinpointe_jobs
 from jobrelay.vendors.pinpointe.api import (
@@ -41,7 +42,6 @@ from jobrelay.vendors.pinpointe.api import (
     vendor_state,
     wire_value,
 )
-from jobrelay.vendors.pinpointe import client as pinpointe_client
 from jobrelay.vendors.pinpointe.client import MAX_STATUS_PAGES, ResultLinkPolicy, host_allowed
 
 HOOK = "https://api.example.org/webhooks/pinpointe/job-1/token"

@@ -5,7 +5,7 @@ from jobrelay.domain.status import ALLOWED_PREDECESSORS, TERMINAL, JobStatus, ca
 
 def test_the_happy_path_is_allowed_in_order():
     path = [JobStatus.SUBMITTED, JobStatus.STARTING, JobStatus.RUNNING, JobStatus.COLLECTING, JobStatus.SUCCEEDED]
-    for current, target in zip(path, path[1:]):
+    for current, target in zip(path, path[1:], strict=False):
         assert can_transition(current, target)
 
 

@@ -12,6 +12,7 @@ from jobrelay.domain.reconciliation import Reconciler
 from jobrelay.operations import get_operation
 from jobrelay.ports import ImportTotals, VendorState
 from jobrelay.vendors.redaction import register_secret
+from jobrelay.vendors.which50.adapter import Which50Account, Which50Imports
 from jobrelay.vendors.which50.api import (
     ImportJob,
     SchemaField,
@@ -22,7 +23,6 @@ from jobrelay.vendors.which50.api import (
     read_status,
     vendor_message,
 )
-from jobrelay.vendors.which50.adapter import Which50Account, Which50Imports
 from jobrelay.vendors.which50.contacts import ContactRules, check_contact, encode_contacts
 from jobrelay.vendors.which50.params import ContactImportParams
 

@@ -7,11 +7,10 @@ function's handler (functions/api/app.py) loads this module on its first request
 import logging
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator
-
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
+from pydantic import BeforeValidator
 
 from jobrelay import wiring
 from jobrelay.api_models import (

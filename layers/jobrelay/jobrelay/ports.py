@@ -11,7 +11,6 @@ from jobrelay.domain.job import Job, JobError, JobPatch, JobResult, Progress, St
 from jobrelay.domain.reconciliation import Reconciler, Reconciliation
 from jobrelay.domain.status import JobStatus
 
-
 # --- job state ---------------------------------------------------------------------------------
 
 

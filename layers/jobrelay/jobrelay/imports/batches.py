@@ -328,7 +328,7 @@ class _Cutter:
         """Where the records go in the empty batch: after the longest head of it that the first
         record's encoding starts with, if the rest of it ends that encoding."""
         empty = self._empty
-        common = next((i for i, (a, b) in enumerate(zip(empty, alone)) if a != b), min(len(empty), len(alone)))
+        common = next((i for i, (a, b) in enumerate(zip(empty, alone, strict=False)) if a != b), min(len(empty), len(alone)))
         self._wrapper_known = True
         if len(alone) >= len(empty) and alone.endswith(empty[common:]):
             self._prefix, self._suffix = empty[:common], empty[common:]

@@ -32,7 +32,7 @@ from jobrelay.domain.ids import scheduled_job_id
 from jobrelay.domain.job import Job, JobError, JobPatch, ScheduleLink, utcnow
 from jobrelay.domain.status import JobStatus
 from jobrelay.operations import get_operation, validation_details
-from jobrelay.ports import JobStore, ScheduleRun, ScheduleRuns, Scheduler, ScheduleSpec, Workflow
+from jobrelay.ports import JobStore, Scheduler, ScheduleRun, ScheduleRuns, ScheduleSpec, Workflow
 from jobrelay.schedules.expressions import parse_expression, parse_timezone, upcoming
 from jobrelay.schedules.placeholders import PlaceholderError, resolve
 from jobrelay.services.jobs import JobService, ServiceUnavailable

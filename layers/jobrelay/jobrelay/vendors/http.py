@@ -46,7 +46,7 @@ class VendorAccount(HttpTimeouts):
     )
 
     def urls(self) -> dict[str, str]:
-        return {"base_url": getattr(self, "base_url")}
+        return {"base_url": self.base_url}
 
     @model_validator(mode="after")
     def _https_unless_allowed(self) -> Self:

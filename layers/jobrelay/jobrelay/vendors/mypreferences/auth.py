@@ -128,7 +128,7 @@ class OAuthClientCredentials(httpx.Auth):
         self._token: str | None = None
         self._renew_at = 0.0
 
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response]:
         token = self._cached_token()
         fresh = token is None
         if token is None:
@@ -211,7 +211,7 @@ class PnAuthInfo3(httpx.Auth):
         self._secret = secret
         self._now = now
 
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response]:
         timestamp = pnauthinfo3_timestamp(self._now() - SIGNATURE_BACKDATE)
         request.headers["Authorization"] = pnauthinfo3_header(
             self._client_id, self._user_id, timestamp, self._secret.get_secret_value()

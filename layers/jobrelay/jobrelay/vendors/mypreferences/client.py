@@ -18,7 +18,6 @@ import httpx
 
 from jobrelay.domain.errors import VendorOutcomeUnknown, VendorProtocolError, VendorRejected, VendorTransientError
 from jobrelay.vendors.http import is_transient, json_body, transport_errors_as_transient
-from jobrelay.vendors.redaction import excerpt, register_secret
 from jobrelay.vendors.mypreferences.api import (
     EXCEPTIONS_PATH,
     EXECUTE_PATH,
@@ -32,6 +31,7 @@ from jobrelay.vendors.mypreferences.api import (
     mentions_size,
     vendor_message,
 )
+from jobrelay.vendors.redaction import excerpt, register_secret
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +177,7 @@ class _SendWatch(httpx.Auth):
         self.requires_response_body = inner.requires_response_body
         self.sent = False
 
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response]:
         flow = self._inner.auth_flow(request)
         outgoing = next(flow)
         while True:

@@ -71,7 +71,7 @@ class ApiKeyAuth(httpx.Auth):
         self._scheme = scheme
         self._key = key
 
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response]:
         key = self._key.get_secret_value()
         request.headers[self._header] = f"{self._scheme} {key}" if self._scheme else key
         yield request
