@@ -43,6 +43,33 @@ def mocked_bucket(bucket: str) -> Iterator[Any]:
         yield client
 
 
+def forget_wiring() -> None:
+    """Drop every adapter jobrelay.wiring has built (and the settings it read), so the next call
+    builds them again from the environment as it is now."""
+    from jobrelay import wiring
+
+    for name in dir(wiring):
+        cached = getattr(wiring, name)
+        if hasattr(cached, "cache_clear"):
+            cached.cache_clear()
+
+
+@contextmanager
+def wired(environment: dict[str, str]) -> Iterator[Any]:
+    """jobrelay.wiring with `environment` set, as a handler would build its adapters; forgotten
+    again afterwards. Use inside mocked_aws."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        for name, value in environment.items():
+            monkeypatch.setenv(name, value)
+        forget_wiring()
+        try:
+            from jobrelay import wiring
+
+            yield wiring
+        finally:
+            forget_wiring()
+
+
 @cache
 def template_properties(resource: str) -> dict[str, Any]:
     return load_yaml(TEMPLATE)["Resources"][resource]["Properties"]

@@ -14,8 +14,7 @@ from jobrelay.adapters.dynamodb_jobs import DynamoJobStore
 from jobrelay.domain.errors import InvalidRequest
 from jobrelay.domain.job import Job, TimelineEvent
 from jobrelay.domain.status import JobStatus
-from jobrelay.settings import Settings
-from tests.integration.aws_env import create_jobs_table, mocked_aws, template_properties
+from tests.integration.aws_env import create_jobs_table, mocked_aws, template_properties, wired
 
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 NOW = T0 + timedelta(hours=2)
@@ -194,11 +193,9 @@ def test_other_cancellations_are_raised(
     assert cancelling.attempts == attempts
 
 
-def test_from_settings_uses_the_table_and_retention(dynamodb: Any, table: str) -> None:
-    settings = Settings.model_validate(
-        {"JOBS_TABLE": table, "RESULTS_BUCKET": "b", "EVENT_BUS_NAME": "e", "RETENTION_DAYS": "7"}
-    )
-    store = DynamoJobStore.from_settings(settings)
+def test_wiring_builds_the_store_on_the_table_with_the_retention(dynamodb: Any, table: str) -> None:
+    with wired({"JOBS_TABLE": table, "RESULTS_BUCKET": "b", "EVENT_BUS_NAME": "e", "RETENTION_DAYS": "7"}) as wiring:
+        store = wiring.job_store()
     store.create(make_job(status=JobStatus.RUNNING), event("submitted"))
 
     store.transition("job-1", JobStatus.CANCELLED, event("cancelled"))

@@ -20,8 +20,7 @@ import pytest
 from devstack.resources import create_resources
 from devstack.sandbox.pinpointe import PinpointeSandbox
 from devstack.template import resolve_template
-from jobrelay import wiring
-from tests.integration.aws_env import REGION, mocked_aws
+from tests.integration.aws_env import REGION, forget_wiring, mocked_aws
 
 REPO = Path(__file__).resolve().parents[2]
 EVENTS = REPO / "events"
@@ -54,7 +53,7 @@ class Deployed:
         function = self.functions[logical_id]
         for name, value in function.environment.items():
             self._monkeypatch.setenv(name, str(value))
-        _forget_wiring()  # each function builds its own adapters from its own environment
+        forget_wiring()  # each function builds its own adapters from its own environment
         return self._module(function).handler(copy.deepcopy(event), Context())
 
     def _module(self, function):
@@ -64,13 +63,6 @@ class Deployed:
             spec.loader.exec_module(module)
             self._modules[function.logical_id] = module
         return self._modules[function.logical_id]
-
-
-def _forget_wiring() -> None:
-    for name in dir(wiring):
-        cached = getattr(wiring, name)
-        if hasattr(cached, "cache_clear"):
-            cached.cache_clear()
 
 
 @pytest.fixture
@@ -89,7 +81,7 @@ def deployed(monkeypatch, sandbox):
         secrets.create_secret(Name=f"{prefix}pinpointe/default", SecretString=json.dumps(sandbox.account_secret()))
         secrets.create_secret(Name=f"{prefix}callbacks/default", SecretString=json.dumps({"signing_secret": "whsec_" + base64.b64encode(b"k" * 32).decode()}))
         yield stack
-        _forget_wiring()
+        forget_wiring()
 
 
 def http_event(name: str, **changes) -> dict:

@@ -1,8 +1,6 @@
-"""S3RecordsSource and FailureReport under moto: a 30 MB records file streamed with ranged reads
-from any offset in bounded memory, the URIs it refuses, a replaced file, and the failure report
-written as a stream and read back."""
+"""S3RecordsSource under moto: a 30 MB records file streamed with ranged reads from any offset in
+bounded memory, the URIs it refuses, and a replaced file."""
 
-import hashlib
 import json
 import tracemalloc
 from collections.abc import Iterator
@@ -10,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from jobrelay.adapters.s3_records import FailureReport, RecordsFileChanged, S3RecordsSource
-from jobrelay.adapters.s3_results import MiB, S3ResultStore
+from jobrelay.adapters.s3_records import RecordsFileChanged, S3RecordsSource
+from jobrelay.adapters.s3_results import MiB
 from jobrelay.imports.batches import Batch, cut_batches, validate_records
 from jobrelay.imports.records import SourceRecord, read_header, read_records
 from jobrelay.ports import BatchLimits, RecordFailure
@@ -185,52 +183,3 @@ def test_a_missing_file_is_named_in_the_error(source: S3RecordsSource) -> None:
     ):
         with pytest.raises(FileNotFoundError, match=f"no records file at {missing}"):
             reading()
-
-
-# --- the failure report ------------------------------------------------------------------------
-
-
-class NotingChunks:
-    """A ResultStore that notes the size of each chunk it is handed, as it is handed."""
-
-    def __init__(self, store: S3ResultStore):
-        self._store = store
-        self.sizes: list[int] = []
-
-    def put_stream(self, job_id: str, name: str, chunks: Any, content_type: str) -> Any:
-        def noted() -> Iterator[bytes]:
-            for chunk in chunks:
-                self.sizes.append(len(chunk))
-                yield chunk
-
-        return self._store.put_stream(job_id, name, noted(), content_type)
-
-
-def test_the_failure_report_is_streamed_as_json_lines_and_reads_back(s3: Any) -> None:
-    failures = [
-        RecordFailure(
-            line=n,
-            key=f"contact{n}@example.org" if n % 3 else None,
-            stage="validation",
-            reasons=[f"Emails.0.EmailAddress: bad № {n}"],
-        )
-        for n in range(2, 20_002)
-    ]
-    results = NotingChunks(S3ResultStore(BUCKET, s3))
-
-    stored = FailureReport(results, "job-9").write(iter(failures))
-
-    body = s3.get_object(Bucket=BUCKET, Key="results/job-9/failed_records.jsonl")["Body"].read()
-    assert [json.loads(line) for line in body.splitlines()] == [
-        {"line": f.line, "key": f.key, "stage": f.stage, "reasons": f.reasons} for f in failures
-    ]
-    assert (stored.name, stored.content_type) == ("failed_records.jsonl", "application/x-ndjson")
-    assert (stored.size, stored.sha256) == (len(body), hashlib.sha256(body).hexdigest())
-    # handed over in chunks of about 64 KiB as the failures come, never as one file
-    assert len(results.sizes) > 10 and max(results.sizes) < 64 * 1024 + 200
-
-
-def test_no_failures_make_an_empty_report(s3: Any) -> None:
-    stored = FailureReport(S3ResultStore(BUCKET, s3), "job-10").write([])
-
-    assert (stored.size, stored.s3_uri) == (0, f"s3://{BUCKET}/results/job-10/failed_records.jsonl")

@@ -15,9 +15,8 @@ from botocore.config import Config
 from jobrelay.adapters import s3_results
 from jobrelay.adapters.s3_results import MIN_PART_SIZE, MiB, S3ResultStore
 from jobrelay.ports import ResultStore
-from jobrelay.settings import Settings
 from tests.fakes import InMemoryResultStore
-from tests.integration.aws_env import mocked_bucket
+from tests.integration.aws_env import mocked_bucket, wired
 
 BUCKET = "jobrelay-results"
 
@@ -164,10 +163,8 @@ def test_bytes_and_other_prefixes(store: S3ResultStore, reader: Any) -> None:
 
 
 def test_a_download_link_is_a_sigv4_presigned_get_that_fetches_the_file(s3: Any) -> None:
-    settings = Settings.model_validate(
-        {"JOBS_TABLE": "t", "RESULTS_BUCKET": BUCKET, "EVENT_BUS_NAME": "e", "DOWNLOAD_URL_SECONDS": "900"}
-    )
-    store = S3ResultStore.from_settings(settings)
+    with wired({"JOBS_TABLE": "t", "RESULTS_BUCKET": BUCKET, "EVENT_BUS_NAME": "e", "DOWNLOAD_URL_SECONDS": "900"}) as wiring:
+        store = wiring.result_store()
     stored = store.put_bytes("job-6", "result.json", b'{"count": 2}', "application/json")
 
     url = store.download_url(stored.s3_uri)

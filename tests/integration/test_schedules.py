@@ -14,8 +14,8 @@ import pytest
 from devstack.resources import create_resources
 from devstack.schedules import Schedule, ScheduleTimer, scheduler_schedules
 from tests.fakes import SteppedClock
-from tests.integration.aws_env import mocked_aws
-from tests.integration.test_handlers import EVENTS, Deployed, _forget_wiring
+from tests.integration.aws_env import forget_wiring, mocked_aws
+from tests.integration.test_handlers import EVENTS, Deployed
 
 NIGHTLY = json.loads(json.loads((EVENTS / "api_create_schedule.json").read_text())["body"])
 EXAMPLE = "nightly-autoresponder-results"  # template.yaml's example schedule
@@ -27,7 +27,7 @@ def deployed(monkeypatch):
         stack = Deployed(monkeypatch)
         create_resources(stack.template, stack.client)
         yield stack
-        _forget_wiring()
+        forget_wiring()
 
 
 def call(deployed, method: str, path: str, body=None) -> tuple[int, dict | None]:
@@ -87,7 +87,7 @@ def api_stack():
         stack = Deployed(monkeypatch)
         create_resources(stack.template, stack.client)
         yield stack
-        _forget_wiring()
+        forget_wiring()
 
 
 class TestTheScheduleApi:

@@ -858,8 +858,9 @@ def test_a_stage_body_above_the_job_s_cap_is_never_sent():
     transport = Recorder(lambda request: httpx.Response(200, json={}))
     imports = adapter(transport)
     small = job(vendor_ref=LIVE_REF, batch_bytes=MB)
-    assert imports.limits_for(small).max_bytes == MB and imports.limits.max_bytes == 25 * MB
-    assert imports.limits.max_total_records == 10_000_000 and imports.limits.max_records is None
+    defaults = imports.limits_for(job(vendor_ref=LIVE_REF))
+    assert imports.limits_for(small).max_bytes == MB and defaults.max_bytes == 25 * MB
+    assert defaults.max_total_records == 10_000_000 and defaults.max_records is None
     with pytest.raises(ValueError, match="above this job's batch_bytes"):
         imports.stage(small, b"x" * (MB + 1), 1)
     assert transport.requests == []

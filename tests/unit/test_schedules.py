@@ -11,12 +11,12 @@ from pydantic import ValidationError
 
 from jobrelay.api_models import ScheduleRequest, ScheduleUpdate
 from jobrelay.domain.errors import InvalidRequest, ScheduleExists, ScheduleNotFound
-from jobrelay.domain.ids import new_job_id, scheduled_job_id
+from jobrelay.domain.ids import new_job_id, plausible_job_id, scheduled_job_id
 from jobrelay.domain.job import JobPatch
 from jobrelay.domain.status import JobStatus
 from jobrelay.schedules.expressions import parse_expression, parse_timezone, upcoming
 from jobrelay.schedules.placeholders import PlaceholderError, resolve
-from jobrelay.services.jobs import ServiceUnavailable, _plausible_id
+from jobrelay.services.jobs import ServiceUnavailable
 from jobrelay.services.schedules import ScheduledInvocation, ScheduleFirer, ScheduleService, target_input
 from tests.fakes import InMemoryScheduler, InMemoryScheduleRuns
 
@@ -121,7 +121,7 @@ def test_a_runs_job_id_is_the_same_for_every_delivery_and_looks_like_any_job_id(
     assert job_id == scheduled_job_id("nightly", moment.astimezone(ZoneInfo("Europe/Paris")))  # the same instant
     assert job_id != scheduled_job_id("nightly", moment + timedelta(days=1))
     assert job_id != scheduled_job_id("nightly-2", moment)
-    assert _plausible_id(job_id) and len(job_id) == len(new_job_id())
+    assert plausible_job_id(job_id) and len(job_id) == len(new_job_id())
     assert job_id[:14] == new_job_id(int(moment.timestamp() * 1000))[:14]  # sorts by its time like the others
 
 
@@ -131,7 +131,7 @@ def test_a_runs_job_id_is_the_same_for_every_delivery_and_looks_like_any_job_id(
 @pytest.fixture
 def schedules(world):
     scheduler, runs = InMemoryScheduler(clock=world.clock), InMemoryScheduleRuns()
-    firer = ScheduleFirer(world.jobs, world.store, world.workflow, runs, now=world.clock)
+    firer = ScheduleFirer(world.jobs, world.store, runs, now=world.clock)
     service = ScheduleService(scheduler, runs, world.store, now=world.clock, firer=lambda: firer)
     return service, firer, scheduler, runs
 

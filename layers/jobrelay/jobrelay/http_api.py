@@ -27,6 +27,7 @@ from jobrelay.api_models import (
     UploadTicket,
     submission_variants,
 )
+from jobrelay.domain.ids import JOB_ID_MAX_LENGTH, JOB_ID_PATTERN
 from jobrelay.domain.status import JobStatus
 from jobrelay.http_errors import answer_errors_as_json, validation_error_response
 from jobrelay.http_resolver import JobApi
@@ -36,7 +37,9 @@ logger = logging.getLogger(__name__)
 app = JobApi()
 app.enable_swagger(path="/docs")
 
-JobId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$", description="the job's id")]
+JobId = Annotated[
+    str, Path(min_length=1, max_length=JOB_ID_MAX_LENGTH, pattern=JOB_ID_PATTERN, description="the job's id")
+]
 ScheduleNameParam = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
 
 # What each error status means, for the routes that can answer it. (Reading a body can give 400,

@@ -142,7 +142,7 @@ def schedule_firer():
 
     # The schedules function may not read records files (template.yaml): a scheduled import's file
     # is checked when its step opens it.
-    return ScheduleFirer(job_service(check_records_files=False), job_store(), workflow(), schedule_runs())
+    return ScheduleFirer(job_service(check_records_files=False), job_store(), schedule_runs())
 
 
 @cache

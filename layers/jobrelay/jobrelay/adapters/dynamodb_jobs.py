@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
@@ -34,8 +34,6 @@ from jobrelay.ports import JobPage, Transition
 
 if TYPE_CHECKING:
     from botocore.client import BaseClient
-
-    from jobrelay.settings import Settings
 
 AttributeValues = dict[str, dict[str, Any]]
 
@@ -79,12 +77,6 @@ class DynamoJobStore:
         # larger than the caller's limit saves round trips when few items match.
         self._filtered_page_size = filtered_page_size
         self._clock = clock
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> Self:
-        import boto3
-
-        return cls(settings.jobs_table, boto3.client("dynamodb"), retention_days=settings.retention_days)
 
     # --- reading -------------------------------------------------------------------------------
 

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any
 
 from pydantic_core import to_json
 
 if TYPE_CHECKING:
     from botocore.client import BaseClient
-
-    from jobrelay.settings import Settings
 
 
 class EventPublishFailed(RuntimeError):
@@ -22,12 +20,6 @@ class EventBridgePublisher:
         self._bus_name = bus_name
         self._client = client
         self._source = source
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> Self:
-        import boto3
-
-        return cls(settings.event_bus_name, boto3.client("events"))
 
     def publish(self, detail_type: str, detail: dict[str, Any]) -> None:
         entry = {

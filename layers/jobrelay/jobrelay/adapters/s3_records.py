@@ -1,5 +1,5 @@
-"""Records files for bulk imports, read from S3 (template.yaml's ResultsBucket); and the report of the
-records that did not make it, written among the job's results.
+"""Records files for bulk imports, read from S3 (template.yaml's ResultsBucket). (The report of the
+records that did not make it is written by services/imports.py, among the job's results.)
 
 Users upload records files under incoming/ or uploads/ of our bucket. A job's params name the file
 by its s3:// URI, so the URI is the user's input: anything outside those prefixes is refused, which
@@ -13,25 +13,17 @@ offset that now falls anywhere.
 
 from __future__ import annotations
 
-import dataclasses
-import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import closing, contextmanager
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
-
-from jobrelay.domain.job import StoredFile
-from jobrelay.ports import RecordFailure, ResultStore
 
 if TYPE_CHECKING:
     from botocore.client import BaseClient
 
-    from jobrelay.settings import Settings
-
 MiB = 1024 * 1024
 INCOMING_PREFIXES = ("incoming/", "uploads/")
-FAILURE_REPORT_NAME = "failed_records.jsonl"
 
 _NOT_FOUND = frozenset({"NoSuchKey", "NotFound", "404"})  # HEAD answers with a bare status
 _CHANGED = frozenset({"PreconditionFailed", "412"})
@@ -49,12 +41,6 @@ class S3RecordsSource:
         self._client = client
         self._bucket = bucket
         self._prefixes = prefixes
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> Self:
-        import boto3
-
-        return cls(boto3.client("s3"), settings.results_bucket)
 
     def head(self, s3_uri: str) -> int:
         """The file's size in bytes."""
@@ -117,33 +103,6 @@ class S3RecordsSource:
         if any(part in ("", ".", "..") for part in key.split("/")):
             raise ValueError(f"not a file's URI (empty, '.' or '..' in its path): {s3_uri!r}")
         return key
-
-
-class FailureReport:
-    """The records that did not make it, as JSON Lines (one RecordFailure a line), streamed into the
-    job's results as they come: the report is never held in memory."""
-
-    def __init__(
-        self, results: ResultStore, job_id: str, *, name: str = FAILURE_REPORT_NAME, chunk_size: int = 64 * 1024
-    ):
-        self._results = results
-        self._job_id = job_id
-        self._name = name
-        self._chunk_size = chunk_size
-
-    def write(self, failures: Iterable[RecordFailure]) -> StoredFile:
-        return self._results.put_stream(self._job_id, self._name, self._chunks(failures), "application/x-ndjson")
-
-    def _chunks(self, failures: Iterable[RecordFailure]) -> Iterator[bytes]:
-        """Lines gathered into chunks: one chunk a failure would cost a hash update and a copy each."""
-        buffer = bytearray()
-        for failure in failures:
-            buffer += json.dumps(dataclasses.asdict(failure), ensure_ascii=False).encode() + b"\n"
-            if len(buffer) >= self._chunk_size:
-                yield bytes(buffer)
-                buffer.clear()
-        if buffer:
-            yield bytes(buffer)
 
 
 class _PastTheEnd(Exception):

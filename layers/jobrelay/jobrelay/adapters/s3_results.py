@@ -10,14 +10,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any
 
 from jobrelay.domain.job import StoredFile
 
 if TYPE_CHECKING:
     from botocore.client import BaseClient
-
-    from jobrelay.settings import Settings
 
 MiB = 1024 * 1024
 MIN_PART_SIZE = 5 * MiB  # S3's minimum for every part of a multipart upload but the last
@@ -38,15 +36,6 @@ class S3ResultStore:
         self._client = client
         self._part_size = part_size
         self._url_seconds = url_seconds
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> Self:
-        import boto3
-        from botocore.config import Config
-
-        # Presigned URLs default to the deprecated SigV2 unless the client asks for SigV4.
-        client = boto3.client("s3", config=Config(signature_version="s3v4"))
-        return cls(settings.results_bucket, client, url_seconds=settings.download_url_seconds)
 
     def put_stream(self, job_id: str, name: str, chunks: Iterable[bytes], content_type: str) -> StoredFile:
         key = result_key(job_id, name)

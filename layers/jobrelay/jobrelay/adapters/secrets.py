@@ -6,7 +6,7 @@ Values are never logged: errors name the secret, never its content.
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
@@ -14,8 +14,6 @@ from botocore.exceptions import ClientError
 
 if TYPE_CHECKING:
     from botocore.client import BaseClient
-
-    from jobrelay.settings import Settings
 
 
 class SecretsManagerStore:
@@ -26,12 +24,6 @@ class SecretsManagerStore:
     def __init__(self, client: BaseClient, *, max_age_seconds: int = 300):
         self._provider = SecretsProvider(boto3_client=client)
         self._max_age = max_age_seconds
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> Self:
-        import boto3
-
-        return cls(boto3.client("secretsmanager"))
 
     def get_json(self, name: str) -> dict[str, Any]:
         try:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 from pydantic_core import to_json
 
 if TYPE_CHECKING:
     from botocore.client import BaseClient
-
-    from jobrelay.settings import Settings
 
 # SendTaskSuccess answers these when the task no longer waits for this token: it timed out, its
 # execution ended (stopped, failed), or the token is stale or forged.
@@ -24,12 +22,6 @@ class StepFunctionsWorkflow:
     def __init__(self, state_machine_arn: str | None, client: BaseClient):
         self._state_machine_arn = state_machine_arn
         self._client = client
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> Self:
-        import boto3
-
-        return cls(settings.state_machine_arn, boto3.client("stepfunctions"))
 
     def start(self, job_id: str) -> str:
         state_machine_arn = self._require_state_machine()

@@ -2,14 +2,28 @@
 
 Python 3.13 has no uuid7 yet; this is the same idea (48-bit millisecond time + 80 random bits) in
 Crockford base32, lower-case, 26 characters, prefixed so a job id is recognisable.
+
+What a job id may look like where one comes in (a path of the API or of a webhook) is wider than
+what we make, and defined once here: JOB_ID_PATTERN and JOB_ID_MAX_LENGTH (the API's path
+parameter), `plausible_job_id` (the services, which look nothing else up).
 """
 
 import hashlib
+import re
 import secrets
 import time
 from datetime import UTC, datetime, timedelta
 
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
+
+JOB_ID_PATTERN = r"^[A-Za-z0-9_-]+$"
+JOB_ID_MAX_LENGTH = 64
+_JOB_ID = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def plausible_job_id(value: str) -> bool:
+    """Whether `value` could be a job id at all (anything else is not looked up)."""
+    return len(value) <= JOB_ID_MAX_LENGTH and _JOB_ID.fullmatch(value) is not None
 
 
 def new_job_id(now_ms: int | None = None) -> str:

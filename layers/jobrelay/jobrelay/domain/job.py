@@ -127,6 +127,13 @@ class Job(BaseModel):
     def is_terminal(self) -> bool:
         return self.status.is_terminal
 
+    @property
+    def webhook_pending(self) -> bool:
+        """A webhook came after the last poll (or before any): it has not been acted on yet."""
+        if self.webhook_received_at is None:
+            return False
+        return self.last_polled_at is None or self.webhook_received_at > self.last_polled_at
+
 
 class JobPatch(BaseModel):
     """Fields to change together with (or without) a status transition. Only fields explicitly set

@@ -5,12 +5,17 @@ here, so an outcome, or a failure, goes on its timeline rather than to the calle
 import logging
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jobrelay.domain.job import Job, TimelineEvent
-from jobrelay.ports import JobStore
+from jobrelay.ports import JobStore, Workflow
+
+if TYPE_CHECKING:
+    from jobrelay.services.notices import Notices
 
 logger = logging.getLogger(__name__)
+
+CALLBACK_TIMEOUT_SECONDS = 3.0  # the caller (an API request, the sweeper's run) is waiting
 
 
 def follow_up(store: JobStore, job: Job, what: str, action: Callable[[], dict[str, Any] | None], now: datetime) -> None:
@@ -23,3 +28,38 @@ def follow_up(store: JobStore, job: Job, what: str, action: Callable[[], dict[st
         return
     if outcome is not None:
         store.append_event(job.job_id, TimelineEvent(at=now, event=what, detail=outcome))
+
+
+def settle_outside_execution(
+    store: JobStore,
+    workflow: Workflow,
+    notices: "Notices",
+    job: Job,
+    now: Callable[[], datetime],
+    *,
+    stop_reason: str | None,
+    cancel_at_vendor: Callable[[Job], Any] | None = None,
+    release_slot: Callable[[Job], Any] | None = None,
+) -> None:
+    """The follow-ups of `job`, which has just ended outside its execution, in this order: stop its
+    execution (when `stop_reason` is given and it has one), abort it at the vendor, free its
+    account's concurrency slot, announce it, call back. Each is best effort (`follow_up`)."""
+
+    def best_effort(what: str, action: Callable[[], dict[str, Any] | None]) -> None:
+        follow_up(store, job, what, action, now())
+
+    execution_arn = job.execution_arn
+    if stop_reason is not None and execution_arn:
+
+        def stop() -> dict[str, Any]:
+            workflow.stop(execution_arn, stop_reason)
+            return {"execution_arn": execution_arn}
+
+        best_effort("execution_stop", stop)
+    if cancel_at_vendor:
+        best_effort("vendor_cancel", lambda: {"aborted": cancel_at_vendor(job)})
+    if release_slot:  # its account's slot, if it held one (the sweeper's release_orphans is the backstop)
+        best_effort("slot_release", lambda: release_slot(job))
+    best_effort("announce", lambda: notices.announce(job))
+    if job.callback_url:
+        best_effort("callback", lambda: {"http_status": notices.deliver_callback(job, timeout=CALLBACK_TIMEOUT_SECONDS)})

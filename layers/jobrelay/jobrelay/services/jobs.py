@@ -10,13 +10,13 @@ from typing import Any, Protocol
 
 from jobrelay.api_models import JobList, JobSubmission, JobView, OperationList, OperationView
 from jobrelay.domain.errors import InvalidRequest, JobConflict, JobNotFound, ServiceError
-from jobrelay.domain.ids import new_job_id
+from jobrelay.domain.ids import new_job_id, plausible_job_id
 from jobrelay.domain.job import Job, JobError, JobPatch, ScheduleLink, TimelineEvent, utcnow
 from jobrelay.domain.status import JobStatus
 from jobrelay.imports.params import RecordsFileParams
 from jobrelay.operations import OPERATIONS, get_operation
 from jobrelay.ports import JobStore, ResultStore, Workflow
-from jobrelay.services.follow_ups import follow_up
+from jobrelay.services.follow_ups import settle_outside_execution
 from jobrelay.services.notices import Notices
 from jobrelay.services.views import job_view
 from jobrelay.settings import Settings
@@ -98,9 +98,19 @@ class JobService:
         )
         submitted = {"operation": job.operation} | ({"schedule": schedule.name} if schedule else {})
         self._store.create(job, TimelineEvent(at=now, event="submitted", detail=submitted))
+        return self.start_execution(job, fail_if_not_started=True)
+
+    def start_execution(self, job: Job, *, fail_if_not_started: bool = False) -> Job:
+        """Start the stored `job`'s execution, then record its ARN on the job; returns the job as
+        stored. The execution is named by the job id, so starting one that an earlier call did
+        start is that same execution. An execution that cannot be started: with
+        `fail_if_not_started` the job is marked FAILED (START_FAILED) and ServiceUnavailable
+        raised; without it, the workflow's error is raised and the job left as it was."""
         try:
             execution_arn = self._workflow.start(job.job_id)
         except Exception:
+            if not fail_if_not_started:
+                raise
             logger.exception("could not start the execution of job %s", job.job_id)
             self._store.transition(
                 job.job_id,
@@ -198,34 +208,23 @@ class JobService:
         return self.get(job_id)
 
     def _after_cancel(self, job: Job) -> None:
-        # Each follow-up is best effort: the job is CANCELLED whatever happens here, and each
-        # outcome (or failure) goes on its timeline rather than becoming an error for the caller.
-        if job.execution_arn:
-            self._best_effort(job, "execution_stop", lambda: self._stop_execution(job.execution_arn))
-        if self._cancel_at_vendor:
-            self._best_effort(job, "vendor_cancel", lambda: {"aborted": self._cancel_at_vendor(job)})
-        if self._release_slot:  # its account's concurrency slot, if it held one (the sweeper is the backstop)
-            self._best_effort(job, "slot_release", lambda: self._release_slot(job))
-        self._best_effort(job, "announce", lambda: self._notices.announce(job))
-        if job.callback_url:
-            self._best_effort(job, "callback", lambda: {"http_status": self._notices.deliver_callback(job, timeout=3.0)})
-
-    def _stop_execution(self, execution_arn: str) -> dict[str, Any]:
-        self._workflow.stop(execution_arn, "cancelled on request")
-        return {"execution_arn": execution_arn}
-
-    def _best_effort(self, job: Job, what: str, action: Callable[[], dict[str, Any] | None]) -> None:
-        follow_up(self._store, job, what, action, self._now())
+        # The job is CANCELLED whatever happens here: each outcome (or failure) goes on its timeline.
+        settle_outside_execution(
+            self._store,
+            self._workflow,
+            self._notices,
+            job,
+            self._now,
+            stop_reason="cancelled on request",
+            cancel_at_vendor=self._cancel_at_vendor,
+            release_slot=self._release_slot,
+        )
 
     def _require(self, job_id: str) -> Job:
-        job = self._store.get(job_id) if _plausible_id(job_id) else None
+        job = self._store.get(job_id) if plausible_job_id(job_id) else None
         if job is None:
             raise JobNotFound(f"no job {job_id!r}")
         return job
-
-
-def _plausible_id(job_id: str) -> bool:
-    return 0 < len(job_id) <= 64 and all(c.isalnum() or c in "_-" for c in job_id)
 
 
 def _parse_operation(operation: str | None) -> str | None:

@@ -29,10 +29,10 @@ from jobrelay.api_models import (
 )
 from jobrelay.domain.errors import InvalidRequest, JobConflict, ScheduleNotFound
 from jobrelay.domain.ids import scheduled_job_id
-from jobrelay.domain.job import Job, JobError, JobPatch, ScheduleLink, utcnow
+from jobrelay.domain.job import Job, JobError, ScheduleLink, utcnow
 from jobrelay.domain.status import JobStatus
 from jobrelay.operations import get_operation, validation_details
-from jobrelay.ports import JobStore, Scheduler, ScheduleRun, ScheduleRuns, ScheduleSpec, Workflow
+from jobrelay.ports import JobStore, Scheduler, ScheduleRun, ScheduleRuns, ScheduleSpec
 from jobrelay.schedules.expressions import parse_expression, parse_timezone, upcoming
 from jobrelay.schedules.placeholders import PlaceholderError, resolve
 from jobrelay.services.jobs import JobService, ServiceUnavailable
@@ -293,13 +293,11 @@ class ScheduleFirer:
         self,
         jobs: JobService,
         store: JobStore,
-        workflow: Workflow,
         runs: ScheduleRuns,
         now: Callable[[], datetime] = utcnow,
     ):
         self._jobs = jobs
         self._store = store
-        self._workflow = workflow
         self._runs = runs
         self._now = now
 
@@ -326,7 +324,9 @@ class ScheduleFirer:
                 error = JobError(code=exc.code, message=_reason(exc))
                 logger.warning("schedule %s: run %s submitted no job: %s", invocation.schedule, moment, error.message)
         elif job.status is JobStatus.SUBMITTED and job.execution_arn is None:
-            self._start(job)
+            # An earlier delivery stored the job and stopped before starting it (or before
+            # recording the start: then this is the same execution, named by the job id).
+            self._jobs.start_execution(job)
         run = ScheduleRun(scheduled_time=moment, fired_at=self._now(), job_id=job.job_id if job else None, error=error)
         self._runs.record(invocation.schedule, run)
         if on_demand and unavailable is not None:
@@ -341,12 +341,6 @@ class ScheduleFirer:
             raise InvalidRequest(str(exc)) from None
         link = ScheduleLink(name=invocation.schedule, scheduled_time=invocation.scheduled_time)
         return self._jobs.submit(submission, job_id=job_id, schedule=link)
-
-    def _start(self, job: Job) -> None:
-        """An earlier delivery stored the job and stopped before starting it. Its execution is named
-        by the job id, so if that delivery did start it after all, this is the same execution."""
-        execution_arn = self._workflow.start(job.job_id)
-        self._store.update(job.job_id, JobPatch(execution_arn=execution_arn))
 
 
 def _reason(exc: InvalidRequest) -> str:

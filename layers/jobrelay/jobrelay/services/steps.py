@@ -229,7 +229,7 @@ class StepRunner:
         job = self._store.update(step.job_id, JobPatch(task_token=step.task_token))
         if job is None:
             self._workflow.resume(step.task_token, {"via": "job_ended"})
-        elif _webhook_pending(job):
+        elif job.webhook_pending:
             self._workflow.resume(step.task_token, {"via": "webhook", "early": True})
         return None
 
@@ -422,12 +422,6 @@ def _waiting_on(job: Job, vendor: VendorJobs) -> WaitingOn:
     if _is_import(job):
         return "polling"
     return "webhook" if vendor.wait_mode is WaitMode.WEBHOOK else "polling"
-
-
-def _webhook_pending(job: Job) -> bool:
-    if job.webhook_received_at is None:
-        return False
-    return job.last_polled_at is None or job.webhook_received_at > job.last_polled_at
 
 
 def _wake_reason(woken_by: dict[str, Any] | None) -> str:

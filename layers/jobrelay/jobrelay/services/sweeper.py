@@ -18,14 +18,13 @@ import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 from jobrelay.domain.job import Job, JobError, JobPatch, TimelineEvent, utcnow
 from jobrelay.domain.status import ACTIVE, JobStatus
 from jobrelay.ports import JobStore, Workflow
 from jobrelay.services import progress
 from jobrelay.services.concurrency import AccountConcurrency
-from jobrelay.services.follow_ups import follow_up
+from jobrelay.services.follow_ups import settle_outside_execution
 from jobrelay.services.notices import Notices
 
 logger = logging.getLogger(__name__)
@@ -33,7 +32,6 @@ logger = logging.getLogger(__name__)
 DEADLINE_GRACE = timedelta(minutes=5)
 START_GRACE = timedelta(minutes=10)
 PAGE_SIZE = 100
-CALLBACK_TIMEOUT_SECONDS = 3.0
 
 
 @dataclass
@@ -110,24 +108,16 @@ class Sweeper:
         )
         if not moved.changed:
             return False  # it ended by its own path meanwhile
-        job = moved.job
-        if status is JobStatus.TIMED_OUT and job.execution_arn:
-            self._best_effort(job, "execution_stop", lambda: self._stop(job, reason))
-        if self._concurrency is not None:
-            self._best_effort(job, "slot_release", lambda: self._concurrency.release(job))
-        self._best_effort(job, "announce", lambda: self._notices.announce(job))
-        if job.callback_url:
-            self._best_effort(
-                job, "callback", lambda: {"http_status": self._notices.deliver_callback(job, timeout=CALLBACK_TIMEOUT_SECONDS)}
-            )
+        settle_outside_execution(
+            self._store,
+            self._workflow,
+            self._notices,
+            moved.job,
+            self._now,
+            stop_reason=reason if status is JobStatus.TIMED_OUT else None,
+            release_slot=self._concurrency.release if self._concurrency is not None else None,
+        )
         return True
-
-    def _stop(self, job: Job, reason: str) -> dict[str, Any]:
-        self._workflow.stop(job.execution_arn, reason)
-        return {"execution_arn": job.execution_arn}
-
-    def _best_effort(self, job: Job, what: str, action: Callable[[], dict[str, Any] | None]) -> None:
-        follow_up(self._store, job, what, action, self._now())
 
     def _has_ended(self, job_id: str) -> bool:
         job = self._store.get(job_id)

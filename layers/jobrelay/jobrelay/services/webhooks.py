@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from jobrelay.domain.errors import JobNotFound, ServiceError
+from jobrelay.domain.ids import plausible_job_id
 from jobrelay.domain.job import Job, JobPatch, TimelineEvent, utcnow
 from jobrelay.domain.status import JobStatus
 from jobrelay.http_errors import MAX_WEBHOOK_BYTES
@@ -64,9 +65,7 @@ class WebhookReceiver:
             # Late (the job ended) or early (not started yet): harmless, acknowledged, noted.
             self._store.append_event(job_id, TimelineEvent(at=self._now(), event="webhook_ignored", detail={"status": job.status.value}))
             return WebhookAck("ignored")
-        if job.webhook_received_at is not None and job.webhook_notice is not None and (
-            job.last_polled_at is None or job.webhook_received_at > job.last_polled_at
-        ):
+        if job.webhook_notice is not None and job.webhook_pending:
             return WebhookAck("duplicate")  # the previous notice has not been acted on yet
 
         received_at = self._now()
@@ -89,7 +88,7 @@ class WebhookReceiver:
         return WebhookAck("recorded")
 
     def _authenticate(self, vendor: str, job_id: str, token: str) -> Job:
-        job = self._store.get(job_id) if _plausible(job_id) and _plausible(token) else None
+        job = self._store.get(job_id) if plausible_job_id(job_id) and _plausible_token(token) else None
         expected = job.webhook_token_sha256 if job and job.vendor == vendor else None
         presented = hashlib.sha256(token.encode()).hexdigest()
         # compare_digest even when there is nothing to compare against, so timing says nothing.
@@ -98,5 +97,5 @@ class WebhookReceiver:
         return job
 
 
-def _plausible(value: str) -> bool:
+def _plausible_token(value: str) -> bool:
     return 0 < len(value) <= 128 and all(c.isalnum() or c in "_-" for c in value)

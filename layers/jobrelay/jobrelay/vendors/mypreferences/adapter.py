@@ -24,7 +24,6 @@ from jobrelay.vendors.mypreferences.api import (
     EXCEPTIONS_PAGE_SIZE,
     FIRST_OFFSET,
     MAX_RECORDS_PER_IMPORT,
-    STAGE_BYTES_DEFAULT,
     ExceptionsPage,
     InitiateRequest,
     UserProfilePreference,
@@ -65,10 +64,6 @@ class MyPreferencesImports:
         )
         self._now = now
         self._page_size = exceptions_page_size
-        # The account's defaults; a job's own cap comes from its params (limits_for).
-        self.limits = self._limits(STAGE_BYTES_DEFAULT)
-        # How many stage requests of one import may be in flight at once (the Prepare step's Map).
-        self.stage_concurrency = account.stage_concurrency
 
     def limits_for(self, job: Job) -> BatchLimits:
         """The job's limits: its `batch_bytes` (never above the vendor's 28 MB, which the params

@@ -69,6 +69,8 @@ class MyPreferencesAccount(VendorAccount):
     )
     user_id: Annotated[str, Field(min_length=1, max_length=256)]
     auth: Annotated[OAuthSettings | PnAuthInfo3Settings, Field(discriminator="scheme")]
+    # Ignored: nothing reads it (it sized a Map state the state machine no longer has). Still accepted,
+    # and checked as before, so the secrets that hold it stay valid.
     stage_concurrency: Annotated[int, Field(ge=1)] = 1
     max_concurrent_jobs: Annotated[int, Field(ge=1)] | None = CONCURRENT_IMPORTS_DEFAULT  # see api.py
     read_timeout_seconds: Annotated[float, Field(gt=0)] = 60.0  # also the write timeout: stages are large
