@@ -253,3 +253,12 @@ def test_a_url_query_is_masked():
 def test_an_all_digit_secret_sent_back_as_a_json_number_is_masked():
     register_secret("100000000007")
     assert "100000000007" not in excerpt(b'{"echo": 100000000007}')
+
+
+def test_a_paging_error_shows_the_answer_the_offending_page_came_in():
+    def fetch(offset, cursor):
+        return Page(records=[{"id": 1}], more=True, answer=lambda: '{"records": [{"id": 1}], "more": true}')
+
+    with pytest.raises(VendorProtocolError, match="repeats page 1") as stuck:
+        list(follow_pages(fetch, first=0, what="the vendor's pages", max_pages=10))
+    assert stuck.value.answer == '{"records": [{"id": 1}], "more": true}'

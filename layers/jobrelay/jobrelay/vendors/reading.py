@@ -167,6 +167,9 @@ class Page:
     cursor: str | None = None
     # The vendor's own record number for the next page, when it gave one, to compare with ours.
     vendor_next: int | None = None
+    # Makes a redacted excerpt of the answer the page came in; called only when the paging itself
+    # fails (a repeated page, pages without end), so the error shows what the vendor sent.
+    answer: Callable[[], str] | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -208,14 +211,18 @@ def follow_pages(
             return
         fingerprint = hashlib.sha256(json.dumps(page.records, sort_keys=True, default=str).encode()).hexdigest()
         if fingerprint == previous:
-            raise VendorProtocolError(f"{what}: page {number} repeats page {number - 1}; the pages make no progress")
+            raise _paging_error(f"{what}: page {number} repeats page {number - 1}; the pages make no progress", page)
         previous = fingerprint
         offset += len(page.records)
         if page.vendor_next is not None and page.vendor_next != offset:
             tally.next_disagreements.append((number, page.vendor_next, offset))
         if page.cursor is not None:
             if page.cursor in seen_cursors:
-                raise VendorProtocolError(f"{what}: page {number} sent the continuation {page.cursor!r} again")
+                raise _paging_error(f"{what}: page {number} sent the continuation {page.cursor!r} again", page)
             seen_cursors.add(page.cursor)
         cursor = page.cursor
-    raise VendorProtocolError(f"{what}: the pages did not end after {max_pages} pages")
+    raise _paging_error(f"{what}: the pages did not end after {max_pages} pages", page)
+
+
+def _paging_error(message: str, page: Page) -> VendorProtocolError:
+    return VendorProtocolError(message, answer=page.answer() if page.answer is not None else None)

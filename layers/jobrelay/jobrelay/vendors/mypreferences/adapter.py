@@ -162,37 +162,32 @@ class MyPreferencesImports:
         """Every exception record once, page after page (api.py, EXCEPTIONS_PAGE_SIZE): the next
         page starts after the records the vendor actually sent."""
         seen = _SequenceNumbers()
-        last: dict[str, Any] = {}
+        offsets: list[int] = []
 
         def fetch(offset: int, _cursor: str | None) -> Page:
             page = self._client.exceptions(token, limit=self._page_size, offset=offset)
-            last.update(offset=offset, page=page)
+            offsets.append(offset)
             if page.Offset is not None and page.Offset != offset:
                 log.warning("MyPreferences answered exceptions at offset %d with Offset %d", offset, page.Offset)
-            return Page(records=page.records, more=page.HasMore)
+            return Page(records=page.records, more=page.HasMore, answer=lambda: excerpt(_page_answer(page)))
 
         tally = PageTally()
         pages = follow_pages(
             fetch, first=FIRST_OFFSET, what="MyPreferences' exception pages", max_pages=MAX_RECORDS_PER_IMPORT + 2, tally=tally
         )
-        try:
-            for page in pages:
-                fresh = [record for record in page.records if seen.add(record.SequenceNumber)]
-                if page.records and not fresh:
-                    raise VendorProtocolError(
-                        f"MyPreferences' exception page at offset {last['offset']} holds only records it listed before "
-                        f"(SequenceNumbers {page.records[0].SequenceNumber}..{page.records[-1].SequenceNumber}); "
-                        "the pages make no progress"
-                    )
-                if len(fresh) < len(page.records):
-                    log.warning("MyPreferences listed %d exception records twice; each is reported once", len(page.records) - len(fresh))
-                for record in fresh:
-                    yield record.SequenceNumber, record.reasons(), record.key
-        except VendorProtocolError as stuck:
-            if stuck.answer is not None or "page" not in last:
-                raise
-            # follow_pages' own findings (a repeated page, no end): show the page that caused it.
-            raise VendorProtocolError(str(stuck), answer=excerpt(_page_answer(last["page"]))) from None
+        for page in pages:
+            fresh = [record for record in page.records if seen.add(record.SequenceNumber)]
+            if page.records and not fresh:
+                raise VendorProtocolError(
+                    f"MyPreferences' exception page at offset {offsets[-1]} holds only records it listed before "
+                    f"(SequenceNumbers {page.records[0].SequenceNumber}..{page.records[-1].SequenceNumber}); "
+                    "the pages make no progress",
+                    answer=page.answer() if page.answer else None,
+                )
+            if len(fresh) < len(page.records):
+                log.warning("MyPreferences listed %d exception records twice; each is reported once", len(page.records) - len(fresh))
+            for record in fresh:
+                yield record.SequenceNumber, record.reasons(), record.key
         log.info("MyPreferences listed %d exception records in %d pages", seen.count, tally.pages)
 
     def _live_token(self, job: Job) -> int:

@@ -503,6 +503,7 @@ def status_page(response: ApiResponse) -> Page:
         more=following.more,
         cursor=following.cursor,
         vendor_next=following.vendor_next,
+        answer=response.excerpt,
     )
 
 
@@ -538,6 +539,7 @@ class ResultsPage(Page):
             more=following.more,
             cursor=following.cursor,
             vendor_next=following.vendor_next,
+            answer=response.excerpt,
             page_count=as_int(lookup(beside, RESULT_PAGE_COUNT_KEY)),
             total=total,
         )

@@ -138,12 +138,9 @@ class PinpointeClient:
         """The entries AsyncJobStatus lists for `jobids`, every page of them (reading.follow_pages)."""
         not_found: list[str] = []
 
-        last: list[ApiResponse] = []
-
         def fetch(offset: int, cursor: str | None) -> Page:
             pagination = {"limit": str(STATUS_PAGE_SIZE), "next": cursor if cursor is not None else str(offset)}
             response = self._call(STATUS_REQUESTTYPE, STATUS_REQUESTMETHOD, {"jobids": jobids, "pagination": pagination})
-            last[:] = [response]
             if not response.succeeded:
                 if response.says(JOBS_NOT_FOUND_TEXT):
                     not_found.append(response.reason)
@@ -152,7 +149,7 @@ class PinpointeClient:
             return status_page(response)
 
         pages = follow_pages(fetch, first=0, what="Pinpointe's AsyncJobStatus pages", max_pages=MAX_STATUS_PAGES)
-        entries = [entry for page in _keeping_answer(pages, last) for entry in page.records]
+        entries = [entry for page in pages for entry in page.records]
         if not entries and not_found:
             return JobsNotFound(not_found[0])
         return entries
@@ -167,12 +164,10 @@ class PinpointeClient:
         them. A page that repeats the one before, a cursor seen before, or more than MAX_RESULT_PAGES
         pages is a VendorProtocolError; a 5xx or a timeout on any page a VendorTransientError."""
         call = f"{AUTORESPONDER_REQUESTTYPE}/{AUTORESPONDER_REQUESTMETHOD}"
-        last: list[ApiResponse] = []
 
         def fetch(offset: int, cursor: str | None) -> ResultsPage:
             pagination = {"limit": str(limit), "next": cursor if cursor is not None else str(offset)}
             response = self._call(AUTORESPONDER_REQUESTTYPE, AUTORESPONDER_REQUESTMETHOD, {**details, "pagination": pagination})
-            last[:] = [response]
             if not (response.succeeded or says_no_results(response)):
                 raise VendorRejected(f"Pinpointe rejected {call}{_chosen(details)}: {response.reason}")
             page = ResultsPage.from_response(response, call, id_key=id_key)
@@ -181,8 +176,7 @@ class PinpointeClient:
             return page
 
         what = f"Pinpointe's {call} pages ({limit} records asked for a page)"
-        pages = follow_pages(fetch, first=0, what=what, max_pages=MAX_RESULT_PAGES, tally=tally)
-        yield from _keeping_answer(pages, last)  # type: ignore[misc]
+        yield from follow_pages(fetch, first=0, what=what, max_pages=MAX_RESULT_PAGES, tally=tally)  # type: ignore[misc]
 
     @contextmanager
     def download(self, url: str, policy: ResultLinkPolicy) -> Iterator[Iterator[bytes]]:
@@ -257,17 +251,6 @@ def _json_object(answer: httpx.Response, call: str) -> dict[str, Any]:
             answer=excerpt(answer.content),
         )
     return body
-
-
-def _keeping_answer[P: Page](pages: Iterator[P], last: list[ApiResponse]) -> Iterator[P]:
-    """`pages`, with a protocol error of the paging itself (a repeated page, pages without end)
-    carrying an excerpt of the last answer, as every protocol error from an answer does."""
-    try:
-        yield from pages
-    except VendorProtocolError as error:
-        if error.answer is None and last:
-            raise VendorProtocolError(str(error), answer=last[-1].excerpt()) from error
-        raise
 
 
 def _never_sent(error: VendorTransientError) -> bool:
