@@ -23,9 +23,15 @@ class VendorTransientError(StepError):
 
     code = "VENDOR_UNAVAILABLE"
 
-    def __init__(self, message: str, *, vendor_answered: bool = True):
+    def __init__(self, message: str, *, vendor_answered: bool = True, request_sent: bool = True):
         super().__init__(message)
         self.vendor_answered = vendor_answered
+        self.request_sent = request_sent  # False: no connection was made, so nothing left us
+
+    @property
+    def may_have_arrived(self) -> bool:
+        """Whether the vendor may have received the request although we never heard back."""
+        return self.request_sent and not self.vendor_answered
 
 
 class VendorRejected(StepError):

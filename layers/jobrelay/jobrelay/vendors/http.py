@@ -107,10 +107,11 @@ def json_body(answer: httpx.Response, vendor: str, call: str) -> Any:
 def transport_errors_as_transient(what: str) -> Iterator[None]:
     try:
         yield
-    except httpx.TimeoutException as exc:
-        raise VendorTransientError(f"{what} timed out ({type(exc).__name__})", vendor_answered=False) from exc
     except httpx.TransportError as exc:
-        raise VendorTransientError(f"{what} failed: {type(exc).__name__}", vendor_answered=False) from exc
+        said = f"timed out ({type(exc).__name__})" if isinstance(exc, httpx.TimeoutException) else f"failed: {type(exc).__name__}"
+        # No connection was made (or none was free in the pool): the request never left us.
+        sent = not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+        raise VendorTransientError(f"{what} {said}", vendor_answered=False, request_sent=sent) from exc
 
 
 @functools.cache

@@ -62,7 +62,7 @@ class MyPreferencesClient:
         try:
             answer = self._call(INITIATE, "POST", IMPORT_PATH, content=body, auth=watch)
         except VendorTransientError as lost:
-            if lost.vendor_answered or not watch.sent or _never_connected(lost):
+            if not lost.may_have_arrived or not watch.sent:
                 raise  # an error answer, or Initiate never left us: nothing was opened
             why = type(lost.__cause__).__name__ if lost.__cause__ else "no answer"
             raise _outcome_unknown(f"got no answer ({why})", None) from lost
@@ -160,11 +160,6 @@ def _outcome_unknown(what: str, answer: str | None) -> VendorOutcomeUnknown:
         f"quota. {INITIATE} is not sent again; submit the job again once you have checked the quota",
         answer=answer,
     )
-
-
-def _never_connected(error: VendorTransientError) -> bool:
-    """A transport failure before any byte of the request could leave (no connection was made)."""
-    return isinstance(error.__cause__, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
 
 
 class _SendWatch(httpx.Auth):

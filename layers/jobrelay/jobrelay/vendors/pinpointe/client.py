@@ -126,7 +126,7 @@ class PinpointeClient:
                 raise VendorRejected(f"Pinpointe rejected {call}: {response.reason}")
             started = StartedJob.from_response(response, call)
         except VendorTransientError as error:
-            if error.vendor_answered or _never_sent(error):
+            if not error.may_have_arrived:
                 raise  # Pinpointe answered with an error, or never got the request: safe to send again
             raise _outcome_unknown(call, f"no answer arrived ({error})", None) from error
         except VendorProtocolError as error:
@@ -251,13 +251,6 @@ def _json_object(answer: httpx.Response, call: str) -> dict[str, Any]:
             answer=excerpt(answer.content),
         )
     return body
-
-
-def _never_sent(error: VendorTransientError) -> bool:
-    """A transport failure before the request left us (no connection could be made, or none was free
-    in the pool): Pinpointe cannot have started anything, unlike after a read timeout or a dropped
-    connection."""
-    return isinstance(error.__cause__, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
 
 
 def _outcome_unknown(call: str, why: str, answer: str | None) -> VendorOutcomeUnknown:
