@@ -39,6 +39,7 @@ run: $(STAMP)
 
 lint: $(STAMP) $(NODE_STAMP)
 	$(VENV)/bin/ruff check layers functions devstack bench tests
+	$(VENV)/bin/ruff format --check layers functions devstack bench tests
 	$(VENV)/bin/cfn-lint template.yaml
 	npx --no-install asl-validator --json-path statemachines/job.asl.json
 

@@ -6,4 +6,3 @@ from pathlib import Path
 
 # The layer imports as it does in Lambda.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "layers" / "jobrelay"))
-

@@ -56,7 +56,9 @@ def run() -> list[str]:
         seconds = import_seconds("app", [str(REPO / "layers" / "jobrelay"), str(REPO / "functions" / function)])
         ratio = seconds / baseline
         verdict = "within" if ratio <= BUDGET else "OVER"
-        lines.append(f"functions/{function}/app.py: {seconds * 1000:.0f} ms = {ratio:.2f}x boto3 ({verdict} the {BUDGET}x budget)")
+        lines.append(
+            f"functions/{function}/app.py: {seconds * 1000:.0f} ms = {ratio:.2f}x boto3 ({verdict} the {BUDGET}x budget)"
+        )
     api_paths = [str(REPO / "layers" / "jobrelay"), str(REPO / "functions" / "api")]
     first = _median(_FIRST_REQUEST.format(paths=api_paths, event=str(REPO / "events" / "api_list_operations.json")))
     lines.append(f"functions/api: import + first request (GET /operations, no AWS call): {first * 1000:.0f} ms")

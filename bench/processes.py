@@ -21,8 +21,11 @@ def peak_rss_mib() -> float:
 @contextmanager
 def moto_server() -> Iterator[str]:
     port = _free_port()
-    process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         _wait_for_port(port)
         yield f"http://127.0.0.1:{port}"
@@ -35,8 +38,9 @@ def moto_server() -> Iterator[str]:
 def sandbox_process(module: str, *arguments: str) -> Iterator[tuple[str, dict]]:
     """A sandbox started with `python -m module --port 0`: (its base URL, its first account secret),
     read from the two lines it prints first."""
-    process = subprocess.Popen([sys.executable, "-m", module, "--port", "0", *arguments],
-                               cwd=REPO, stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", module, "--port", "0", *arguments], cwd=REPO, stdout=subprocess.PIPE, text=True
+    )
     try:
         base_url = process.stdout.readline().strip().rsplit(" ", 1)[-1]
         secret = json.loads(process.stdout.readline().split(":", 1)[1])

@@ -32,13 +32,19 @@ BUCKET, TABLE = "bench-imports", "bench-jobs"
 def run() -> list[str]:
     records = int(os.environ.get("BENCH_IMPORT_RECORDS", "1000000"))
     with moto_server() as moto_url, sandbox_process("devstack.sandbox.mypreferences", "--process-seconds", "1") as (_, secret):
-        clients = {name: boto3.client(name, endpoint_url=moto_url, region_name="us-east-1",
-                                      aws_access_key_id="bench", aws_secret_access_key="bench") for name in ("s3", "dynamodb")}
+        clients = {
+            name: boto3.client(
+                name, endpoint_url=moto_url, region_name="us-east-1", aws_access_key_id="bench", aws_secret_access_key="bench"
+            )
+            for name in ("s3", "dynamodb")
+        }
         source_uri, size = _upload_records(clients["s3"], records)
         store = _job_store(clients["dynamodb"])
         vendor = _TimedVendor(mypreferences_imports(secret))
         s3 = clients["s3"]
-        steps = ImportSteps(store, S3ResultStore(BUCKET, s3), S3Scratch(BUCKET, s3), S3RecordsSource(s3, BUCKET), lambda job: vendor)
+        steps = ImportSteps(
+            store, S3ResultStore(BUCKET, s3), S3Scratch(BUCKET, s3), S3RecordsSource(s3, BUCKET), lambda job: vendor
+        )
         job = _new_job(store, source_uri)
 
         baseline_mib = peak_rss_mib()
@@ -86,11 +92,17 @@ def _upload_records(s3, records: int) -> tuple[str, int]:
     s3.create_bucket(Bucket=BUCKET)
     with tempfile.TemporaryFile() as file:  # generated to disk, never to memory
         for n in range(records):
-            file.write(json.dumps({
-                "CustomerName": {"FirstName": "Ada", "LastName": f"Lovelace{n}"},
-                "AlternateIds": [{"AlternateIdType": "CRM_ID", "AlternateId": f"C-{n}"}],
-                "Emails": [{"EmailAddress": f"ada{n}@example.org", "IsDefault": True}],
-            }, separators=(",", ":")).encode() + b"\n")
+            file.write(
+                json.dumps(
+                    {
+                        "CustomerName": {"FirstName": "Ada", "LastName": f"Lovelace{n}"},
+                        "AlternateIds": [{"AlternateIdType": "CRM_ID", "AlternateId": f"C-{n}"}],
+                        "Emails": [{"EmailAddress": f"ada{n}@example.org", "IsDefault": True}],
+                    },
+                    separators=(",", ":"),
+                ).encode()
+                + b"\n"
+            )
         size = file.tell()
         file.seek(0)
         s3.upload_fileobj(file, BUCKET, "uploads/bench/records.jsonl")
@@ -98,16 +110,29 @@ def _upload_records(s3, records: int) -> tuple[str, int]:
 
 
 def _job_store(dynamodb) -> DynamoJobStore:
-    table = load_yaml(__import__("pathlib").Path(__file__).resolve().parents[1] / "template.yaml")["Resources"]["JobsTable"]["Properties"]
-    dynamodb.create_table(TableName=TABLE, BillingMode="PAY_PER_REQUEST", AttributeDefinitions=table["AttributeDefinitions"],
-                          KeySchema=table["KeySchema"], GlobalSecondaryIndexes=table["GlobalSecondaryIndexes"])
+    table = load_yaml(__import__("pathlib").Path(__file__).resolve().parents[1] / "template.yaml")["Resources"]["JobsTable"][
+        "Properties"
+    ]
+    dynamodb.create_table(
+        TableName=TABLE,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=table["AttributeDefinitions"],
+        KeySchema=table["KeySchema"],
+        GlobalSecondaryIndexes=table["GlobalSecondaryIndexes"],
+    )
     return DynamoJobStore(TABLE, dynamodb)
 
 
 def _new_job(store: DynamoJobStore, source_uri: str) -> Job:
     now = datetime.now(UTC)
-    job = Job(job_id="job_bench", operation="mypreferences.bulk_import", vendor="mypreferences", status=JobStatus.STARTING,
-              deadline_at=now + timedelta(hours=6), params={"source": source_uri, "format": "jsonl", "name": "bench"})
+    job = Job(
+        job_id="job_bench",
+        operation="mypreferences.bulk_import",
+        vendor="mypreferences",
+        status=JobStatus.STARTING,
+        deadline_at=now + timedelta(hours=6),
+        params={"source": source_uri, "format": "jsonl", "name": "bench"},
+    )
     store.create(job, TimelineEvent(event="submitted"))
     return job
 

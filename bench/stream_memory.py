@@ -26,8 +26,9 @@ UNUSED_WEBHOOK = "http://127.0.0.1:9/nobody-listens"  # the sandbox's delivery f
 def run() -> list[str]:
     target_bytes = int(os.environ.get("BENCH_RESULT_MIB", "1024")) * MiB
     with moto_server() as moto_url, sandbox_process("devstack.sandbox.pinpointe") as (sandbox_url, secret):
-        s3 = boto3.client("s3", endpoint_url=moto_url, region_name="us-east-1",
-                          aws_access_key_id="bench", aws_secret_access_key="bench")
+        s3 = boto3.client(
+            "s3", endpoint_url=moto_url, region_name="us-east-1", aws_access_key_id="bench", aws_secret_access_key="bench"
+        )
         s3.create_bucket(Bucket="bench-results")
         store = S3ResultStore("bench-results", s3)
         vendor = pinpointe_jobs(secret, not_found_grace_seconds=60)
@@ -55,8 +56,13 @@ def _collect(vendor, store, sandbox_url: str, records: int):
 
     httpx.post(f"{sandbox_url}/_sandbox/config", json={"records": records, "job_seconds": 0}).raise_for_status()
     now = datetime.now(UTC)
-    job = Job(job_id=f"bench-{records}", operation="pinpointe.list_subscribers", vendor="pinpointe",
-              deadline_at=now + timedelta(hours=1), params={"list": ["1"]})
+    job = Job(
+        job_id=f"bench-{records}",
+        operation="pinpointe.list_subscribers",
+        vendor="pinpointe",
+        deadline_at=now + timedelta(hours=1),
+        params={"list": ["1"]},
+    )
     job.vendor_ref = vendor.start(job, UNUSED_WEBHOOK).vendor_ref
     for _ in range(100):
         outcome = vendor.poll(job)

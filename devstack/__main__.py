@@ -77,9 +77,7 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--time-scale", type=float, help="1.0 is real time, 0.05 makes waits 20 times shorter (default: the profile's)"
     )
-    parser.add_argument(
-        "--template", type=Path, default=DEFAULT_TEMPLATE, help="the SAM template (default: the repository's)"
-    )
+    parser.add_argument("--template", type=Path, default=DEFAULT_TEMPLATE, help="the SAM template (default: the repository's)")
     parser.add_argument(
         "--parameter-overrides",
         nargs="+",
@@ -110,10 +108,7 @@ def port_advice(error: PortUnavailable) -> str:
     """One line: which port, for what, and how to start with another."""
     option = port_option_table()[error.role]
     flag = option.flags[0]
-    return (
-        f"devstack: {error}; start with {flag} N, or make run ARGS='{flag} N' "
-        f"(or {option.variable}=N; 0 picks a free port)"
-    )
+    return f"devstack: {error}; start with {flag} N, or make run ARGS='{flag} N' (or {option.variable}=N; 0 picks a free port)"
 
 
 def port_options(vendor: str) -> list[str]:
@@ -203,10 +198,7 @@ def banner(stack: LocalStack) -> str:
             f"  curl -s {api}/jobs/JOB_ID",
             "",
             "Sample records files, and the job that imports each once uploaded (its s3_uri as source):",
-            *(
-                f"  {_shown_path(sample.path):<{sample_width}}  {json.dumps(sample.job('<s3_uri>'))}"
-                for sample in SAMPLES
-            ),
+            *(f"  {_shown_path(sample.path):<{sample_width}}  {json.dumps(sample.job('<s3_uri>'))}" for sample in SAMPLES),
             "Upload one: POST /uploads, then PUT the file to upload_url with exactly the answer's headers",
             "(the URL is signed with them: without them the PUT is refused, here as on S3):",
             f"  curl -s -X POST {api}/uploads -H 'content-type: application/json' "

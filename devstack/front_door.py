@@ -73,9 +73,7 @@ def _compile(route: Route) -> _CompiledRoute:
             kinds.append(0)
     # API Gateway picks the most specific route: literal segments before variables before greedy
     # variables, and a route's own method before ANY.
-    return _CompiledRoute(
-        route, re.compile("/" + "/".join(parts)), tuple(parameters), (0, kinds, route.method == "ANY")
-    )
+    return _CompiledRoute(route, re.compile("/" + "/".join(parts)), tuple(parameters), (0, kinds, route.method == "ANY"))
 
 
 class Router:
@@ -262,9 +260,7 @@ class _Handler(BaseHTTPRequestHandler):
         route, path_parameters = matched
         event = http_api_event(request, route, path_parameters, self.server.account_id, datetime.now(UTC))
         try:
-            answer = self.server.lambda_client.invoke(
-                FunctionName=route.function_name, Payload=json.dumps(event).encode()
-            )
+            answer = self.server.lambda_client.invoke(FunctionName=route.function_name, Payload=json.dumps(event).encode())
         except ReadTimeoutError:
             return _message(503, "Service Unavailable")  # API Gateway's answer past its integration timeout
         payload = answer["Payload"].read()

@@ -142,9 +142,7 @@ class InProcessLambdas:
             logs.ensure_log_group(group)
             logs.create_log_stream(group, stream)
             now_ms = int(time.time() * 1000)
-            logs.put_log_events(
-                group, stream, [{"timestamp": now_ms, "message": line} for line in invocation.logs.splitlines()]
-            )
+            logs.put_log_events(group, stream, [{"timestamp": now_ms, "message": line} for line in invocation.logs.splitlines()])
             return invocation.payload, invocation.errored, invocation.logs[-_LOG_TAIL_CHARS:]
 
         LambdaFunction._invoke_lambda = invoke_lambda  # type: ignore[method-assign]
@@ -289,15 +287,11 @@ def _run(handler: Any, event: Any, context: LambdaContext) -> tuple[str, bool]:
     try:
         return json.dumps(result), False
     except (TypeError, ValueError) as error:
-        return _error_document(
-            f"Unable to marshal response: {error}", "Runtime.MarshalError", context.aws_request_id
-        ), True
+        return _error_document(f"Unable to marshal response: {error}", "Runtime.MarshalError", context.aws_request_id), True
 
 
 def _error_document(message: str, error_type: str, request_id: str, stack: list[str] | None = None) -> str:
-    return json.dumps(
-        {"errorMessage": message, "errorType": error_type, "requestId": request_id, "stackTrace": stack or []}
-    )
+    return json.dumps({"errorMessage": message, "errorType": error_type, "requestId": request_id, "stackTrace": stack or []})
 
 
 def _switch_environment(target: Mapping[str, str]) -> None:

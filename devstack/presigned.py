@@ -102,8 +102,7 @@ def check_presigned(
         return None
     return Refusal(
         "SignatureDoesNotMatch",
-        "The request signature we calculated does not match the signature you provided. "
-        "Check your key and signing method.",
+        "The request signature we calculated does not match the signature you provided. Check your key and signing method.",
         {
             "AWSAccessKeyId": access_key,
             "StringToSign": string_to_sign,

@@ -55,9 +55,7 @@ def _create_log_group(clients: Clients, resource: Resource, template: StackTempl
     logs = clients("logs")
     logs.create_log_group(logGroupName=resource.ref)
     if "RetentionInDays" in resource.properties:
-        logs.put_retention_policy(
-            logGroupName=resource.ref, retentionInDays=int(resource.properties["RetentionInDays"])
-        )
+        logs.put_retention_policy(logGroupName=resource.ref, retentionInDays=int(resource.properties["RetentionInDays"]))
 
 
 def _create_table(clients: Clients, resource: Resource, template: StackTemplate) -> None:
@@ -82,9 +80,7 @@ def _create_table(clients: Clients, resource: Resource, template: StackTemplate)
         arguments["StreamSpecification"] = {"StreamEnabled": True, **properties["StreamSpecification"]}
     dynamodb.create_table(TableName=resource.ref, BillingMode=properties.get("BillingMode", "PROVISIONED"), **arguments)
     if "TimeToLiveSpecification" in properties:
-        dynamodb.update_time_to_live(
-            TableName=resource.ref, TimeToLiveSpecification=properties["TimeToLiveSpecification"]
-        )
+        dynamodb.update_time_to_live(TableName=resource.ref, TimeToLiveSpecification=properties["TimeToLiveSpecification"])
     if "PointInTimeRecoverySpecification" in properties:
         dynamodb.update_continuous_backups(
             TableName=resource.ref,
@@ -109,9 +105,7 @@ def _create_bucket(clients: Clients, resource: Resource, template: StackTemplate
         ]
         s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration={"Rules": rules})
     if "PublicAccessBlockConfiguration" in properties:
-        s3.put_public_access_block(
-            Bucket=bucket, PublicAccessBlockConfiguration=properties["PublicAccessBlockConfiguration"]
-        )
+        s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration=properties["PublicAccessBlockConfiguration"])
     if "OwnershipControls" in properties:
         s3.put_bucket_ownership_controls(Bucket=bucket, OwnershipControls=properties["OwnershipControls"])
     if "VersioningConfiguration" in properties:

@@ -240,13 +240,9 @@ class LocalStack:
         self.region = region
         self._host = host
         self._ports = {"api": api_port, "moto": moto_port}
-        self._sandbox_ports = {name: vendor.default_port for name, vendor in VENDORS.items()} | dict(
-            sandbox_ports or {}
-        )
+        self._sandbox_ports = {name: vendor.default_port for name, vendor in VENDORS.items()} | dict(sandbox_ports or {})
         self._overrides = dict(parameter_overrides or {})
-        self._sandbox_factories = {name: vendor.factory for name, vendor in VENDORS.items()} | dict(
-            sandbox_factories or {}
-        )
+        self._sandbox_factories = {name: vendor.factory for name, vendor in VENDORS.items()} | dict(sandbox_factories or {})
         self._stack_name = stack_name
         self._exit_stack = ExitStack()
         self._running: _Running | None = None
@@ -387,9 +383,7 @@ class LocalStack:
 
     def _start_moto(self, starting: ExitStack) -> str:
         with _binding("moto", self._ports["moto"]):
-            server = MotoServer(
-                self._host, self._ports["moto"], secret_keys={FAKE_ACCESS_KEY_ID: FAKE_SECRET_ACCESS_KEY}
-            )
+            server = MotoServer(self._host, self._ports["moto"], secret_keys={FAKE_ACCESS_KEY_ID: FAKE_SECRET_ACCESS_KEY})
         server.start()
         starting.callback(server.stop)
         moto_url, port = server.url, server.port
@@ -406,9 +400,7 @@ class LocalStack:
     def _start_sandboxes(self, starting: ExitStack) -> dict[str, Sandbox]:
         sandboxes: dict[str, Sandbox] = {}
         for name, vendor in VENDORS.items():
-            sandbox = self._sandbox_factories[name](
-                self._host, self._sandbox_ports[name], **vendor.settings[self.profile_name]
-            )
+            sandbox = self._sandbox_factories[name](self._host, self._sandbox_ports[name], **vendor.settings[self.profile_name])
             with _binding(name, self._sandbox_ports[name]):
                 sandbox.start()
             starting.callback(sandbox.stop)
@@ -431,10 +423,7 @@ class LocalStack:
         signing_secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
         callbacks = f"{prefix}callbacks/{SANDBOX_ACCOUNT}"
         values = {
-            **{
-                f"{prefix}{name}/{SANDBOX_ACCOUNT}": VENDORS[name].secret(sandbox)
-                for name, sandbox in sandboxes.items()
-            },
+            **{f"{prefix}{name}/{SANDBOX_ACCOUNT}": VENDORS[name].secret(sandbox) for name, sandbox in sandboxes.items()},
             callbacks: {"signing_secret": signing_secret},
         }
         for name, value in values.items():
@@ -442,9 +431,7 @@ class LocalStack:
         return callbacks, signing_secret
 
     def _fire(self, schedule: Schedule, moment: datetime) -> None:
-        answer = self.client("lambda").invoke(
-            FunctionName=schedule.function_name, Payload=schedule.payload(moment).encode()
-        )
+        answer = self.client("lambda").invoke(FunctionName=schedule.function_name, Payload=schedule.payload(moment).encode())
         if answer.get("FunctionError"):
             raise RuntimeError(f"{schedule.function_name}: {answer['Payload'].read().decode('utf-8', 'replace')}")
 

@@ -185,9 +185,7 @@ class _TemplateReader:
     def read(self) -> StackTemplate:
         for logical_id, definition in self._active.items():
             if definition.get("Type") not in ATTRIBUTES:
-                raise TemplateError(
-                    f"{logical_id}: the local stack cannot create resources of type {definition.get('Type')!r}"
-                )
+                raise TemplateError(f"{logical_id}: the local stack cannot create resources of type {definition.get('Type')!r}")
         resources = {
             logical_id: Resource(
                 logical_id=logical_id,
@@ -209,9 +207,7 @@ class _TemplateReader:
             layers=layers,
             functions=functions,
             routes=routes,
-            state_machines=[
-                self._state_machine(r) for r in resources.values() if r.type == "AWS::Serverless::StateMachine"
-            ],
+            state_machines=[self._state_machine(r) for r in resources.values() if r.type == "AWS::Serverless::StateMachine"],
             schedules=schedules,
             outputs={
                 name: self._resolver.resolve(output.get("Value"), f"Outputs.{name}")
@@ -226,9 +222,7 @@ class _TemplateReader:
         attributes = self._attributes_of(logical_id)
         if attribute not in attributes:
             known = ", ".join(sorted(name for name in attributes if name))
-            raise TemplateError(
-                f"{where}: {logical_id} has no attribute {attribute!r} in the local stack (only {known})"
-            )
+            raise TemplateError(f"{where}: {logical_id} has no attribute {attribute!r} in the local stack (only {known})")
         return attributes[attribute]
 
     def _attributes_of(self, logical_id: str) -> Attributes:
@@ -244,9 +238,7 @@ class _TemplateReader:
                 name = self._naming.default_name(logical_id)
             else:
                 name = as_text(self._resolver.resolve(name_value, logical_id), logical_id)
-            self._attributes[logical_id] = type_naming.attributes(
-                name.lower() if type_naming.lower_case else name, self._naming
-            )
+            self._attributes[logical_id] = type_naming.attributes(name.lower() if type_naming.lower_case else name, self._naming)
             self._naming_in_progress.discard(logical_id)
         return self._attributes[logical_id]
 
@@ -336,9 +328,7 @@ class _TemplateReader:
 
     # --- events and schedules -------------------------------------------------------------------
 
-    def _function_events(
-        self, resources: dict[str, Resource], functions: list[Function]
-    ) -> tuple[list[Route], list[Schedule]]:
+    def _function_events(self, resources: dict[str, Resource], functions: list[Function]) -> tuple[list[Route], list[Schedule]]:
         routes: dict[str, Route] = {}
         schedules: list[Schedule] = []
         implicit_api = self._naming.default_name("ServerlessHttpApi").lower()
@@ -446,9 +436,7 @@ def _route(properties: dict[str, Any], function_name: str, api_id: str, where: s
     return Route("ANY" if method == "X-AMAZON-APIGATEWAY-ANY-METHOD" else method, path, function_name, api_id)
 
 
-def _schedule(
-    name: str, arn: str, expression: Any, timezone: str, function_name: str, payload: Any, where: str
-) -> Schedule:
+def _schedule(name: str, arn: str, expression: Any, timezone: str, function_name: str, payload: Any, where: str) -> Schedule:
     try:
         parse_expression(str(expression), timezone)
     except (ValueError, KeyError) as error:  # KeyError: an unknown time zone

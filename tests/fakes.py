@@ -75,9 +75,7 @@ class InMemoryJobStore:
         next_cursor = _cursor(page[-1]) if len(remaining) > limit else None
         return JobPage(jobs=[_copy(job) for job in page], cursor=next_cursor)
 
-    def transition(
-        self, job_id: str, target: JobStatus, event: TimelineEvent, patch: JobPatch | None = None
-    ) -> Transition:
+    def transition(self, job_id: str, target: JobStatus, event: TimelineEvent, patch: JobPatch | None = None) -> Transition:
         if not ALLOWED_PREDECESSORS[target]:
             raise ValueError(f"{target} is a starting status, never the target of a transition")
         with self._lock:
@@ -337,11 +335,7 @@ class InMemoryScheduleRuns:
         self.runs[(schedule, run.scheduled_time)] = run
 
     def latest(self, schedule: str, limit: int, since: datetime | None = None) -> list[ScheduleRun]:
-        mine = [
-            run
-            for (name, moment), run in self.runs.items()
-            if name == schedule and (since is None or moment >= since)
-        ]
+        mine = [run for (name, moment), run in self.runs.items() if name == schedule and (since is None or moment >= since)]
         return sorted(mine, key=lambda run: run.scheduled_time, reverse=True)[:limit]
 
 

@@ -96,7 +96,9 @@ class MyPreferencesConfig(FaultConfig):
     signature_max_age_seconds: float = Field(default=900.0, gt=0, description="PNAUTHINFO3 signature validity")
     # Doc-consistent variants (docs/VENDORS.md 2 leaves each open).
     exceptions_page_cap: int | None = Field(
-        default=None, ge=1, description="at most N exception records per page, whatever `limit` asks (HasMore true while more remain)"
+        default=None,
+        ge=1,
+        description="at most N exception records per page, whatever `limit` asks (HasMore true while more remain)",
     )
     has_more_missing: bool = Field(default=False, description="exception pages never carry HasMore")
     not_honored: int = Field(
@@ -107,11 +109,12 @@ class MyPreferencesConfig(FaultConfig):
     )
     not_honored_listed: bool = Field(default=True, description="list NotHonored records among the exceptions")
     status_words: dict[str, str] = Field(
-        default_factory=dict, description="a documented Status word -> the word sent instead, e.g. {\"Completed\": \"COMPLETED\"}"
+        default_factory=dict, description='a documented Status word -> the word sent instead, e.g. {"Completed": "COMPLETED"}'
     )
     camel_case: bool = Field(default=False, description="every API answer's keys in camelCase (accessToken, hasMore, ...)")
     completed_with_errors: bool = Field(
-        default=False, description="an import that ends with any record failed, exception or not honoured ends 'CompletedWithErrors'"
+        default=False,
+        description="an import that ends with any record failed, exception or not honoured ends 'CompletedWithErrors'",
     )
     initiate_answer: Literal["ok", "no_token", "not_json"] = Field(
         default="ok", description="Initiate opens the import, then answers normally, without AccessToken, or cut short"

@@ -673,15 +673,24 @@ class AutoresponderResults:
         if self.grouping == "send":
             ident, name = self.chosen[index // self.sends]
             send = index % self.sends
-            return {"autoresponderid": ident, "autorespondername": name, "sendid": f"{ident}-{send + 1}",
-                    "starttime": str(1_735_689_600 + send * 86_400), **_send_stats(ident, send)}
+            return {
+                "autoresponderid": ident,
+                "autorespondername": name,
+                "sendid": f"{ident}-{send + 1}",
+                "starttime": str(1_735_689_600 + send * 86_400),
+                **_send_stats(ident, send),
+            }
         ident, name = self.chosen[index]
         totals: dict[str, int] = {}
         for send in range(self.sends):
             for key, value in _send_stats(ident, send).items():
                 totals[key] = totals.get(key, 0) + int(value)
-        return {"autoresponderid": ident, "autorespondername": name, "sends": str(self.sends),
-                **{key: str(value) for key, value in totals.items()}}
+        return {
+            "autoresponderid": ident,
+            "autorespondername": name,
+            "sends": str(self.sends),
+            **{key: str(value) for key, value in totals.items()},
+        }
 
 
 def _send_stats(ident: str, send: int) -> dict[str, str]:

@@ -223,9 +223,7 @@ class StagedContact:
     not_updatable: bool  # counts in NotUpdatedContacts
 
 
-def stage_contact(
-    contact: Any, contact_list: ContactList, field_names: tuple[str, ...]
-) -> tuple[StagedContact, dict[str, Any]]:
+def stage_contact(contact: Any, contact_list: ContactList, field_names: tuple[str, ...]) -> tuple[StagedContact, dict[str, Any]]:
     """Check one contact of a batch: what the sandbox keeps of it, and its echo with warnings."""
     if not isinstance(contact, dict):
         raise AspNetRefusal(400, "The request is invalid: every contact must be an object")
@@ -431,9 +429,7 @@ def camel_case(payload: Any) -> Any:
     if isinstance(payload, list):
         return [camel_case(item) for item in payload]
     if isinstance(payload, dict):
-        return {
-            (key[:1].lower() + key[1:]): (value if key == "Values" else camel_case(value)) for key, value in payload.items()
-        }
+        return {(key[:1].lower() + key[1:]): (value if key == "Values" else camel_case(value)) for key, value in payload.items()}
     return payload
 
 

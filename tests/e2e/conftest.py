@@ -31,8 +31,14 @@ def stack(tmp_path_factory) -> Iterator[dict]:
     workdir = tmp_path_factory.mktemp("devstack")
     ready_file, log_path = workdir / "ready.json", workdir / "devstack.log"
     command = [
-        sys.executable, "-m", "devstack", "--profile", "test",
-        *free_port_arguments(), "--ready-file", str(ready_file),
+        sys.executable,
+        "-m",
+        "devstack",
+        "--profile",
+        "test",
+        *free_port_arguments(),
+        "--ready-file",
+        str(ready_file),
     ]
     with log_path.open("wb") as log:
         process = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

@@ -26,7 +26,13 @@ def operations(stack):
 
 def test_the_document_describes_every_job_route(stack):
     paths = {(op.method.upper(), op.path) for op in operations(stack)}
-    assert {("POST", "/jobs"), ("GET", "/jobs"), ("GET", "/jobs/{job_id}"), ("POST", "/jobs/{job_id}/cancel"), ("GET", "/operations")} <= paths
+    assert {
+        ("POST", "/jobs"),
+        ("GET", "/jobs"),
+        ("GET", "/jobs/{job_id}"),
+        ("POST", "/jobs/{job_id}/cancel"),
+        ("GET", "/operations"),
+    } <= paths
 
 
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
@@ -67,8 +73,19 @@ def assert_our_error_or_success(response: httpx.Response) -> None:
 
 @given(
     content_type=st.one_of(
-        st.sampled_from(["text/plain", "application/x-www-form-urlencoded", "multipart/form-data", "application/xml",
-                         "application/octet-stream", "application/json; charset=latin-1", "", "*/*", "TEXT/JSON"]),
+        st.sampled_from(
+            [
+                "text/plain",
+                "application/x-www-form-urlencoded",
+                "multipart/form-data",
+                "application/xml",
+                "application/octet-stream",
+                "application/json; charset=latin-1",
+                "",
+                "*/*",
+                "TEXT/JSON",
+            ]
+        ),
         st.from_regex(r"[a-z]{1,10}/[a-z0-9.+-]{1,20}(; ?[a-z]+=[a-z0-9-]+)?", fullmatch=True),
     ),
     json_body=st.booleans(),
@@ -101,7 +118,14 @@ def test_filters_in_any_casing_are_honoured(stack, api, status, operation, flips
     assert all(job["status"] == status and job["operation"] == operation for job in response.json()["jobs"])
 
 
-@given(names=st.lists(st.text(alphabet=st.characters(codec="ascii", exclude_categories=["Cc"]), min_size=1, max_size=12), min_size=1, max_size=3, unique=True))
+@given(
+    names=st.lists(
+        st.text(alphabet=st.characters(codec="ascii", exclude_categories=["Cc"]), min_size=1, max_size=12),
+        min_size=1,
+        max_size=3,
+        unique=True,
+    )
+)
 @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 def test_query_parameters_nobody_declared_are_refused(stack, api, names):
     response = api.get("/jobs", params={name: "x" for name in names})

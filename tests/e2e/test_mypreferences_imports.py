@@ -23,7 +23,14 @@ def record(n: int, domain: str = "example.org", id_type: str = "CRM_ID") -> dict
 
 
 def import_job(api, source: str, fmt: str = "jsonl", **params) -> dict:
-    body = {"source": source, "format": fmt, "name": "nightly preferences", "match_criteria": "AlternateIdType", "match_value": "CRM_ID", **params}
+    body = {
+        "source": source,
+        "format": fmt,
+        "name": "nightly preferences",
+        "match_criteria": "AlternateIdType",
+        "match_value": "CRM_ID",
+        **params,
+    }
     return wait_for(api, submit(api, "mypreferences.bulk_import", body)["job_id"], timeout=90)
 
 
@@ -89,7 +96,9 @@ def test_a_stage_request_refused_with_5xx_is_retried_without_duplicates(api, myp
 
 def test_a_file_that_is_not_jsonl_fails_at_once(api, mypreferences):
     ticket = api.post("/uploads", json={"filename": "photo.jsonl"}).json()
-    httpx.put(ticket["upload_url"], content=b"\x89PNG\r\n\x1a\n" + bytes(range(256)), headers=ticket["headers"]).raise_for_status()
+    httpx.put(
+        ticket["upload_url"], content=b"\x89PNG\r\n\x1a\n" + bytes(range(256)), headers=ticket["headers"]
+    ).raise_for_status()
     job = import_job(api, ticket["s3_uri"])
 
     assert job["status"] == "FAILED" and job["error"]["code"] == "INVALID_SOURCE"

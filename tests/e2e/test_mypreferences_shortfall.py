@@ -61,7 +61,9 @@ def test_records_the_vendor_did_not_honour_make_the_import_partial(api, myprefer
     assert job["progress"]["counts"]["not_honored"] == 2
     reconciliation = job["reconciliation"]
     assert reconciliation["reconciled"] is True
-    assert reconciliation["shortfall"] == ["2 records were not honoured by MyPreferences during the import (see failed_records.jsonl)"]
+    assert reconciliation["shortfall"] == [
+        "2 records were not honoured by MyPreferences during the import (see failed_records.jsonl)"
+    ]
     assert [(f["line"], f["key"]) for f in failed_lines(job)] == [(1, "C-1"), (2, "C-2")]
     assert json.loads(result_file(job, "summary.json"))["reconciliation"]["shortfall"] == reconciliation["shortfall"]
 

@@ -242,4 +242,3 @@ def test_a_job_that_ends_is_announced_on_the_event_bus(api, sandbox, aws):
     assert received[succeeded["job_id"]]["detail"]["result"]["sha256"] == succeeded["result"]["sha256"]
     assert received[failed["job_id"]]["detail-type"] == "Job Failed"
     assert received[failed["job_id"]]["detail"]["error"]["code"] == "VENDOR_FAILED"
-

@@ -70,8 +70,9 @@ def test_a_start_answer_without_a_job_id_fails_once(api, sandbox):
 
 @pytest.mark.parametrize("drop_webhook", [False, True], ids=["webhook", "polling"])
 def test_status_data_keyed_by_job_id_finishes_the_job_promptly(api, sandbox, drop_webhook):
-    sandbox.configure(status_shape="keyed_by_id", status_word_case="upper", status_words={"complete": "completed"},
-                      drop_webhook=drop_webhook)
+    sandbox.configure(
+        status_shape="keyed_by_id", status_word_case="upper", status_words={"complete": "completed"}, drop_webhook=drop_webhook
+    )
     accepted = submit(api, "pinpointe.tag_subscribers", {"tag": ["7"]}, timeout_seconds=600)
     job = wait_for(api, accepted["job_id"], timeout=30)  # far inside its deadline
 
@@ -81,8 +82,9 @@ def test_status_data_keyed_by_job_id_finishes_the_job_promptly(api, sandbox, dro
 
 
 def test_autoresponder_records_keyed_by_id_on_capped_pages_arrive_one_per_line_and_reconciled(api, sandbox):
-    sandbox.configure(autoresponder_sends=30, autoresponder_records_shape="keyed_by_id", autoresponder_page_cap=7,
-                      autoresponder_count="total")
+    sandbox.configure(
+        autoresponder_sends=30, autoresponder_records_shape="keyed_by_id", autoresponder_page_cap=7, autoresponder_count="total"
+    )
     job = wait_for(api, submit(api, AUTORESPONDERS, {"all": True, "grouping": "send", "limit": 20})["job_id"], timeout=30)
 
     assert job["status"] == "SUCCEEDED", job
@@ -99,8 +101,9 @@ def test_autoresponder_records_keyed_by_id_on_capped_pages_arrive_one_per_line_a
 
 def test_a_next_that_disagrees_with_the_records_sent_is_partial_and_explained(api, sandbox):
     sandbox.configure(autoresponder_sends=25, autoresponder_page_cap=7, autoresponder_next_lies=True)
-    job = wait_for(api, submit(api, AUTORESPONDERS, {"autoresponderid": "302", "grouping": "send", "limit": 10})["job_id"],
-                   timeout=30)
+    job = wait_for(
+        api, submit(api, AUTORESPONDERS, {"autoresponderid": "302", "grouping": "send", "limit": 10})["job_id"], timeout=30
+    )
 
     assert job["status"] == "PARTIAL", job
     (reason,) = job["reconciliation"]["shortfall"]

@@ -44,9 +44,7 @@ def test_a_readme_example_works_as_written(line, block, stack):
     script = block.replace("curl -s ", "curl -sSf ")
     for key, port in DEFAULT_PORTS.items():
         script = script.replace(f"localhost:{port}", stack[key].removeprefix("http://"))
-    run = subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", script], cwd=REPO, capture_output=True, text=True, timeout=180
-    )
+    run = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=REPO, capture_output=True, text=True, timeout=180)
 
     assert run.returncode == 0, f"README.md:{line} failed ({run.returncode}):\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
     last_line = block.strip().splitlines()[-1]

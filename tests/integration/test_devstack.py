@@ -216,9 +216,7 @@ def test_a_function_runs_with_its_own_environment_and_context(lambdas):
 
 def test_each_function_keeps_its_own_warm_modules(lambdas):
     first = json.loads(json.loads(lambdas.invoke("fx-EchoFunction", {"routeKey": "POST /echo/{name}"}).payload)["body"])
-    second = json.loads(
-        json.loads(lambdas.invoke("fx-EchoFunction", {"routeKey": "POST /echo/{name}"}).payload)["body"]
-    )
+    second = json.loads(json.loads(lambdas.invoke("fx-EchoFunction", {"routeKey": "POST /echo/{name}"}).payload)["body"])
     assert first["layer"] == {"loaded_for": "fx-EchoFunction", "invocations": 1}
     assert second["layer"] == {"loaded_for": "fx-EchoFunction", "invocations": 2}
 
@@ -438,9 +436,7 @@ def test_a_request_becomes_a_payload_2_event():
         "127.0.0.1",
     )
     now = datetime(2026, 3, 4, 12, 0, tzinfo=UTC)
-    event = http_api_event(
-        request, Route("POST", "/jobs/{job_id}/cancel", "fn", "api1"), {"job_id": "j 1"}, "123456789012", now
-    )
+    event = http_api_event(request, Route("POST", "/jobs/{job_id}/cancel", "fn", "api1"), {"job_id": "j 1"}, "123456789012", now)
 
     assert event["routeKey"] == event["requestContext"]["routeKey"] == "POST /jobs/{job_id}/cancel"
     assert event["rawPath"] == "/jobs/j%201/cancel" and event["rawQueryString"] == "x=1&x=2&y="
@@ -501,9 +497,7 @@ def stack(tmp_path_factory) -> Iterator[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def aws(stack):
-    session = boto3.session.Session(
-        aws_access_key_id="local", aws_secret_access_key="local", region_name=stack["region"]
-    )
+    session = boto3.session.Session(aws_access_key_id="local", aws_secret_access_key="local", region_name=stack["region"])
     return lambda service: session.client(service, endpoint_url=stack["moto_url"])
 
 
@@ -559,14 +553,10 @@ def test_the_front_door_answers_errors_as_api_gateway_does(api, stack):
     connection.close()
 
 
-def run_execution(
-    aws, stack, name: str, execution_input: dict[str, Any], while_running=None
-) -> tuple[dict[str, Any], float]:
+def run_execution(aws, stack, name: str, execution_input: dict[str, Any], while_running=None) -> tuple[dict[str, Any], float]:
     sfn = aws("stepfunctions")
     started = time.monotonic()
-    execution = sfn.start_execution(
-        stateMachineArn=stack["state_machine_arn"], name=name, input=json.dumps(execution_input)
-    )
+    execution = sfn.start_execution(stateMachineArn=stack["state_machine_arn"], name=name, input=json.dumps(execution_input))
     deadline = started + 30
     while (described := sfn.describe_execution(executionArn=execution["executionArn"]))["status"] == "RUNNING":
         assert time.monotonic() < deadline, f"{name} still running"
@@ -632,7 +622,10 @@ def test_the_templates_resources_and_the_sandbox_secrets_exist_in_moto(aws, stac
     assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {"Service": "scheduler.amazonaws.com"}
     assert aws("iam").list_role_policies(RoleName="jobrelay-local-SchedulerRole")["PolicyNames"] == ["invoke-worker"]
     in_group = aws("scheduler").list_schedules(GroupName="jobrelay-local-Schedules")["Schedules"]
-    assert {(s["Name"], s["State"]) for s in in_group} >= {("jobrelay-local-Ticker", "ENABLED"), ("jobrelay-local-Dormant", "DISABLED")}
+    assert {(s["Name"], s["State"]) for s in in_group} >= {
+        ("jobrelay-local-Ticker", "ENABLED"),
+        ("jobrelay-local-Dormant", "DISABLED"),
+    }
     table = aws("dynamodb").describe_table(TableName=stack["table"])["Table"]
     assert [index["IndexName"] for index in table["GlobalSecondaryIndexes"]] == ["by_kind"]
     ttl = aws("dynamodb").describe_time_to_live(TableName=stack["table"])["TimeToLiveDescription"]
@@ -648,10 +641,7 @@ def test_the_templates_resources_and_the_sandbox_secrets_exist_in_moto(aws, stac
     assert aws("events").describe_event_bus(Name="jobrelay-local-bus")["Name"] == "jobrelay-local-bus"
     assert aws("cloudwatch").describe_alarms(AlarmNames=["jobrelay-local-Alarm"])["MetricAlarms"]
     assert (
-        aws("logs").describe_log_groups(logGroupNamePrefix="jobrelay-local-MachineLogs")["logGroups"][0][
-            "retentionInDays"
-        ]
-        == 7
+        aws("logs").describe_log_groups(logGroupNamePrefix="jobrelay-local-MachineLogs")["logGroups"][0]["retentionInDays"] == 7
     )
     machine = aws("stepfunctions").describe_state_machine(stateMachineArn=stack["state_machine_arn"])
     assert ":function:jobrelay-local-WorkerFunction" in machine["definition"]
@@ -661,9 +651,7 @@ def test_the_templates_resources_and_the_sandbox_secrets_exist_in_moto(aws, stac
     assert generated["username"] == "fixture" and len(generated["password"]) == 24
     account = json.loads(secrets.get_secret_value(SecretId="fixture/pinpointe/default")["SecretString"])
     assert account == {"base_url": stack["sandbox_url"], "job_seconds": 0.5, "records": 50}  # the test profile
-    signing = json.loads(secrets.get_secret_value(SecretId="fixture/callbacks/default")["SecretString"])[
-        "signing_secret"
-    ]
+    signing = json.loads(secrets.get_secret_value(SecretId="fixture/callbacks/default")["SecretString"])["signing_secret"]
     assert signing.startswith("whsec_") and len(base64.b64decode(signing.removeprefix("whsec_"))) == 32
 
 
@@ -683,9 +671,7 @@ def test_the_mypreferences_sandbox_is_up_and_its_secret_in_moto_reaches_it(aws, 
     config = httpx.get(f"{base_url}/_sandbox/config", timeout=10).json()
     assert config["process_seconds"] == 0.5  # the test profile
 
-    secret = json.loads(
-        aws("secretsmanager").get_secret_value(SecretId="fixture/mypreferences/default")["SecretString"]
-    )
+    secret = json.loads(aws("secretsmanager").get_secret_value(SecretId="fixture/mypreferences/default")["SecretString"])
     assert secret["base_url"] == base_url and secret["auth"]["scheme"] == "pnauthinfo3"
     account = MyPreferencesAccount.from_secret(secret)
     initiated = httpx.post(

@@ -182,9 +182,7 @@ def test_a_transaction_conflict_is_retried_and_the_guard_decides(dynamodb: Any, 
     [([["ThrottlingError", "None"]], 1), ([CONFLICT, CONFLICT, CONFLICT], 3)],
     ids=["throttled", "conflicts persist"],
 )
-def test_other_cancellations_are_raised(
-    dynamodb: Any, table: str, cancellations: list[list[str]], attempts: int
-) -> None:
+def test_other_cancellations_are_raised(dynamodb: Any, table: str, cancellations: list[list[str]], attempts: int) -> None:
     DynamoJobStore(table, dynamodb).create(make_job(status=JobStatus.RUNNING), event("submitted"))
     cancelling = CancellingClient(dynamodb, *cancellations)
 

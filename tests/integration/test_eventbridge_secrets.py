@@ -90,9 +90,7 @@ def test_a_secret_is_read_as_json_and_cached(secretsmanager: Any) -> None:
     second = store.get_json("jobrelay/pinpointe/default")
 
     assert first == second == {"api_key": "k1", "base_url": "u"}  # within max_age: no second read
-    assert SecretsManagerStore(secretsmanager, max_age_seconds=0).get_json("jobrelay/pinpointe/default") == {
-        "api_key": "k2"
-    }
+    assert SecretsManagerStore(secretsmanager, max_age_seconds=0).get_json("jobrelay/pinpointe/default") == {"api_key": "k2"}
 
 
 def test_a_callers_edits_do_not_reach_the_cache(secretsmanager: Any) -> None:

@@ -79,7 +79,10 @@ def deployed(monkeypatch, sandbox):
         prefix = stack.template.parameters["SecretsPrefix"]
         secrets = stack.client("secretsmanager")
         secrets.create_secret(Name=f"{prefix}pinpointe/default", SecretString=json.dumps(sandbox.account_secret()))
-        secrets.create_secret(Name=f"{prefix}callbacks/default", SecretString=json.dumps({"signing_secret": "whsec_" + base64.b64encode(b"k" * 32).decode()}))
+        secrets.create_secret(
+            Name=f"{prefix}callbacks/default",
+            SecretString=json.dumps({"signing_secret": "whsec_" + base64.b64encode(b"k" * 32).decode()}),
+        )
         yield stack
         forget_wiring()
 
@@ -124,10 +127,13 @@ def test_submit_stores_the_job_and_starts_its_execution(deployed):
     status, job = api(deployed, "POST", "/jobs", {"operation": "pinpointe.segment_subscribers", "params": {"segmentid": [3]}})
 
     assert status == 202 and job["status"] == "SUBMITTED"
-    executions = deployed.client("stepfunctions").list_executions(stateMachineArn=deployed.template.state_machines[0].arn)["executions"]
+    executions = deployed.client("stepfunctions").list_executions(stateMachineArn=deployed.template.state_machines[0].arn)[
+        "executions"
+    ]
     assert [e["name"] for e in executions] == [job["job_id"]]
     item = deployed.client("dynamodb").get_item(
-        TableName=deployed.functions["ApiFunction"].environment["JOBS_TABLE"], Key={"pk": {"S": f"JOB#{job['job_id']}"}, "sk": {"S": "JOB"}}
+        TableName=deployed.functions["ApiFunction"].environment["JOBS_TABLE"],
+        Key={"pk": {"S": f"JOB#{job['job_id']}"}, "sk": {"S": "JOB"}},
     )["Item"]
     assert item["status"]["S"] == "SUBMITTED" and item["params"]["M"]["segmentid"]["L"] == [{"S": "3"}]
 
@@ -153,7 +159,14 @@ def test_the_sample_events_get_the_answers_they_document(deployed):
         (base64.b64encode(b"\xff\xfe\x00garbage").decode(), True, 400, "INVALID_JSON"),
         ("x" * (256 * 1024 + 1), False, 413, "PAYLOAD_TOO_LARGE"),
         (json.dumps({"operation": "pinpointe.everything"}), False, 422, "INVALID_REQUEST"),
-        (json.dumps({"operation": "pinpointe.list_subscribers", "params": {"list": ["1"]}, "callback_url": "http://example.org"}), False, 422, "INVALID_REQUEST"),
+        (
+            json.dumps(
+                {"operation": "pinpointe.list_subscribers", "params": {"list": ["1"]}, "callback_url": "http://example.org"}
+            ),
+            False,
+            422,
+            "INVALID_REQUEST",
+        ),
     ],
 )
 def test_bad_submissions_get_a_clear_4xx(deployed, body, base64_encoded, status, code):
@@ -166,7 +179,9 @@ def test_idempotency_key_dedupes_on_powertools_idempotency_table(deployed):
     body = {"operation": "pinpointe.segment_subscribers", "params": {"segmentid": ["1"]}}
     _, first = api(deployed, "POST", "/jobs", body, headers={"idempotency-key": "k-1"})
     _, again = api(deployed, "POST", "/jobs", body, headers={"idempotency-key": "k-1"})
-    status, conflict = api(deployed, "POST", "/jobs", {**body, "params": {"segmentid": ["2"]}}, headers={"idempotency-key": "k-1"})
+    status, conflict = api(
+        deployed, "POST", "/jobs", {**body, "params": {"segmentid": ["2"]}}, headers={"idempotency-key": "k-1"}
+    )
 
     assert first["job_id"] == again["job_id"]
     assert status == 409 and conflict["error"]["code"] == "IDEMPOTENCY_KEY_REUSED"
@@ -175,7 +190,10 @@ def test_idempotency_key_dedupes_on_powertools_idempotency_table(deployed):
 
 
 def test_listing_filters_and_pages(deployed):
-    ids = [api(deployed, "POST", "/jobs", {"operation": "pinpointe.segment_subscribers", "params": {"segmentid": [n]}})[1]["job_id"] for n in range(3)]
+    ids = [
+        api(deployed, "POST", "/jobs", {"operation": "pinpointe.segment_subscribers", "params": {"segmentid": [n]}})[1]["job_id"]
+        for n in range(3)
+    ]
     _, first = api(deployed, "GET", "/jobs", query={"status": "SUBMITTED", "limit": "2"})
     _, second = api(deployed, "GET", "/jobs", query={"status": "SUBMITTED", "limit": "2", "next": first["next"]})
     assert [j["job_id"] for j in first["jobs"] + second["jobs"]] == list(reversed(ids))
@@ -190,7 +208,15 @@ SUBMISSION = {"operation": "pinpointe.segment_subscribers", "params": {"segmenti
 
 def raw_request(deployed, method: str, path: str, *, route_key: str = "$default", body=None, headers=None, base64_encoded=False):
     """An event as API Gateway sends it for `route_key` ($default: no route of the template matched)."""
-    event = http_event("api_list_operations.json", routeKey=route_key, rawPath=path, rawQueryString="", queryStringParameters=None, body=body, isBase64Encoded=base64_encoded)
+    event = http_event(
+        "api_list_operations.json",
+        routeKey=route_key,
+        rawPath=path,
+        rawQueryString="",
+        queryStringParameters=None,
+        body=body,
+        isBase64Encoded=base64_encoded,
+    )
     merged = {**event["headers"], **(headers or {})}
     event["headers"] = {name: value for name, value in merged.items() if value is not None}  # None: no such header
     event["requestContext"]["http"].update(method=method, path=path)
@@ -198,9 +224,14 @@ def raw_request(deployed, method: str, path: str, *, route_key: str = "$default"
     return deployed.invoke("ApiFunction", event)
 
 
-@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data", "application/octet-stream; charset=utf-8", None])
+@pytest.mark.parametrize(
+    "content_type",
+    ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data", "application/octet-stream; charset=utf-8", None],
+)
 def test_a_json_body_is_read_whatever_its_content_type_says(deployed, content_type):
-    answer = raw_request(deployed, "POST", "/jobs", route_key="POST /jobs", body=json.dumps(SUBMISSION), headers={"content-type": content_type})
+    answer = raw_request(
+        deployed, "POST", "/jobs", route_key="POST /jobs", body=json.dumps(SUBMISSION), headers={"content-type": content_type}
+    )
 
     assert answer["statusCode"] == 202, answer["body"]
 
@@ -217,7 +248,15 @@ def test_a_json_body_is_read_whatever_its_content_type_says(deployed, content_ty
     ],
 )
 def test_a_body_that_is_not_json_says_what_to_send(deployed, content_type, body, base64_encoded, status, code):
-    answer = raw_request(deployed, "POST", "/jobs", route_key="POST /jobs", body=body, headers={"content-type": content_type}, base64_encoded=base64_encoded)
+    answer = raw_request(
+        deployed,
+        "POST",
+        "/jobs",
+        route_key="POST /jobs",
+        body=body,
+        headers={"content-type": content_type},
+        base64_encoded=base64_encoded,
+    )
 
     assert answer["statusCode"] == status
     error = json.loads(answer["body"])["error"]
@@ -263,7 +302,14 @@ def test_listing_filters_on_account(deployed):
     assert {j["job_id"] for j in everyone["jobs"]} == set(ids.values())
 
 
-@pytest.mark.parametrize("token", ["not-a-token", base64.urlsafe_b64encode(b'{"c": {"pk": "x"}, "f": [null, null]}').decode(), base64.urlsafe_b64encode(b"[1, 2]").decode()])
+@pytest.mark.parametrize(
+    "token",
+    [
+        "not-a-token",
+        base64.urlsafe_b64encode(b'{"c": {"pk": "x"}, "f": [null, null]}').decode(),
+        base64.urlsafe_b64encode(b"[1, 2]").decode(),
+    ],
+)
 def test_a_bad_next_token_is_a_400(deployed, token):
     status, answer = api(deployed, "GET", "/jobs", query={"next": token})
 
@@ -304,7 +350,9 @@ def test_an_import_s_records_file_is_checked_when_it_is_submitted(deployed):
     for source, (status, answer) in refusals.items():
         assert status == 422, source
         assert [d["field"] for d in answer["error"]["details"]] == ["params.source"], source
-    assert "no records file" in refusals[f"s3://{bucket}/uploads/2026/11/22/abc/missing.jsonl"][1]["error"]["details"][0]["message"]
+    assert (
+        "no records file" in refusals[f"s3://{bucket}/uploads/2026/11/22/abc/missing.jsonl"][1]["error"]["details"][0]["message"]
+    )
     assert "empty" in refusals[f"s3://{bucket}/incoming/empty.jsonl"][1]["error"]["message"]
 
     status, job = api(deployed, "POST", "/jobs", import_submission(f"s3://{bucket}/uploads/2026/11/22/abc/ok.jsonl"))
@@ -396,7 +444,9 @@ def test_the_sweeper_settles_a_job_whose_execution_was_stopped(deployed):
     _, job = api(deployed, "POST", "/jobs", {"operation": "pinpointe.segment_subscribers", "params": {"segmentid": [3]}})
     _, other = api(deployed, "POST", "/jobs", {"operation": "pinpointe.segment_subscribers", "params": {"segmentid": [4]}})
     machine = deployed.template.state_machines[0].arn
-    deployed.client("stepfunctions").stop_execution(executionArn=machine.replace(":stateMachine:", ":execution:") + f":{job['job_id']}")
+    deployed.client("stepfunctions").stop_execution(
+        executionArn=machine.replace(":stateMachine:", ":execution:") + f":{job['job_id']}"
+    )
 
     report = deployed.invoke("SweeperFunction", json.loads((EVENTS / "sweeper_scheduled.json").read_text()))
 

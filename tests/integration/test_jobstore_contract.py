@@ -166,14 +166,11 @@ def test_the_whole_happy_path_counts_versions_and_keeps_every_step(store: JobSto
     path = [JobStatus.STARTING, JobStatus.RUNNING, JobStatus.COLLECTING, JobStatus.SUCCEEDED]
 
     versions = [
-        store.transition("job-1", status, event(status.lower(), minutes=i)).job.version
-        for i, status in enumerate(path, 1)
+        store.transition("job-1", status, event(status.lower(), minutes=i)).job.version for i, status in enumerate(path, 1)
     ]
 
     assert versions == [2, 3, 4, 5]
-    assert [e.event for e in store.timeline("job-1")] == [
-        "submitted", "starting", "running", "collecting", "succeeded"
-    ]
+    assert [e.event for e in store.timeline("job-1")] == ["submitted", "starting", "running", "collecting", "succeeded"]
 
 
 def test_a_transition_applies_its_patch_in_the_same_write(store: JobStore) -> None:
@@ -336,9 +333,7 @@ def test_listing_pages_through_every_match_newest_first_once(
     listed: tuple[JobStore, list[Job]], filters: dict[str, Any], limit: int
 ) -> None:
     store, jobs = listed
-    expected = newest_first(
-        [job for job in jobs if all(getattr(job, name) == value for name, value in filters.items())]
-    )
+    expected = newest_first([job for job in jobs if all(getattr(job, name) == value for name, value in filters.items())])
 
     pages = all_pages(store, limit, **filters)
 

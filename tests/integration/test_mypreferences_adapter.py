@@ -261,7 +261,9 @@ def test_an_initiate_whose_answer_was_lost_is_an_unknown_outcome(imports, sandbo
     assert len(imported_all(sandbox, http)) == 1
 
 
-@pytest.mark.parametrize(("variant", "said"), [("no_token", "without an AccessToken"), ("not_json", "with a body that is not JSON")])
+@pytest.mark.parametrize(
+    ("variant", "said"), [("no_token", "without an AccessToken"), ("not_json", "with a body that is not JSON")]
+)
 def test_an_unusable_initiate_answer_is_an_unknown_outcome_without_the_token(imports, sandbox, http, variant, said):
     sandbox.configure({"initiate_answer": variant})
     with pytest.raises(VendorOutcomeUnknown, match=f"Initiate answered {said}: .*daily import quota") as raised:
@@ -330,7 +332,9 @@ def test_a_clean_import_reconciles_complete(imports):
 @pytest.mark.parametrize("has_more_missing", [False, True], ids=["has-more", "has-more-missing"])
 def test_exceptions_paged_smaller_than_asked_are_all_listed_and_reconcile(sandbox, http, has_more_missing):
     sandbox.configure({"exceptions_page_cap": 2, "has_more_missing": has_more_missing, "exception_every": 2})
-    imports = MyPreferencesImports(MyPreferencesAccount.model_validate(sandbox.account_secret()), http=http, exceptions_page_size=5)
+    imports = MyPreferencesImports(
+        MyPreferencesAccount.model_validate(sandbox.account_secret()), http=http, exceptions_page_size=5
+    )
     job, _, failures = run_import(imports, [profile(n) for n in range(1, 12)] + [profile(12, id_type="NOPE")])
     assert [number for number, _, _ in failures] == [2, 4, 6, 8, 10, 12]
     offsets = [call for call in sandbox.calls() if call.get("kind") == "exceptions"]

@@ -37,9 +37,7 @@ def http() -> Iterator[httpx.Client]:
         yield client
 
 
-def sign(
-    sandbox: MyPreferencesSandbox, timestamp: str, *, secret: str | None = None, user: str = "sandbox.user"
-) -> str:
+def sign(sandbox: MyPreferencesSandbox, timestamp: str, *, secret: str | None = None, user: str = "sandbox.user") -> str:
     """A PNAUTHINFO3 header computed here, independently of the adapter's code."""
     key = (secret or sandbox.account_secret()["auth"]["secret"]).encode()
     digest = hmac.new(key, f"SANDBOX_CO:{user}:{timestamp}".encode(), hashlib.sha256).digest()
@@ -52,7 +50,6 @@ def stamp(moment: datetime) -> str:
 
 class Api(SandboxControl):
     """Raw calls to the sandbox, signed with PNAUTHINFO3 unless told otherwise."""
-
 
     def call(self, method: str, path: str, *, auth: str | None = None, **kwargs) -> httpx.Response:
         header = auth if auth is not None else sign(self.sandbox, stamp(datetime.now(UTC) - timedelta(seconds=1)))

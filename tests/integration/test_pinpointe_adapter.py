@@ -156,10 +156,17 @@ def test_params_reach_pinpointe_in_its_wire_forms(jobs, sandbox, http):
     sent = {job["requestmethod"]: job["details"] for job in http.get(f"{sandbox.base_url}/_sandbox/jobs").json()}
     notify = {"type": "webhook", "value": HOOK}
     assert sent["GetNewsletterContactDataSummaryAsync"] == {
-        "stat": "4711", "startdate": "20250301", "enddate": "20250308", "notify": notify,
+        "stat": "4711",
+        "startdate": "20250301",
+        "enddate": "20250308",
+        "notify": notify,
     }
     assert sent["GetTagSubscribersAsync"] == {
-        "tag": ["7"], "extag": ["8"], "status": "any", "include_membership": "false", "emailonly": "true",
+        "tag": ["7"],
+        "extag": ["8"],
+        "status": "any",
+        "include_membership": "false",
+        "emailonly": "true",
         "notify": notify,
     }
     assert sent["GetListSubscribersAsync"]["list"] == ["12", "13"]
@@ -390,8 +397,15 @@ def test_autoresponder_by_id_with_each_grouping(jobs, sandbox):
     assert int(aggregated["emailopens"]) == sum(int(r["emailopens"]) for r in per_send)
     reconciliation = summary.pop("reconciliation")
     assert "no count" in summary.pop("note")
-    assert summary == {"operation": AUTORESPONDERS, "autoresponderid": "301", "grouping": "autoresponder",
-                       "records": 1, "pages": 1, "page_limit": 1000, "file": "autoresponder_results.jsonl"}
+    assert summary == {
+        "operation": AUTORESPONDERS,
+        "autoresponderid": "301",
+        "grouping": "autoresponder",
+        "records": 1,
+        "pages": 1,
+        "page_limit": 1000,
+        "file": "autoresponder_results.jsonl",
+    }
     assert reconciliation["reconciled"] is None and reconciliation["shortfall"] == []  # no count to check against
     sent = [c["details"] for c in autoresponder_calls(sandbox)]
     assert {d["grouping"] for d in sent[:2]} == {"send"} and {d["grouping"] for d in sent[2:]} == {"autoresponder"}
@@ -404,18 +418,23 @@ def test_all_autoresponders_are_read_without_a_start_check(jobs, sandbox):
     assert [r["autorespondername"] for r in records] == [f"Drip {n}" for n in range(1, 8)]
     assert summary["pages"] == 3 and summary["all"] is True
     assert [c["details"] for c in autoresponder_calls(sandbox)][0] == {
-        "grouping": "autoresponder", "pagination": {"limit": "3", "next": "0"},
+        "grouping": "autoresponder",
+        "pagination": {"limit": "3", "next": "0"},
     }
 
 
-@pytest.mark.parametrize(("params", "named"), [({"autorespondername": "Nope"}, "autorespondername 'Nope'"),
-                                               ({"autoresponderid": "999"}, "autoresponderid '999'")])
+@pytest.mark.parametrize(
+    ("params", "named"),
+    [({"autorespondername": "Nope"}, "autorespondername 'Nope'"), ({"autoresponderid": "999"}, "autoresponderid '999'")],
+)
 def test_an_unknown_autoresponder_is_rejected_at_the_start_with_pinpointe_s_reason(jobs, sandbox, params, named):
     with pytest.raises(VendorRejected, match=f"{named}: Autoresponder not found"):
         jobs.start(autoresponder_job(**params), None)
 
 
-@pytest.mark.parametrize(("empty", "note"), [(True, None), ("No statistical information is available", "No statistical information is available")])
+@pytest.mark.parametrize(
+    ("empty", "note"), [(True, None), ("No statistical information is available", "No statistical information is available")]
+)
 def test_no_autoresponder_results_is_an_empty_file_and_a_zero_count(jobs, sandbox, empty, note):
     configure(sandbox, autoresponder_empty=empty)
     records, summary, stored = run_autoresponder_job(jobs, autoresponder_job(autorespondername="Welcome series"))
@@ -496,8 +515,14 @@ def test_a_malformed_start_answer_is_an_unknown_outcome_but_a_503_is_retried(job
 @pytest.mark.parametrize("shape", ["list", "keyed_by_id", "single"])
 @pytest.mark.parametrize(
     ("case", "words"),
-    [("lower", {}), ("upper", {}), ("title", {"complete": "Completed"}), ("lower", {"complete": "Done", "processing": "running"}),
-     ("upper", {"complete": "finished"}), ("title", {"complete": "success"})],
+    [
+        ("lower", {}),
+        ("upper", {}),
+        ("title", {"complete": "Completed"}),
+        ("lower", {"complete": "Done", "processing": "running"}),
+        ("upper", {"complete": "finished"}),
+        ("title", {"complete": "success"}),
+    ],
 )
 def test_status_answers_in_every_shape_and_wording_finish_the_job(jobs, sandbox, shape, case, words):
     configure(sandbox, status_shape=shape, status_word_case=case, status_words=words, wrap_response=shape == "single")

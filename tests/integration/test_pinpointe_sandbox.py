@@ -45,7 +45,6 @@ def receiver() -> Iterator[RecordingServer]:
 class Api(SandboxControl):
     """Raw calls to the sandbox's /apijson.php with its credentials."""
 
-
     def call(self, requesttype: str, requestmethod: str, details: object = None, **envelope) -> httpx.Response:
         body = {"username": self.sandbox.username, "usertoken": TOKEN}
         body |= {"requesttype": requesttype, "requestmethod": requestmethod}
@@ -266,8 +265,14 @@ def download(api: Api, jobid: str) -> httpx.Response:
 
 
 def test_subscriber_results_are_realistic_and_deterministic(api):
-    details = {"list": ["12", "13"], "include_membership": "true", "customfields": ["City", "Loyalty"],
-               "startdate": "20250101", "enddate": "20250201", "notify": LIST_DETAILS["notify"]}
+    details = {
+        "list": ["12", "13"],
+        "include_membership": "true",
+        "customfields": ["City", "Loyalty"],
+        "startdate": "20250101",
+        "enddate": "20250201",
+        "notify": LIST_DETAILS["notify"],
+    }
     jobid = api.start(details)
     api.wait_until(jobid, "complete")
     answer = download(api, jobid)
@@ -404,8 +409,18 @@ def test_autoresponder_results_page_by_limit_and_next_until_next_is_0(api):
     records, sent = read_all(api, {"autoresponderid": "302", "grouping": "send"}, limit=10)
     assert sent == ["0", "10", "20"]
     assert [r["sendid"] for r in records] == [f"302-{n}" for n in range(1, 26)]
-    assert set(records[0]) == {"autoresponderid", "autorespondername", "sendid", "starttime", "sendsize", "emailopens",
-                               "linkclicks", "bouncecount_soft", "bouncecount_hard", "unsubscribecount"}
+    assert set(records[0]) == {
+        "autoresponderid",
+        "autorespondername",
+        "sendid",
+        "starttime",
+        "sendsize",
+        "emailopens",
+        "linkclicks",
+        "bouncecount_soft",
+        "bouncecount_hard",
+        "unsubscribecount",
+    }
     assert all(isinstance(v, str) for v in records[0].values())  # numbers written as strings, as Pinpointe does
     again, _ = read_all(api, {"autoresponderid": "302", "grouping": "send"}, limit=7)
     assert again == records  # deterministic, whatever the page size
@@ -488,7 +503,11 @@ def test_later_page_5xx_spares_first_pages_and_common_faults_apply(api):
     assert autoresponder_results(api, first).status_code == 401
     calls = [c for c in api.control("calls") if c["requestmethod"] == "GetAutoresponderResults"]
     assert [(c["http_status"], c.get("fault")) for c in calls] == [
-        (200, None), (503, "later_page_5xx"), (200, None), (503, "http_5xx"), (401, None),
+        (200, None),
+        (503, "later_page_5xx"),
+        (200, None),
+        (503, "http_5xx"),
+        (401, None),
     ]
     assert calls[0]["details"] == first and calls[0]["records"] == 2
 
@@ -518,7 +537,9 @@ def test_the_call_log_and_the_job_list(api):
     api.call("API", "Test", {}, usertoken="bad")
     calls = api.control("calls")
     assert [(c["requestmethod"], c.get("jobid"), c["http_status"]) for c in calls] == [
-        ("GetListSubscribersAsync", jobid, 200), ("AsyncJobStatus", jobid, 200), ("Test", None, 401),
+        ("GetListSubscribersAsync", jobid, 200),
+        ("AsyncJobStatus", jobid, 200),
+        ("Test", None, 401),
     ]
     assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", c["at"]) for c in calls)
     (job,) = api.control("jobs")
@@ -615,7 +636,10 @@ def test_email_notices_send_no_webhook(api, receiver):
 def test_runs_standalone_and_prints_its_url_and_secret():
     process = subprocess.Popen(
         [sys.executable, "-m", "devstack.sandbox.pinpointe", "--port", "0", "--job-seconds", "0.1"],
-        cwd=REPO, stdout=subprocess.PIPE, text=True, env={"PYTHONPATH": f"{REPO}:{REPO / 'layers/jobrelay'}"},
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={"PYTHONPATH": f"{REPO}:{REPO / 'layers/jobrelay'}"},
     )
     try:
         url = process.stdout.readline().split()[-1]
@@ -654,8 +678,11 @@ def test_an_unreadable_start_answer_still_starts_the_job(api, sandbox):
 
 @pytest.mark.parametrize(
     ("config", "words"),
-    [({}, ("waiting", "complete")), ({"status_word_case": "upper"}, ("WAITING", "COMPLETE")),
-     ({"status_word_case": "title", "status_words": {"complete": "completed"}}, ("Waiting", "Completed"))],
+    [
+        ({}, ("waiting", "complete")),
+        ({"status_word_case": "upper"}, ("WAITING", "COMPLETE")),
+        ({"status_word_case": "title", "status_words": {"complete": "completed"}}, ("Waiting", "Completed")),
+    ],
 )
 def test_status_words_can_be_cased_and_replaced(api, config, words):
     api.configure(job_seconds=0.4, **config)
@@ -689,8 +716,9 @@ def test_a_finished_entry_can_carry_its_count(api):
 
 
 def autoresponder_page(api, details: dict, limit: int, following: str = "0") -> dict:
-    return api.call("Autoresponders", "GetAutoresponderResults",
-                    {**details, "pagination": {"limit": str(limit), "next": following}}).json()["data"]
+    return api.call(
+        "Autoresponders", "GetAutoresponderResults", {**details, "pagination": {"limit": str(limit), "next": following}}
+    ).json()["data"]
 
 
 def test_autoresponder_records_can_be_keyed_by_id_or_single(api):

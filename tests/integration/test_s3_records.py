@@ -97,9 +97,7 @@ def test_ranged_reads_from_any_record_give_the_records_after_it(
         assert list(rest) == big_records[position + 1 :], f"from the record on line {after.line}"
 
 
-def test_at_the_end_of_the_file_nothing_is_left_and_past_it_is_refused(
-    source: S3RecordsSource, big_file: bytes
-) -> None:
+def test_at_the_end_of_the_file_nothing_is_left_and_past_it_is_refused(source: S3RecordsSource, big_file: bytes) -> None:
     assert source.head(BIG) == len(big_file)
     assert list(source.open(BIG, start_offset=len(big_file))) == []
     with pytest.raises(ValueError, match=f"offset {len(big_file) + 1} is past the end"):

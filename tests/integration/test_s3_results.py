@@ -104,9 +104,7 @@ def test_a_stream_of_odd_chunks_goes_up_in_full_parts_with_its_hash(
     assert open_uploads(s3) == []
 
 
-def test_a_stream_of_whole_parts_sends_no_empty_last_part(
-    store: S3ResultStore, reader: Any, recorder: Recorder
-) -> None:
+def test_a_stream_of_whole_parts_sends_no_empty_last_part(store: S3ResultStore, reader: Any, recorder: Recorder) -> None:
     data = random.Random(1).randbytes(2 * MIN_PART_SIZE)
 
     stored = store.put_stream("job-1", "two-parts.bin", iter([data]), "application/octet-stream")

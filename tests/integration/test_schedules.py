@@ -138,7 +138,12 @@ class TestTheScheduleApi:
             ({"rate": "1 day"}, 422, "INVALID_REQUEST", "body"),  # cron and rate both given
             ({"timezone": "Europe/Atlantis"}, 422, "INVALID_REQUEST", "timezone"),
             ({"operation": "pinpointe.everything"}, 422, "INVALID_REQUEST", None),
-            ({"params": {"stat": "4711", "startdate": "{{yesterday}}", "enddate": "{{yesterday}}"}}, 422, "INVALID_REQUEST", "params"),
+            (
+                {"params": {"stat": "4711", "startdate": "{{yesterday}}", "enddate": "{{yesterday}}"}},
+                422,
+                "INVALID_REQUEST",
+                "params",
+            ),
             ({"params": {"stat": "4711", "startdate": "{{last_tuesday}}"}}, 422, "INVALID_REQUEST", "params.startdate"),
             ({"name": "has spaces"}, 422, "INVALID_REQUEST", "body.name"),
             ({"name": "nightly-contact-summary"}, 409, "SCHEDULE_EXISTS", None),  # created first below
@@ -169,11 +174,21 @@ class TestTheScheduleApi:
         assert (paused["enabled"], paused["next_run_at"], paused["last_runs"]) == (False, [], [])
         held = scheduler.get_schedule(Name="nightly-contact-summary", GroupName=group(deployed))
         assert held["State"] == "DISABLED"
-        for kept in ("ScheduleExpression", "ScheduleExpressionTimezone", "Description", "FlexibleTimeWindow", "Target", "CreationDate"):
+        for kept in (
+            "ScheduleExpression",
+            "ScheduleExpressionTimezone",
+            "Description",
+            "FlexibleTimeWindow",
+            "Target",
+            "CreationDate",
+        ):
             assert held[kept] == before[kept], kept
 
         status, changed = call(
-            deployed, "PATCH", "/schedules/nightly-contact-summary", {"enabled": True, "cron": "0 9 ? * MON-FRI *", "timezone": "UTC"}
+            deployed,
+            "PATCH",
+            "/schedules/nightly-contact-summary",
+            {"enabled": True, "cron": "0 9 ? * MON-FRI *", "timezone": "UTC"},
         )
 
         assert status == 200, changed
@@ -181,7 +196,11 @@ class TestTheScheduleApi:
         times = [datetime.fromisoformat(moment) for moment in changed["next_run_at"]]
         assert len(times) == 5 and all(t.strftime("%H:%M %z") == "09:00 +0000" and t.isoweekday() <= 5 for t in times)
         held = scheduler.get_schedule(Name="nightly-contact-summary", GroupName=group(deployed))
-        assert (held["State"], held["ScheduleExpression"], held["ScheduleExpressionTimezone"]) == ("ENABLED", "cron(0 9 ? * MON-FRI *)", "UTC")
+        assert (held["State"], held["ScheduleExpression"], held["ScheduleExpressionTimezone"]) == (
+            "ENABLED",
+            "cron(0 9 ? * MON-FRI *)",
+            "UTC",
+        )
         assert json.loads(held["Target"]["Input"])["timezone"] == "UTC"  # the placeholders' zone follows
         assert call(deployed, "GET", "/schedules/nightly-contact-summary")[1]["next_run_at"] == changed["next_run_at"]
 
@@ -240,7 +259,11 @@ class TestTheScheduleApi:
             answer = deployed.invoke("ApiFunction", json.loads((EVENTS / sample).read_text()))
             assert answer["statusCode"] in (200, 201, 202), (sample, answer)
         shown = call(deployed, "GET", "/schedules/nightly-contact-summary")[1]
-        assert (shown["enabled"], shown["cron"], shown["description"]) == (False, "0 3 * * ? *", "paused while send 4711 is rebuilt")
+        assert (shown["enabled"], shown["cron"], shown["description"]) == (
+            False,
+            "0 3 * * ? *",
+            "paused while send 4711 is rebuilt",
+        )
         assert [run["job_id"] for run in shown["last_runs"]] == [json.loads(answer["body"])["job_id"]]
 
     def test_run_now_submits_a_linked_job_and_records_the_run(self, deployed):
@@ -372,7 +395,9 @@ def test_the_local_timer_follows_a_change_of_expression_and_a_pause(deployed):
 
     ten = (datetime.now(UTC) + timedelta(days=1)).replace(hour=10, minute=0, second=0, microsecond=0)
     clock = _ClockThatSaysWhenItIsDone(ten - timedelta(seconds=30), until=ten + timedelta(hours=3))
-    timer = ScheduleTimer([], fire, clock, source=scheduler_schedules(deployed.client("scheduler"), functions), refresh=timedelta(minutes=20))
+    timer = ScheduleTimer(
+        [], fire, clock, source=scheduler_schedules(deployed.client("scheduler"), functions), refresh=timedelta(minutes=20)
+    )
     timer.start()
     try:
         assert clock.done.wait(30), fired

@@ -88,9 +88,7 @@ def test_starting_a_job_again_answers_its_existing_execution(sfn: Any, passing_m
     assert [e["name"] for e in sfn.list_executions(stateMachineArn=passing_machine)["executions"]].count("job-2") == 1
 
 
-def test_a_waiting_task_is_resumed_once_with_the_output(
-    aws: tuple[Any, Any], waiting_machine: tuple[str, str]
-) -> None:
+def test_a_waiting_task_is_resumed_once_with_the_output(aws: tuple[Any, Any], waiting_machine: tuple[str, str]) -> None:
     sfn, sqs = aws
     machine, queue_url = waiting_machine
     workflow = StepFunctionsWorkflow(None, sfn)  # resuming needs no state machine ARN

@@ -19,7 +19,12 @@ from jobrelay.vendors.which50.adapter import Which50Account, Which50Imports, whi
 from tests.integration.sandbox_client import SandboxControl
 
 PROCESS_SECONDS = 0.3
-PARAMS = {"contact_list_id": 12, "source": "s3://imports/contacts.jsonl", "format": "jsonl", "field_names": ["Email", "FirstName", "Mobile"]}
+PARAMS = {
+    "contact_list_id": 12,
+    "source": "s3://imports/contacts.jsonl",
+    "format": "jsonl",
+    "field_names": ["Email", "FirstName", "Mobile"],
+}
 
 
 @pytest.fixture

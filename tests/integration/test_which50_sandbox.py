@@ -353,7 +353,12 @@ def test_percent_100_while_still_processing_shows_half_the_counts_then_the_final
     api.configure(process_seconds=0.2, percent_before_status_seconds=0.6)
     job = run_new_contacts(api, 10)
     lagging = api.wait_until(job, "Processing")
-    assert (lagging["ProgressPercent"], lagging["FinishDate"], lagging["InsertedContacts"], lagging["TotalContacts"]) == (100, None, 5, 5)
+    assert (lagging["ProgressPercent"], lagging["FinishDate"], lagging["InsertedContacts"], lagging["TotalContacts"]) == (
+        100,
+        None,
+        5,
+        5,
+    )
     done = api.wait_until(job, "Completed")
     assert (done["ProgressPercent"], done["InsertedContacts"], done["TotalContacts"]) == (100, 10, 10)
     assert done["FinishDate"] is not None
@@ -363,7 +368,12 @@ def test_finish_with_errors_refuses_one_contact_in_four_as_not_updated(api):
     api.configure(finish_with_errors=True)
     job = run_new_contacts(api, 8)
     done = api.wait_until(job, "CompletedWithErrors")
-    assert (done["InsertedContacts"], done["NotUpdatedContacts"], done["TotalContacts"], done["ProgressPercent"]) == (6, 2, 6, 100)
+    assert (done["InsertedContacts"], done["NotUpdatedContacts"], done["TotalContacts"], done["ProgressPercent"]) == (
+        6,
+        2,
+        6,
+        100,
+    )
     assert api.call("GET", NEWSLETTER).json()["Count"] == 3 + 6
 
 
@@ -381,7 +391,9 @@ def test_status_words_and_camel_case_change_only_how_answers_are_written(api):
     created = api.create()
     assert created["currentStatus"] == "NEW" and "CurrentStatus" not in created
     echo = api.batch(created["id"], [contact("c@example.org", FirstName="Cy")]).json()
-    assert echo == [{"encContactId": None, "listId": 12, "values": {"Email": "c@example.org", "FirstName": "Cy"}, "validationWarnings": []}]
+    assert echo == [
+        {"encContactId": None, "listId": 12, "values": {"Email": "c@example.org", "FirstName": "Cy"}, "validationWarnings": []}
+    ]
     api.run(created["id"])
     deadline = time.monotonic() + 5
     while (done := api.status(created["id"]))["currentStatus"] != "Finished":

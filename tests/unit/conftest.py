@@ -125,10 +125,19 @@ def world() -> World:
         vendor=vendor,
         settings=settings,
         jobs=JobService(
-            store, results, workflow, notices, settings, cancel_at_vendor=vendor.cancel, release_slot=concurrency.release, now=clock
+            store,
+            results,
+            workflow,
+            notices,
+            settings,
+            cancel_at_vendor=vendor.cancel,
+            release_slot=concurrency.release,
+            now=clock,
         ),
         steps=StepRunner(store, results, workflow, notices, lambda job: vendor, settings, now=clock, concurrency=concurrency),
-        webhooks=WebhookReceiver(store, workflow, lambda key, body: f"s3://results/{key}", lambda vendor, body: {"status": "complete"}, now=clock),
+        webhooks=WebhookReceiver(
+            store, workflow, lambda key, body: f"s3://results/{key}", lambda vendor, body: {"status": "complete"}, now=clock
+        ),
         slots=slots,
         sweeper=Sweeper(store, workflow, notices, concurrency, now=clock),
     )

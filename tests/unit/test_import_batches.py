@@ -55,9 +55,7 @@ def validate(data: dict[str, Any]) -> dict[str, Any]:
 def cut(data: bytes, limits: BatchLimits, start: Checkpoint | None = None, encoder=encode) -> list[Cut]:
     """What the Prepare step sees: the file read from the checkpoint, validated and cut."""
     start = start or Checkpoint()
-    records = read_records(
-        [data[start.resume_offset :]], "jsonl", start_offset=start.resume_offset, start_line=start.resume_line
-    )
+    records = read_records([data[start.resume_offset :]], "jsonl", start_offset=start.resume_offset, start_line=start.resume_line)
     items = cut_batches(validate_records(records, validate), limits, encoder, start=start, record_key=lambda r: r["Email"])
     return list(items)
 
@@ -270,7 +268,13 @@ def test_checkpoint_arithmetic() -> None:
 def test_a_checkpoint_tells_a_batch_it_has_counted_from_the_next_and_refuses_the_rest() -> None:
     def batch(index: int, first_line: int, end: int) -> Batch:
         return Batch(
-            index=index, first_line=first_line, last_end_offset=end, next_line=first_line + 3, lines=[first_line], body=b"", count=1
+            index=index,
+            first_line=first_line,
+            last_end_offset=end,
+            next_line=first_line + 3,
+            lines=[first_line],
+            body=b"",
+            count=1,
         )
 
     checkpoint = Checkpoint(next_batch_index=2, resume_offset=300, resume_line=7)

@@ -162,7 +162,10 @@ def test_header_names_are_trimmed_and_values_kept_as_they_are() -> None:
 def test_an_invalid_line_inside_a_quoted_field_fails_its_whole_row() -> None:
     data = b'Id,Note\n1,"first\nsec\xffond"\n2,fine\n'
 
-    assert summary(read(data, "csv")) == [(2, "line 3 is not valid UTF-8 (byte 0xff at position 4)"), (4, {"Id": "2", "Note": "fine"})]
+    assert summary(read(data, "csv")) == [
+        (2, "line 3 is not valid UTF-8 (byte 0xff at position 4)"),
+        (4, {"Id": "2", "Note": "fine"}),
+    ]
 
 
 def test_a_quote_left_open_is_an_error_at_the_end_of_the_file() -> None:
@@ -216,7 +219,12 @@ def test_resuming_after_any_record_gives_exactly_the_records_after_it(data: byte
 
     for position, record in enumerate(whole):
         rest = read(
-            data[record.end_offset :], fmt, chunk_size=5, start_offset=record.end_offset, start_line=record.next_line, header=header
+            data[record.end_offset :],
+            fmt,
+            chunk_size=5,
+            start_offset=record.end_offset,
+            start_line=record.next_line,
+            header=header,
         )
         assert rest == whole[position + 1 :]
 
@@ -268,7 +276,11 @@ NOT_TEXT = "not text: upload it as plain UTF-8 text"
         (b"Email,CustomerName.FirstName,Emails.0.Email", "csv", None),  # the header goes on
         (b'{"Email": "ada@example.org"}\n', "csv", "the file looks like JSON, not CSV"),
         (b"Email,Name,Email\n", "csv", "'Email' appears twice"),
-        (b"Email;Name;Phone\na;b;c\n", "csv", "the header has one column, 'Email;Name;Phone': a CSV file must be separated by commas"),
+        (
+            b"Email;Name;Phone\na;b;c\n",
+            "csv",
+            "the header has one column, 'Email;Name;Phone': a CSV file must be separated by commas",
+        ),
         (b"", "csv", "the file is empty"),
         (BOM + b" \r\n\n", "jsonl", "the file is empty"),
         (b"PK\x03\x04\x14\x00\x06\x00", "csv", f"the file is a ZIP archive (an .xlsx workbook?), {NOT_TEXT}"),
@@ -286,7 +298,7 @@ def test_sniff_tells_early_when_a_file_is_clearly_not_its_format(first_bytes: by
 
 def random_jsonl(rng: random.Random) -> tuple[bytes, list[tuple[int, object]]]:
     """A file of records, blank lines and broken lines, with the records it holds."""
-    alphabet = "abcxyz é€😀\"\\\t,"
+    alphabet = 'abcxyz é€😀"\\\t,'
     lines, expected = [], []
     for number in range(1, rng.randint(1, 60)):
         ending = rng.choice([b"\n", b"\r\n"])

@@ -156,10 +156,18 @@ def world():
 def make(world, data: bytes, fmt: str = "jsonl"):
     clock, store, vendor = world
     results, scratch = InMemoryResultStore(), InMemoryScratch()
-    steps = ImportSteps(store, results, scratch, BytesSource(data), lambda job: vendor, now=clock, sleep=lambda seconds: settle(world, seconds))
-    job = Job(job_id="job_1", operation="mypreferences.bulk_import", vendor="mypreferences", status=JobStatus.STARTING,
-              created_at=clock(), deadline_at=clock() + timedelta(hours=12),
-              params={"source": "s3://b/uploads/x.jsonl", "format": fmt})
+    steps = ImportSteps(
+        store, results, scratch, BytesSource(data), lambda job: vendor, now=clock, sleep=lambda seconds: settle(world, seconds)
+    )
+    job = Job(
+        job_id="job_1",
+        operation="mypreferences.bulk_import",
+        vendor="mypreferences",
+        status=JobStatus.STARTING,
+        created_at=clock(),
+        deadline_at=clock() + timedelta(hours=12),
+        params={"source": "s3://b/uploads/x.jsonl", "format": fmt},
+    )
     from jobrelay.domain.job import TimelineEvent
 
     store.create(job, TimelineEvent(event="submitted"))
@@ -349,7 +357,6 @@ def test_a_batch_that_timed_out_and_never_landed_is_sent_again_after_the_settle_
 
     assert vendor.received == [f"user{n}@example.org" for n in range(1, 13)]
     assert clock() >= crashed_at + SETTLE_AFTER
-
 
 
 # --- vendors that count nothing before the run (Which50) ------------------------------------------

@@ -143,7 +143,9 @@ class RecordsFiles:
 
     def head(self, s3_uri: str) -> int:
         if not s3_uri.startswith(("s3://results/uploads/", "s3://results/incoming/")):
-            raise ValueError(f"records files are read only from s3://results/uploads/ or s3://results/incoming/, not from {s3_uri!r}")
+            raise ValueError(
+                f"records files are read only from s3://results/uploads/ or s3://results/incoming/, not from {s3_uri!r}"
+            )
         if s3_uri not in self.files:
             raise FileNotFoundError(f"no records file at {s3_uri}")
         return self.files[s3_uri]
@@ -151,7 +153,9 @@ class RecordsFiles:
 
 def service_reading(world, files: dict[str, int]) -> JobService:
     notices = Notices(world.events, InMemorySecretStore(), world.settings)
-    return JobService(world.store, world.results, world.workflow, notices, world.settings, now=world.clock, records=RecordsFiles(files))
+    return JobService(
+        world.store, world.results, world.workflow, notices, world.settings, now=world.clock, records=RecordsFiles(files)
+    )
 
 
 def bulk_import(source: str) -> JobSubmission:

@@ -89,7 +89,9 @@ def test_a_poll_only_vendor_is_waited_for_by_polling_with_its_percentage_and_own
     job_id = world.submit()
     run(world, "start", job_id)
     world.vendor.polls = [
-        PollOutcome(state=VendorState.RUNNING, progress=Progress(note="Pinpointe does not list job v-1 yet (4 s after its start)")),
+        PollOutcome(
+            state=VendorState.RUNNING, progress=Progress(note="Pinpointe does not list job v-1 yet (4 s after its start)")
+        ),
         RUNNING,
     ]
 
@@ -167,7 +169,10 @@ def test_a_cancelled_job_says_it_was_cancelled_not_that_it_still_waits(world):
 
     view = world.jobs.cancel(job_id)
 
-    assert (view.progress.phase, view.progress.note) == ("finished", "cancelled while waiting for Pinpointe: cancelled on request")
+    assert (view.progress.phase, view.progress.note) == (
+        "finished",
+        "cancelled while waiting for Pinpointe: cancelled on request",
+    )
     assert view.progress.elapsed_seconds is None
 
 
@@ -194,9 +199,13 @@ def test_a_job_that_fails_before_a_step_ran_says_why(world):
 
 def test_an_import_is_seen_starting_then_staging_then_waiting_for_the_vendor_by_polling(world):
     vendor = FakeVendor()  # an import adapter: no wait_mode, never a webhook
-    imports = ImportSteps(world.store, world.results, InMemoryScratch(), BytesSource(records_file(GOOD[:3])), lambda job: vendor, now=world.clock)
+    imports = ImportSteps(
+        world.store, world.results, InMemoryScratch(), BytesSource(records_file(GOOD[:3])), lambda job: vendor, now=world.clock
+    )
     notices = Notices(world.events, InMemorySecretStore(), world.settings)
-    steps = StepRunner(world.store, world.results, world.workflow, notices, lambda job: vendor, world.settings, now=world.clock, imports=imports)
+    steps = StepRunner(
+        world.store, world.results, world.workflow, notices, lambda job: vendor, world.settings, now=world.clock, imports=imports
+    )
     now = world.clock()
     job = Job(job_id="job_import", operation="mypreferences.bulk_import", vendor="mypreferences", created_at=now, updated_at=now,
               deadline_at=now + timedelta(hours=2), params={"source": "s3://b/uploads/x.jsonl", "format": "jsonl"})  # fmt: skip
@@ -211,7 +220,9 @@ def test_an_import_is_seen_starting_then_staging_then_waiting_for_the_vendor_by_
 
     progress = shown(world, "job_import")
     assert (progress.phase, progress.waiting_on, progress.elapsed_seconds) == ("waiting", "polling", 70)
-    assert progress.note == "waiting for MyPreferences since 10:00 UTC (1 min) by polling; last status 'Staging'; 3 records staged"
+    assert (
+        progress.note == "waiting for MyPreferences since 10:00 UTC (1 min) by polling; last status 'Staging'; 3 records staged"
+    )
 
 
 @pytest.mark.parametrize(

@@ -137,11 +137,15 @@ def test_records_the_vendor_documents_are_accepted(record):
 @pytest.mark.parametrize(
     ("record", "expected"),
     [
-        ({"CustomerType": "Customer"}, "body: Value error, the record does not identify a profile: give a ProfileId, "
-                                       "AlternateIds or Emails"),
+        (
+            {"CustomerType": "Customer"},
+            "body: Value error, the record does not identify a profile: give a ProfileId, AlternateIds or Emails",
+        ),
         ({"ProfileId": 1, "Nickname": "x"}, "Nickname: Extra inputs are not permitted"),
-        ({"Emails": [{"EmailAddress": "bad@"}]}, "Emails.0.EmailAddress: Value error, is not a plausible email "
-                                                  "address (name@domain.tld)"),
+        (
+            {"Emails": [{"EmailAddress": "bad@"}]},
+            "Emails.0.EmailAddress: Value error, is not a plausible email address (name@domain.tld)",
+        ),
         ({"Emails": [{"EmailAddress": "a b@example.org"}]}, "Emails.0.EmailAddress: Value error, is not a plausible"),
         ({"Emails": [{"EmailAddress": "ada@localhost"}]}, "Emails.0.EmailAddress: Value error, is not a plausible"),
         ({"Emails": [{"EmailAddress": "a" * 250 + "@ex.org"}]}, "Emails.0.EmailAddress: String should have at most"),
@@ -192,7 +196,7 @@ UNUSUAL_RECORDS = [
     {"ProfileId": "12", "CustomerType": None, "IsActive": False},
     {**DOCS_RECORD, "CustomerName": {"FirstName": "Zoë", "LastName": "Łukasiewicz 李"}},  # escaped as json.dumps does
     {"Emails": [{"EmailAddress": "a@example.org"}], "CustomFields": [{"Score": 1e-07, "Big": 1e16, "Half": 0.5, "None": None}]},
-    {"ProfileId": 3, "Consents": [{"Text": "tab\there, \"quoted\", \u0001 and \u2028"}], "Groups": []},
+    {"ProfileId": 3, "Consents": [{"Text": 'tab\there, "quoted", \u0001 and \u2028'}], "Groups": []},
 ]
 
 
@@ -207,10 +211,13 @@ def test_encode_batch_is_what_json_dumps_gave_and_joins_records_encoded_alone():
 
     body = imports.encode_batch(job(), records)
 
-    assert body == json.dumps(
-        {"UserProfilePreferences": [r.model_dump(mode="json", exclude_unset=True, exclude_none=True) for r in records]},
-        separators=(",", ":"),
-    ).encode()
+    assert (
+        body
+        == json.dumps(
+            {"UserProfilePreferences": [r.model_dump(mode="json", exclude_unset=True, exclude_none=True) for r in records]},
+            separators=(",", ":"),
+        ).encode()
+    )
     assert body.isascii()
     assert all(one.startswith(prefix) and one.endswith(suffix) for one in alone)
     assert body == prefix + b",".join(one[len(prefix) : -len(suffix)] for one in alone) + suffix
@@ -231,7 +238,9 @@ def test_the_batch_cutter_joins_mypreferences_bodies(monkeypatch):
         return imports.encode_batch(job(), batch)
 
     cut_up = cut_batches(
-        ((SourceRecord(n, n * 10, n + 1), record) for n, record in enumerate(records, start=1)), BatchLimits(max_bytes=2_000), encode
+        ((SourceRecord(n, n * 10, n + 1), record) for n, record in enumerate(records, start=1)),
+        BatchLimits(max_bytes=2_000),
+        encode,
     )
     staged = [item for item in cut_up if isinstance(item, Batch)]
 
@@ -272,7 +281,9 @@ def test_status_words(word, state, caplog):
     assert not caplog.records
 
 
-@pytest.mark.parametrize("word", ["CompletedWithErrors", "Completed With Exceptions", "COMPLETED_WITH_WARNINGS", "CompleteWithErrors"])
+@pytest.mark.parametrize(
+    "word", ["CompletedWithErrors", "Completed With Exceptions", "COMPLETED_WITH_WARNINGS", "CompleteWithErrors"]
+)
 def test_completed_with_errors_is_done_but_qualified(word):
     assert read_status(word) == read_status(word, processed=5)
     assert read_status(word).state is VendorState.DONE and read_status(word).qualified
@@ -706,6 +717,7 @@ def test_a_page_repeating_the_one_before_is_a_protocol_error_not_a_loop():
 def test_a_page_of_records_already_listed_is_a_protocol_error():
     # A vendor that ignores offset past the first page: page 2 is page 1 in another order.
     pages = iter([[1, 2], [2, 1], [3]])
+
     def body(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, json={"HasMore": True, "UserProfilePreferences": [{"SequenceNumber": n} for n in next(pages)]})
 
@@ -787,7 +799,10 @@ QUOTA = "an import may have been opened at MyPreferences.* counts against the ac
         (json.dumps({"Status": "Initiated", "Name": "nightly"}).encode(), "answered without an AccessToken"),
         (b'{"Name": "nightly", "AccessToken": 918273, "Status": "Initi', "answered with a body that is not JSON"),
         (b"[1, 2]", "answered with something that is not an import status"),
-        (json.dumps({"AccessToken": "T-1", "Status": "Initiated"}).encode(), "answered with something that is not an import status"),
+        (
+            json.dumps({"AccessToken": "T-1", "Status": "Initiated"}).encode(),
+            "answered with something that is not an import status",
+        ),
     ],
     ids=["no-token", "cut-short", "not-a-status", "token-not-a-number"],
 )

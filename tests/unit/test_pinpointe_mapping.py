@@ -91,9 +91,16 @@ def test_unknown_status_words_count_as_running_and_are_logged_raw(word, caplog):
 
 @pytest.mark.parametrize(
     ("word", "state"),
-    [("waiting", VendorState.RUNNING), ("PROCESSING", VendorState.RUNNING), ("Queued", VendorState.RUNNING),
-     ("COMPLETE", VendorState.DONE), ("failed", VendorState.FAILED),
-     (None, VendorState.DONE), ("", VendorState.DONE), ("archived", VendorState.DONE)],
+    [
+        ("waiting", VendorState.RUNNING),
+        ("PROCESSING", VendorState.RUNNING),
+        ("Queued", VendorState.RUNNING),
+        ("COMPLETE", VendorState.DONE),
+        ("failed", VendorState.FAILED),
+        (None, VendorState.DONE),
+        ("", VendorState.DONE),
+        ("archived", VendorState.DONE),
+    ],
 )
 def test_a_result_link_finishes_a_job_only_when_its_word_says_nothing_we_know(word, state):
     """Rule 3 (issue 9): done means the status word says done; a link counts only without a known word."""
@@ -102,11 +109,23 @@ def test_a_result_link_finishes_a_job_only_when_its_word_says_nothing_we_know(wo
 
 @pytest.mark.parametrize(
     ("word", "state"),
-    [("COMPLETE", VendorState.DONE), ("Completed", VendorState.DONE), ("Done", VendorState.DONE),
-     ("FINISHED", VendorState.DONE), ("Success", VendorState.DONE), ("succeeded", VendorState.DONE),
-     ("Failed", VendorState.FAILED), ("ERROR", VendorState.FAILED), ("Cancelled", VendorState.FAILED),
-     ("Waiting", VendorState.RUNNING), ("PENDING", VendorState.RUNNING), ("in_progress", VendorState.RUNNING),
-     ("Running", VendorState.RUNNING), ("QUEUED", VendorState.RUNNING), ("Started", VendorState.RUNNING)],
+    [
+        ("COMPLETE", VendorState.DONE),
+        ("Completed", VendorState.DONE),
+        ("Done", VendorState.DONE),
+        ("FINISHED", VendorState.DONE),
+        ("Success", VendorState.DONE),
+        ("succeeded", VendorState.DONE),
+        ("Failed", VendorState.FAILED),
+        ("ERROR", VendorState.FAILED),
+        ("Cancelled", VendorState.FAILED),
+        ("Waiting", VendorState.RUNNING),
+        ("PENDING", VendorState.RUNNING),
+        ("in_progress", VendorState.RUNNING),
+        ("Running", VendorState.RUNNING),
+        ("QUEUED", VendorState.RUNNING),
+        ("Started", VendorState.RUNNING),
+    ],
 )
 def test_status_synonyms_in_any_casing(word, state):
     assert vendor_state(word, has_result_link=False) is state
@@ -169,8 +188,18 @@ def test_segment_params():
 
 @pytest.mark.parametrize(
     ("value", "wire"),
-    [(None, None), (True, "true"), (False, "false"), (7, "7"), (1.5, "1.5"), (date(2025, 3, 9), "20250309"),
-     ("", None), ([], None), ([None, 3, ""], ["3"]), ("x", "x")],
+    [
+        (None, None),
+        (True, "true"),
+        (False, "false"),
+        (7, "7"),
+        (1.5, "1.5"),
+        (date(2025, 3, 9), "20250309"),
+        ("", None),
+        ([], None),
+        ([None, 3, ""], ["3"]),
+        ("x", "x"),
+    ],
 )
 def test_wire_values(value, wire):
     assert wire_value(value) == wire
@@ -213,8 +242,18 @@ def test_an_answer_without_a_status_is_a_protocol_error(body):
 
 @pytest.mark.parametrize(
     "data",
-    ["123", 123, {"jobid": "123"}, {"job_id": 123}, {"jobId": "123"}, {"id": "123", "elapsed": "0.1"},
-     {"Jobid": "123"}, {"JOBID": 123}, {"JobID": "123", "Elapsed": "0.1"}, {"Id": "123"}],
+    [
+        "123",
+        123,
+        {"jobid": "123"},
+        {"job_id": 123},
+        {"jobId": "123"},
+        {"id": "123", "elapsed": "0.1"},
+        {"Jobid": "123"},
+        {"JOBID": 123},
+        {"JobID": "123", "Elapsed": "0.1"},
+        {"Id": "123"},
+    ],
 )
 def test_start_answers_give_the_job_id_under_any_assumed_key_in_any_casing(data):
     response = ApiResponse.from_body({"status": "SUCCESS", "data": data}, "X/Y")
@@ -302,8 +341,7 @@ DEFAULT_HOSTS = ("*.mypinpointe.com", "*.pinpointe.com")
 
 @pytest.mark.parametrize(
     "host",
-    ["na01.mypinpointe.com", "a.b.mypinpointe.com", "NA01.MyPinpointe.COM", "files.pinpointe.com",
-     "na01.mypinpointe.com."],
+    ["na01.mypinpointe.com", "a.b.mypinpointe.com", "NA01.MyPinpointe.COM", "files.pinpointe.com", "na01.mypinpointe.com."],
 )
 def test_hosts_on_the_allowlist(host):
     assert host_allowed(host, DEFAULT_HOSTS)
@@ -311,8 +349,16 @@ def test_hosts_on_the_allowlist(host):
 
 @pytest.mark.parametrize(
     "host",
-    ["mypinpointe.com.evil.org", "na01.mypinpointe.com.evil.org", "evilmypinpointe.com", "mypinpointe.com", "",
-     "127.0.0.1", "169.254.169.254", "na01.mypinpointe.co"],
+    [
+        "mypinpointe.com.evil.org",
+        "na01.mypinpointe.com.evil.org",
+        "evilmypinpointe.com",
+        "mypinpointe.com",
+        "",
+        "127.0.0.1",
+        "169.254.169.254",
+        "na01.mypinpointe.co",
+    ],
 )
 def test_lookalike_and_other_hosts_are_refused(host):
     assert not host_allowed(host, DEFAULT_HOSTS)
@@ -352,8 +398,18 @@ def test_http_only_when_allowed():
 
 @pytest.mark.parametrize(
     "body",
-    [b"", b"not json", b"\xff\xfe\x00garbage", b"[1, 2]", b"null", b'"text"', b"{", b"[" * 100_000,
-     b'{"jobid": {"x": 1}, "url": ["a"], "status": 3.5e400}', b'{"response": "x", "data": 1}'],
+    [
+        b"",
+        b"not json",
+        b"\xff\xfe\x00garbage",
+        b"[1, 2]",
+        b"null",
+        b'"text"',
+        b"{",
+        b"[" * 100_000,
+        b'{"jobid": {"x": 1}, "url": ["a"], "status": 3.5e400}',
+        b'{"response": "x", "data": 1}',
+    ],
 )
 def test_parse_webhook_never_raises_on_junk(body):
     notice = parse_webhook(body)
@@ -442,9 +498,11 @@ def test_start_sends_the_documented_envelope():
 
 @pytest.mark.parametrize(
     ("status", "payload"),
-    [(401, {"status": "FAILED", "errormessage": "Unable to verify user credentials"}),
-     (200, {"status": "FAILED", "errormessage": "Unable to verify user credentials"}),
-     (400, {"response": {"status": "ERROR", "errormessage": "unable to verify user credentials."}})],
+    [
+        (401, {"status": "FAILED", "errormessage": "Unable to verify user credentials"}),
+        (200, {"status": "FAILED", "errormessage": "Unable to verify user credentials"}),
+        (400, {"response": {"status": "ERROR", "errormessage": "unable to verify user credentials."}}),
+    ],
 )
 def test_refused_credentials_are_rejected_without_showing_the_token(status, payload):
     with pytest.raises(VendorRejected, match="username and usertoken") as raised:
@@ -484,9 +542,7 @@ def test_http_answers_map_to_step_errors(answer, on_start, on_poll):
         assert "not sent again" in str(started.value)
 
 
-@pytest.mark.parametrize(
-    "data", [{"elapsed": "0.1", "timestamp": "2025-08-13T16:32:00Z"}, None, {"job": "1"}, {"jobid": ""}]
-)
+@pytest.mark.parametrize("data", [{"elapsed": "0.1", "timestamp": "2025-08-13T16:32:00Z"}, None, {"job": "1"}, {"jobid": ""}])
 def test_a_start_answered_without_a_job_id_is_an_unknown_outcome_with_the_answer_redacted(data):
     answer = api_answer({"status": "SUCCESS", "data": data, "echo": {"usertoken": TOKEN, "note": f"token {TOKEN}"}})
     with pytest.raises(VendorOutcomeUnknown, match="carries no job id") as raised:
@@ -496,9 +552,13 @@ def test_a_start_answered_without_a_job_id_is_an_unknown_outcome_with_the_answer
 
 @pytest.mark.parametrize(
     ("failure", "error"),
-    [(httpx.ReadTimeout("timed out"), VendorOutcomeUnknown), (httpx.RemoteProtocolError("dropped"), VendorOutcomeUnknown),
-     (httpx.ReadError("reset"), VendorOutcomeUnknown), (httpx.ConnectError("refused"), VendorTransientError),
-     (httpx.ConnectTimeout("no route"), VendorTransientError)],
+    [
+        (httpx.ReadTimeout("timed out"), VendorOutcomeUnknown),
+        (httpx.RemoteProtocolError("dropped"), VendorOutcomeUnknown),
+        (httpx.ReadError("reset"), VendorOutcomeUnknown),
+        (httpx.ConnectError("refused"), VendorTransientError),
+        (httpx.ConnectTimeout("no route"), VendorTransientError),
+    ],
 )
 def test_a_start_without_an_answer_is_never_repeated_unless_it_never_left(failure, error):
     def answer(request: httpx.Request) -> httpx.Response:
@@ -621,8 +681,10 @@ def test_a_failed_job_is_reported_with_pinpointe_s_reason():
 
 @pytest.mark.parametrize(
     ("status", "payload"),
-    [(400, {"status": "FAILED", "errormessage": "Jobs not found"}),
-     (200, {"status": "SUCCESS", "data": {"jobs": [{"jobid": "999", "status": "waiting"}]}})],
+    [
+        (400, {"status": "FAILED", "errormessage": "Jobs not found"}),
+        (200, {"status": "SUCCESS", "data": {"jobs": [{"jobid": "999", "status": "waiting"}]}}),
+    ],
 )
 def test_an_unlisted_job_is_running_within_the_grace_period_and_failed_after(status, payload):
     inside = adapter(api_answer(payload, status), now=T0 + timedelta(seconds=59), grace=60).poll(job())
@@ -872,11 +934,15 @@ def test_result_pages_read_next_inside_or_beside_data(body, vendor_next):
 @pytest.mark.parametrize(
     ("data", "records"),
     [
-        ({"item": {"301": {"emailopens": "5"}, "302": {"emailopens": "0"}}},
-         [{"autoresponderid": "301", "emailopens": "5"}, {"autoresponderid": "302", "emailopens": "0"}]),
+        (
+            {"item": {"301": {"emailopens": "5"}, "302": {"emailopens": "0"}}},
+            [{"autoresponderid": "301", "emailopens": "5"}, {"autoresponderid": "302", "emailopens": "0"}],
+        ),
         ({"item": {"301": {"autoresponderid": "301", "emailopens": "5"}}}, [{"autoresponderid": "301", "emailopens": "5"}]),
-        ({"301": {"emailopens": "5"}, "302": {"emailopens": "0"}, "count": "2", "pagination": {"next": "0"}},
-         [{"autoresponderid": "301", "emailopens": "5"}, {"autoresponderid": "302", "emailopens": "0"}]),
+        (
+            {"301": {"emailopens": "5"}, "302": {"emailopens": "0"}, "count": "2", "pagination": {"next": "0"}},
+            [{"autoresponderid": "301", "emailopens": "5"}, {"autoresponderid": "302", "emailopens": "0"}],
+        ),
         ({"ITEM": RECORD_A, "Count": "1"}, [RECORD_A]),
     ],
 )
@@ -916,7 +982,10 @@ def paged(records: list[dict], *, wrap: bool = False, seen: list | None = None, 
         if details["pagination"]["next"] in faults:
             return httpx.Response(faults.pop(details["pagination"]["next"]), text="Service Unavailable")
         end = min(start + limit, len(records))
-        element = {"status": "SUCCESS", "data": {"item": records[start:end], "pagination": {"next": str(end) if end < len(records) else "0"}}}
+        element = {
+            "status": "SUCCESS",
+            "data": {"item": records[start:end], "pagination": {"next": str(end) if end < len(records) else "0"}},
+        }
         return httpx.Response(200, json={"response": element} if wrap else element)
 
     return answer
@@ -942,8 +1011,9 @@ class NamedResults(ListResults):
         self.files[name] = b"".join(parts)
         if name.endswith(".jsonl"):
             self.chunks = parts
-        return StoredFile(name=name, s3_uri=f"mem://{job_id}/{name}", size=len(self.files[name]), sha256="0" * 64,
-                          content_type=content_type)
+        return StoredFile(
+            name=name, s3_uri=f"mem://{job_id}/{name}", size=len(self.files[name]), sha256="0" * 64, content_type=content_type
+        )
 
     def summary(self) -> dict:
         return json.loads(self.files["summary.json"])
@@ -957,7 +1027,9 @@ def test_collect_reads_every_page_in_order_into_json_lines(wrap):
     outcome = adapter(paged(records, wrap=wrap, seen=seen)).collect(ar_job(all=True, grouping="send", limit=1000), results)
 
     assert [d["pagination"] for d in seen] == [
-        {"limit": "1000", "next": "0"}, {"limit": "1000", "next": "1000"}, {"limit": "1000", "next": "2000"},
+        {"limit": "1000", "next": "0"},
+        {"limit": "1000", "next": "1000"},
+        {"limit": "1000", "next": "2000"},
     ]
     assert all(set(d) == {"grouping", "pagination"} and d["grouping"] == "send" for d in seen)
     assert stored_lines(results) == records  # every record once, in order, each line a JSON object
@@ -966,16 +1038,27 @@ def test_collect_reads_every_page_in_order_into_json_lines(wrap):
     result = outcome.result
     assert result.s3_uri.endswith("/autoresponder_results.jsonl") and not outcome.partial
     assert [(f.name, f.content_type) for f in result.files] == [
-        ("autoresponder_results.jsonl", "application/x-ndjson"), ("summary.json", "application/json"),
+        ("autoresponder_results.jsonl", "application/x-ndjson"),
+        ("summary.json", "application/json"),
     ]
     summary = results.summary()
     reconciliation, note = summary.pop("reconciliation"), summary.pop("note")
     assert summary == {
-        "operation": AR_OPERATION, "all": True, "grouping": "send", "records": 2500, "pages": 3,
-        "page_limit": 1000, "file": "autoresponder_results.jsonl",
+        "operation": AR_OPERATION,
+        "all": True,
+        "grouping": "send",
+        "records": 2500,
+        "pages": 3,
+        "page_limit": 1000,
+        "file": "autoresponder_results.jsonl",
     }
-    assert reconciliation == {"ours": {"written": 2500, "pages": 3}, "vendor": {}, "checks": [],
-                              "reconciled": None, "shortfall": []}  # Pinpointe gave no count: nothing to check
+    assert reconciliation == {
+        "ours": {"written": 2500, "pages": 3},
+        "vendor": {},
+        "checks": [],
+        "reconciled": None,
+        "shortfall": [],
+    }  # Pinpointe gave no count: nothing to check
     assert note == "Pinpointe's pages carry no count: the records could not be checked against Pinpointe's counts"
 
 
@@ -1085,7 +1168,9 @@ def test_start_checks_a_named_autoresponder_with_one_record_and_is_ready_at_once
     assert seen == [{"autorespondername": "Welcome", "grouping": "send", "pagination": {"limit": "1", "next": "0"}}]
     assert outcome.ready is True
     assert outcome.vendor_ref == {
-        "requesttype": "Autoresponders", "requestmethod": "GetAutoresponderResults", "started_at": T0.isoformat(),
+        "requesttype": "Autoresponders",
+        "requestmethod": "GetAutoresponderResults",
+        "started_at": T0.isoformat(),
     }
     assert "'Welcome' found" in outcome.note
 
@@ -1098,8 +1183,10 @@ def test_start_for_all_autoresponders_calls_nobody():
     assert outcome.ready is True and "all autoresponders" in outcome.note
 
 
-@pytest.mark.parametrize(("params", "named"), [({"autoresponderid": "999"}, "autoresponderid '999'"),
-                                               ({"autorespondername": "Nope"}, "autorespondername 'Nope'")])
+@pytest.mark.parametrize(
+    ("params", "named"),
+    [({"autoresponderid": "999"}, "autoresponderid '999'"), ({"autorespondername": "Nope"}, "autorespondername 'Nope'")],
+)
 def test_start_fails_for_an_autoresponder_pinpointe_does_not_know(params, named):
     answer = api_answer({"status": "FAILED", "errormessage": "Autoresponder not found"}, 400)
     with pytest.raises(VendorRejected, match=f"for {named}: Autoresponder not found"):
@@ -1230,7 +1317,8 @@ def test_result_files_of_every_assumed_shape_are_counted_and_reconciled(document
     assert (summary["records"], summary["vendor_count"], summary["records_shape"]) == (3, 3, shape)
     assert not outcome.partial and outcome.reconciliation.reconciled is True
     assert [c.check for c in outcome.reconciliation.checks] == [
-        "records in result.json vs the count in the file", "records in result.json vs the count AsyncJobStatus reported",
+        "records in result.json vs the count in the file",
+        "records in result.json vs the count AsyncJobStatus reported",
     ]
 
 
@@ -1245,10 +1333,21 @@ def test_a_single_object_is_one_record_and_a_bare_list_has_no_count():
 @pytest.mark.parametrize(
     ("document", "status_count", "reason"),
     [
-        ({"count": 5, "subscribers": SUBSCRIBERS}, None, "result.json holds 3 records but the file's own count says 5: 2 missing"),
-        ({"count": 3, "subscribers": SUBSCRIBERS}, 4,
-         "result.json holds 3 records but the count AsyncJobStatus reported says 4: 1 missing"),
-        ({"count": 2, "subscribers": SUBSCRIBERS}, None, "result.json holds 3 records but the file's own count says 2: 1 more than counted"),
+        (
+            {"count": 5, "subscribers": SUBSCRIBERS},
+            None,
+            "result.json holds 3 records but the file's own count says 5: 2 missing",
+        ),
+        (
+            {"count": 3, "subscribers": SUBSCRIBERS},
+            4,
+            "result.json holds 3 records but the count AsyncJobStatus reported says 4: 1 missing",
+        ),
+        (
+            {"count": 2, "subscribers": SUBSCRIBERS},
+            None,
+            "result.json holds 3 records but the file's own count says 2: 1 more than counted",
+        ),
     ],
 )
 def test_a_count_that_disagrees_with_the_file_is_partial_and_explained(document, status_count, reason):

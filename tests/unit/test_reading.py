@@ -82,8 +82,14 @@ def _not_whole(number: float) -> bool:
     return math.isnan(number) or math.isinf(number) or not number.is_integer()
 
 
-@given(st.one_of(st.booleans(), st.none(), st.floats().filter(_not_whole),
-                 st.text().filter(lambda t: not re.fullmatch(r"\s*[+-]?\d+\s*", t))))
+@given(
+    st.one_of(
+        st.booleans(),
+        st.none(),
+        st.floats().filter(_not_whole),
+        st.text().filter(lambda t: not re.fullmatch(r"\s*[+-]?\d+\s*", t)),
+    )
+)
 def test_anything_else_is_not_a_number(value):
     assert as_int(value) is None
 
@@ -96,8 +102,10 @@ def test_a_list_is_its_records(records):
     assert collection(records, id_key="id", what="x") == records
 
 
-@given(records=st.dictionaries(st.from_regex(r"[0-9]{1,6}", fullmatch=True), RECORDS, min_size=1, max_size=8),
-       id_key=st.sampled_from(["jobid", "sendid", "id"]))
+@given(
+    records=st.dictionaries(st.from_regex(r"[0-9]{1,6}", fullmatch=True), RECORDS, min_size=1, max_size=8),
+    id_key=st.sampled_from(["jobid", "sendid", "id"]),
+)
 def test_an_object_keyed_by_id_keeps_every_record_and_writes_its_key_in(records, id_key):
     assume(all(not has_key(record, id_key) for record in records.values()))
     read = collection(records, id_key=id_key, what="x")
@@ -106,8 +114,7 @@ def test_an_object_keyed_by_id_keeps_every_record_and_writes_its_key_in(records,
     assert [{k: v for k, v in r.items() if k != id_key} for r in read] == list(records.values())
 
 
-@given(records=st.dictionaries(st.from_regex(r"[0-9]{1,6}", fullmatch=True), RECORDS, min_size=1, max_size=5),
-       data=st.data())
+@given(records=st.dictionaries(st.from_regex(r"[0-9]{1,6}", fullmatch=True), RECORDS, min_size=1, max_size=5), data=st.data())
 def test_a_record_that_holds_its_id_already_keeps_it(records, data):
     spelled = respelled("job_id", data)
     inside = {key: {**record, spelled: f"own-{key}"} for key, record in records.items()}
@@ -126,8 +133,10 @@ def test_nothing_is_no_record(value):
     assert nothing(value) and collection(value, id_key="id", what="x") == []
 
 
-@given(items=st.lists(st.one_of(st.integers(), st.text(), st.lists(st.integers())), min_size=1, max_size=4),
-       records=st.lists(RECORDS, max_size=3))
+@given(
+    items=st.lists(st.one_of(st.integers(), st.text(), st.lists(st.integers())), min_size=1, max_size=4),
+    records=st.lists(RECORDS, max_size=3),
+)
 def test_an_item_that_is_not_an_object_is_a_protocol_error_naming_the_collection(items, records):
     with pytest.raises(VendorProtocolError, match="the pages: item"):
         collection(records + items, id_key="id", what="the pages")
@@ -159,11 +168,17 @@ def vendor(total: int, cap: int, *, next_style: str = "number", say_more: bool =
     return fetch
 
 
-@given(total=st.integers(0, 300), cap=st.integers(1, 50), limit=st.integers(1, 80),
-       next_style=st.sampled_from(["number", "cursor", "none"]))
+@given(
+    total=st.integers(0, 300),
+    cap=st.integers(1, 50),
+    limit=st.integers(1, 80),
+    next_style=st.sampled_from(["number", "cursor", "none"]),
+)
 def test_pages_capped_at_any_size_give_every_record_exactly_once_and_end(total, cap, limit, next_style):
     tally = PageTally()
-    pages = list(follow_pages(vendor(total, min(cap, limit), next_style=next_style), first=0, what="x", max_pages=1000, tally=tally))
+    pages = list(
+        follow_pages(vendor(total, min(cap, limit), next_style=next_style), first=0, what="x", max_pages=1000, tally=tally)
+    )
     numbers = [record["n"] for page in pages for record in page.records]
     assert numbers == list(range(total))
     assert tally.records == total and tally.pages == len(pages) and tally.next_disagreements == []
@@ -230,8 +245,7 @@ def test_a_registered_secret_never_appears_in_an_excerpt_of_text(secret, before,
     assert secret not in shown
 
 
-@given(secret=SECRETS, key=st.sampled_from(["usertoken", "UserToken", "api_key", "password", "client_secret"]),
-       other=RECORDS)
+@given(secret=SECRETS, key=st.sampled_from(["usertoken", "UserToken", "api_key", "password", "client_secret"]), other=RECORDS)
 def test_values_under_secret_keys_are_masked_however_deep(secret, key, other):
     shown = excerpt({"response": {"data": [{**other, key: secret}]}})
     assert secret not in shown and MASK in shown

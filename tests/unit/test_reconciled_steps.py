@@ -117,7 +117,9 @@ def test_polling_keeps_our_own_counts_beside_the_vendors(world):
     job_id = world.submit()
     run(world, "start", job_id)
     world.store.update(job_id, JobPatch(progress=Progress(records={"sent": 7})))
-    world.vendor.polls = [PollOutcome(state=VendorState.RUNNING, raw_status="waiting", progress=Progress(percent=30, counts={"processed": 3}))]
+    world.vendor.polls = [
+        PollOutcome(state=VendorState.RUNNING, raw_status="waiting", progress=Progress(percent=30, counts={"processed": 3}))
+    ]
 
     run(world, "poll", job_id)
 
@@ -143,4 +145,3 @@ def test_a_start_the_vendor_answered_with_an_error_may_be_sent_again(world, refu
     run(world, "start", job_id)  # the retry: nothing was created, so it goes out again
 
     assert world.store.get(job_id).status is JobStatus.RUNNING and len(world.vendor.started_with) == 1
-

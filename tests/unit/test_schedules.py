@@ -44,8 +44,16 @@ PARIS = ZoneInfo("Europe/Paris")
         # 29th it is already 00:30 on the 30th (UTC+2); a fixed +1 offset would say the 29th.
         (datetime(2026, 3, 29, 22, 30, tzinfo=UTC), PARIS, ("2026-03-30", "2026-03-29", "2026-03-30T00:30:00+02:00")),
         # New York falls back on 1 November 2026: 04:30 UTC is 00:30 EDT (UTC-4), 05:30 UTC is 01:30 EDT.
-        (datetime(2026, 11, 1, 4, 30, tzinfo=UTC), ZoneInfo("America/New_York"), ("2026-11-01", "2026-10-31", "2026-11-01T00:30:00-04:00")),
-        (datetime(2026, 11, 2, 4, 30, tzinfo=UTC), ZoneInfo("America/New_York"), ("2026-11-01", "2026-10-31", "2026-11-01T23:30:00-05:00")),
+        (
+            datetime(2026, 11, 1, 4, 30, tzinfo=UTC),
+            ZoneInfo("America/New_York"),
+            ("2026-11-01", "2026-10-31", "2026-11-01T00:30:00-04:00"),
+        ),
+        (
+            datetime(2026, 11, 2, 4, 30, tzinfo=UTC),
+            ZoneInfo("America/New_York"),
+            ("2026-11-01", "2026-10-31", "2026-11-01T23:30:00-05:00"),
+        ),
     ],
 )
 def test_placeholders_resolve_in_the_schedules_time_zone(moment, zone, expected):
@@ -93,9 +101,7 @@ def test_an_unknown_placeholder_is_named_with_where_it_is(params, path, message)
 # --- expressions and ids ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "expression", ["rate(1 minutes)", "rate(5 minute)", "cron(5-2 * * * ? *)", "cron(0 12 ? * 2#1 *)"]
-)
+@pytest.mark.parametrize("expression", ["rate(1 minutes)", "rate(5 minute)", "cron(5-2 * * * ? *)", "cron(0 12 ? * 2#1 *)"])
 def test_expressions_eventbridge_would_refuse_or_the_timer_could_not_fire_are_refused(expression):
     with pytest.raises(ValueError):
         parse_expression(expression)
@@ -168,7 +174,11 @@ def test_a_schedule_keeps_its_job_in_the_targets_input(schedules):
         ({"cron": None, "rate": "1 hours"}, "rate", "singular"),
         ({"timezone": "Europe/Atlantis"}, "timezone", "not a known IANA time zone"),
         ({"params": {"stat": "4711", "startdate": "{{someday}}"}}, "params.startdate", "unknown placeholder"),
-        ({"params": {"stat": "4711", "startdate": "{{today}}", "enddate": "{{yesterday}}"}}, "params", "enddate must be after startdate"),
+        (
+            {"params": {"stat": "4711", "startdate": "{{today}}", "enddate": "{{yesterday}}"}},
+            "params",
+            "enddate must be after startdate",
+        ),
         ({"params": {"startdate": "{{yesterday}}"}}, "params.stat", "Field required"),
     ],
 )
@@ -281,7 +291,8 @@ def test_a_schedule_shows_its_next_five_times_in_its_own_time_zone(schedules):
     view = service.create(request())
 
     assert [moment.isoformat() for moment in view.next_run_at] == [
-        f"2026-11-{day}T02:30:00+00:00" for day in (23, 24, 25, 26, 27)  # Dublin is on UTC in November
+        f"2026-11-{day}T02:30:00+00:00"
+        for day in (23, 24, 25, 26, 27)  # Dublin is on UTC in November
     ]
     assert '"2026-11-23T02:30:00+00:00"' in view.model_dump_json()  # with its offset, not "Z"
     paris = service.create(request(name="paris", cron="30 2 ? * MON *", timezone="Europe/Paris", params={"stat": "1"}))
@@ -303,7 +314,13 @@ def test_a_rate_counts_from_the_schedules_last_change(schedules, world):
     service.create(request(cron=None, rate="1 hour"))  # at 10:00
     world.clock.advance(2.5 * 3600)
 
-    assert [t.strftime("%H:%M") for t in service.get("nightly-summary").next_run_at] == ["13:00", "14:00", "15:00", "16:00", "17:00"]
+    assert [t.strftime("%H:%M") for t in service.get("nightly-summary").next_run_at] == [
+        "13:00",
+        "14:00",
+        "15:00",
+        "16:00",
+        "17:00",
+    ]
 
     service.update("nightly-summary", ScheduleUpdate(rate="2 hours"))  # at 12:30
     assert [t.strftime("%H:%M") for t in service.get("nightly-summary").next_run_at][:2] == ["14:30", "16:30"]
@@ -334,7 +351,10 @@ def test_pausing_and_resuming_keeps_everything_else_and_its_runs(schedules, worl
     after = scheduler.get("nightly-summary")
     assert after.enabled is False and paused.enabled is False and paused.next_run_at == []
     assert (after.expression, after.timezone, after.target_input, after.description) == (
-        before.expression, before.timezone, before.target_input, before.description
+        before.expression,
+        before.timezone,
+        before.target_input,
+        before.description,
     )
     assert after.created_at == before.created_at and after.updated_at == world.clock.now
     assert len(paused.last_runs) == 1  # the runs so far are still the schedule's
@@ -389,7 +409,11 @@ def test_a_change_replaces_the_expression_the_zone_and_the_job_it_names(schedule
         ({"cron": "0 0 1 1 ? 2020"}, "cron", "never fires after now"),
         ({"timezone": "Europe/Atlantis"}, "timezone", "not a known IANA time zone"),
         ({"params": {"stat": "4711", "startdate": "{{someday}}"}}, "params.startdate", "unknown placeholder"),
-        ({"params": {"stat": "4711", "startdate": "{{today}}", "enddate": "{{yesterday}}"}}, "params", "enddate must be after startdate"),
+        (
+            {"params": {"stat": "4711", "startdate": "{{today}}", "enddate": "{{yesterday}}"}},
+            "params",
+            "enddate must be after startdate",
+        ),
         ({"operation": "pinpointe.list_subscribers"}, "params.list", "Field required"),  # the params stay: not valid for it
         ({"account": "no spaces"}, "account", "pattern"),
         ({"callback_url": "http://example.com/"}, "callback_url", "https"),
@@ -404,9 +428,11 @@ def test_a_change_is_checked_as_a_new_schedule_is_and_a_refused_one_changes_noth
         service.update("nightly-summary", ScheduleUpdate.model_validate(changes))
 
     error = raised.value
-    details = error.details if isinstance(error, InvalidRequest) else [
-        {"field": ".".join(map(str, e["loc"])), "message": e["msg"]} for e in error.errors()
-    ]
+    details = (
+        error.details
+        if isinstance(error, InvalidRequest)
+        else [{"field": ".".join(map(str, e["loc"])), "message": e["msg"]} for e in error.errors()]
+    )
     assert any(d["field"] == field and message in d["message"] for d in details), details
     assert scheduler.get("nightly-summary") == before
 

@@ -144,7 +144,11 @@ def _token(world):
     ("error", "status", "code"),
     [
         ({"Error": "VendorJobFailed", "Cause": json.dumps({"errorMessage": "it broke"})}, JobStatus.FAILED, "VENDOR_FAILED"),
-        ({"Error": "JobDeadlineExceeded", "Cause": json.dumps({"errorMessage": "late"})}, JobStatus.TIMED_OUT, "DEADLINE_EXCEEDED"),
+        (
+            {"Error": "JobDeadlineExceeded", "Cause": json.dumps({"errorMessage": "late"})},
+            JobStatus.TIMED_OUT,
+            "DEADLINE_EXCEEDED",
+        ),
         ({"Error": "VendorRejected", "Cause": "not json"}, JobStatus.FAILED, "VENDOR_REJECTED"),
         ({"Error": "KeyError", "Cause": json.dumps({"errorMessage": "'secret-ish internals'"})}, JobStatus.FAILED, "INTERNAL"),
         ({"Error": "States.Timeout"}, JobStatus.FAILED, "STEP_TIMEOUT"),
@@ -172,6 +176,11 @@ def test_fail_settles_an_active_job_once_and_leaves_ended_ones_alone(world):
 
 def test_callback_failure_is_recorded_not_fatal(world):
     job_id = world.submit()
-    out = run(world, "callback_failed", job_id, error={"Error": "CallbackDeliveryError", "Cause": json.dumps({"errorMessage": "HTTP 500"})})
+    out = run(
+        world,
+        "callback_failed",
+        job_id,
+        error={"Error": "CallbackDeliveryError", "Cause": json.dumps({"errorMessage": "HTTP 500"})},
+    )
     assert out.next == "done"
     assert world.store.timeline(job_id)[-1].detail == {"reason": "HTTP 500"}

@@ -167,7 +167,11 @@ def test_an_unknown_word_keeps_an_excerpt_of_its_answer():
 
 
 def test_identifier_fields_come_from_map_types_then_names_and_match():
-    fields = [SchemaField(Name="Email", MapType="Email"), SchemaField(Name="Phone2", MapType="Sms"), SchemaField(Name="Ref", MapType="Text")]
+    fields = [
+        SchemaField(Name="Email", MapType="Email"),
+        SchemaField(Name="Phone2", MapType="Sms"),
+        SchemaField(Name="Ref", MapType="Text"),
+    ]
     assert identifier_fields(fields, ["Ref", "Email", "Phone2"], []) == ["Email", "Phone2"]
     assert identifier_fields(fields, ["Ref", "Email"], ["Ref"]) == ["Ref", "Email"]
     untyped = [SchemaField(Name="EmailAddress", MapType="Text"), SchemaField(Name="Name", MapType="Text")]
@@ -222,7 +226,10 @@ def test_the_batch_answer_is_read_for_warnings_by_position():
         # keyed by id: the order of the answer
         ({"Xy9": {"ValidationWarnings": ["a"]}, "Ab1": {"ListId": 12}}, [(0, ["a"])]),
         # a single contact
-        ({"ListId": 12, "Values": {"Email": "x"}, "ValidationWarnings": ["Invalid email address: 'x'"]}, [(0, ["Invalid email address: 'x'"])]),
+        (
+            {"ListId": 12, "Values": {"Email": "x"}, "ValidationWarnings": ["Invalid email address: 'x'"]},
+            [(0, ["Invalid email address: 'x'"])],
+        ),
     ],
 )
 def test_the_batch_echo_is_read_in_every_shape(answer, warnings):
@@ -238,7 +245,12 @@ def test_error_bodies_are_read_as_aspnet_messages():
 
 
 def params(**overrides):
-    base = {"contact_list_id": 12, "source": "s3://bucket/uploads/contacts.jsonl", "format": "jsonl", "field_names": ["Email", "FirstName"]}
+    base = {
+        "contact_list_id": 12,
+        "source": "s3://bucket/uploads/contacts.jsonl",
+        "format": "jsonl",
+        "field_names": ["Email", "FirstName"],
+    }
     return ContactImportParams.model_validate(base | overrides)
 
 
@@ -329,7 +341,9 @@ def test_invalid_contacts_counted_apart_from_those_imported_are_accounted_for_to
 def test_contacts_no_counter_explains_are_said_so():
     result = reconciled({**CLEAN, "inserted": 4, "total": 7})
     assert result.reconciled is False
-    assert result.shortfall == ["Which50 inserted or updated 7 of the 10 contacts sent: 3 did not make it, 3 of them counted by no Which50 counter"]
+    assert result.shortfall == [
+        "Which50 inserted or updated 7 of the 10 contacts sent: 3 did not make it, 3 of them counted by no Which50 counter"
+    ]
 
 
 def test_a_total_that_does_not_add_up_is_never_complete():
@@ -345,9 +359,13 @@ def test_more_applied_than_sent_is_a_mismatch_without_match():
 
 def test_with_match_a_record_may_update_several_contacts():
     several = reconciled({**CLEAN, "updated": 9, "total": 16}, match=["Email"])
-    assert several.complete and [c.check for c in several.checks] == ["Which50's TotalContacts = InsertedContacts + UpdatedContacts"]
+    assert several.complete and [c.check for c in several.checks] == [
+        "Which50's TotalContacts = InsertedContacts + UpdatedContacts"
+    ]
     fewer = reconciled({**CLEAN, "inserted": 2, "total": 5}, match=["Email"])
-    assert fewer.shortfall == ["Which50 inserted or updated 5 of the 10 records sent: 5 did not make it, 5 of them counted by no Which50 counter"]
+    assert fewer.shortfall == [
+        "Which50 inserted or updated 5 of the 10 records sent: 5 did not make it, 5 of them counted by no Which50 counter"
+    ]
 
 
 def test_an_invalid_value_is_a_shortfall_even_when_its_contact_was_imported():

@@ -37,9 +37,7 @@ logger = logging.getLogger(__name__)
 app = JobApi()
 app.enable_swagger(path="/docs")
 
-JobId = Annotated[
-    str, Path(min_length=1, max_length=JOB_ID_MAX_LENGTH, pattern=JOB_ID_PATTERN, description="the job's id")
-]
+JobId = Annotated[str, Path(min_length=1, max_length=JOB_ID_MAX_LENGTH, pattern=JOB_ID_PATTERN, description="the job's id")]
 ScheduleNameParam = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
 
 # What each error status means, for the routes that can answer it. (Reading a body can give 400,
@@ -101,7 +99,9 @@ def _json(status: int, model: Any, headers: dict[str, str] | None = None) -> Res
     responses={
         202: {"description": "accepted: the job as stored", "content": {"application/json": {"model": JobView}}},
         **errors(
-            409, 422, 503,
+            409,
+            422,
+            503,
             e409="this Idempotency-Key was used with another body (IDEMPOTENCY_KEY_REUSED), or is in use right now",
             e422="the operation, its params (`details` names each field) or the records file (`params.source`) is not valid",
         ),
@@ -231,7 +231,8 @@ SCHEDULE_EXAMPLE = {
     responses={
         201: {"description": "the schedule (`Location` is its URL)", "content": {"application/json": {"model": ScheduleView}}},
         **errors(
-            409, 422,
+            409,
+            422,
             e409="a schedule of that name exists (SCHEDULE_EXISTS)",
             e422="an expression, time zone, operation or params that are not valid (`details` names each field)",
         ),
@@ -288,7 +289,8 @@ def get_schedule(name: ScheduleNameParam):
     responses={
         200: {"description": "the changed schedule", "content": {"application/json": {"model": ScheduleView}}},
         **errors(
-            404, 422,
+            404,
+            422,
             e404="no such schedule (NOT_FOUND)",
             e422="an empty patch, an unknown field, both cron and rate, or a schedule that would not be valid "
             "(`details` names each field)",
@@ -308,9 +310,14 @@ def update_schedule(name: ScheduleNameParam, patch: ScheduleUpdate):
     operation_id="runSchedule",
     tags=["schedules"],
     responses={
-        202: {"description": "accepted: the job as stored (`Location` is its URL)", "content": {"application/json": {"model": JobView}}},
+        202: {
+            "description": "accepted: the job as stored (`Location` is its URL)",
+            "content": {"application/json": {"model": JobView}},
+        },
         **errors(
-            404, 422, 503,
+            404,
+            422,
+            503,
             e404="no such schedule (NOT_FOUND)",
             e422="the schedule's job is not valid now, its placeholders resolved (`details` names each field); nothing was submitted",
         ),
@@ -365,7 +372,9 @@ def list_operations():
     responses={200: {"description": "the OpenAPI document", "content": {"application/json": {"schema": {"type": "object"}}}}},
 )
 def openapi_document():
-    return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=app.get_openapi_json_schema(title="jobrelay"))
+    return Response(
+        status_code=200, content_type=content_types.APPLICATION_JSON, body=app.get_openapi_json_schema(title="jobrelay")
+    )
 
 
 @app.exception_handler(RequestValidationError)

@@ -69,8 +69,7 @@ OPERATIONS: dict[str, Operation] = {
         Operation(
             "pinpointe.newsletter_contact_data_summary",
             "pinpointe",
-            "Contact-level open and click detail of one campaign send "
-            "(Newsletters/GetNewsletterContactDataSummaryAsync).",
+            "Contact-level open and click detail of one campaign send (Newsletters/GetNewsletterContactDataSummaryAsync).",
             pinpointe.NewsletterContactDataSummaryParams,
             example_params={"stat": "4711", "startdate": "2026-11-01", "enddate": "2026-11-22"},
         ),

@@ -50,9 +50,7 @@ class JobStore(Protocol):
         """Jobs, newest first, optionally filtered (every filter given must match). A page may be
         cut short by `limit` only: a cursor means more jobs may match."""
 
-    def transition(
-        self, job_id: str, target: JobStatus, event: TimelineEvent, patch: JobPatch | None = None
-    ) -> Transition:
+    def transition(self, job_id: str, target: JobStatus, event: TimelineEvent, patch: JobPatch | None = None) -> Transition:
         """Move the job to `target` if its current status is an allowed predecessor: one
         conditional write that also bumps `version`, sets `updated_at`, applies `patch` and appends
         `event` to the timeline. A failed guard changes nothing."""

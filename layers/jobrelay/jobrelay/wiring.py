@@ -161,7 +161,14 @@ def step_runner():
     s3, bucket = aws_client("s3"), settings().results_bucket
     imports = ImportSteps(job_store(), result_store(), S3Scratch(bucket, s3), S3RecordsSource(s3, bucket), vendors().for_job)
     return StepRunner(
-        job_store(), result_store(), workflow(), notices(), vendors().for_job, settings(), imports=imports, concurrency=concurrency()
+        job_store(),
+        result_store(),
+        workflow(),
+        notices(),
+        vendors().for_job,
+        settings(),
+        imports=imports,
+        concurrency=concurrency(),
     )
 
 

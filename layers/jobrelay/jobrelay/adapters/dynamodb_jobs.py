@@ -88,8 +88,7 @@ class DynamoJobStore:
     def timeline(self, job_id: str) -> list[TimelineEvent]:
         expr = _Expression()
         condition = (
-            f"{expr.name('pk')} = {expr.value(_pk(job_id))}"
-            f" AND begins_with({expr.name('sk')}, {expr.value(EVENT_SK_PREFIX)})"
+            f"{expr.name('pk')} = {expr.value(_pk(job_id))} AND begins_with({expr.name('sk')}, {expr.value(EVENT_SK_PREFIX)})"
         )
         pages = self._client.get_paginator("query").paginate(
             TableName=self._table, KeyConditionExpression=condition, ConsistentRead=True, **expr.params()
@@ -154,9 +153,7 @@ class DynamoJobStore:
         except _GuardFailed:
             raise JobConflict(f"job {job.job_id} already exists") from None
 
-    def transition(
-        self, job_id: str, target: JobStatus, event: TimelineEvent, patch: JobPatch | None = None
-    ) -> Transition:
+    def transition(self, job_id: str, target: JobStatus, event: TimelineEvent, patch: JobPatch | None = None) -> Transition:
         predecessors = ALLOWED_PREDECESSORS[target]
         if not predecessors:
             raise ValueError(f"{target} is a starting status, never the target of a transition")

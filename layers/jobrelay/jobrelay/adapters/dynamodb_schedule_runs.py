@@ -28,9 +28,7 @@ _SK_PREFIX = "RUN#"
 
 
 class DynamoScheduleRuns:
-    def __init__(
-        self, table_name: str, client: BaseClient, *, retention_days: int = 90, clock: Callable[[], datetime] = utcnow
-    ):
+    def __init__(self, table_name: str, client: BaseClient, *, retention_days: int = 90, clock: Callable[[], datetime] = utcnow):
         self._table = table_name
         self._client = client
         self._retention = timedelta(days=retention_days)

@@ -90,7 +90,9 @@ class DynamoSlots:
         if pool is not None:
             return [lease for _, lease in self._items(pool)]
         now, found = self._clock(), []
-        for item in self._query(IndexName="by_created", KeyConditionExpression="kind = :kind", ExpressionAttributeValues={":kind": {"S": SLOT_KIND}}):
+        for item in self._query(
+            IndexName="by_created", KeyConditionExpression="kind = :kind", ExpressionAttributeValues={":kind": {"S": SLOT_KIND}}
+        ):
             lease = _lease(item)
             if lease.expires_at > now:
                 found.append(lease)

@@ -61,9 +61,7 @@ class S3RecordsSource:
         with closing(answer["Body"]) as body:
             return body.read()
 
-    def open(
-        self, s3_uri: str, start_offset: int = 0, chunk_size: int = MiB, *, if_match: str | None = None
-    ) -> Iterator[bytes]:
+    def open(self, s3_uri: str, start_offset: int = 0, chunk_size: int = MiB, *, if_match: str | None = None) -> Iterator[bytes]:
         """The file's bytes from `start_offset` to its end, in chunks of at most `chunk_size`. The
         GET is made now, so a missing or refused file fails here rather than at the first chunk."""
         if start_offset < 0:

@@ -137,9 +137,7 @@ class _MultipartUpload:
 
     @classmethod
     def start(cls, client: BaseClient, bucket: str, key: str, content_type: str) -> _MultipartUpload:
-        answer = client.create_multipart_upload(
-            Bucket=bucket, Key=key, ContentType=content_type, ChecksumAlgorithm="CRC32"
-        )
+        answer = client.create_multipart_upload(Bucket=bucket, Key=key, ContentType=content_type, ChecksumAlgorithm="CRC32")
         return cls(client, bucket, key, answer["UploadId"])
 
     def add_part(self, data: bytearray) -> None:

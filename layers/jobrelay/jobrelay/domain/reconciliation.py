@@ -53,7 +53,9 @@ class Reconciler:
         self._checks: list[Check] = []
         self._shortfall: list[str] = []
 
-    def check(self, what: str, ours: int | None, vendor: int | None, *, explain: str | None = None, note: str | None = None) -> bool:
+    def check(
+        self, what: str, ours: int | None, vendor: int | None, *, explain: str | None = None, note: str | None = None
+    ) -> bool:
         """Compare one of our counts with the vendor's. A vendor count of None (not given) is no
         check at all. A disagreement adds `explain` (or a sentence naming both counts) to the
         shortfall. Returns whether they agree."""

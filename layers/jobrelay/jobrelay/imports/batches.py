@@ -107,9 +107,7 @@ class Checkpoint(BaseModel):
         if self.already_staged(done):
             raise CheckpointMismatch(f"batch {done.index} is already counted in this checkpoint")
         moved = self._moved(done.last_end_offset, done.next_line, done.invalid, done.excess, finished=False)
-        return moved.model_copy(
-            update={"next_batch_index": done.index + 1, "staged_records": self.staged_records + done.count}
-        )
+        return moved.model_copy(update={"next_batch_index": done.index + 1, "staged_records": self.staged_records + done.count})
 
     def already_staged(self, batch: Batch) -> bool:
         """True for a batch this checkpoint has counted (cut again by a step retried from an older

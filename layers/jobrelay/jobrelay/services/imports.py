@@ -77,8 +77,15 @@ class InFlight(BaseModel):
     def as_batch(self) -> Batch:
         """The batch as Checkpoint.after() needs it (its records and body are long gone)."""
         return Batch(
-            index=self.index, first_line=self.first_line, last_end_offset=self.last_end_offset, next_line=self.next_line,
-            lines=[], body=b"", count=self.count, invalid=self.invalid, excess=self.excess,
+            index=self.index,
+            first_line=self.first_line,
+            last_end_offset=self.last_end_offset,
+            next_line=self.next_line,
+            lines=[],
+            body=b"",
+            count=self.count,
+            invalid=self.invalid,
+            excess=self.excess,
         )
 
 
@@ -179,11 +186,17 @@ class ImportSteps:
     def _cut(self, job: Job, vendor: VendorImports, state: ImportState):
         checkpoint = state.checkpoint
         try:
-            chunks = self._source.open(job.params["source"], start_offset=checkpoint.resume_offset, if_match=checkpoint.source_etag)
+            chunks = self._source.open(
+                job.params["source"], start_offset=checkpoint.resume_offset, if_match=checkpoint.source_etag
+            )
         except RecordsFileChanged:
             raise InvalidSource("the records file was replaced while it was being imported") from None
         records = read_records(
-            chunks, job.params["format"], start_offset=checkpoint.resume_offset, start_line=checkpoint.resume_line, header=state.header
+            chunks,
+            job.params["format"],
+            start_offset=checkpoint.resume_offset,
+            start_line=checkpoint.resume_line,
+            header=state.header,
         )
         validated = validate_records(records, lambda data: vendor.validate(job, data))
         return cut_batches(
@@ -194,14 +207,21 @@ class ImportSteps:
             record_key=vendor.record_key,
         )
 
-    def _stage_batch(self, job: Job, vendor: VendorImports, state: ImportState, batch: Batch, failures: list[RecordFailure]) -> ImportState:
+    def _stage_batch(
+        self, job: Job, vendor: VendorImports, state: ImportState, batch: Batch, failures: list[RecordFailure]
+    ) -> ImportState:
         # Everything a retry needs goes to S3 first: the batch's line map and the failures read
         # before it. Both are rewritten identically if the batch is cut again.
         self._scratch.put(job.job_id, f"lines/{batch.index:06d}.json", json.dumps(batch.lines).encode())
         state = self._with_failure_part(job, state, f"failures/{batch.index:06d}.jsonl", failures)
         state.in_flight = InFlight(
-            index=batch.index, first_line=batch.first_line, last_end_offset=batch.last_end_offset,
-            next_line=batch.next_line, count=batch.count, invalid=batch.invalid, excess=batch.excess,
+            index=batch.index,
+            first_line=batch.first_line,
+            last_end_offset=batch.last_end_offset,
+            next_line=batch.next_line,
+            count=batch.count,
+            invalid=batch.invalid,
+            excess=batch.excess,
             sent_at=self._now(),
         )
         self._save(job, state)
@@ -255,7 +275,10 @@ class ImportSteps:
                 f"({in_flight.count} records): cannot tell what arrived"
             )
         self._save(job, state)
-        self._store.append_event(job.job_id, TimelineEvent(at=self._now(), event="batch_reconciled", detail={"batch": in_flight.index, "outcome": outcome}))
+        self._store.append_event(
+            job.job_id,
+            TimelineEvent(at=self._now(), event="batch_reconciled", detail={"batch": in_flight.index, "outcome": outcome}),
+        )
         return state
 
     def _restart(self, job: Job, vendor: VendorImports, state: ImportState, why: str) -> ImportState:
@@ -274,7 +297,9 @@ class ImportSteps:
             vendor_ref=vendor_ref, checkpoint=fresh.model_dump(mode="json"), progress=shown.staging(job, {}, {}, again=why)
         )
         event = TimelineEvent(
-            at=self._now(), event="import_restarted", detail={"reason": why, "abandoned": abandoned, "opened": public_vendor_ref(vendor_ref)}
+            at=self._now(),
+            event="import_restarted",
+            detail={"reason": why, "abandoned": abandoned, "opened": public_vendor_ref(vendor_ref)},
         )
         if self._store.update(job.job_id, patch, event) is None:
             raise ImportEnded()
@@ -288,10 +313,16 @@ class ImportSteps:
     @staticmethod
     def _acknowledged(state: ImportState, batch: Batch) -> ImportState:
         return state.model_copy(
-            update={"checkpoint": state.checkpoint.after(batch), "in_flight": None, "batch_sizes": [*state.batch_sizes[: batch.index], batch.count]}
+            update={
+                "checkpoint": state.checkpoint.after(batch),
+                "in_flight": None,
+                "batch_sizes": [*state.batch_sizes[: batch.index], batch.count],
+            }
         )
 
-    def _finish_staging(self, job: Job, vendor: VendorImports, state: ImportState, end: EndOfRecords, failures: list[RecordFailure]) -> None:
+    def _finish_staging(
+        self, job: Job, vendor: VendorImports, state: ImportState, end: EndOfRecords, failures: list[RecordFailure]
+    ) -> None:
         state = self._with_failure_part(job, state, "failures/tail.jsonl", failures)
         state.checkpoint = state.checkpoint.after(end)
         self._save(job, state)
@@ -302,7 +333,11 @@ class ImportSteps:
         self._store.transition(
             job.job_id,
             JobStatus.RUNNING,
-            TimelineEvent(at=self._now(), event="import_executed", detail={"staged_records": state.checkpoint.staged_records, "batches": len(state.batch_sizes)}),
+            TimelineEvent(
+                at=self._now(),
+                event="import_executed",
+                detail={"staged_records": state.checkpoint.staged_records, "batches": len(state.batch_sizes)},
+            ),
             # From here the vendor imports what was staged; the job waits for it, polling.
             JobPatch(
                 progress=shown.waiting(
@@ -377,7 +412,11 @@ class ImportSteps:
 
         failed = self._results.put_stream(job.job_id, "failed_records.jsonl", failure_lines(), "application/x-ndjson")
         # Only vendors that echo warnings have parts; the others get no empty file.
-        warned = self._results.put_stream(job.job_id, "validation_warnings.jsonl", warning_lines(), "application/x-ndjson") if state.warning_parts else None
+        warned = (
+            self._results.put_stream(job.job_id, "validation_warnings.jsonl", warning_lines(), "application/x-ndjson")
+            if state.warning_parts
+            else None
+        )
         checkpoint = state.checkpoint
         refused = checkpoint.invalid_records + checkpoint.excess_records
         totals = ImportTotals(
@@ -389,8 +428,14 @@ class ImportSteps:
         )
         reconciliation = self._reconcile(job, vendor, totals)
         summary = self._summary(job, state, counted["failed_records"], counted["warnings"], reconciliation)
-        summary_file = self._results.put_bytes(job.job_id, "summary.json", json.dumps(summary, indent=2).encode(), "application/json")
-        files = [summary_file, *([failed] if counted["failed_records"] else []), *([warned] if warned and counted["warnings"] else [])]
+        summary_file = self._results.put_bytes(
+            job.job_id, "summary.json", json.dumps(summary, indent=2).encode(), "application/json"
+        )
+        files = [
+            summary_file,
+            *([failed] if counted["failed_records"] else []),
+            *([warned] if warned and counted["warnings"] else []),
+        ]
         result = JobResult(s3_uri=summary_file.s3_uri, size=summary_file.size, sha256=summary_file.sha256, files=files)
         return CollectOutcome(result=result, reconciliation=reconciliation)
 
@@ -429,7 +474,9 @@ class ImportSteps:
                 cached = (batch, json.loads(self._scratch.get(job.job_id, f"lines/{batch:06d}.json")))
             yield RecordFailure(line=cached[1][position - starts[batch]], key=key, stage="vendor", reasons=reasons)
 
-    def _summary(self, job: Job, state: ImportState, failed_records: int, warnings: int, reconciliation: Reconciliation) -> dict[str, Any]:
+    def _summary(
+        self, job: Job, state: ImportState, failed_records: int, warnings: int, reconciliation: Reconciliation
+    ) -> dict[str, Any]:
         counts = job.progress.counts
         checkpoint = state.checkpoint
         return {

@@ -72,9 +72,7 @@ class JobService:
 
     # --- submit ---------------------------------------------------------------------------------
 
-    def submit(
-        self, submission: JobSubmission, *, job_id: str | None = None, schedule: ScheduleLink | None = None
-    ) -> Job:
+    def submit(self, submission: JobSubmission, *, job_id: str | None = None, schedule: ScheduleLink | None = None) -> Job:
         """Validate, store the job, start its execution. Returns the stored job. A schedule's run
         gives its own `job_id` (the same for every delivery of the run: the store refuses a second
         job with JobConflict) and the `schedule` link the job keeps."""
@@ -161,9 +159,7 @@ class JobService:
             filters.append(account)
         cursor = _decode_token(next_token, filters) if next_token else None
         try:
-            page = self._store.list(
-                status=status_filter, operation=operation_filter, account=account, limit=limit, cursor=cursor
-            )
+            page = self._store.list(status=status_filter, operation=operation_filter, account=account, limit=limit, cursor=cursor)
         except InvalidRequest:
             if cursor is None:
                 raise
@@ -234,9 +230,7 @@ def _parse_operation(operation: str | None) -> str | None:
     try:
         return by_folded_name[operation.strip().casefold()]
     except KeyError:
-        raise InvalidRequest(
-            f"unknown operation {operation!r}", details={"known_operations": sorted(OPERATIONS)}
-        ) from None
+        raise InvalidRequest(f"unknown operation {operation!r}", details={"known_operations": sorted(OPERATIONS)}) from None
 
 
 def _parse_status(status: str | None) -> JobStatus | None:

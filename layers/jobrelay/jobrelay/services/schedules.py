@@ -67,9 +67,9 @@ class ScheduledInvocation(_Input):
 
 
 def target_input(name: str, timezone: str, job: JobSubmission) -> dict[str, Any]:
-    return ScheduleDefinition(
-        schedule=name, timezone=timezone, job=job, scheduled_time=SCHEDULED_TIME
-    ).model_dump(mode="json", exclude_none=True)
+    return ScheduleDefinition(schedule=name, timezone=timezone, job=job, scheduled_time=SCHEDULED_TIME).model_dump(
+        mode="json", exclude_none=True
+    )
 
 
 def resolved_submission(job: JobSubmission, moment: datetime, timezone: tzinfo) -> JobSubmission:

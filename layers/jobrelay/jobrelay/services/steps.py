@@ -146,7 +146,12 @@ class StepRunner:
         event = TimelineEvent(at=self._now(), event="queued", detail={"ahead": ahead}) if first else None
         self._store.update(job.job_id, JobPatch(progress=progress.queued(job, ahead, self._now()), polls=job.polls + 1), event)
         wanted = min(self._settings.backoff.delay(job.polls), SLOT_WAIT_MAX_SECONDS)
-        return StepOutput(job_id=job.job_id, status=job.status, next="wait_slot", wait_seconds=bounded_wait(wanted, job.deadline_at, self._now()))
+        return StepOutput(
+            job_id=job.job_id,
+            status=job.status,
+            next="wait_slot",
+            wait_seconds=bounded_wait(wanted, job.deadline_at, self._now()),
+        )
 
     def _start_at_vendor(self, job: Job, vendor: VendorJobs) -> Job:
         webhook_url = None
@@ -247,7 +252,10 @@ class StepRunner:
         if job.webhook_notice and job.webhook_notice.get("result_url"):
             vendor_ref.setdefault("webhook_result_url", job.webhook_notice["result_url"])
         patch = JobPatch(
-            vendor_ref=vendor_ref, last_polled_at=polled_at, polls=job.polls + 1, progress=self._polled_progress(job, vendor, outcome)
+            vendor_ref=vendor_ref,
+            last_polled_at=polled_at,
+            polls=job.polls + 1,
+            progress=self._polled_progress(job, vendor, outcome),
         )
         event = self._status_event(job, outcome, step.woken_by)
 
@@ -275,7 +283,9 @@ class StepRunner:
                 }
             )
         if outcome.state is VendorState.DONE:
-            return progress.collecting(job, base.model_copy(update={"vendor_status": outcome.raw_status}), importing=_is_import(job))
+            return progress.collecting(
+                job, base.model_copy(update={"vendor_status": outcome.raw_status}), importing=_is_import(job)
+            )
         since = base.waiting_since if base.phase == "waiting" and base.waiting_since else self._now()
         return progress.waiting(
             job,
@@ -376,13 +386,17 @@ class StepRunner:
         job = self._job(step.job_id)
         if job.callback_url:
             status_code = self._notices.deliver_callback(job)
-            self._store.append_event(job.job_id, TimelineEvent(at=self._now(), event="callback_delivered", detail={"http_status": status_code}))
+            self._store.append_event(
+                job.job_id, TimelineEvent(at=self._now(), event="callback_delivered", detail={"http_status": status_code})
+            )
         return StepOutput(job_id=job.job_id, status=job.status, next="done")
 
     def _callback_failed(self, step: StepInput) -> StepOutput:
         job = self._job(step.job_id)
         _, error = describe_failure(step.error or {})
-        self._store.append_event(job.job_id, TimelineEvent(at=self._now(), event="callback_failed", detail={"reason": error.message}))
+        self._store.append_event(
+            job.job_id, TimelineEvent(at=self._now(), event="callback_failed", detail={"reason": error.message})
+        )
         return StepOutput(job_id=job.job_id, status=job.status, next="done")
 
     # --- helpers --------------------------------------------------------------------------------

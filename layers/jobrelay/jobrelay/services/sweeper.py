@@ -84,7 +84,11 @@ class Sweeper:
         now = self._now()
         if now > job.deadline_at + DEADLINE_GRACE:
             deadline = job.deadline_at.isoformat(timespec="seconds")
-            return JobStatus.TIMED_OUT, "DEADLINE_EXCEEDED", f"the job passed its deadline ({deadline}) without ending; settled by the sweeper"
+            return (
+                JobStatus.TIMED_OUT,
+                "DEADLINE_EXCEEDED",
+                f"the job passed its deadline ({deadline}) without ending; settled by the sweeper",
+            )
         if job.execution_arn is None:
             if now > job.created_at + START_GRACE:
                 return JobStatus.FAILED, "NOT_STARTED", "the job's execution never started; settled by the sweeper"

@@ -9,7 +9,12 @@ from jobrelay.adapters.s3_uploads import UPLOAD_PREFIX, S3Uploads
 from jobrelay.api_models import UploadRequest, UploadTicket
 from jobrelay.domain.job import utcnow
 
-CONTENT_TYPES = {".jsonl": "application/x-ndjson", ".ndjson": "application/x-ndjson", ".json": "application/x-ndjson", ".csv": "text/csv"}
+CONTENT_TYPES = {
+    ".jsonl": "application/x-ndjson",
+    ".ndjson": "application/x-ndjson",
+    ".json": "application/x-ndjson",
+    ".csv": "text/csv",
+}
 
 
 class UploadService:

@@ -63,7 +63,9 @@ class WebhookReceiver:
             raise PayloadTooLarge(f"webhook bodies are limited to {MAX_WEBHOOK_BYTES} bytes")
         if job.status not in WAITING:
             # Late (the job ended) or early (not started yet): harmless, acknowledged, noted.
-            self._store.append_event(job_id, TimelineEvent(at=self._now(), event="webhook_ignored", detail={"status": job.status.value}))
+            self._store.append_event(
+                job_id, TimelineEvent(at=self._now(), event="webhook_ignored", detail={"status": job.status.value})
+            )
             return WebhookAck("ignored")
         if job.webhook_notice is not None and job.webhook_pending:
             return WebhookAck("duplicate")  # the previous notice has not been acted on yet

@@ -25,8 +25,20 @@ DEFAULT_LIMIT = 1000
 MIN_SECRET_CHARS = 6  # shorter values (a flag, a digit) would mask innocent text everywhere
 
 _SECRET_WORDS = (
-    "token", "secret", "password", "passwd", "pwd", "signature", "apikey", "authorization", "credential",
-    "privatekey", "accesskey", "sessionkey", "cookie", "auth",
+    "token",
+    "secret",
+    "password",
+    "passwd",
+    "pwd",
+    "signature",
+    "apikey",
+    "authorization",
+    "credential",
+    "privatekey",
+    "accesskey",
+    "sessionkey",
+    "cookie",
+    "auth",
 )
 _SECRET_EXACT = frozenset({"key", "sig", "pin"})
 
@@ -49,7 +61,9 @@ def is_secret_key(name: str) -> bool:
 def redact(value: Any) -> Any:
     """A JSON value with every secret masked (keys naming secrets, known secrets, URL queries)."""
     if isinstance(value, dict):
-        return {k: (MASK if isinstance(k, str) and is_secret_key(k) and v not in (None, "") else redact(v)) for k, v in value.items()}
+        return {
+            k: (MASK if isinstance(k, str) and is_secret_key(k) and v not in (None, "") else redact(v)) for k, v in value.items()
+        }
     if isinstance(value, list):
         return [redact(item) for item in value]
     if isinstance(value, str):

@@ -58,8 +58,6 @@ class VendorDirectory:
         try:
             secret = self._secrets.get_json(name)
         except KeyError:
-            raise VendorRejected(
-                f"no credentials are configured for {vendor} account {account!r} (secret {name!r})"
-            ) from None
+            raise VendorRejected(f"no credentials are configured for {vendor} account {account!r} (secret {name!r})") from None
         factory = _load(ADAPTER_FACTORIES[vendor])
         return factory(secret, not_found_grace_seconds=self._settings.vendor_not_found_grace_seconds)

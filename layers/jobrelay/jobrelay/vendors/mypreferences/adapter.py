@@ -185,7 +185,9 @@ class MyPreferencesImports:
                     answer=page.answer() if page.answer else None,
                 )
             if len(fresh) < len(page.records):
-                log.warning("MyPreferences listed %d exception records twice; each is reported once", len(page.records) - len(fresh))
+                log.warning(
+                    "MyPreferences listed %d exception records twice; each is reported once", len(page.records) - len(fresh)
+                )
             for record in fresh:
                 yield record.SequenceNumber, record.reasons(), record.key
         log.info("MyPreferences listed %d exception records in %d pages", seen.count, tally.pages)

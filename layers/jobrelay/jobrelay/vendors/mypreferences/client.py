@@ -89,9 +89,7 @@ class MyPreferencesClient:
         return self._status_call("Retrieve status", "GET", IMPORT_TOKEN_PATH, access_token)
 
     def exceptions(self, access_token: int, *, limit: int, offset: int) -> ExceptionsPage:
-        body = self._call(
-            "Retrieve exceptions", "GET", EXCEPTIONS_PATH, access_token, params={"limit": limit, "offset": offset}
-        )
+        body = self._call("Retrieve exceptions", "GET", EXCEPTIONS_PATH, access_token, params={"limit": limit, "offset": offset})
         return ExceptionsPage.from_body(body)
 
     def _status_call(
@@ -137,8 +135,7 @@ class MyPreferencesClient:
             )
         if status == 401:
             raise VendorRejected(
-                f"MyPreferences refused the import's access token on {call} (HTTP 401{said}): "
-                "it expired or is invalid"
+                f"MyPreferences refused the import's access token on {call} (HTTP 401{said}): it expired or is invalid"
             )
         if status == 413 or (status == 400 and mentions_size(reason)):
             raise VendorRejected(

@@ -46,8 +46,10 @@ def reconcile_import(counts: Mapping[str, int], status_word: str | None, totals:
         not_honored,
         counted_as="listed among the exceptions",
         left_out_as="not listed among the exceptions",
-        explain=lambda expected: f"MyPreferences listed {totals.listed_failures} failed records but its counts "
-        f"make {expected} ({refused} failed validation, {exceptions} exceptions, {not_honored} not honoured)",
+        explain=lambda expected: (
+            f"MyPreferences listed {totals.listed_failures} failed records but its counts "
+            f"make {expected} ({refused} failed validation, {exceptions} exceptions, {not_honored} not honoured)"
+        ),
     )
     _either_reading(
         rec,
@@ -57,8 +59,10 @@ def reconcile_import(counts: Mapping[str, int], status_word: str | None, totals:
         not_honored,
         counted_as="counted apart from Processed",
         left_out_as="counted among Processed",
-        explain=lambda expected: f"{passed} records passed MyPreferences' validation but only {expected} are "
-        f"accounted for ({processed} processed, {exceptions} exceptions, {not_honored} not honoured)",
+        explain=lambda expected: (
+            f"{passed} records passed MyPreferences' validation but only {expected} are "
+            f"accounted for ({processed} processed, {exceptions} exceptions, {not_honored} not honoured)"
+        ),
     )
     rec.check(
         "records still Pending once MyPreferences said the import ended",
@@ -68,7 +72,9 @@ def reconcile_import(counts: Mapping[str, int], status_word: str | None, totals:
     )
 
     if refused:
-        rec.short(f"{refused} records failed MyPreferences' validation at staging and were not imported (see failed_records.jsonl)")
+        rec.short(
+            f"{refused} records failed MyPreferences' validation at staging and were not imported (see failed_records.jsonl)"
+        )
     if exceptions:
         rec.short(f"{exceptions} records became exceptions while MyPreferences imported them (see failed_records.jsonl)")
     if not_honored:

@@ -174,8 +174,13 @@ class PinpointeJobs:
         summary_file = results.put_bytes(
             job.job_id, SUMMARY_FILE_NAME, json.dumps(summary, indent=2).encode(), "application/json"
         )
-        log.info("Pinpointe job %s: result stored, %d bytes, %d records (the file counts %s)",
-                 jobid, stored.size, counted.records, counted.vendor_count)
+        log.info(
+            "Pinpointe job %s: result stored, %d bytes, %d records (the file counts %s)",
+            jobid,
+            stored.size,
+            counted.records,
+            counted.vendor_count,
+        )
         return CollectOutcome(
             result=JobResult(s3_uri=stored.s3_uri, size=stored.size, sha256=stored.sha256, files=[stored, summary_file]),
             reconciliation=reconciliation,
@@ -245,9 +250,7 @@ class PinpointeJobs:
         )
         log.info("Pinpointe GetAutoresponderResults: %d records in %d pages stored", tally.records, tally.pages)
         return CollectOutcome(
-            result=JobResult(
-                s3_uri=stored.s3_uri, size=stored.size, sha256=stored.sha256, files=[stored, summary_file]
-            ),
+            result=JobResult(s3_uri=stored.s3_uri, size=stored.size, sha256=stored.sha256, files=[stored, summary_file]),
             reconciliation=reconciliation,
         )
 
@@ -427,13 +430,11 @@ def _async_method(operation: str) -> AsyncMethod:
         raise ValueError(f"{operation!r} is not a Pinpointe operation") from None
 
 
-
 def _ref(job: Job, key: str) -> str:
     value = job.vendor_ref.get(key)
     if not value:
         raise VendorProtocolError(f"job {job.job_id} has no Pinpointe {key} in its vendor reference")
     return str(value)
-
 
 
 def pinpointe_jobs(secret: dict[str, Any], *, not_found_grace_seconds: int) -> PinpointeJobs:

@@ -204,9 +204,7 @@ class AsyncMethod:
 
 
 ASYNC_METHODS: dict[str, AsyncMethod] = {
-    "pinpointe.newsletter_contact_data_summary": AsyncMethod(
-        "Newsletters", "GetNewsletterContactDataSummaryAsync"
-    ),
+    "pinpointe.newsletter_contact_data_summary": AsyncMethod("Newsletters", "GetNewsletterContactDataSummaryAsync"),
     "pinpointe.list_subscribers": AsyncMethod("Lists", "GetListSubscribersAsync"),
     "pinpointe.segment_subscribers": AsyncMethod("Segments", "GetSegmentSubscribersAsync"),
     "pinpointe.tag_subscribers": AsyncMethod("Tags", "GetTagSubscribersAsync"),
@@ -235,8 +233,11 @@ def vendor_state(raw_status: str | None, *, has_result_link: bool) -> VendorStat
     state = known_status(raw_status)
     if state is not None:
         return state
-    log.warning("Pinpointe job status %r is not in our table; treating the job as %s", raw_status,
-                "done (it has a result link)" if has_result_link else "running")
+    log.warning(
+        "Pinpointe job status %r is not in our table; treating the job as %s",
+        raw_status,
+        "done (it has a result link)" if has_result_link else "running",
+    )
     return VendorState.DONE if has_result_link else VendorState.RUNNING
 
 

@@ -171,8 +171,13 @@ class PinpointeClient:
             if not (response.succeeded or says_no_results(response)):
                 raise VendorRejected(f"Pinpointe rejected {call}{_chosen(details)}: {response.reason}")
             page = ResultsPage.from_response(response, call, id_key=id_key)
-            log.info("Pinpointe %s from record %s: %d records, next %r", call, pagination["next"], len(page.records),
-                     page.cursor or page.vendor_next or LAST_PAGE)
+            log.info(
+                "Pinpointe %s from record %s: %d records, next %r",
+                call,
+                pagination["next"],
+                len(page.records),
+                page.cursor or page.vendor_next or LAST_PAGE,
+            )
             return page
 
         what = f"Pinpointe's {call} pages ({limit} records asked for a page)"
@@ -306,7 +311,4 @@ def _body_chunks(response: httpx.Response) -> Iterator[bytes]:
     # Compared with the bytes on the wire (before any content decoding), which Content-Length counts.
     expected = response.headers.get("Content-Length", "")
     if expected.isdigit() and int(expected) != response.num_bytes_downloaded:
-        raise VendorTransientError(
-            f"the result download was cut: {response.num_bytes_downloaded} of {expected} bytes arrived"
-        )
-
+        raise VendorTransientError(f"the result download was cut: {response.num_bytes_downloaded} of {expected} bytes arrived")

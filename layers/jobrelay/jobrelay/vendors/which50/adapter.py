@@ -226,7 +226,9 @@ def _check_accounted_for(rec: Reconciler, sent: int, applied: int, counts: dict[
         if applied < sent
         else f"Which50 accounts for {accounted} contacts but {sent} were sent"
     )
-    rec.check(what, sent, accounted, explain=explain, note="the counts fit neither reading of the invalid counters" if invalid else None)
+    rec.check(
+        what, sent, accounted, explain=explain, note="the counts fit neither reading of the invalid counters" if invalid else None
+    )
 
 
 def _applied_sentence(sent: int, applied: int, counts: dict[str, int], *, matching: bool) -> str:

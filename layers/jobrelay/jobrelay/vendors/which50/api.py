@@ -280,7 +280,6 @@ class ImportJob(VendorAnswer):
     NotUpdatedContacts: Counter = 0
     TotalContacts: Counter = 0
 
-
     @classmethod
     def from_body(cls, body: Any, call: str) -> "ImportJob":
         if not isinstance(body, dict):

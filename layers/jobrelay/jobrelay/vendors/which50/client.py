@@ -110,7 +110,9 @@ class Which50Client:
         try:
             return ImportJob.from_body(json_body(answer, "Which50", "CreateImportJob"), "CreateImportJob")
         except VendorProtocolError as unreadable:
-            raise VendorOutcomeUnknown(f"{unreadable}: {may_exist}", answer=unreadable.answer or excerpt(answer.content)) from None
+            raise VendorOutcomeUnknown(
+                f"{unreadable}: {may_exist}", answer=unreadable.answer or excerpt(answer.content)
+            ) from None
 
     def add_batch(self, list_id: int, job_id: int, body: bytes) -> list[tuple[int, list[str]]]:
         """Post one batch; the per-contact validation warnings Which50 echoes (position, warnings)."""
@@ -125,7 +127,9 @@ class Which50Client:
         if match:
             query["match"] = QUERY_LIST_SEPARATOR.join(match)
         path = RUN_PATH.format(list_id=list_id, job_id=job_id)
-        body = self._call("RunImportJob", "POST", path, content=b"", params=query, subject=f"import job {job_id} of contact list {list_id}")
+        body = self._call(
+            "RunImportJob", "POST", path, content=b"", params=query, subject=f"import job {job_id} of contact list {list_id}"
+        )
         return ImportJob.from_body(body, "RunImportJob")
 
     def import_job(self, list_id: int, job_id: int) -> ImportJob:
@@ -139,14 +143,27 @@ class Which50Client:
         return json_body(self._send(call, method, path, **kwargs), "Which50", call)
 
     def _send(
-        self, call: str, method: str, path: str, *, subject: str, content: bytes | None = None, params: dict[str, str] | None = None
+        self,
+        call: str,
+        method: str,
+        path: str,
+        *,
+        subject: str,
+        content: bytes | None = None,
+        params: dict[str, str] | None = None,
     ) -> httpx.Response:
         headers = {"Accept": REQUEST_CONTENT_TYPE}
         if content is not None:
             headers["Content-Type"] = REQUEST_CONTENT_TYPE
         with transport_errors_as_transient(f"Which50 {call}"):
             answer = self._http.request(
-                method, self._base_url + path, content=content, params=params, headers=headers, auth=self._auth, timeout=self._timeout
+                method,
+                self._base_url + path,
+                content=content,
+                params=params,
+                headers=headers,
+                auth=self._auth,
+                timeout=self._timeout,
             )
         log.info("Which50 %s answered HTTP %s", call, answer.status_code)
         _raise_for_status(answer, call, subject)
