@@ -23,7 +23,7 @@ from jobrelay.adapters.s3_results import S3ResultStore
 from jobrelay.adapters.s3_scratch import S3Scratch
 from jobrelay.domain.job import Job, TimelineEvent
 from jobrelay.domain.status import JobStatus
-from jobrelay.services.imports import ImportState, ImportSteps
+from jobrelay.services.bulk_imports import ImportState, ImportSteps
 from jobrelay.vendors.mypreferences.adapter import mypreferences_imports
 
 BUCKET, TABLE = "bench-imports", "bench-jobs"

@@ -15,7 +15,7 @@ import boto3
 from bench.processes import moto_server, peak_rss_mib, sandbox_process
 from jobrelay.adapters.s3_results import S3ResultStore
 from jobrelay.domain.job import Job
-from jobrelay.ports import VendorState
+from jobrelay.domain.vendor_outcomes import VendorState
 from jobrelay.vendors.pinpointe.adapter import pinpointe_jobs
 
 MiB = 1024 * 1024

@@ -30,9 +30,9 @@ from devstack.clock import ScaledClock, scaled_step_functions
 from devstack.executions import stop_executions_at_once
 from devstack.front_door import FrontDoor
 from devstack.lambdas import FAKE_ACCESS_KEY_ID, FAKE_SECRET_ACCESS_KEY, InProcessLambdas
+from devstack.local_scheduler import Schedule, ScheduleTimer, scheduler_schedules
 from devstack.moto_server import MotoServer
 from devstack.resources import create_resources
-from devstack.schedules import Schedule, ScheduleTimer, scheduler_schedules
 from devstack.template import (
     DEFAULT_REGION,
     DEFAULT_STACK_NAME,

@@ -18,8 +18,8 @@ from typing import Any
 import yaml
 
 from devstack.intrinsics import Resolver, TemplateError, as_text
+from devstack.local_scheduler import Schedule, parse_expression
 from devstack.naming import ATTRIBUTES, Attributes, Naming
-from devstack.schedules import Schedule, parse_expression
 
 DEFAULT_TEMPLATE = Path(__file__).resolve().parent.parent / "template.yaml"
 DEFAULT_STACK_NAME = "jobrelay-local"

@@ -17,9 +17,10 @@ from typing import Any
 from pydantic_core import to_json
 
 from jobrelay.domain.errors import InvalidRequest, JobConflict, JobNotFound, ScheduleExists
-from jobrelay.domain.job import Job, JobPatch, StoredFile, TimelineEvent, utcnow
+from jobrelay.domain.job import Job, JobPage, JobPatch, StoredFile, TimelineEvent, Transition, utcnow
+from jobrelay.domain.lease import Lease
+from jobrelay.domain.schedule import ScheduleRun, ScheduleSpec
 from jobrelay.domain.status import ALLOWED_PREDECESSORS, JobStatus
-from jobrelay.ports import JobPage, Lease, ScheduleRun, ScheduleSpec, Transition
 
 _BACKEND_ONLY_FIELDS = tuple(name for name, info in Job.model_fields.items() if info.exclude)
 

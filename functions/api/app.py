@@ -1,10 +1,10 @@
-"""The job API function: refuse bodies no route could read, then route (jobrelay.http_api) to the job service."""
+"""The job API function: refuse bodies no route could read, then route (jobrelay.api.routes) to the job service."""
 
 from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from jobrelay.http_errors import oversize_answer, undecodable_answer
+from jobrelay.api.errors import oversize_answer, undecodable_answer
 
 logger = Logger()
 
@@ -15,7 +15,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 
 def _routes():
-    # Imported on the first request: see jobrelay.http_api for why.
-    from jobrelay.http_api import app
+    # Imported on the first request: see jobrelay.api.routes for why.
+    from jobrelay.api.routes import app
 
     return app

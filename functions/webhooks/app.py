@@ -10,7 +10,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 
 from jobrelay import wiring
-from jobrelay.http_errors import MAX_WEBHOOK_BYTES, answer_errors_as_json, oversize_answer
+from jobrelay.api.errors import MAX_WEBHOOK_BYTES, answer_errors_as_json, oversize_answer
 
 logger = Logger()
 app = APIGatewayHttpResolver()

@@ -152,7 +152,7 @@ def test_loading_the_api_handler_leaves_the_resolver_for_the_first_request():
         "import importlib.util, sys;"
         "spec = importlib.util.spec_from_file_location('api_app', 'functions/api/app.py');"
         "spec.loader.exec_module(importlib.util.module_from_spec(spec));"
-        "loaded = [m for m in ('jobrelay.http_api', 'jobrelay.http_resolver', 'jobrelay.api_models') if m in sys.modules];"
+        "loaded = [m for m in ('jobrelay.api.routes', 'jobrelay.api.resolver', 'jobrelay.api.models') if m in sys.modules];"
         "print(loaded)"
     )
     env = {"PYTHONPATH": f"{REPO / 'layers' / 'jobrelay'}", "PATH": "/usr/bin:/bin"}

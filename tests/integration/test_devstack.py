@@ -34,6 +34,7 @@ from devstack.__main__ import free_port_arguments
 from devstack.clock import scaled_step_functions
 from devstack.front_door import Request, Router, http_api_event, http_response
 from devstack.lambdas import InProcessLambdas
+from devstack.local_scheduler import Schedule, ScheduleTimer, parse_expression
 from devstack.naming import ATTRIBUTES
 from devstack.presigned import check_presigned
 from devstack.resources import CREATORS
@@ -41,7 +42,6 @@ from devstack.samples import SAMPLES
 from devstack.sandbox.mypreferences import MyPreferencesConfig
 from devstack.sandbox.pinpointe import DEFAULT_AUTORESPONDERS
 from devstack.sandbox.which50 import SEED_LISTS
-from devstack.schedules import Schedule, ScheduleTimer, parse_expression
 from devstack.template import DEFAULT_TEMPLATE, Route, TemplateError, load_yaml, resolve_template
 from jobrelay.vendors.mypreferences.auth import MyPreferencesAccount
 from tests.fakes import SteppedClock
@@ -75,7 +75,7 @@ def test_the_real_template_resolves_fully():
         "WebhooksFunction",
         "StepsFunction",
         "SweeperFunction",
-        "SchedulesFunction",
+        "ScheduleTargetFunction",
     }
     for function in template.functions:
         assert function.handler_file.is_file()

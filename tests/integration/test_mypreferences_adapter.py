@@ -12,10 +12,11 @@ import httpx
 import pytest
 
 from devstack.sandbox.mypreferences import MyPreferencesSandbox
+from jobrelay.domain.bulk_import import ImportTotals
 from jobrelay.domain.errors import VendorOutcomeUnknown, VendorProtocolError, VendorRejected, VendorTransientError
 from jobrelay.domain.job import Job
 from jobrelay.domain.reconciliation import Reconciler, Reconciliation
-from jobrelay.ports import ImportTotals, PollOutcome, VendorState
+from jobrelay.domain.vendor_outcomes import PollOutcome, VendorState
 from jobrelay.vendors.mypreferences.adapter import MyPreferencesAccount, MyPreferencesImports
 
 SCHEMES = ["pnauthinfo3", "oauth"]

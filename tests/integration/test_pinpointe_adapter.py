@@ -21,7 +21,7 @@ from jobrelay.domain.errors import (
     VendorTransientError,
 )
 from jobrelay.domain.job import Job, StoredFile
-from jobrelay.ports import CollectOutcome, PollOutcome, VendorState
+from jobrelay.domain.vendor_outcomes import CollectOutcome, PollOutcome, VendorState
 from jobrelay.vendors.pinpointe.adapter import PinpointeAccount, PinpointeJobs, parse_webhook
 from jobrelay.vendors.pinpointe.client import DOWNLOAD_CHUNK_BYTES
 

@@ -10,9 +10,9 @@ import pytest
 
 from jobrelay.adapters.s3_records import RecordsFileChanged, S3RecordsSource
 from jobrelay.adapters.s3_results import MiB
-from jobrelay.imports.batches import Batch, cut_batches, validate_records
-from jobrelay.imports.records import SourceRecord, read_header, read_records
-from jobrelay.ports import BatchLimits, RecordFailure
+from jobrelay.bulk_import.batches import Batch, cut_batches, validate_records
+from jobrelay.bulk_import.records import SourceRecord, read_header, read_records
+from jobrelay.domain.bulk_import import BatchLimits, RecordFailure
 from tests.integration.aws_env import mocked_bucket
 
 BUCKET = "jobrelay-results"

@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from devstack.local_scheduler import Schedule, ScheduleTimer, scheduler_schedules
 from devstack.resources import create_resources
-from devstack.schedules import Schedule, ScheduleTimer, scheduler_schedules
 from tests.fakes import SteppedClock
 from tests.integration.aws_env import forget_wiring, mocked_aws
 from tests.integration.test_handlers import EVENTS, Deployed
@@ -112,7 +112,7 @@ class TestTheScheduleApi:
         held = deployed.client("scheduler").get_schedule(Name="nightly-contact-summary", GroupName=group(deployed))
         assert held["ScheduleExpression"] == "cron(30 2 * * ? *)" and held["ScheduleExpressionTimezone"] == "Europe/Dublin"
         assert held["State"] == "ENABLED" and held["FlexibleTimeWindow"] == {"Mode": "OFF"}
-        assert held["Target"]["Arn"] == deployed.template.resources["SchedulesFunction"].attributes["Arn"]
+        assert held["Target"]["Arn"] == deployed.template.resources["ScheduleTargetFunction"].attributes["Arn"]
         assert held["Target"]["RoleArn"] == deployed.template.resources["SchedulerRole"].attributes["Arn"]
 
         status, listed = call(deployed, "GET", "/schedules")
@@ -296,7 +296,7 @@ def test_each_run_submits_one_job_linked_to_its_schedule(deployed):
     second = first + timedelta(days=1)
 
     answers = [
-        deployed.invoke("SchedulesFunction", run_event(deployed, "nightly-contact-summary", moment))
+        deployed.invoke("ScheduleTargetFunction", run_event(deployed, "nightly-contact-summary", moment))
         for moment in (first, second, first)  # the first run delivered twice
     ]
 
@@ -321,9 +321,9 @@ def test_the_sample_run_event_resolves_its_placeholders_in_its_time_zone(deploye
     event = json.loads((EVENTS / "schedule_run.json").read_text())  # 02:30 UTC on 22 November: Dublin is UTC+0
     event["scheduled_time"] = "2026-07-01T23:30:00Z"  # 00:30 on 2 July in Dublin (UTC+1)
 
-    answer = deployed.invoke("SchedulesFunction", event)
+    answer = deployed.invoke("ScheduleTargetFunction", event)
 
-    table = deployed.functions["SchedulesFunction"].environment["JOBS_TABLE"]
+    table = deployed.functions["ScheduleTargetFunction"].environment["JOBS_TABLE"]
     item = deployed.client("dynamodb").get_item(TableName=table, Key={"pk": {"S": f"JOB#{answer['job_id']}"}, "sk": {"S": "JOB"}})
     params = item["Item"]["params"]["M"]
     assert (params["startdate"]["S"], params["enddate"]["S"]) == ("2026-07-01", "2026-07-02")

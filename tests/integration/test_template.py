@@ -25,7 +25,7 @@ def _template_routes(logical_id: str) -> set[tuple[str, str]]:
 
 
 def test_the_api_serves_exactly_the_routes_the_template_gives_it():
-    from jobrelay.http_api import app
+    from jobrelay.api.routes import app
 
     served = {(route.method, route.openapi_path) for route in app._static_routes + app._dynamic_routes}
     routes = _template_routes("ApiFunction")
@@ -94,10 +94,10 @@ def test_every_task_ends_somewhere_that_settles_the_job():
 def test_the_schedule_api_and_the_schedules_function_get_what_they_need():
     api = FUNCTIONS["ApiFunction"].environment
     assert api["SCHEDULE_GROUP"] == TEMPLATE.resources["ScheduleGroup"].ref
-    assert api["SCHEDULES_FUNCTION_ARN"] == FUNCTIONS["SchedulesFunction"].arn
+    assert api["SCHEDULE_TARGET_ARN"] == FUNCTIONS["ScheduleTargetFunction"].arn
     assert api["SCHEDULER_ROLE_ARN"] == TEMPLATE.resources["SchedulerRole"].attributes["Arn"]
     # The schedules function submits jobs through the job service: it starts their executions.
-    assert {"STATE_MACHINE_ARN", "DEFAULT_JOB_TIMEOUT_SECONDS"} <= set(FUNCTIONS["SchedulesFunction"].environment)
+    assert {"STATE_MACHINE_ARN", "DEFAULT_JOB_TIMEOUT_SECONDS"} <= set(FUNCTIONS["ScheduleTargetFunction"].environment)
 
 
 SCHEDULES = TEMPLATE.of_type("AWS::Scheduler::Schedule")
@@ -107,13 +107,13 @@ SCHEDULES = TEMPLATE.of_type("AWS::Scheduler::Schedule")
 def test_the_templates_schedules_are_ones_the_schedules_function_can_run(schedule):
     from datetime import UTC, datetime
 
+    from jobrelay.domain.schedule_expressions import parse_expression, parse_timezone
     from jobrelay.operations import get_operation
-    from jobrelay.schedules.expressions import parse_expression, parse_timezone
     from jobrelay.services.schedules import ScheduleDefinition, resolved_submission
 
     properties = schedule.properties
     assert properties["GroupName"] == TEMPLATE.resources["ScheduleGroup"].ref  # what GET /schedules lists
-    assert properties["Target"]["Arn"] == FUNCTIONS["SchedulesFunction"].arn
+    assert properties["Target"]["Arn"] == FUNCTIONS["ScheduleTargetFunction"].arn
     assert properties["Target"]["RoleArn"] == TEMPLATE.resources["SchedulerRole"].attributes["Arn"]
     definition = ScheduleDefinition.model_validate_json(properties["Target"]["Input"])
     assert definition.schedule == schedule.ref  # the name its runs are recorded under

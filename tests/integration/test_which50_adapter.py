@@ -11,10 +11,11 @@ import httpx
 import pytest
 
 from devstack.sandbox.which50 import Which50Sandbox
+from jobrelay.domain.bulk_import import ImportTotals
 from jobrelay.domain.errors import VendorOutcomeUnknown, VendorRejected, VendorTransientError
 from jobrelay.domain.job import Job
 from jobrelay.domain.reconciliation import Reconciler, Reconciliation
-from jobrelay.ports import ImportTotals, PollOutcome, VendorState
+from jobrelay.domain.vendor_outcomes import PollOutcome, VendorState
 from jobrelay.vendors.which50.adapter import Which50Account, Which50Imports, which50_imports
 from tests.integration.sandbox_client import SandboxControl
 

@@ -5,10 +5,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from jobrelay.api_models import JobSubmission
+from jobrelay.api.models import JobSubmission
 from jobrelay.domain.job import JobResult, Progress
 from jobrelay.domain.reconciliation import Reconciliation
-from jobrelay.ports import CollectOutcome, PollOutcome, StartOutcome, VendorState, WaitMode
+from jobrelay.domain.vendor_outcomes import CollectOutcome, PollOutcome, StartOutcome, VendorState, WaitMode
 from jobrelay.services.concurrency import AccountConcurrency
 from jobrelay.services.jobs import JobService
 from jobrelay.services.notices import Notices

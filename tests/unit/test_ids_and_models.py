@@ -1,7 +1,7 @@
 import pytest
 from pydantic import ValidationError
 
-from jobrelay.api_models import JobSubmission
+from jobrelay.api.models import JobSubmission
 from jobrelay.domain.errors import InvalidRequest
 from jobrelay.domain.ids import new_job_id
 from jobrelay.domain.job import JobPatch, Progress

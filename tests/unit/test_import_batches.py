@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from jobrelay.imports.batches import (
+from jobrelay.bulk_import.batches import (
     Batch,
     Checkpoint,
     CheckpointMismatch,
@@ -19,8 +19,8 @@ from jobrelay.imports.batches import (
     cut_batches,
     validate_records,
 )
-from jobrelay.imports.records import SourceRecord, read_records
-from jobrelay.ports import BatchLimits, RecordFailure
+from jobrelay.bulk_import.records import SourceRecord, read_records
+from jobrelay.domain.bulk_import import BatchLimits, RecordFailure
 
 
 def encode(records: list[dict[str, Any]]) -> bytes:
@@ -362,7 +362,7 @@ def bodies_match_their_records(data: bytes, items: list[Cut], encoder=encode) ->
 
 
 def test_an_additive_encoding_is_checked_once_then_each_record_is_encoded_once(monkeypatch) -> None:
-    monkeypatch.setattr("jobrelay.imports.batches.PROBE_RECORDS", 5)
+    monkeypatch.setattr("jobrelay.bulk_import.batches.PROBE_RECORDS", 5)
     data = jsonl(*(record(n) for n in range(1, 41)))
     encoder = Counted()
 
@@ -376,7 +376,7 @@ def test_an_additive_encoding_is_checked_once_then_each_record_is_encoded_once(m
 
 
 def test_a_first_batch_shorter_than_the_probe_is_the_probe(monkeypatch) -> None:
-    monkeypatch.setattr("jobrelay.imports.batches.PROBE_RECORDS", 50)
+    monkeypatch.setattr("jobrelay.bulk_import.batches.PROBE_RECORDS", 50)
     data = jsonl(*(record(n) for n in range(1, 11)))
     encoder = Counted()
 
@@ -391,7 +391,7 @@ def test_once_the_encoding_is_checked_the_cutter_keeps_no_model(monkeypatch) -> 
     class Model(dict):  # a dict that weak references can follow (freed as soon as unreferenced)
         pass
 
-    monkeypatch.setattr("jobrelay.imports.batches.PROBE_RECORDS", 3)
+    monkeypatch.setattr("jobrelay.bulk_import.batches.PROBE_RECORDS", 3)
     alive: list[weakref.ref] = []
     held: list[int] = []  # how many of the models given so far are still alive, as each is given
 
@@ -412,7 +412,7 @@ def test_once_the_encoding_is_checked_the_cutter_keeps_no_model(monkeypatch) -> 
 
 @pytest.mark.parametrize("grows_from", [3, 5])
 def test_an_encoding_additive_only_for_a_few_records_is_caught_by_the_probe(monkeypatch, grows_from) -> None:
-    monkeypatch.setattr("jobrelay.imports.batches.PROBE_RECORDS", 5)
+    monkeypatch.setattr("jobrelay.bulk_import.batches.PROBE_RECORDS", 5)
 
     def padded(records: list[dict[str, Any]]) -> bytes:
         pad = "p" * (10 if len(records) >= grows_from else 0)
@@ -448,7 +448,7 @@ def odd(records: list[dict[str, Any]]) -> bytes:
 
 
 def test_a_record_outside_the_wrapper_before_the_check_ends_is_encoded_whole(monkeypatch) -> None:
-    monkeypatch.setattr("jobrelay.imports.batches.PROBE_RECORDS", 1000)
+    monkeypatch.setattr("jobrelay.bulk_import.batches.PROBE_RECORDS", 1000)
     data = jsonl(*(record(n) for n in range(1, 21)))
 
     items = cut_resuming_everywhere(data, BatchLimits(max_bytes=EMPTY + 6 * SIZE + 5 * SEPARATOR), encoder=odd)
@@ -458,7 +458,7 @@ def test_a_record_outside_the_wrapper_before_the_check_ends_is_encoded_whole(mon
 
 
 def test_a_record_outside_the_wrapper_once_checked_is_an_error(monkeypatch) -> None:
-    monkeypatch.setattr("jobrelay.imports.batches.PROBE_RECORDS", 2)
+    monkeypatch.setattr("jobrelay.bulk_import.batches.PROBE_RECORDS", 2)
 
     with pytest.raises(RuntimeError, match="wrapped a record otherwise"):
         cut(jsonl(*(record(n) for n in range(1, 8))), BatchLimits(max_bytes=10_000), encoder=odd)
@@ -466,7 +466,7 @@ def test_a_record_outside_the_wrapper_once_checked_is_an_error(monkeypatch) -> N
 
 @pytest.mark.parametrize("probe", [2, 3, 1000])
 def test_joined_bodies_are_what_the_encoder_gives_and_resume_alike(monkeypatch, probe) -> None:
-    monkeypatch.setattr("jobrelay.imports.batches.PROBE_RECORDS", probe)
+    monkeypatch.setattr("jobrelay.bulk_import.batches.PROBE_RECORDS", probe)
     rng = random.Random(probe)
     for _ in range(60):
         data, limits = random_import(rng)

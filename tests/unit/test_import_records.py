@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jobrelay.imports.records import SourceFileError, SourceRecord, read_header, read_records, sniff
+from jobrelay.bulk_import.records import SourceFileError, SourceRecord, read_header, read_records, sniff
 
 BOM = codecs.BOM_UTF8
 

@@ -7,11 +7,12 @@ from datetime import timedelta
 import pytest
 from pydantic import BaseModel, field_validator
 
+from jobrelay.domain.bulk_import import BatchLimits, StagedBatch
 from jobrelay.domain.errors import InvalidSource, VendorOutcomeUnknown, VendorProtocolError, VendorRejected, VendorTransientError
 from jobrelay.domain.job import Job, JobPatch, Progress
 from jobrelay.domain.status import JobStatus
-from jobrelay.ports import BatchLimits, PollOutcome, StagedBatch, VendorState
-from jobrelay.services.imports import SETTLE_AFTER, ImportState, ImportSteps
+from jobrelay.domain.vendor_outcomes import PollOutcome, VendorState
+from jobrelay.services.bulk_imports import SETTLE_AFTER, ImportState, ImportSteps
 from tests.fakes import InMemoryJobStore, InMemoryResultStore, InMemoryScratch
 from tests.unit.conftest import Clock
 

@@ -1,6 +1,6 @@
 import pytest
 
-from jobrelay.api_models import JobSubmission
+from jobrelay.api.models import JobSubmission
 from jobrelay.domain.errors import InvalidRequest, JobConflict, JobNotFound
 from jobrelay.domain.status import JobStatus
 from jobrelay.services.jobs import InvalidNextToken, JobService, ServiceUnavailable

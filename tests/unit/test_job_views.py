@@ -10,8 +10,8 @@ import pytest
 from jobrelay.domain.errors import JobDeadlineExceeded, VendorJobFailed
 from jobrelay.domain.job import Job, Progress, TimelineEvent
 from jobrelay.domain.status import JobStatus
-from jobrelay.ports import PollOutcome, VendorState, WaitMode
-from jobrelay.services.imports import ImportSteps
+from jobrelay.domain.vendor_outcomes import PollOutcome, VendorState, WaitMode
+from jobrelay.services.bulk_imports import ImportSteps
 from jobrelay.services.notices import Notices
 from jobrelay.services.progress import duration
 from jobrelay.services.steps import StepInput, StepRunner

@@ -15,11 +15,12 @@ import httpx
 import pytest
 from pydantic import SecretStr, ValidationError
 
+from jobrelay.domain.bulk_import import ImportTotals
 from jobrelay.domain.errors import VendorOutcomeUnknown, VendorProtocolError, VendorRejected, VendorTransientError
 from jobrelay.domain.job import Job, Progress
 from jobrelay.domain.reconciliation import Reconciler
+from jobrelay.domain.vendor_outcomes import VendorState
 from jobrelay.operations import validation_details
-from jobrelay.ports import ImportTotals, VendorState
 from jobrelay.vendors.mypreferences.adapter import MyPreferencesImports, mypreferences_imports
 from jobrelay.vendors.mypreferences.api import (
     MB,
@@ -224,11 +225,11 @@ def test_encode_batch_is_what_json_dumps_gave_and_joins_records_encoded_alone():
 
 
 def test_the_batch_cutter_joins_mypreferences_bodies(monkeypatch):
-    from jobrelay.imports.batches import Batch, cut_batches
-    from jobrelay.imports.records import SourceRecord
-    from jobrelay.ports import BatchLimits
+    from jobrelay.bulk_import.batches import Batch, cut_batches
+    from jobrelay.bulk_import.records import SourceRecord
+    from jobrelay.domain.bulk_import import BatchLimits
 
-    monkeypatch.setattr("jobrelay.imports.batches.PROBE_RECORDS", 4)
+    monkeypatch.setattr("jobrelay.bulk_import.batches.PROBE_RECORDS", 4)
     imports = mypreferences_imports(account_secret())
     records = [imports.validate(job(), UNUSUAL_RECORDS[n % 4] | {"ProfileId": n}) for n in range(1, 41)]
     given: list[int] = []

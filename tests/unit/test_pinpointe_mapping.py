@@ -20,8 +20,8 @@ from jobrelay.domain.errors import (
     VendorTransientError,
 )
 from jobrelay.domain.job import Job, StoredFile
+from jobrelay.domain.vendor_outcomes import VendorState, WaitMode
 from jobrelay.operations import OPERATIONS
-from jobrelay.ports import VendorState, WaitMode
 from jobrelay.vendors.pinpointe import client as pinpointe_client
 from jobrelay.vendors.pinpointe import params as p
 from jobrelay.vendors.pinpointe.adapter import PinpointeAccount, PinpointeJobs, pinpointe_jobs

@@ -10,7 +10,7 @@ from jobrelay.domain.errors import VendorOutcomeUnknown, VendorProtocolError, Ve
 from jobrelay.domain.job import JobPatch, Progress
 from jobrelay.domain.reconciliation import Reconciler
 from jobrelay.domain.status import JobStatus
-from jobrelay.ports import PollOutcome, VendorState
+from jobrelay.domain.vendor_outcomes import PollOutcome, VendorState
 from jobrelay.services.steps import StepInput, describe_failure
 from tests.unit.conftest import DONE
 

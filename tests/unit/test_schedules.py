@@ -9,13 +9,13 @@ from zoneinfo import ZoneInfo
 import pytest
 from pydantic import ValidationError
 
-from jobrelay.api_models import ScheduleRequest, ScheduleUpdate
+from jobrelay.api.models import ScheduleRequest, ScheduleUpdate
 from jobrelay.domain.errors import InvalidRequest, ScheduleExists, ScheduleNotFound
 from jobrelay.domain.ids import new_job_id, plausible_job_id, scheduled_job_id
 from jobrelay.domain.job import JobPatch
+from jobrelay.domain.placeholders import PlaceholderError, resolve
+from jobrelay.domain.schedule_expressions import parse_expression, parse_timezone, upcoming
 from jobrelay.domain.status import JobStatus
-from jobrelay.schedules.expressions import parse_expression, parse_timezone, upcoming
-from jobrelay.schedules.placeholders import PlaceholderError, resolve
 from jobrelay.services.jobs import ServiceUnavailable
 from jobrelay.services.schedules import ScheduledInvocation, ScheduleFirer, ScheduleService, target_input
 from tests.fakes import InMemoryScheduler, InMemoryScheduleRuns

@@ -5,7 +5,7 @@ import pytest
 
 from jobrelay.domain.errors import JobDeadlineExceeded, VendorJobFailed
 from jobrelay.domain.status import JobStatus
-from jobrelay.ports import PollOutcome, VendorState, WaitMode
+from jobrelay.domain.vendor_outcomes import PollOutcome, VendorState, WaitMode
 from jobrelay.services.steps import StepInput, describe_failure
 from tests.unit.conftest import DONE, RUNNING
 

@@ -3,7 +3,7 @@ from datetime import UTC, datetime
 import pytest
 
 from jobrelay.adapters.s3_uploads import S3Uploads
-from jobrelay.api_models import UploadRequest
+from jobrelay.api.models import UploadRequest
 from jobrelay.services.uploads import UploadService
 
 

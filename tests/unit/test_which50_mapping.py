@@ -6,11 +6,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
+from jobrelay.domain.bulk_import import ImportTotals
 from jobrelay.domain.errors import VendorProtocolError
 from jobrelay.domain.job import Job, Progress
 from jobrelay.domain.reconciliation import Reconciler
+from jobrelay.domain.vendor_outcomes import VendorState
 from jobrelay.operations import get_operation
-from jobrelay.ports import ImportTotals, VendorState
 from jobrelay.vendors.redaction import register_secret
 from jobrelay.vendors.which50.adapter import Which50Account, Which50Imports
 from jobrelay.vendors.which50.api import (

@@ -2,31 +2,18 @@
 `jobrelay.wiring`; tests inject the in-memory fakes in tests/fakes.py instead."""
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
 from typing import Any, Protocol
 
-from jobrelay.domain.job import Job, JobError, JobPatch, JobResult, Progress, StoredFile, TimelineEvent
-from jobrelay.domain.reconciliation import Reconciler, Reconciliation
+from jobrelay.domain.bulk_import import BatchLimits, ImportTotals, StagedBatch
+from jobrelay.domain.job import Job, JobPage, JobPatch, StoredFile, TimelineEvent, Transition
+from jobrelay.domain.lease import Lease
+from jobrelay.domain.reconciliation import Reconciler
+from jobrelay.domain.schedule import ScheduleRun, ScheduleSpec
 from jobrelay.domain.status import JobStatus
+from jobrelay.domain.vendor_outcomes import CollectOutcome, PollOutcome, StartOutcome, WaitMode
 
 # --- job state ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Transition:
-    """What a transition attempt did: `changed` is False when the guard failed (a lost race or an
-    already terminal job); `job` is then the item as the winner left it."""
-
-    job: Job
-    changed: bool
-
-
-@dataclass(frozen=True)
-class JobPage:
-    jobs: list[Job]
-    cursor: dict[str, Any] | None  # the store's own position; the API makes it an opaque token
 
 
 class JobStore(Protocol):
@@ -79,15 +66,6 @@ class ResultStore(Protocol):
 # --- per-account concurrency ----------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Lease:
-    """One slot of a pool (a vendor account), held by one job until it ends or `expires_at`."""
-
-    pool: str
-    holder: str
-    expires_at: datetime
-
-
 class Slots(Protocol):
     def acquire(self, pool: str, holder: str, limit: int, until: datetime) -> bool:
         """Take one of the pool's `limit` slots for `holder` until `until` (a lease that expires
@@ -128,49 +106,6 @@ class SecretStore(Protocol):
 # --- vendors -----------------------------------------------------------------------------------
 
 
-class WaitMode(StrEnum):
-    WEBHOOK = "webhook"  # the vendor calls us back; we poll only as a fallback
-    POLL = "poll"  # we can only poll, with backoff
-
-
-class VendorState(StrEnum):
-    RUNNING = "RUNNING"
-    DONE = "DONE"
-    FAILED = "FAILED"
-
-
-@dataclass
-class StartOutcome:
-    vendor_ref: dict[str, Any]
-    note: str | None = None
-    # The result can be collected at once (a synchronous vendor call, read page by page in
-    # collect): no wait. poll() must then report DONE, for a Start retried after this one.
-    ready: bool = False
-
-
-@dataclass
-class PollOutcome:
-    state: VendorState
-    raw_status: str | None = None
-    progress: Progress | None = None
-    message: str | None = None  # the vendor's reason, when FAILED
-    vendor_ref_updates: dict[str, Any] = field(default_factory=dict)
-    # A status word not in the vendor's table: a bounded, redacted excerpt of the answer that carried
-    # it (jobrelay.vendors.redaction), recorded on the job's timeline once per new word.
-    unknown_status_answer: str | None = None
-
-
-@dataclass
-class CollectOutcome:
-    result: JobResult
-    # The result against the vendor's counts; the job is PARTIAL unless it is complete.
-    reconciliation: Reconciliation = field(default_factory=Reconciliation)
-
-    @property
-    def partial(self) -> bool:
-        return not self.reconciliation.complete
-
-
 class VendorJobs(Protocol):
     """One vendor account's side of a job. Raise the step errors of jobrelay.domain.errors:
     VendorTransientError (retried), VendorRejected, VendorJobFailed, VendorProtocolError."""
@@ -188,34 +123,6 @@ class VendorJobs(Protocol):
 
 
 # --- bulk imports ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class BatchLimits:
-    """How a vendor wants records cut into stage requests."""
-
-    max_bytes: int  # encoded size of one stage request body
-    max_records: int | None = None  # records in one stage request, if the vendor caps it
-    max_total_records: int | None = None  # records in one import, if the vendor caps it
-
-
-@dataclass
-class RecordFailure:
-    """One record that did not make it, as the user sees it in failed_records.jsonl."""
-
-    line: int | None  # 1-based line of the source file (the CSV header is line 1)
-    key: str | None  # the record's identifying value (email, alternate id, ...), when it has one
-    stage: str  # "validation": refused by us, never sent; "vendor": refused by the vendor (staging or run)
-    reasons: list[str]
-
-
-@dataclass
-class StagedBatch:
-    """What the vendor said after one stage request: its running counters (if it keeps any), and
-    its warnings about single records: (0-based position in the batch, warnings)."""
-
-    counts: dict[str, int] = field(default_factory=dict)
-    warnings: list[tuple[int, list[str]]] = field(default_factory=list)
 
 
 class VendorImports(Protocol):
@@ -259,22 +166,11 @@ class VendorImports(Protocol):
     def cancel(self, job: Job) -> bool:
         """Abort the import at the vendor where the vendor allows it; False when it cannot."""
 
-    def reconcile(self, job: Job, totals: "ImportTotals", rec: Reconciler) -> None:
+    def reconcile(self, job: Job, totals: ImportTotals, rec: Reconciler) -> None:
         """Check our totals against the vendor's final counts (job.progress.counts, from the poll that
         found the import finished; job.vendor_ref["last_status"] is its status word): add to `rec`
         one check per count the vendor gives, and one shortfall per reason records did not make it
         (refused, failed, not honoured, finished "with errors", a count that does not add up)."""
-
-
-@dataclass(frozen=True)
-class ImportTotals:
-    """Our own counts of an import when it ends."""
-
-    read: int  # records read from the file
-    refused: int  # refused by our checks, or over the vendor's per-import limit: never sent
-    sent: int  # records staged at the vendor
-    listed_failures: int  # records the vendor listed as failed (VendorImports.failures)
-    warnings: int  # the vendor's per-record warnings
 
 
 class ScratchStore(Protocol):
@@ -300,22 +196,6 @@ class RecordsSource(Protocol):
 # --- recurring jobs ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ScheduleSpec:
-    """A schedule as the scheduler keeps it: when it fires, and the Input its target receives, which
-    holds the job to submit (jobrelay.services.schedules.ScheduledInvocation). The scheduler is the
-    only place a schedule's definition lives."""
-
-    name: str
-    expression: str  # rate(...) or cron(...)
-    timezone: str
-    enabled: bool
-    target_input: dict[str, Any]
-    description: str | None = None
-    created_at: datetime | None = None  # set by the scheduler
-    updated_at: datetime | None = None
-
-
 class Scheduler(Protocol):
     """The schedules of this stack (one group), each pointed at the schedules function."""
 
@@ -334,16 +214,6 @@ class Scheduler(Protocol):
 
     def delete(self, name: str) -> bool:
         """False when there was no such schedule."""
-
-
-@dataclass(frozen=True)
-class ScheduleRun:
-    """One firing of a schedule: the job it submitted, or why it submitted none."""
-
-    scheduled_time: datetime
-    fired_at: datetime
-    job_id: str | None
-    error: JobError | None = None
 
 
 class ScheduleRuns(Protocol):

@@ -31,7 +31,7 @@ class Settings(BaseModel):
     # Recurring jobs (the API function): the schedule group, the target its schedules invoke, the
     # role EventBridge Scheduler assumes to invoke it.
     schedule_group: str | None = Field(default=None, alias="SCHEDULE_GROUP")
-    schedules_function_arn: str | None = Field(default=None, alias="SCHEDULES_FUNCTION_ARN")
+    schedule_target_arn: str | None = Field(default=None, alias="SCHEDULE_TARGET_ARN")
     scheduler_role_arn: str | None = Field(default=None, alias="SCHEDULER_ROLE_ARN")
 
     @classmethod

@@ -128,10 +128,10 @@ def schedule_service():
     from jobrelay.services.schedules import ScheduleService
 
     config = settings()
-    if not (config.schedule_group and config.schedules_function_arn and config.scheduler_role_arn):
-        raise RuntimeError("recurring jobs need SCHEDULE_GROUP, SCHEDULES_FUNCTION_ARN and SCHEDULER_ROLE_ARN")
+    if not (config.schedule_group and config.schedule_target_arn and config.scheduler_role_arn):
+        raise RuntimeError("recurring jobs need SCHEDULE_GROUP, SCHEDULE_TARGET_ARN and SCHEDULER_ROLE_ARN")
     scheduler = EventBridgeScheduler(
-        config.schedule_group, config.schedules_function_arn, config.scheduler_role_arn, aws_client("scheduler")
+        config.schedule_group, config.schedule_target_arn, config.scheduler_role_arn, aws_client("scheduler")
     )
     return ScheduleService(scheduler, schedule_runs(), job_store(), firer=schedule_firer)  # built on first run now
 
@@ -155,7 +155,7 @@ def step_runner():
 
     from jobrelay.adapters.s3_records import S3RecordsSource
     from jobrelay.adapters.s3_scratch import S3Scratch
-    from jobrelay.services.imports import ImportSteps
+    from jobrelay.services.bulk_imports import ImportSteps
     from jobrelay.services.steps import StepRunner
 
     s3, bucket = aws_client("s3"), settings().results_bucket
@@ -229,7 +229,7 @@ def idempotent_submit():
 
     @idempotent_function(data_keyword_argument="request", persistence_store=persistence, config=config)
     def submit_once(request: dict[str, Any]) -> dict[str, str]:
-        from jobrelay.api_models import JobSubmission
+        from jobrelay.api.models import JobSubmission
 
         return {"job_id": job_service().submit(JobSubmission.model_validate(request["submission"])).job_id}
 

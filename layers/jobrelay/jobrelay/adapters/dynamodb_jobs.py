@@ -28,9 +28,8 @@ from botocore.exceptions import ClientError
 from pydantic_core import to_jsonable_python
 
 from jobrelay.domain.errors import InvalidRequest, JobConflict, JobNotFound
-from jobrelay.domain.job import Job, JobPatch, TimelineEvent, utcnow
+from jobrelay.domain.job import Job, JobPage, JobPatch, TimelineEvent, Transition, utcnow
 from jobrelay.domain.status import ACTIVE, ALLOWED_PREDECESSORS, JobStatus
-from jobrelay.ports import JobPage, Transition
 
 if TYPE_CHECKING:
     from botocore.client import BaseClient

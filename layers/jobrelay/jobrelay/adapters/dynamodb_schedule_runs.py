@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from jobrelay.domain.job import JobError, utcnow
-from jobrelay.ports import ScheduleRun
+from jobrelay.domain.schedule import ScheduleRun
 
 if TYPE_CHECKING:
     from botocore.client import BaseClient

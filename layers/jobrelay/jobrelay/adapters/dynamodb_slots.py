@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from jobrelay.domain.job import utcnow
-from jobrelay.ports import Lease
+from jobrelay.domain.lease import Lease
 
 if TYPE_CHECKING:
     from botocore.client import BaseClient

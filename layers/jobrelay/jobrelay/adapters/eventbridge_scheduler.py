@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from jobrelay.domain.errors import InvalidRequest, ScheduleExists
-from jobrelay.ports import ScheduleSpec
+from jobrelay.domain.schedule import ScheduleSpec
 
 if TYPE_CHECKING:
     from botocore.client import BaseClient

@@ -1,5 +1,5 @@
 """Records files for bulk imports, read from S3 (template.yaml's ResultsBucket). (The report of the
-records that did not make it is written by services/imports.py, among the job's results.)
+records that did not make it is written by services/bulk_imports.py, among the job's results.)
 
 Users upload records files under incoming/ or uploads/ of our bucket. A job's params name the file
 by its s3:// URI, so the URI is the user's input: anything outside those prefixes is refused, which

@@ -5,6 +5,7 @@ the Step Functions task token) are marked `exclude=True`, so no dump meant for u
 the DynamoDB adapter stores them explicitly.
 """
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -119,7 +120,7 @@ class Job(BaseModel):
     webhook_notice: dict[str, Any] | None = Field(default=None, exclude=True)
     last_polled_at: datetime | None = Field(default=None, exclude=True)
     polls: int = Field(default=0, exclude=True)
-    # Bulk imports: where staging stands (jobrelay.imports.batches.Checkpoint), so a retried or
+    # Bulk imports: where staging stands (jobrelay.bulk_import.batches.Checkpoint), so a retried or
     # restarted step resumes after the last batch the vendor acknowledged.
     checkpoint: dict[str, Any] | None = Field(default=None, exclude=True)
 
@@ -172,3 +173,18 @@ def public_vendor_ref(vendor_ref: dict[str, Any]) -> dict[str, Any]:
     ours instead) and a per-import access token (MyPreferences'). What API answers, timelines and
     result summaries show of it."""
     return {k: v for k, v in vendor_ref.items() if not k.endswith(("_url", "_token"))}
+
+
+@dataclass(frozen=True)
+class Transition:
+    """What a transition attempt did: `changed` is False when the guard failed (a lost race or an
+    already terminal job); `job` is then the item as the winner left it."""
+
+    job: Job
+    changed: bool
+
+
+@dataclass(frozen=True)
+class JobPage:
+    jobs: list[Job]
+    cursor: dict[str, Any] | None  # the store's own position; the API makes it an opaque token

@@ -14,8 +14,9 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from jobrelay.domain.job import Job, utcnow
+from jobrelay.domain.lease import Lease
 from jobrelay.domain.status import JobStatus
-from jobrelay.ports import JobStore, Lease, Slots
+from jobrelay.ports import JobStore, Slots
 
 logger = logging.getLogger(__name__)
 

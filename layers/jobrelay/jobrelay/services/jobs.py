@@ -8,12 +8,12 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from jobrelay.api_models import JobList, JobSubmission, JobView, OperationList, OperationView
+from jobrelay.api.models import JobList, JobSubmission, JobView, OperationList, OperationView
+from jobrelay.bulk_import.params import RecordsFileParams
 from jobrelay.domain.errors import InvalidRequest, JobConflict, JobNotFound, ServiceError
 from jobrelay.domain.ids import new_job_id, plausible_job_id
 from jobrelay.domain.job import Job, JobError, JobPatch, ScheduleLink, TimelineEvent, utcnow
 from jobrelay.domain.status import JobStatus
-from jobrelay.imports.params import RecordsFileParams
 from jobrelay.operations import OPERATIONS, get_operation
 from jobrelay.ports import JobStore, ResultStore, Workflow
 from jobrelay.services.follow_ups import settle_outside_execution

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
 
-from jobrelay.api_models import (
+from jobrelay.api.models import (
     JobSubmission,
     ScheduleList,
     ScheduleRequest,
@@ -30,11 +30,12 @@ from jobrelay.api_models import (
 from jobrelay.domain.errors import InvalidRequest, JobConflict, ScheduleNotFound
 from jobrelay.domain.ids import scheduled_job_id
 from jobrelay.domain.job import Job, JobError, ScheduleLink, utcnow
+from jobrelay.domain.placeholders import PlaceholderError, resolve
+from jobrelay.domain.schedule import ScheduleRun, ScheduleSpec
+from jobrelay.domain.schedule_expressions import parse_expression, parse_timezone, upcoming
 from jobrelay.domain.status import JobStatus
 from jobrelay.operations import get_operation, validation_details
-from jobrelay.ports import JobStore, Scheduler, ScheduleRun, ScheduleRuns, ScheduleSpec
-from jobrelay.schedules.expressions import parse_expression, parse_timezone, upcoming
-from jobrelay.schedules.placeholders import PlaceholderError, resolve
+from jobrelay.ports import JobStore, Scheduler, ScheduleRuns
 from jobrelay.services.jobs import JobService, ServiceUnavailable
 
 logger = logging.getLogger(__name__)

@@ -21,7 +21,8 @@ from jobrelay.domain.backoff import bounded_wait, seconds_left
 from jobrelay.domain.errors import STEP_ERRORS, JobDeadlineExceeded, VendorJobFailed, VendorOutcomeUnknown, VendorProtocolError
 from jobrelay.domain.job import Job, JobError, JobPatch, Progress, TimelineEvent, WaitingOn, utcnow
 from jobrelay.domain.status import JobStatus
-from jobrelay.ports import JobStore, PollOutcome, ResultStore, VendorJobs, VendorState, WaitMode, Workflow
+from jobrelay.domain.vendor_outcomes import PollOutcome, VendorState, WaitMode
+from jobrelay.ports import JobStore, ResultStore, VendorJobs, Workflow
 from jobrelay.services import progress
 from jobrelay.services.concurrency import AccountConcurrency
 from jobrelay.services.creating_calls import creating_call
@@ -29,7 +30,7 @@ from jobrelay.services.notices import Notices
 from jobrelay.settings import Settings
 
 if TYPE_CHECKING:  # the import pipeline loads with the first import job's Stage, not at cold start
-    from jobrelay.services.imports import ImportSteps
+    from jobrelay.services.bulk_imports import ImportSteps
 
 logger = logging.getLogger(__name__)
 
@@ -188,7 +189,7 @@ class StepRunner:
     # --- stage (bulk imports) --------------------------------------------------------------------
 
     def _stage(self, step: StepInput) -> StepOutput:
-        from jobrelay.services.imports import STAGE_TIME_RESERVE_SECONDS, ImportEnded
+        from jobrelay.services.bulk_imports import STAGE_TIME_RESERVE_SECONDS, ImportEnded
 
         job = self._job(step.job_id)
         if job.is_terminal:

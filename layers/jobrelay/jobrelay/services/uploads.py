@@ -6,7 +6,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from jobrelay.adapters.s3_uploads import UPLOAD_PREFIX, S3Uploads
-from jobrelay.api_models import UploadRequest, UploadTicket
+from jobrelay.api.models import UploadRequest, UploadTicket
 from jobrelay.domain.job import utcnow
 
 CONTENT_TYPES = {

@@ -4,7 +4,7 @@ wait has lasted so far, services/progress.live)."""
 
 from datetime import datetime
 
-from jobrelay.api_models import FileView, JobView, ResultView
+from jobrelay.api.models import FileView, JobView, ResultView
 from jobrelay.domain.job import Job, TimelineEvent, public_vendor_ref, utcnow
 from jobrelay.ports import ResultStore
 from jobrelay.services.progress import live

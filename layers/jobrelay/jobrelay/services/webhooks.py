@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from jobrelay.api.errors import MAX_WEBHOOK_BYTES
 from jobrelay.domain.errors import JobNotFound, ServiceError
 from jobrelay.domain.ids import plausible_job_id
 from jobrelay.domain.job import Job, JobPatch, TimelineEvent, utcnow
 from jobrelay.domain.status import JobStatus
-from jobrelay.http_errors import MAX_WEBHOOK_BYTES
 from jobrelay.ports import JobStore, Workflow
 
 logger = logging.getLogger(__name__)

@@ -29,7 +29,7 @@ from pydantic import (
 )
 
 from jobrelay.domain.errors import VendorProtocolError
-from jobrelay.ports import VendorState
+from jobrelay.domain.vendor_outcomes import VendorState
 from jobrelay.vendors.answers import Counter, error_message
 from jobrelay.vendors.reading import CaselessModel, VendorAnswer, as_int, collection, fold, has_key, lookup, nothing, text
 from jobrelay.vendors.redaction import excerpt

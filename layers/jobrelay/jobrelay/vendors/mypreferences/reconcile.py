@@ -10,8 +10,9 @@ counts fit it, and the check's note says which one they fit.
 
 from collections.abc import Mapping
 
+from jobrelay.domain.bulk_import import ImportTotals
 from jobrelay.domain.reconciliation import Reconciler
-from jobrelay.ports import ImportTotals, VendorState
+from jobrelay.domain.vendor_outcomes import VendorState
 from jobrelay.vendors.mypreferences.api import STATUS_TABLE, read_status
 from jobrelay.vendors.reading import fold
 

@@ -26,8 +26,9 @@ from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from jobrelay.domain.errors import VendorJobFailed, VendorProtocolError
 from jobrelay.domain.job import Job, JobResult, Progress, utcnow
 from jobrelay.domain.reconciliation import Reconciler, Reconciliation
+from jobrelay.domain.vendor_outcomes import CollectOutcome, PollOutcome, StartOutcome, VendorState, WaitMode
 from jobrelay.operations import OPERATIONS, stored_params
-from jobrelay.ports import CollectOutcome, PollOutcome, ResultStore, StartOutcome, VendorState, WaitMode
+from jobrelay.ports import ResultStore
 from jobrelay.vendors.http import VendorAccount, shared_http_client
 from jobrelay.vendors.pinpointe.api import (
     ASYNC_METHODS,

@@ -20,7 +20,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from jobrelay.domain.errors import VendorProtocolError
-from jobrelay.ports import VendorState
+from jobrelay.domain.vendor_outcomes import VendorState
 from jobrelay.vendors.pinpointe.params import AutoresponderResultsParams
 from jobrelay.vendors.reading import CaselessModel, Page, as_int, collection, fold, has_key, lookup, nothing, text
 from jobrelay.vendors.redaction import excerpt

@@ -13,11 +13,12 @@ from typing import Any
 
 import httpx
 
+from jobrelay.domain.bulk_import import BatchLimits, ImportTotals, StagedBatch
 from jobrelay.domain.errors import VendorOutcomeUnknown, VendorProtocolError, VendorRejected
 from jobrelay.domain.job import Job, Progress
 from jobrelay.domain.reconciliation import Reconciler
+from jobrelay.domain.vendor_outcomes import PollOutcome, VendorState
 from jobrelay.operations import stored_params
-from jobrelay.ports import BatchLimits, ImportTotals, PollOutcome, StagedBatch, VendorState
 from jobrelay.vendors.http import shared_http_client
 from jobrelay.vendors.which50.api import MAX_BATCH_BYTES, StatusWord, identifier_fields, read_status
 from jobrelay.vendors.which50.client import Which50Account, Which50Client

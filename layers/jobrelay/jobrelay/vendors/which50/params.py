@@ -9,7 +9,7 @@ from typing import Annotated
 
 from pydantic import Field, StringConstraints, model_validator
 
-from jobrelay.imports.params import RecordsFileParams
+from jobrelay.bulk_import.params import RecordsFileParams
 from jobrelay.vendors.which50.api import ENC_CONTACT_ID, MAX_CONTACTS_PER_BATCH
 
 # A name travels in a comma-separated query list (customevents, match): no commas, no padding.

@@ -9,7 +9,7 @@ records are exhausted it runs the import. Collect writes the summary and the fai
 No batch is sent twice and none is lost: before a batch goes out, its line map and the failures
 read before it are stored and the batch is marked in flight; if the step dies before saving the
 checkpoint, the next one asks the vendor how many records it has received and either counts the
-batch as staged or sends it again (jobrelay.imports.batches explains the checkpoint itself). A
+batch as staged or sends it again (jobrelay.bulk_import.batches explains the checkpoint itself). A
 vendor that cannot say what it received (Which50) gets a new import instead, staged from the
 start: the one holding the doubtful batch is never run, so it imports nothing.
 
@@ -28,22 +28,15 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from jobrelay.adapters.s3_records import RecordsFileChanged
+from jobrelay.bulk_import.batches import Batch, Checkpoint, EndOfRecords, cut_batches, validate_records
+from jobrelay.bulk_import.records import SourceFileError, read_header, read_records, sniff
+from jobrelay.domain.bulk_import import ImportTotals, RecordFailure
 from jobrelay.domain.errors import InvalidSource, VendorProtocolError, VendorRejected, VendorTransientError
 from jobrelay.domain.job import Job, JobPatch, JobResult, Progress, TimelineEvent, public_vendor_ref, utcnow
 from jobrelay.domain.reconciliation import Reconciler, Reconciliation
 from jobrelay.domain.status import JobStatus
-from jobrelay.imports.batches import Batch, Checkpoint, EndOfRecords, cut_batches, validate_records
-from jobrelay.imports.records import SourceFileError, read_header, read_records, sniff
-from jobrelay.ports import (
-    CollectOutcome,
-    ImportTotals,
-    JobStore,
-    RecordFailure,
-    RecordsSource,
-    ResultStore,
-    ScratchStore,
-    VendorImports,
-)
+from jobrelay.domain.vendor_outcomes import CollectOutcome
+from jobrelay.ports import JobStore, RecordsSource, ResultStore, ScratchStore, VendorImports
 from jobrelay.services import progress as shown
 from jobrelay.services.creating_calls import creating_call
 

@@ -35,8 +35,8 @@ from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from jobrelay.imports.records import SourceRecord
-from jobrelay.ports import BatchLimits, RecordFailure
+from jobrelay.bulk_import.records import SourceRecord
+from jobrelay.domain.bulk_import import BatchLimits, RecordFailure
 
 Encode = Callable[[list[Any]], bytes]
 RecordKey = Callable[[Any], str | None]

@@ -9,7 +9,7 @@ generously, refuse them precisely, and describe itself (its OpenAPI document) as
   every body route can answer (400, 413, 415), the vendor webhook route (served by another
   function) and the signed callback we POST when a job ends (`webhooks`).
 
-Loaded with jobrelay.http_api, on the API function's first request (the cold-start budget).
+Loaded with jobrelay.api.routes, on the API function's first request (the cold-start budget).
 """
 
 import json
@@ -25,8 +25,8 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, OpenAPI, Tag
 from pydantic import TypeAdapter
 
-from jobrelay.api_models import ErrorBody
-from jobrelay.http_errors import MAX_BODY_BYTES
+from jobrelay.api.errors import MAX_BODY_BYTES
+from jobrelay.api.models import ErrorBody
 
 SIGV4 = "sigv4"
 SECURITY_SCHEMES = {

@@ -6,7 +6,7 @@ again every few seconds on the timer's clock: so a schedule created at run time 
 /schedules`) fires too, one deleted or disabled stops. A schedule in both (the template's
 Scheduler schedules are also created in moto) fires once.
 
-Expressions are read by the layer's parser (jobrelay.schedules.expressions), the one the API
+Expressions are read by the layer's parser (jobrelay.domain.schedule_expressions), the one the API
 checks new schedules with, so whatever the API accepts the timer can fire. Flexible time windows
 are ignored: the timer fires on the expression's exact times. A schedule found at run time starts
 counting when the timer first sees it (a rate schedule fires one interval later).
@@ -28,7 +28,7 @@ _LAYER = Path(__file__).resolve().parent.parent / "layers" / "jobrelay"
 if str(_LAYER) not in sys.path:
     sys.path.append(str(_LAYER))  # appended: a function's own code and layers still come first
 
-from jobrelay.schedules.expressions import Expression, parse_expression  # noqa: E402
+from jobrelay.domain.schedule_expressions import Expression, parse_expression  # noqa: E402
 
 __all__ = ["Clock", "Expression", "Schedule", "ScheduleTimer", "parse_expression", "scheduler_schedules"]
 

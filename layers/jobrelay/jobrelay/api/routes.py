@@ -13,7 +13,8 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Pat
 from pydantic import BeforeValidator
 
 from jobrelay import wiring
-from jobrelay.api_models import (
+from jobrelay.api.errors import answer_errors_as_json, validation_error_response
+from jobrelay.api.models import (
     ErrorBody,
     JobList,
     JobSubmission,
@@ -27,10 +28,9 @@ from jobrelay.api_models import (
     UploadTicket,
     submission_variants,
 )
+from jobrelay.api.resolver import JobApi
 from jobrelay.domain.ids import JOB_ID_MAX_LENGTH, JOB_ID_PATTERN
 from jobrelay.domain.status import JobStatus
-from jobrelay.http_errors import answer_errors_as_json, validation_error_response
-from jobrelay.http_resolver import JobApi
 from jobrelay.operations import OPERATIONS
 
 logger = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ JobId = Annotated[str, Path(min_length=1, max_length=JOB_ID_MAX_LENGTH, pattern=
 ScheduleNameParam = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
 
 # What each error status means, for the routes that can answer it. (Reading a body can give 400,
-# 413 and 415 on every route that takes one: jobrelay.http_resolver adds those.)
+# 413 and 415 on every route that takes one: jobrelay.api.resolver adds those.)
 ERROR_TEXT = {
     400: "a bad `next` token (INVALID_NEXT_TOKEN)",
     404: "not found (NOT_FOUND)",

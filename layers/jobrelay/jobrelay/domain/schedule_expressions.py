@@ -3,7 +3,7 @@ day-of-month month day-of-week year)` with `*`, `?`, lists, ranges, steps and mo
 
 One parser for the whole system: the API checks a schedule with it and shows its next times
 (`upcoming`), and the local stack
-(devstack/schedules.py) fires schedules at the times it computes. The `L`, `W` and `#` forms are
+(devstack/local_scheduler.py) fires schedules at the times it computes. The `L`, `W` and `#` forms are
 refused rather than approximated (the local stack could not fire them faithfully), and so are
 one-time `at(...)` expressions (a recurring job recurs). Flexible time windows are not modelled:
 the times are the expression's exact ones.
