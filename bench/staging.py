@@ -77,13 +77,13 @@ class _TimedVendor:
     def stage(self, job, body, records):
         return self._timed(self._adapter.stage, job, body, records)
 
-    def execute(self, job):
-        return self._timed(self._adapter.execute, job)
+    def execute(self, job, **options):
+        return self._timed(self._adapter.execute, job, **options)
 
-    def _timed(self, call, *args):
+    def _timed(self, call, *args, **options):
         started = time.perf_counter()
         try:
-            return call(*args)
+            return call(*args, **options)
         finally:
             self.seconds += time.perf_counter() - started
 
