@@ -98,6 +98,14 @@ def test_an_unknown_placeholder_is_named_with_where_it_is(params, path, message)
     assert raised.value.path == path and message in raised.value.message
 
 
+@pytest.mark.parametrize("count", ["²", "٣", "1" * 5000])
+def test_a_days_ago_count_that_is_not_ascii_digits_or_is_huge_is_a_placeholder_error(count):
+    # isdigit() took '²', which int() refuses, and int() refuses 4301 digits or more: both were a bare
+    # ValueError, not the PlaceholderError the API answers 400 with (a 500). Only ASCII digits count now.
+    with pytest.raises(PlaceholderError, match="days_ago takes a whole number"):
+        resolve({"startdate": "{{days_ago:" + count + "}}"}, datetime(2026, 1, 1, tzinfo=UTC), ZoneInfo("UTC"))
+
+
 # --- expressions and ids ----------------------------------------------------------------------------
 
 
@@ -112,6 +120,43 @@ def test_a_cron_is_read_in_its_time_zone_across_a_dst_change():
     # Dublin is UTC+0 in winter and UTC+1 from 29 March 2026 (01:00 UTC).
     assert nightly.next_after(datetime(2026, 3, 28, 3, 0, tzinfo=UTC)) == datetime(2026, 3, 29, 1, 30, tzinfo=UTC)
     assert nightly.next_after(datetime(2026, 3, 27, 3, 0, tzinfo=UTC)) == datetime(2026, 3, 28, 2, 30, tzinfo=UTC)
+
+
+def test_a_cron_at_a_wall_time_the_spring_change_skips_does_not_run_that_day():
+    # New York skips 02:00-02:59 on 8 March 2026, and EventBridge Scheduler skips a run at a time that
+    # does not exist (it used to be shown, and fired by the local stack, at 03:30 EDT).
+    nightly = parse_expression("cron(30 2 * * ? *)", "America/New_York")
+    assert upcoming(nightly, datetime(2026, 3, 7, 12, 0, tzinfo=UTC), 2) == [
+        datetime(2026, 3, 9, 6, 30, tzinfo=UTC),  # 02:30 EDT
+        datetime(2026, 3, 10, 6, 30, tzinfo=UTC),
+    ]
+
+
+def test_a_cron_in_the_hour_the_fall_change_repeats_runs_once_and_never_before_its_start():
+    # New York repeats 01:00-01:59 on 1 November 2026, first as EDT, then as EST. The 01:45 run is at
+    # 01:45 EDT (05:45 UTC) only; from 01:10 EST (06:10 UTC) the next is the next day's, not 05:45 UTC,
+    # which was earlier than the start.
+    nightly = parse_expression("cron(45 1 * * ? *)", "America/New_York")
+    assert nightly.next_after(datetime(2026, 11, 1, 5, 0, tzinfo=UTC)) == datetime(2026, 11, 1, 5, 45, tzinfo=UTC)
+    assert nightly.next_after(datetime(2026, 11, 1, 6, 10, tzinfo=UTC)) == datetime(2026, 11, 2, 6, 45, tzinfo=UTC)
+
+
+def test_a_cron_for_a_year_more_than_five_years_off_fires_then():
+    # The search gave up after five years of days: "cron(0 9 1 1 ? 2035) never fires after now".
+    expression = parse_expression("cron(0 9 1 1 ? 2035)")
+    assert upcoming(expression, datetime(2026, 11, 22, tzinfo=UTC), 3) == [datetime(2035, 1, 1, 9, 0, tzinfo=UTC)]
+
+
+@pytest.mark.parametrize("expression", ["rate(99999999999999999999 minutes)", "cron(² * * * ? *)", "rate(١ minute)"])
+def test_a_rate_longer_than_a_timedelta_and_digits_that_are_not_ascii_are_a_value_error_naming_it(expression):
+    # The first was an OverflowError (a 500), the second int()'s own ValueError, the third accepted.
+    with pytest.raises(ValueError) as raised:
+        parse_expression(expression)
+    assert expression in str(raised.value)
+
+
+def test_a_rate_whose_next_time_is_past_the_year_9999_never_fires_again():
+    assert upcoming(parse_expression("rate(9999999 days)"), datetime(2026, 11, 22, tzinfo=UTC), 5) == []  # not OverflowError
 
 
 @pytest.mark.parametrize("name", ["Mars/Olympus", "localtime", "", "Europe/Paris "])
@@ -184,6 +229,24 @@ def test_a_schedule_keeps_its_job_in_the_targets_input(schedules):
 )
 def test_what_a_schedule_could_never_run_is_refused_with_the_field(schedules, changes, field, message):
     service, _, scheduler, _ = schedules
+
+    with pytest.raises(InvalidRequest) as raised:
+        service.create(request(**changes))
+
+    assert any(d["field"] == field and message in d["message"] for d in raised.value.details), raised.value.details
+    assert scheduler.schedules == {}
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "message"),
+    [
+        ({"cron": None, "rate": "99999999999999999999 minutes"}, "rate", "too long"),
+        ({"cron": None, "rate": "9999999 days"}, "rate", "never fires after now"),
+        ({"params": {"stat": "4711", "startdate": "{{days_ago:²}}"}}, "params.startdate", "days_ago takes"),
+    ],
+)
+def test_a_rate_past_any_date_and_a_days_ago_int_cannot_read_are_refused_not_a_500(schedules, changes, field, message):
+    service, _, scheduler, _ = schedules  # each was an OverflowError or a bare ValueError the service let through
 
     with pytest.raises(InvalidRequest) as raised:
         service.create(request(**changes))

@@ -68,8 +68,11 @@ def _value(name: str, local: datetime, path: str) -> str:
             return local.replace(microsecond=0).isoformat()
     if name.startswith("days_ago:"):
         count = name.removeprefix("days_ago:").strip()
-        if count.isdigit() and int(count) <= MAX_DAYS_AGO:
-            return _day(today - timedelta(days=int(count)))
+        # ASCII digits, at most four after leading zeros: int() refuses '²' (which isdigit() takes) and a
+        # number of 4301 digits with a bare ValueError, not the PlaceholderError callers catch.
+        digits = re.fullmatch(r"0*([0-9]{1,4})", count)
+        if digits and int(digits.group(1)) <= MAX_DAYS_AGO:
+            return _day(today - timedelta(days=int(digits.group(1))))
         raise PlaceholderError(path, f"days_ago takes a whole number of days from 0 to {MAX_DAYS_AGO}, e.g. {{{{days_ago:7}}}}")
     known = ", ".join("{{" + known + "}}" for known in NAMES)
     raise PlaceholderError(path, f"unknown placeholder {{{{{name}}}}} (known: {known})")

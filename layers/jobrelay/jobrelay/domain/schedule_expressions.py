@@ -27,8 +27,11 @@ class Expression(Protocol):
 class Rate:
     interval: timedelta
 
-    def next_after(self, moment: datetime) -> datetime:
-        return moment + self.interval
+    def next_after(self, moment: datetime) -> datetime | None:
+        try:
+            return moment + self.interval
+        except OverflowError:  # past the year 9999 (rate(9999999 days)): it never fires again, not a crash
+            return None
 
 
 def upcoming(expression: Expression, after: datetime, count: int, *, since: datetime | None = None) -> list[datetime]:
@@ -51,7 +54,8 @@ def upcoming(expression: Expression, after: datetime, count: int, *, since: date
     return times[:count]
 
 
-_RATE = re.compile(r"rate\(\s*(\d+)\s+(minute|minutes|hour|hours|day|days)\s*\)")
+# [0-9], not \d: EventBridge reads ASCII digits, not rate(١ minute).
+_RATE = re.compile(r"rate\(\s*([0-9]+)\s+(minute|minutes|hour|hours|day|days)\s*\)")
 _CRON = re.compile(r"cron\(([^)]*)\)")
 _MONTHS = {name: number for number, name in enumerate("JAN FEB MAR APR MAY JUN JUL AUG SEP OCT NOV DEC".split(), 1)}
 _WEEKDAYS = {name: number for number, name in enumerate("SUN MON TUE WED THU FRI SAT".split(), 1)}
@@ -71,16 +75,32 @@ class Cron:
     _HORIZON_DAYS = 366 * 5
 
     def next_after(self, moment: datetime) -> datetime | None:
-        start = (moment.astimezone(self.timezone) + timedelta(minutes=1)).replace(second=0, microsecond=0)
+        start = (moment.astimezone(self.timezone) + timedelta(minutes=1)).replace(second=0, microsecond=0, tzinfo=None)
         day = start.date()
-        for _ in range(self._HORIZON_DAYS):
+        searched = 0
+        while searched < self._HORIZON_DAYS:
+            if day.year not in self.years:  # straight to the next year it names: cron(0 9 1 1 ? 2035) does fire
+                later = [year for year in self.years if year > day.year]
+                if not later:
+                    return None
+                day = date(min(later), 1, 1)
+                continue
             if self._runs_on(day):
                 for hour in sorted(self.hours):
+                    if datetime.combine(day, time(hour, 59)) < start:
+                        continue
                     for minute in sorted(self.minutes):
-                        candidate = datetime.combine(day, time(hour, minute), self.timezone)
-                        if candidate >= start:
-                            return candidate.astimezone(UTC)
+                        wall = datetime.combine(day, time(hour, minute))
+                        if wall < start:
+                            continue
+                        # As EventBridge Scheduler does, a wall time the clocks skip (spring forward) does not
+                        # fire, and one they repeat fires once, the first time (fold 0). The instant is what
+                        # counts: in the hour a fall-back repeats, a later wall time can be an earlier instant.
+                        instant = wall.replace(tzinfo=self.timezone).astimezone(UTC)
+                        if instant > moment and instant.astimezone(self.timezone).replace(tzinfo=None) == wall:
+                            return instant
             day += timedelta(days=1)
+            searched += 1
         return None
 
     def _runs_on(self, day: date) -> bool:
@@ -118,7 +138,10 @@ def parse_expression(text: str, timezone: str = "UTC") -> Expression:
         if (value == 1) != (not unit.endswith("s")):  # EventBridge: rate(1 hour), rate(2 hours)
             raise ValueError(f"{text!r}: the unit is singular for 1 and plural otherwise (rate(1 day), rate(2 days))")
         parse_timezone(timezone)
-        return Rate(timedelta(**{unit.rstrip("s") + "s": value}))
+        try:
+            return Rate(timedelta(**{unit.rstrip("s") + "s": value}))
+        except OverflowError:  # more than timedelta holds (a billion days): a ValueError like any other refusal
+            raise ValueError(f"{text!r}: the rate is too long") from None
     if match := _CRON.fullmatch(text.strip()):
         return _parse_cron(match.group(1).split(), parse_timezone(timezone), text)
     raise ValueError(f"{text!r} is neither rate(...) nor cron(...)")
@@ -145,7 +168,7 @@ def _field(spec: str, low: int, high: int, names: dict[str, int], text: str) -> 
     def number(token: str, smallest: int = low, largest: int = high) -> int:
         if token.upper() in names:
             value = names[token.upper()]
-        elif token.isdigit():
+        elif token.isascii() and token.isdigit():  # not '²', which isdigit() takes and int() refuses
             value = int(token)
         elif any(marker in token.upper() for marker in "LW#"):
             raise ValueError(f"{text!r}: jobrelay does not support L, W or # ({token}): the local stack could not fire them")
