@@ -16,7 +16,7 @@ PYTHON313 := $(or $(shell pyenv which python3.13 2>/dev/null),$(shell command -v
 help:
 	@echo "make run    start the local stack (HTTP API on http://127.0.0.1:3000, moto, vendor sandbox)"
 	@echo "           options: make run ARGS='--port 3001 --profile test' (python -m devstack --help lists them)"
-	@echo "make test   lint the code (ruff), the template and the state machine, then run the whole test suite"
+	@echo "make test   lint the code (ruff, mypy), the template and the state machine, then run the whole test suite"
 	@echo "make bench  run the benchmarks and print their figures"
 	@echo "make build  sam build (needs the AWS SAM CLI and python3.13 on PATH)"
 
@@ -40,6 +40,7 @@ run: $(STAMP)
 lint: $(STAMP) $(NODE_STAMP)
 	$(VENV)/bin/ruff check layers functions devstack bench tests
 	$(VENV)/bin/ruff format --check layers functions devstack bench tests
+	$(VENV)/bin/mypy
 	$(VENV)/bin/cfn-lint template.yaml
 	npx --no-install asl-validator --json-path statemachines/job.asl.json
 

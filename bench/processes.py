@@ -41,6 +41,7 @@ def sandbox_process(module: str, *arguments: str) -> Iterator[tuple[str, dict]]:
     process = subprocess.Popen(
         [sys.executable, "-m", module, "--port", "0", *arguments], cwd=REPO, stdout=subprocess.PIPE, text=True
     )
+    assert process.stdout is not None  # stdout=PIPE
     try:
         base_url = process.stdout.readline().strip().rsplit(" ", 1)[-1]
         secret = json.loads(process.stdout.readline().split(":", 1)[1])

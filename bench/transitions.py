@@ -22,7 +22,8 @@ def count_transitions(job_seconds: int, next_wait: Callable[[int], dict[str, Any
     {"next": "wait_webhook" | "wait_poll", "wait_seconds": N}."""
     asl = asl or load_asl()
     clock = polls = transitions = 0
-    name, data = asl["StartAt"], {}
+    name: str = asl["StartAt"]
+    data: dict[str, Any] = {}
     while True:
         state = asl["States"][name]
         transitions += 1

@@ -34,7 +34,10 @@ def stop_executions_at_once() -> Iterator[None]:
             return
         self.exec_status = ExecutionStatus.ABORTED
         self.stop_date = stop_date
-        for endpoint in list(self.exec_worker.env.callback_pool_manager._pool.values()):
+        env = self.exec_worker.env
+        if env is None:  # the worker has not set up its environment yet: no task is waiting
+            return
+        for endpoint in list(env.callback_pool_manager._pool.values()):
             endpoint.interrupt_all()
 
     def set_error(self: Environment, error: ExecutionFailedEventDetails) -> None:

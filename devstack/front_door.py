@@ -202,7 +202,7 @@ class FrontDoor:
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
+        host, port = self._server.socket.getsockname()[:2]
         return f"http://{host}:{port}"
 
     def serve(self, routes: Sequence[Route], lambda_client: Any, account_id: str) -> None:

@@ -146,8 +146,8 @@ class InProcessLambdas:
             return invocation.payload, invocation.errored, invocation.logs[-_LOG_TAIL_CHARS:]
 
         LambdaFunction._invoke_lambda = invoke_lambda  # type: ignore[method-assign]
-        sys.stdout = _ThreadTee(sys.stdout, self._captures)  # type: ignore[assignment]
-        sys.stderr = _ThreadTee(sys.stderr, self._captures)  # type: ignore[assignment]
+        sys.stdout = _ThreadTee(sys.stdout, self._captures)
+        sys.stderr = _ThreadTee(sys.stderr, self._captures)
         try:
             yield self
         finally:

@@ -154,7 +154,7 @@ class SandboxServer[C: FaultConfig](ABC):
     def base_url(self) -> str:
         if self._httpd is None:
             raise RuntimeError("the sandbox is not running")
-        host, port = self._httpd.server_address[:2]
+        host, port = self._httpd.socket.getsockname()[:2]
         return f"http://{host}:{port}"
 
     @property

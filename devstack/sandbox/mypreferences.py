@@ -575,7 +575,7 @@ class MyPreferencesSandbox(SandboxServer[MyPreferencesConfig]):
 
     def _live_import(self, access_token: str | None) -> SandboxImport:
         with self.lock:
-            imported = self._imports.get(int(access_token)) if (access_token or "").isdigit() else None
+            imported = self._imports.get(int(access_token)) if access_token and access_token.isdigit() else None
         if imported is None:
             raise AspNetRefusal(401, f"{DENIED}: the access token is not valid")
         if time.time() >= imported.token_expires:

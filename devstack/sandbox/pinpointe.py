@@ -284,7 +284,7 @@ class SandboxJob:
 
     def entry(self, now: float, result_url: str) -> dict[str, Any]:
         status = self.status_at(now)
-        entry = {
+        entry: dict[str, Any] = {
             "jobid": self.jobid,
             "requestmethod": self.requestmethod,
             "status": status,

@@ -349,7 +349,8 @@ class SandboxJob:
         elif self.failure or self.settles is None or now < self.settles:
             counts = {}
         inserted, updated = counts.get("inserted", 0), counts.get("updated", 0)
-        ended = self.settles is not None and now >= (self.ends if self.failure else self.settles)
+        ended_at = self.ends if self.failure else self.settles  # None before the job is run
+        finished = ended_at if ended_at is not None and now >= ended_at else None
         return {
             "Id": self.id,
             "ContactListId": self.list_id,
@@ -358,7 +359,7 @@ class SandboxJob:
             "ProgressPercent": percent,
             "CurrentStatus": (words or {}).get(status, status),
             "StartDate": _vendor_time(self.started) if self.started is not None else None,
-            "FinishDate": _vendor_time(self.settles if not self.failure else self.ends) if ended else None,
+            "FinishDate": _vendor_time(finished) if finished is not None else None,
             "InsertedContacts": inserted,
             "UpdatedContacts": updated,
             "DroppedContacts": 0,

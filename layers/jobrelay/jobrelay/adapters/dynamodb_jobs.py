@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
@@ -32,9 +32,22 @@ from jobrelay.domain.job import Job, JobPage, JobPatch, TimelineEvent, Transitio
 from jobrelay.domain.status import ACTIVE, ALLOWED_PREDECESSORS, JobStatus
 
 if TYPE_CHECKING:
-    from botocore.client import BaseClient
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import (
+        AttributeValueTypeDef,
+        PutTypeDef,
+        QueryInputTypeDef,
+        TransactWriteItemTypeDef,
+        UniversalAttributeValueTypeDef,
+        UpdateTypeDef,
+    )
 
-AttributeValues = dict[str, dict[str, Any]]
+    AttributeValues = dict[str, AttributeValueTypeDef]
+
+    class _ExpressionParams(TypedDict, total=False):  # typed as the requests take them
+        ExpressionAttributeNames: Mapping[str, str]
+        ExpressionAttributeValues: Mapping[str, UniversalAttributeValueTypeDef]
+
 
 JOB_SK = "JOB"
 EVENT_SK_PREFIX = "EVT#"
@@ -63,7 +76,7 @@ class DynamoJobStore:
     def __init__(
         self,
         table_name: str,
-        client: BaseClient,
+        client: DynamoDBClient,
         *,
         retention_days: int = 90,
         filtered_page_size: int = 200,
@@ -122,33 +135,34 @@ class DynamoJobStore:
         next_cursor = listing.cursor_after(returned[-1]) if more_may_follow and returned else None
         return JobPage(jobs=[_job_from_item(item) for item in returned], cursor=next_cursor)
 
-    def _listing_query(self, listing: _Listing, page_size: int, start_key: AttributeValues | None) -> dict[str, Any]:
+    def _listing_query(self, listing: _Listing, page_size: int, start_key: AttributeValues | None) -> QueryInputTypeDef:
         expr = _Expression()
-        query: dict[str, Any] = {
+        key_condition = f"{expr.name(listing.partition)} = {expr.value(listing.partition_value)}"
+        filters = " AND ".join(f"{expr.name(name)} = {expr.value(value)}" for name, value in listing.filters.items())
+        query: QueryInputTypeDef = {
             "TableName": self._table,
             "IndexName": listing.index,
-            "KeyConditionExpression": f"{expr.name(listing.partition)} = {expr.value(listing.partition_value)}",
+            "KeyConditionExpression": key_condition,
             "ScanIndexForward": False,  # newest first
             "Limit": page_size,
+            **expr.params(),
         }
-        if listing.filters:
-            query["FilterExpression"] = " AND ".join(
-                f"{expr.name(name)} = {expr.value(value)}" for name, value in listing.filters.items()
-            )
+        if filters:
+            query["FilterExpression"] = filters
         if start_key is not None:
             query["ExclusiveStartKey"] = start_key
-        return query | expr.params()
+        return query
 
     # --- writing -------------------------------------------------------------------------------
 
     def create(self, job: Job, event: TimelineEvent) -> None:
-        put_job = {
+        put_job: PutTypeDef = {
             "TableName": self._table,
             "Item": self._job_item(job),
             "ConditionExpression": "attribute_not_exists(pk)",
         }
         try:
-            self._transact({"Put": put_job}, self._put_event(job.job_id, event))
+            self._transact({"Put": put_job}, {"Put": self._put_event(job.job_id, event)})
         except _GuardFailed:
             raise JobConflict(f"job {job.job_id} already exists") from None
 
@@ -163,7 +177,7 @@ class DynamoJobStore:
             changes["expires_at"] = self._expires_at(now)
         update = self._guarded_update(job_id, changes, allowed=predecessors, bump_version=True)
         try:
-            self._transact(update, self._put_event(job_id, event))
+            self._transact({"Update": update}, {"Put": self._put_event(job_id, event)})
         except _GuardFailed as lost:
             if lost.current is None:
                 raise JobNotFound(f"job {job_id} does not exist") from None
@@ -174,17 +188,17 @@ class DynamoJobStore:
         changes = {"updated_at": _json(self._clock()), **patch.fields()}
         update = self._guarded_update(job_id, changes, allowed=ACTIVE, bump_version=False)
         if event is None:
-            return self._update_alone(update["Update"])
+            return self._update_alone(update)
         try:
-            self._transact(update, self._put_event(job_id, event))
+            self._transact({"Update": update}, {"Put": self._put_event(job_id, event)})
         except _GuardFailed:
             return None
         return self._read_back(job_id)
 
     def append_event(self, job_id: str, event: TimelineEvent) -> None:
-        self._client.put_item(**self._put_event(job_id, event)["Put"])
+        self._client.put_item(**self._put_event(job_id, event))
 
-    def _update_alone(self, update: dict[str, Any]) -> Job | None:
+    def _update_alone(self, update: UpdateTypeDef) -> Job | None:
         try:
             answer = self._client.update_item(**update, ReturnValues="ALL_NEW")
         except ClientError as exc:
@@ -201,7 +215,7 @@ class DynamoJobStore:
 
     def _guarded_update(
         self, job_id: str, changes: Mapping[str, Any], *, allowed: Iterable[JobStatus], bump_version: bool
-    ) -> dict[str, Any]:
+    ) -> UpdateTypeDef:
         """A transaction's Update of the job item that applies `changes` only while the job exists
         and its status is one of `allowed`. On a failed guard it reports the item as it was."""
         expr = _Expression()
@@ -211,17 +225,15 @@ class DynamoJobStore:
             assignments.append(f"{version} = {version} + {expr.value(1)}")
         statuses = ", ".join(expr.value(status.value) for status in sorted(allowed))
         return {
-            "Update": {
-                "TableName": self._table,
-                "Key": _job_key(job_id),
-                "UpdateExpression": "SET " + ", ".join(assignments),
-                "ConditionExpression": f"attribute_exists({expr.name('pk')}) AND {expr.name('status')} IN ({statuses})",
-                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-                **expr.params(),
-            }
+            "TableName": self._table,
+            "Key": _job_key(job_id),
+            "UpdateExpression": "SET " + ", ".join(assignments),
+            "ConditionExpression": f"attribute_exists({expr.name('pk')}) AND {expr.name('status')} IN ({statuses})",
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            **expr.params(),
         }
 
-    def _transact(self, guarded: dict[str, Any], *others: dict[str, Any]) -> None:
+    def _transact(self, guarded: TransactWriteItemTypeDef, *others: TransactWriteItemTypeDef) -> None:
         """One all-or-nothing write. `guarded` carries the condition; if that fails, nothing is
         written and _GuardFailed holds the item as the guard saw it."""
         for attempt in range(1, _CONFLICT_ATTEMPTS + 1):
@@ -234,7 +246,8 @@ class DynamoJobStore:
                 reasons = exc.response.get("CancellationReasons", [])
                 codes = [reason.get("Code") for reason in reasons]
                 if codes and codes[0] == "ConditionalCheckFailed":
-                    raise _GuardFailed(reasons[0].get("Item")) from None
+                    # botocore-stubs types a reason's Item as {key, value}: it is the item's attribute map.
+                    raise _GuardFailed(cast("AttributeValues | None", reasons[0].get("Item"))) from None
                 if "TransactionConflict" not in codes or attempt == _CONFLICT_ATTEMPTS:
                     raise
                 time.sleep(_CONFLICT_PAUSE_SECONDS * attempt)
@@ -253,7 +266,7 @@ class DynamoJobStore:
             item["expires_at"] = self._expires_at(job.updated_at)
         return _to_attribute_values(item)
 
-    def _put_event(self, job_id: str, event: TimelineEvent) -> dict[str, Any]:
+    def _put_event(self, job_id: str, event: TimelineEvent) -> PutTypeDef:
         # The write time in the suffix keeps events with the same `at` in the order they were
         # written; the random part keeps two writers from overwriting each other.
         suffix = f"{time.time_ns():x}{secrets.token_hex(3)}"
@@ -263,7 +276,7 @@ class DynamoJobStore:
             "kind": EVENT_KIND,
             "expires_at": self._expires_at(self._clock() + _EVENT_TTL_SLACK),
         }
-        return {"Put": {"TableName": self._table, "Item": _to_attribute_values(item)}}
+        return {"TableName": self._table, "Item": _to_attribute_values(item)}
 
     def _expires_at(self, ended_at: datetime) -> int:
         return int((ended_at + self._retention).timestamp())
@@ -295,8 +308,8 @@ class _Expression:
         self.values[placeholder] = value
         return placeholder
 
-    def params(self) -> dict[str, Any]:
-        params: dict[str, Any] = {"ExpressionAttributeNames": self.names}
+    def params(self) -> _ExpressionParams:
+        params: _ExpressionParams = {"ExpressionAttributeNames": self.names}
         if self.values:
             params["ExpressionAttributeValues"] = _to_attribute_values(self.values)
         return params

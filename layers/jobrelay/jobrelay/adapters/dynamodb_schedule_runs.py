@@ -20,7 +20,7 @@ from jobrelay.domain.job import JobError, utcnow
 from jobrelay.domain.schedule import ScheduleRun
 
 if TYPE_CHECKING:
-    from botocore.client import BaseClient
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 RUN_KIND = "schedule_run"
 _PK_PREFIX = "SCHEDULE#"
@@ -28,7 +28,9 @@ _SK_PREFIX = "RUN#"
 
 
 class DynamoScheduleRuns:
-    def __init__(self, table_name: str, client: BaseClient, *, retention_days: int = 90, clock: Callable[[], datetime] = utcnow):
+    def __init__(
+        self, table_name: str, client: DynamoDBClient, *, retention_days: int = 90, clock: Callable[[], datetime] = utcnow
+    ):
         self._table = table_name
         self._client = client
         self._retention = timedelta(days=retention_days)

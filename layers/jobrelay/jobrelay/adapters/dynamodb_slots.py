@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
@@ -23,7 +23,10 @@ from jobrelay.domain.job import utcnow
 from jobrelay.domain.lease import Lease
 
 if TYPE_CHECKING:
-    from botocore.client import BaseClient
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef, QueryInputTypeDef
+
+    Item = dict[str, AttributeValueTypeDef]
 
 SLOT_KIND = "slot"
 _PK_PREFIX = "SLOTS#"
@@ -31,7 +34,7 @@ _SK_PREFIX = "SLOT#"
 
 
 class DynamoSlots:
-    def __init__(self, table_name: str, client: BaseClient, *, clock: Callable[[], datetime] = utcnow):
+    def __init__(self, table_name: str, client: DynamoDBClient, *, clock: Callable[[], datetime] = utcnow):
         self._table = table_name
         self._client = client
         self._clock = clock
@@ -90,9 +93,7 @@ class DynamoSlots:
         if pool is not None:
             return [lease for _, lease in self._items(pool)]
         now, found = self._clock(), []
-        for item in self._query(
-            IndexName="by_created", KeyConditionExpression="kind = :kind", ExpressionAttributeValues={":kind": {"S": SLOT_KIND}}
-        ):
+        for item in self._query("kind = :kind", {":kind": {"S": SLOT_KIND}}, index="by_created"):
             lease = _lease(item)
             if lease.expires_at > now:
                 found.append(lease)
@@ -100,21 +101,29 @@ class DynamoSlots:
 
     def _items(self, pool: str, *, live_only: bool = True) -> list[tuple[str, Lease]]:
         now = self._clock()
-        items = self._query(KeyConditionExpression="pk = :pk", ExpressionAttributeValues={":pk": {"S": _PK_PREFIX + pool}})
+        items = self._query("pk = :pk", {":pk": {"S": _PK_PREFIX + pool}})
         pairs = [(item["sk"]["S"], _lease(item)) for item in items]
         return [(slot_sk, lease) for slot_sk, lease in pairs if not live_only or lease.expires_at > now]
 
-    def _query(self, **query: Any) -> list[dict[str, Any]]:
-        items, start = [], None
+    def _query(self, key_condition: str, values: Item, *, index: str | None = None) -> list[Item]:
+        query: QueryInputTypeDef = {
+            "TableName": self._table,
+            "KeyConditionExpression": key_condition,
+            "ExpressionAttributeValues": values,
+        }
+        if index is not None:
+            query["IndexName"] = index
+        items: list[Item] = []
         while True:
-            page = self._client.query(TableName=self._table, **query, **({"ExclusiveStartKey": start} if start else {}))
+            page = self._client.query(**query)
             items.extend(page.get("Items", []))
             start = page.get("LastEvaluatedKey")
             if not start:
                 return items
+            query["ExclusiveStartKey"] = start
 
 
-def _lease(item: dict[str, Any]) -> Lease:
+def _lease(item: Item) -> Lease:
     return Lease(
         pool=item["pool"]["S"],
         holder=item["holder"]["S"],

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any
 from pydantic_core import to_json
 
 if TYPE_CHECKING:
-    from botocore.client import BaseClient
+    from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_events.type_defs import PutEventsRequestEntryTypeDef
 
 
 class EventPublishFailed(RuntimeError):
@@ -16,13 +17,13 @@ class EventPublishFailed(RuntimeError):
 
 
 class EventBridgePublisher:
-    def __init__(self, bus_name: str, client: BaseClient, source: str = "jobrelay"):
+    def __init__(self, bus_name: str, client: EventBridgeClient, source: str = "jobrelay"):
         self._bus_name = bus_name
         self._client = client
         self._source = source
 
     def publish(self, detail_type: str, detail: dict[str, Any]) -> None:
-        entry = {
+        entry: PutEventsRequestEntryTypeDef = {
             "EventBusName": self._bus_name,
             "Source": self._source,
             "DetailType": detail_type,

@@ -20,39 +20,46 @@ from jobrelay.domain.errors import InvalidRequest, ScheduleExists
 from jobrelay.domain.schedule import ScheduleSpec
 
 if TYPE_CHECKING:
-    from botocore.client import BaseClient
+    from mypy_boto3_scheduler import EventBridgeSchedulerClient
+    from mypy_boto3_scheduler.type_defs import GetScheduleOutputTypeDef
 
 logger = logging.getLogger(__name__)
 
 
 class EventBridgeScheduler:
-    def __init__(self, group: str, target_arn: str, role_arn: str, client: BaseClient):
+    def __init__(self, group: str, target_arn: str, role_arn: str, client: EventBridgeSchedulerClient):
         self._group = group
         self._target_arn = target_arn
         self._role_arn = role_arn
         self._client = client
 
-    def _request(self, spec: ScheduleSpec, current: dict[str, Any]) -> dict[str, Any]:
+    def _request(self, spec: ScheduleSpec, current: GetScheduleOutputTypeDef | None = None) -> dict[str, Any]:
         """The CreateSchedule/UpdateSchedule request for `spec`. The target is pointed (back) at the
         schedules function through SchedulerRole, the only role this function may pass; what else
         `current` (an existing schedule) holds in its target and time window stays."""
+        window = current.get("FlexibleTimeWindow") if current else None
+        target = current.get("Target") if current else None
         request: dict[str, Any] = {
             "Name": spec.name,
             "GroupName": self._group,
             "ScheduleExpression": spec.expression,
             "ScheduleExpressionTimezone": spec.timezone,
             "State": "ENABLED" if spec.enabled else "DISABLED",
-            "FlexibleTimeWindow": current.get("FlexibleTimeWindow") or {"Mode": "OFF"},
+            "FlexibleTimeWindow": window or {"Mode": "OFF"},
             # Retries and redeliveries are safe: the target submits one job per scheduled time.
-            "Target": dict(current.get("Target") or {})
-            | {"Arn": self._target_arn, "RoleArn": self._role_arn, "Input": json.dumps(spec.target_input)},
+            "Target": {
+                **(target or {}),
+                "Arn": self._target_arn,
+                "RoleArn": self._role_arn,
+                "Input": json.dumps(spec.target_input),
+            },
         }
         if spec.description:
             request["Description"] = spec.description
         return request
 
     def create(self, spec: ScheduleSpec) -> None:
-        request = self._request(spec, {})
+        request = self._request(spec)
         try:
             self._client.create_schedule(**request)
         except ClientError as exc:
@@ -120,7 +127,7 @@ class EventBridgeScheduler:
         return True
 
 
-def _spec(answer: dict[str, Any]) -> ScheduleSpec:
+def _spec(answer: GetScheduleOutputTypeDef) -> ScheduleSpec:
     raw_input = answer.get("Target", {}).get("Input")
     try:
         target_input = json.loads(raw_input) if raw_input else {}

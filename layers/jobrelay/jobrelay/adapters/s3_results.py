@@ -10,12 +10,13 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from jobrelay.domain.job import StoredFile
 
 if TYPE_CHECKING:
-    from botocore.client import BaseClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import CompletedPartTypeDef
 
 MiB = 1024 * 1024
 MIN_PART_SIZE = 5 * MiB  # S3's minimum for every part of a multipart upload but the last
@@ -29,7 +30,7 @@ _COPY_OBJECT_LIMIT = 5 * 1024 * MiB
 class S3ResultStore:
     """ResultStore over the S3 client. Streams are uploaded with memory bounded by `part_size`."""
 
-    def __init__(self, bucket: str, client: BaseClient, *, part_size: int = 8 * MiB, url_seconds: int = 3600):
+    def __init__(self, bucket: str, client: S3Client, *, part_size: int = 8 * MiB, url_seconds: int = 3600):
         if part_size < MIN_PART_SIZE:
             raise ValueError(f"part_size must be at least {MIN_PART_SIZE} bytes (S3's minimum part)")
         self._bucket = bucket
@@ -129,14 +130,14 @@ class _MultipartUpload:
     """One multipart upload, with CRC32 part checksums declared up front: S3 refuses parts whose
     checksum type differs from the upload's, and botocore now adds one to every part by default."""
 
-    client: BaseClient
+    client: S3Client
     bucket: str
     key: str
     upload_id: str
-    parts: list[dict[str, Any]] = field(default_factory=list)
+    parts: list[CompletedPartTypeDef] = field(default_factory=list)
 
     @classmethod
-    def start(cls, client: BaseClient, bucket: str, key: str, content_type: str) -> _MultipartUpload:
+    def start(cls, client: S3Client, bucket: str, key: str, content_type: str) -> _MultipartUpload:
         answer = client.create_multipart_upload(Bucket=bucket, Key=key, ContentType=content_type, ChecksumAlgorithm="CRC32")
         return cls(client, bucket, key, answer["UploadId"])
 
@@ -147,7 +148,8 @@ class _MultipartUpload:
             Key=self.key,
             UploadId=self.upload_id,
             PartNumber=number,
-            Body=data,
+            # botocore sends any bytes-like body; the stubs name bytes only, and bytes(data) would copy the part.
+            Body=data,  # type: ignore[arg-type]
             ChecksumAlgorithm="CRC32",
         )
         self.parts.append({"PartNumber": number, "ETag": answer["ETag"], "ChecksumCRC32": answer["ChecksumCRC32"]})

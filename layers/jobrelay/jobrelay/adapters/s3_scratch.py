@@ -1,13 +1,16 @@
 """A job's working files (import line maps, failure parts) under imports/<job_id>/ in the results
 bucket: small, written once per batch, read back when the job is collected."""
 
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 SCRATCH_PREFIX = "imports/"
 
 
 class S3Scratch:
-    def __init__(self, bucket: str, client: Any):
+    def __init__(self, bucket: str, client: "S3Client"):
         self._bucket = bucket
         self._client = client
 

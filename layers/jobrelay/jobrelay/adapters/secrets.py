@@ -13,7 +13,7 @@ from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterEr
 from botocore.exceptions import ClientError
 
 if TYPE_CHECKING:
-    from botocore.client import BaseClient
+    from mypy_boto3_secretsmanager import SecretsManagerClient
 
 
 class SecretsManagerStore:
@@ -21,7 +21,7 @@ class SecretsManagerStore:
     warm Lambda container does not read a secret on every invocation; a rotated secret is picked
     up within that time."""
 
-    def __init__(self, client: BaseClient, *, max_age_seconds: int = 300):
+    def __init__(self, client: SecretsManagerClient, *, max_age_seconds: int = 300):
         self._provider = SecretsProvider(boto3_client=client)
         self._max_age = max_age_seconds
 
@@ -34,5 +34,7 @@ class SecretsManagerStore:
             if isinstance(cause, ClientError) and cause.response["Error"]["Code"] == "ResourceNotFoundException":
                 raise KeyError(name) from None
             raise
+        if not isinstance(value, dict):
+            raise ValueError(f"secret {name!r} is not a JSON object")
         # The cache hands out the same dict each time: a caller's edits must not reach the next one.
         return copy.deepcopy(value)

@@ -8,7 +8,7 @@ from botocore.exceptions import ClientError
 from pydantic_core import to_json
 
 if TYPE_CHECKING:
-    from botocore.client import BaseClient
+    from mypy_boto3_stepfunctions import SFNClient
 
 # SendTaskSuccess answers these when the task no longer waits for this token: it timed out, its
 # execution ended (stopped, failed), or the token is stale or forged.
@@ -19,7 +19,7 @@ class StepFunctionsWorkflow:
     """Workflow over the Step Functions client. `state_machine_arn` is needed only to start jobs:
     the functions that just resume or stop them are not given it."""
 
-    def __init__(self, state_machine_arn: str | None, client: BaseClient):
+    def __init__(self, state_machine_arn: str | None, client: SFNClient):
         self._state_machine_arn = state_machine_arn
         self._client = client
 

@@ -107,6 +107,11 @@ class ScheduleRequest(JobSubmission):
         return JobSubmission.model_validate(self.model_dump(include=set(JobSubmission.model_fields)))
 
 
+# The default of a patch field that cannot be null: None at run time, where it only marks the field
+# as left out (model_fields_set says which were given). Typed Any, as the field's type has no None.
+LEFT_OUT: Any = None
+
+
 def _patch_schema(schema: dict[str, Any]) -> None:
     """A field left out is kept, so none has a default to document; and a patch changes something."""
     for field in schema.get("properties", {}).values():
@@ -126,13 +131,13 @@ class ScheduleUpdate(BaseModel):
     # merged schedule as a ScheduleRequest, so POST's rules are the ones that decide. The fields
     # that cannot be null are typed without None (`default=None` only marks them left out), so
     # an error names the field alone.
-    enabled: bool = Field(default=None, description="false pauses it, true resumes it")
-    cron: str = Field(default=None, min_length=1, max_length=256, description="as for POST /schedules")
-    rate: str = Field(default=None, min_length=1, max_length=64, description="as for POST /schedules")
-    timezone: str = Field(default=None, min_length=1, max_length=64)
-    operation: str = Field(default=None, min_length=1, max_length=100)
-    params: dict[str, Any] = Field(default=None, description="replaces the params whole")
-    account: str = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    enabled: bool = Field(default=LEFT_OUT, description="false pauses it, true resumes it")
+    cron: str = Field(default=LEFT_OUT, min_length=1, max_length=256, description="as for POST /schedules")
+    rate: str = Field(default=LEFT_OUT, min_length=1, max_length=64, description="as for POST /schedules")
+    timezone: str = Field(default=LEFT_OUT, min_length=1, max_length=64)
+    operation: str = Field(default=LEFT_OUT, min_length=1, max_length=100)
+    params: dict[str, Any] = Field(default=LEFT_OUT, description="replaces the params whole")
+    account: str = Field(default=LEFT_OUT, pattern=r"^[A-Za-z0-9_-]{1,64}$")
     callback_url: CallbackUrl | None = None
     timeout_seconds: int | None = Field(default=None, ge=1, le=MAX_JOB_TIMEOUT_SECONDS)
     description: str | None = Field(default=None, max_length=512)
@@ -247,7 +252,7 @@ class ResultView(BaseModel):
     files: list[FileView] = Field(default_factory=list)
 
 
-_JOB_EXAMPLE = {
+_JOB_EXAMPLE: dict[str, Any] = {
     "job_id": "job_01jd3q6w7v8x9y0z1a2b3c4d5e",
     "operation": "pinpointe.newsletter_contact_data_summary",
     "account": "default",
@@ -370,14 +375,19 @@ def submission_variants() -> Any:
     variants = []
     for op in OPERATIONS.values():
         params_required = any(field.is_required() for field in op.params_model.model_fields.values())
+        # Field definitions typed Any: create_model takes them as keyword arguments beside its own
+        # (__config__, __doc__), and a Literal built at run time is no type mypy can name.
+        fields: dict[str, Any] = {
+            "operation": (Literal[op.name], Field(description="the operation (GET /operations lists them)")),
+            "params": (op.params_model, Field() if params_required else Field(default_factory=dict)),
+            **{name: spec for name, spec in shared.items() if name not in ("operation", "params")},
+        }
         variants.append(
             create_model(
                 "Submit" + "".join(part.capitalize() for part in re.split(r"[._]", op.name)),
                 __config__=ConfigDict(extra="forbid", title=f"{op.name} job"),
                 __doc__=op.description,
-                operation=(Literal[op.name], Field(description="the operation (GET /operations lists them)")),
-                params=(op.params_model, Field() if params_required else Field(default_factory=dict)),
-                **{name: spec for name, spec in shared.items() if name not in ("operation", "params")},
+                **fields,
             )
         )
     return Annotated[Union[tuple(variants)], Field(discriminator="operation")]  # noqa: UP007 (built at runtime)

@@ -22,14 +22,14 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
 )
-from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, OpenAPI, Tag
+from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, OpenAPI, SecurityScheme, Tag
 from pydantic import TypeAdapter
 
 from jobrelay.api.errors import MAX_BODY_BYTES
 from jobrelay.api.models import ErrorBody
 
 SIGV4 = "sigv4"
-SECURITY_SCHEMES = {
+SECURITY_SCHEMES: dict[str, SecurityScheme] = {
     SIGV4: APIKey(
         name="Authorization",
         in_=APIKeyIn.header,
@@ -40,7 +40,7 @@ SECURITY_SCHEMES = {
         "The local stack does not check signatures.",
     )
 }
-TAGS = [
+TAGS: list[Tag | str] = [
     Tag(name="jobs", description="Submit, read, list and cancel jobs."),
     Tag(name="uploads", description="Presigned PUTs for the records files of bulk imports."),
     Tag(name="operations", description="The catalogue: every operation and the JSON Schema of its params."),
@@ -72,7 +72,7 @@ class JobApi(APIGatewayHttpResolver):
             version="1.0.0",
             description=DESCRIPTION,
             tags=TAGS,
-            security_schemes=SECURITY_SCHEMES,  # type: ignore[arg-type]
+            security_schemes=SECURITY_SCHEMES,
             security=[{SIGV4: []}],
             openapi_extensions={"webhooks": _callback_webhooks()},
         )
@@ -80,7 +80,7 @@ class JobApi(APIGatewayHttpResolver):
     def served_routes(self) -> list[Any]:
         return self._static_routes + self._dynamic_routes
 
-    def enable_swagger(self, *, path: str = "/docs", **kwargs: Any) -> None:  # type: ignore[override]
+    def enable_swagger(self, *, path: str = "/docs", **kwargs: Any) -> None:
         """Swagger UI at `path`, listed in the document like every route of template.yaml."""
         super().enable_swagger(path=path, **kwargs)
         (page,) = [route for route in self.served_routes() if route.path == path]
@@ -94,7 +94,7 @@ class JobApi(APIGatewayHttpResolver):
         page.responses = {200: {"description": "the page", "content": {"text/html": {"schema": {"type": "string"}}}}}
         self.docs_route = page
 
-    def get_openapi_schema(self, **kwargs: Any) -> OpenAPI:  # type: ignore[override]
+    def get_openapi_schema(self, **kwargs: Any) -> OpenAPI:
         for route in self.served_routes():
             _name_and_tag(route)
         document = super().get_openapi_schema(**kwargs).model_dump(by_alias=True, exclude_none=True, mode="json")

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from pydantic import BeforeValidator
 
 from jobrelay import wiring
@@ -51,7 +52,7 @@ ERROR_TEXT = {
 }
 
 
-def errors(*statuses: int, **texts: str) -> dict[int | str, Any]:
+def errors(*statuses: int, **texts: str) -> dict[int, OpenAPIResponse]:
     """Error responses in our shape; `texts` (`e404="no such job"`) says what one means on this route."""
     return {
         status: {

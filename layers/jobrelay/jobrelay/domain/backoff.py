@@ -10,6 +10,13 @@ import math
 import random
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
+
+
+class Jitter(Protocol):
+    """Where jitter is drawn from: the `random` module, a seeded random.Random, or a stand-in."""
+
+    def uniform(self, a: float, b: float, /) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -20,7 +27,7 @@ class BackoffPolicy:
     # +/- share of the delay drawn at random so many jobs do not poll in lockstep.
     jitter: float = 0.1
 
-    def delay(self, attempt: int, rng: random.Random | None = None) -> int:
+    def delay(self, attempt: int, rng: Jitter | None = None) -> int:
         """Seconds to wait before poll number `attempt` (0-based), jittered, at least 1."""
         base = min(self.max_seconds, self.initial_seconds * self.factor ** max(attempt, 0))
         spread = base * self.jitter

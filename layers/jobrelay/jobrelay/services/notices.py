@@ -8,13 +8,16 @@ account's signing secret; the `standardwebhooks` package does the signing.
 
 import json
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jobrelay.domain.errors import CallbackDeliveryError
 from jobrelay.domain.job import Job
 from jobrelay.domain.status import JobStatus
 from jobrelay.ports import EventPublisher, SecretStore
 from jobrelay.settings import Settings
+
+if TYPE_CHECKING:
+    import httpx
 
 DETAIL_TYPES: dict[JobStatus, str] = {
     JobStatus.SUCCEEDED: "Job Succeeded",
@@ -44,7 +47,9 @@ def job_summary(job: Job) -> dict[str, Any]:
 
 
 class Notices:
-    def __init__(self, events: EventPublisher, secrets: SecretStore, settings: Settings, http_client=None):
+    def __init__(
+        self, events: EventPublisher, secrets: SecretStore, settings: Settings, http_client: "httpx.Client | None" = None
+    ):
         self._events = events
         self._secrets = secrets
         self._settings = settings
@@ -88,7 +93,7 @@ class Notices:
             "webhook-signature": Webhook(secret).sign(message_id, timestamp, body),
         }
 
-    def _client(self):
+    def _client(self) -> "httpx.Client":
         if self._http is None:
             import httpx
 
