@@ -23,7 +23,7 @@ from jobrelay.adapters.s3_results import S3ResultStore
 from jobrelay.adapters.s3_scratch import S3Scratch
 from jobrelay.domain.job import Job, TimelineEvent
 from jobrelay.domain.status import JobStatus
-from jobrelay.services.bulk_imports import ImportState, ImportSteps
+from jobrelay.services.bulk_imports import ImportSteps
 from jobrelay.vendors.mypreferences.adapter import mypreferences_imports
 
 BUCKET, TABLE = "bench-imports", "bench-jobs"
@@ -32,28 +32,26 @@ BUCKET, TABLE = "bench-imports", "bench-jobs"
 def run() -> list[str]:
     records = int(os.environ.get("BENCH_IMPORT_RECORDS", "1000000"))
     with moto_server() as moto_url, sandbox_process("devstack.sandbox.mypreferences", "--process-seconds", "1") as (_, secret):
-        clients = {
-            name: boto3.client(
-                name, endpoint_url=moto_url, region_name="us-east-1", aws_access_key_id="bench", aws_secret_access_key="bench"
-            )
-            for name in ("s3", "dynamodb")
-        }
-        source_uri, size = _upload_records(clients["s3"], records)
-        store = _job_store(clients["dynamodb"])
-        vendor = _TimedVendor(mypreferences_imports(secret))
-        s3 = clients["s3"]
-        steps = ImportSteps(
-            store, S3ResultStore(BUCKET, s3), S3Scratch(BUCKET, s3), S3RecordsSource(s3, BUCKET), lambda job: vendor
+        s3 = boto3.client(
+            "s3", endpoint_url=moto_url, region_name="us-east-1", aws_access_key_id="bench", aws_secret_access_key="bench"
         )
+        dynamodb = boto3.client(
+            "dynamodb", endpoint_url=moto_url, region_name="us-east-1", aws_access_key_id="bench", aws_secret_access_key="bench"
+        )
+        source_uri, size = _upload_records(s3, records)
+        store = _job_store(dynamodb)
+        vendor = _TimedVendor(mypreferences_imports(secret))
+        steps = ImportSteps(store, S3ResultStore(BUCKET, s3), S3Scratch(BUCKET, s3), S3RecordsSource(s3, BUCKET))
         job = _new_job(store, source_uri)
 
         baseline_mib = peak_rss_mib()
         started = time.perf_counter()
-        steps.open(store.get(job.job_id))
-        while not steps.stage(store.get(job.job_id), lambda: float("inf")):
+        job = steps.open(job, vendor)
+        while not steps.stage(_stored(store, job.job_id), vendor, lambda: float("inf")):
             pass
         seconds = time.perf_counter() - started
-        state = ImportState.model_validate(store.get(job.job_id).checkpoint)
+        state = _stored(store, job.job_id).import_state
+        assert state is not None
 
     staged = state.checkpoint.staged_records
     return [
@@ -62,6 +60,13 @@ def run() -> list[str]:
         f"of which {vendor.seconds:,.1f} s waiting on the vendor's stage/execute calls ({vendor.seconds / seconds:.0%})",
         f"peak RSS of the staging process: {peak_rss_mib():,.0f} MiB (before staging: {baseline_mib:,.0f} MiB)",
     ]
+
+
+def _stored(store: DynamoJobStore, job_id: str) -> Job:
+    job = store.get(job_id)
+    if job is None:
+        raise LookupError(f"job {job_id} is gone")
+    return job
 
 
 class _TimedVendor:

@@ -16,7 +16,8 @@ from bench.processes import moto_server, peak_rss_mib, sandbox_process
 from jobrelay.adapters.s3_results import S3ResultStore
 from jobrelay.domain.job import Job
 from jobrelay.domain.vendor_outcomes import VendorState
-from jobrelay.vendors.pinpointe.adapter import pinpointe_jobs
+from jobrelay.domain.vendor_ref import VendorRef
+from jobrelay.vendors.pinpointe.adapter import pinpointe_exports
 
 MiB = 1024 * 1024
 BUDGET_MIB = 200
@@ -31,7 +32,7 @@ def run() -> list[str]:
         )
         s3.create_bucket(Bucket="bench-results")
         store = S3ResultStore("bench-results", s3)
-        vendor = pinpointe_jobs(secret, not_found_grace_seconds=60)
+        vendor = pinpointe_exports(secret, not_found_grace_seconds=60)
 
         per_record = _collect(vendor, store, sandbox_url, records=2000).size / 2000
         records = int(target_bytes / per_record)
@@ -63,14 +64,20 @@ def _collect(vendor, store, sandbox_url: str, records: int):
         deadline_at=now + timedelta(hours=1),
         params={"list": ["1"]},
     )
-    job.vendor_ref = vendor.start(job, UNUSED_WEBHOOK).vendor_ref
+    job = _carrying(job, vendor.start(job, UNUSED_WEBHOOK).vendor_ref)
     for _ in range(100):
         outcome = vendor.poll(job)
         if outcome.state is VendorState.DONE:
-            job.vendor_ref |= outcome.vendor_ref_updates
+            if outcome.vendor_ref is not None:
+                job = _carrying(job, outcome.vendor_ref)  # the result link AsyncJobStatus gave
             return vendor.collect(job, store).result
         time.sleep(0.1)
     raise RuntimeError("the sandbox job did not finish")
+
+
+def _carrying(job: Job, ref: VendorRef) -> Job:
+    """The job storing the adapter's reference as the steps do: public fields and secret ones apart."""
+    return job.model_copy(update={"vendor_ref": ref.shown(), "vendor_secrets": ref.secrets()})
 
 
 if __name__ == "__main__":

@@ -14,19 +14,12 @@ counting when the timer first sees it (a rate schedule fires one interval later)
 
 import json
 import logging
-import sys
 import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any, Protocol
-
-# The layer is on sys.path under pytest (pyproject.toml) but not for `python -m devstack`.
-_LAYER = Path(__file__).resolve().parent.parent / "layers" / "jobrelay"
-if str(_LAYER) not in sys.path:
-    sys.path.append(str(_LAYER))  # appended: a function's own code and layers still come first
 
 from jobrelay.domain.schedule_expressions import Expression, parse_expression  # noqa: E402
 

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from importlib import import_module
 from pathlib import Path
 from typing import Any, Protocol, Self
 
@@ -42,6 +43,7 @@ from devstack.template import (
     load_yaml,
     resolve_template,
 )
+from jobrelay.operations import VENDORS as VENDOR_MANIFESTS
 
 SANDBOX_ACCOUNT = "default"
 API_GATEWAY_TIMEOUT_SECONDS = 30  # an HTTP API's integration timeout
@@ -106,65 +108,47 @@ class Sandbox(Protocol):
 SandboxFactory = Callable[..., Sandbox]  # (host, port, **the vendor's settings for the profile) -> Sandbox
 
 
-def pinpointe_sandbox(host: str, port: int, *, job_seconds: float, records: int) -> Sandbox:
-    from devstack.sandbox.pinpointe import PinpointeSandbox  # imported when a stack starts, not before
-
-    return PinpointeSandbox(host, port, job_seconds=job_seconds, records=records)
-
-
-def mypreferences_sandbox(host: str, port: int, *, process_seconds: float) -> Sandbox:
-    from devstack.sandbox.mypreferences import MyPreferencesSandbox  # imported when a stack starts
-
-    return MyPreferencesSandbox(host, port, process_seconds=process_seconds)
-
-
-def which50_sandbox(host: str, port: int, *, process_seconds: float) -> Sandbox:
-    from devstack.sandbox.which50 import Which50Sandbox  # imported when a stack starts
-
-    return Which50Sandbox(host, port, process_seconds=process_seconds)
-
-
-def _account_secret(sandbox: Any) -> dict[str, Any]:
-    return sandbox.account_secret()
-
-
-def _pnauthinfo3_secret(sandbox: Any) -> dict[str, Any]:
-    return sandbox.account_secret(scheme="pnauthinfo3")
-
-
 @dataclass(frozen=True)
 class SandboxVendor:
-    """One vendor's simulator in the local stack. Its account's secret is
-    `<SecretsPrefix><name>/default`, its URL the ready file's `<name>_url` and `sandboxes[name]`."""
+    """One vendor's simulator in the local stack, as its manifest declares it (jobrelay.vendors.manifest).
+    Its account's secret is `<SecretsPrefix><name>/default`, its URL the ready file's `<name>_url` and
+    `sandboxes[name]`."""
 
     title: str  # in the banner
     default_port: int
     factory: SandboxFactory
     settings: Mapping[str, Mapping[str, Any]]  # profile name -> the factory's keyword arguments
-    secret: Callable[[Any], dict[str, Any]] = _account_secret  # the sandbox -> its account's secret
+    secret_options: Mapping[str, Any] = field(default_factory=dict)  # account_secret()'s, for its account
+
+    def secret(self, sandbox: Any) -> dict[str, Any]:
+        """The sandbox account's secret, as the vendor's adapter reads it."""
+        secret: dict[str, Any] = sandbox.account_secret(**self.secret_options)
+        return secret
 
 
-# Every vendor sandbox the stack runs, in start order. A new vendor is one entry here.
+def _sandbox_factory(reference: str) -> SandboxFactory:
+    """The manifest's "module:class", imported when a stack starts (the sandboxes are not free to load)."""
+
+    def build(host: str, port: int, **settings: Any) -> Sandbox:
+        module, name = reference.split(":")
+        sandbox: Sandbox = getattr(import_module(module), name)(host, port, **settings)
+        return sandbox
+
+    return build
+
+
+# Every vendor sandbox the stack runs, in start order: one per vendor manifest that declares one
+# (jobrelay.operations.VENDORS), so a new vendor's sandbox runs here without an edit.
 VENDORS: Mapping[str, SandboxVendor] = {
-    "pinpointe": SandboxVendor(
-        title="Pinpointe",
-        default_port=3100,
-        factory=pinpointe_sandbox,
-        settings={"run": {"job_seconds": 5, "records": 200}, "test": {"job_seconds": 0.5, "records": 50}},
-    ),
-    "mypreferences": SandboxVendor(
-        title="MyPreferences",
-        default_port=3200,
-        factory=mypreferences_sandbox,
-        settings={"run": {"process_seconds": 5}, "test": {"process_seconds": 0.5}},
-        secret=_pnauthinfo3_secret,
-    ),
-    "which50": SandboxVendor(
-        title="Which50",
-        default_port=3300,
-        factory=which50_sandbox,
-        settings={"run": {"process_seconds": 5}, "test": {"process_seconds": 0.5}},
-    ),
+    manifest.name: SandboxVendor(
+        title=manifest.title,
+        default_port=manifest.sandbox.default_port,
+        factory=_sandbox_factory(manifest.sandbox.factory),
+        settings=manifest.sandbox.settings,
+        secret_options=manifest.sandbox.secret_options,
+    )
+    for manifest in VENDOR_MANIFESTS.values()
+    if manifest.sandbox is not None
 }
 PRIMARY_SANDBOX = "pinpointe"  # the ready file's `sandbox_url`, kept for the clients that predate `sandboxes`
 
@@ -318,14 +302,6 @@ class LocalStack:
         return self.sandboxes[PRIMARY_SANDBOX]
 
     @property
-    def mypreferences_url(self) -> str:
-        return self.sandboxes["mypreferences"]
-
-    @property
-    def which50_url(self) -> str:
-        return self.sandboxes["which50"]
-
-    @property
     def callback_secret(self) -> tuple[str, str]:
         """(name, signing secret) of the secret the stack's callbacks are signed with: a local fake,
         made afresh at every start."""
@@ -335,9 +311,9 @@ class LocalStack:
         """What each sandbox holds that a user can try (ids, names, what makes a record fail), in
         its own words; a sandbox that cannot say (a stand-in) is left out."""
         return {
-            name: sandbox.fixtures()
+            name: fixtures()
             for name, sandbox in self._live().sandboxes.items()
-            if callable(getattr(sandbox, "fixtures", None))
+            if callable(fixtures := getattr(sandbox, "fixtures", None))
         }
 
     def ready_info(self) -> dict[str, Any]:
@@ -361,7 +337,8 @@ class LocalStack:
         running = self._live()
         key = f"{service}/{read_timeout}"
         if key not in running.clients:
-            running.clients[key] = boto3.session.Session().client(
+            # boto3-stubs types clients by literal service name only; `service` is any name here.
+            running.clients[key] = boto3.session.Session().client(  # type: ignore[call-overload]
                 service,
                 endpoint_url=running.moto_url,
                 region_name=self.region,

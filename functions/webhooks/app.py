@@ -1,4 +1,6 @@
 """Vendor webhooks on per-job capability URLs: check the token, keep the notice, wake the job.
+All of that, the body's size limit included, is jobrelay.services.webhooks; here its errors become
+HTTP answers (answer_errors_as_json).
 
 The path holds the job's token: nothing here logs the event or the path.
 """
@@ -10,7 +12,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 
 from jobrelay import wiring
-from jobrelay.api.errors import MAX_WEBHOOK_BYTES, answer_errors_as_json, oversize_answer
+from jobrelay.api.errors import answer_errors_as_json
 
 logger = Logger()
 app = APIGatewayHttpResolver()
@@ -29,7 +31,7 @@ answer_errors_as_json(app, logger)
 
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return oversize_answer(event, MAX_WEBHOOK_BYTES) or app.resolve(event, context)
+    return app.resolve(event, context)
 
 
 def _raw_body(event: dict[str, Any]) -> bytes:

@@ -413,6 +413,13 @@ def test_a_job_runs_through_every_handler(deployed, sandbox):
     assert token not in json.dumps(done)
 
 
+def test_an_oversize_webhook_gets_413_whatever_its_token(deployed):
+    event = _webhook_event("job_unknown", "B" * 43, {})
+    event["body"] = "x" * (256 * 1024 + 1)
+    answer = deployed.invoke("WebhooksFunction", event)
+    assert answer["statusCode"] == 413 and json.loads(answer["body"])["error"]["code"] == "PAYLOAD_TOO_LARGE"
+
+
 def test_a_failing_step_is_settled_by_the_fail_step(deployed, sandbox):
     sandbox.configure({"fail_jobs": "list 7 is locked"})
     _, job = api(deployed, "POST", "/jobs", {"operation": "pinpointe.list_subscribers", "params": {"list": ["7"]}})

@@ -17,7 +17,7 @@ from jobrelay.domain.errors import VendorOutcomeUnknown, VendorProtocolError, Ve
 from jobrelay.domain.job import Job
 from jobrelay.domain.reconciliation import Reconciler, Reconciliation
 from jobrelay.domain.vendor_outcomes import PollOutcome, VendorState
-from jobrelay.vendors.mypreferences.adapter import MyPreferencesAccount, MyPreferencesImports
+from jobrelay.vendors.mypreferences.adapter import ImportRef, MyPreferencesAccount, MyPreferencesImports
 
 SCHEMES = ["pnauthinfo3", "oauth"]
 PROCESS_SECONDS = 0.3
@@ -63,8 +63,13 @@ def new_job(**params) -> Job:
     )
 
 
+def with_ref(job: Job, ref: ImportRef, **changes) -> Job:
+    """`job` carrying `ref` as the job store keeps it: its shown fields, and its secrets apart."""
+    return job.model_copy(update={"vendor_ref": ref.shown(), "vendor_secrets": ref.secrets(), **changes})
+
+
 def opened(imports: MyPreferencesImports, job: Job) -> Job:
-    return job.model_copy(update={"vendor_ref": imports.open(job)})
+    return with_ref(job, imports.open(job))
 
 
 def profile(n: int, domain: str = "example.org", id_type: str = "CRM_ID") -> dict:
@@ -77,7 +82,7 @@ def profile(n: int, domain: str = "example.org", id_type: str = "CRM_ID") -> dic
 
 def stage(imports: MyPreferencesImports, job: Job, raw_records: list[dict]):
     records = [imports.validate(job, record) for record in raw_records]
-    return imports.stage(job, imports.encode_batch(job, records), len(records))
+    return imports.stage(job, imports.batch_format(job).encode(records), len(records))
 
 
 def poll_until_ended(imports: MyPreferencesImports, job: Job, timeout: float = 5.0) -> tuple[PollOutcome, list[str]]:
@@ -108,8 +113,7 @@ def run_import(imports: MyPreferencesImports, records: list[dict]) -> tuple[Job,
     stage(imports, job, records)
     imports.execute(job)
     outcome, _ = poll_until_ended(imports, job)
-    vendor_ref = {**job.vendor_ref, **outcome.vendor_ref_updates, "last_status": outcome.raw_status}
-    job = job.model_copy(update={"progress": outcome.progress, "vendor_ref": vendor_ref})
+    job = with_ref(job, outcome.vendor_ref, progress=outcome.progress, vendor_status=outcome.raw_status)
     return job, outcome, list(imports.failures(job))
 
 
@@ -125,7 +129,10 @@ def reconciliation(imports: MyPreferencesImports, job: Job, listed: int, sent: i
 def test_an_import_runs_from_initiate_to_its_failed_records(imports, sandbox, http, scheme):
     sandbox.configure({"exception_every": 4})
     job = opened(imports, new_job())
-    assert job.vendor_ref["status"] == "Initiated" and isinstance(job.vendor_ref["access_token"], int)
+    ref = ImportRef.of(job)
+    assert ref.status == "Initiated" and isinstance(ref.access_token.get_secret_value(), int)
+    # The token is the import's only key: kept in the job's secrets, never in the reference shown.
+    assert "access_token" not in job.vendor_ref and job.vendor_secrets == {"access_token": ref.access_token.get_secret_value()}
 
     first = stage(imports, job, [profile(n) for n in (1, 2, 3, 4)])
     second = stage(imports, job, [profile(5), profile(6, domain="exception.test"), profile(7), profile(8)])
@@ -139,7 +146,7 @@ def test_an_import_runs_from_initiate_to_its_failed_records(imports, sandbox, ht
     outcome, seen = poll_until_ended(imports, job)
     assert outcome.state is VendorState.DONE and outcome.raw_status == "Completed"
     assert set(seen) <= {"Queued", "Processing"} and "Queued" in seen
-    assert outcome.progress.percent == 100 and outcome.vendor_ref_updates == {"status": "Completed"}
+    assert outcome.progress.percent == 100 and outcome.vendor_ref == ref.model_copy(update={"status": "Completed"})
     assert outcome.progress.counts == {"received": 11, "validation_ok": 9, "validation_failed": 2, "processed": 6,
                                        "pending": 0, "exceptions": 3, "not_honored": 0}  # fmt: skip
 
@@ -177,8 +184,10 @@ def test_a_retried_execute_is_not_sent_twice(imports, sandbox):
 def test_the_access_token_is_planned_for_six_hours_when_the_vendor_says_twelve(sandbox, http, scheme):
     sandbox.configure({"token_seconds": 12 * 3600})
     before = datetime.now(UTC)
-    ref = make_imports(sandbox, http, scheme).open(new_job())
-    expires_at = datetime.fromisoformat(ref["expires_at"])
+    imports = make_imports(sandbox, http, scheme)
+    job = opened(imports, new_job())
+    expires_at = imports.usable_until(job)
+    assert expires_at == ImportRef.of(job).expires_at
     assert before + timedelta(hours=6) - timedelta(seconds=1) <= expires_at <= datetime.now(UTC) + timedelta(hours=6)
 
 
@@ -188,10 +197,11 @@ def test_the_access_token_is_planned_for_six_hours_when_the_vendor_says_twelve(s
 def test_an_expired_access_token_is_rejected_naming_the_expiry_without_calling(imports, sandbox):
     sandbox.configure({"token_seconds": 0.3})
     job = opened(imports, new_job())
-    assert datetime.fromisoformat(job.vendor_ref["expires_at"]) < datetime.now(UTC) + timedelta(seconds=1)
+    expires_at = ImportRef.of(job).expires_at
+    assert expires_at < datetime.now(UTC) + timedelta(seconds=1)
     time.sleep(0.35)
     count = len(sandbox.calls())
-    with pytest.raises(VendorRejected, match=f"access token expired at {job.vendor_ref['expires_at'][:19]}"):
+    with pytest.raises(VendorRejected, match=f"access token expired at {expires_at.isoformat()[:19]}"):
         imports.poll(job)
     assert len(sandbox.calls()) == count
 
@@ -388,7 +398,7 @@ def test_an_unknown_status_word_is_running_with_an_excerpt_that_hides_the_token(
     sandbox.configure({"status_words": {"Initiated": "Provisioning"}})
     outcome = imports.poll(job)
     assert outcome.state is VendorState.RUNNING and '"Status": "Provisioning"' in outcome.unknown_status_answer
-    assert str(job.vendor_ref["access_token"]) not in outcome.unknown_status_answer
+    assert str(ImportRef.of(job).access_token.get_secret_value()) not in outcome.unknown_status_answer
 
 
 def test_a_first_execute_goes_out_whatever_word_the_import_shows_before_it(imports, sandbox):

@@ -22,7 +22,15 @@ from jobrelay.domain.errors import (
 )
 from jobrelay.domain.job import Job, StoredFile
 from jobrelay.domain.vendor_outcomes import CollectOutcome, PollOutcome, VendorState
-from jobrelay.vendors.pinpointe.adapter import PinpointeAccount, PinpointeJobs, parse_webhook
+from jobrelay.domain.vendor_ref import VendorRef
+from jobrelay.vendors.pinpointe.adapter import (
+    AutoresponderResultsRef,
+    ExportRef,
+    PinpointeAccount,
+    PinpointeAutoresponderResults,
+    PinpointeExports,
+    parse_webhook,
+)
 from jobrelay.vendors.pinpointe.client import DOWNLOAD_CHUNK_BYTES
 
 JOB_SECONDS = 0.2
@@ -88,15 +96,21 @@ def http() -> Iterator[httpx.Client]:
         yield client
 
 
-def make_jobs(sandbox: PinpointeSandbox, http: httpx.Client, *, grace: int = 60, now=None, **secret) -> PinpointeJobs:
+def make_exports(sandbox: PinpointeSandbox, http: httpx.Client, *, grace: int = 60, now=None, **secret) -> PinpointeExports:
     account = PinpointeAccount.model_validate({**sandbox.account_secret(), **secret})
     clock = {"now": now} if now else {}
-    return PinpointeJobs(account, http=http, not_found_grace_seconds=grace, **clock)
+    return PinpointeExports(account, http=http, not_found_grace_seconds=grace, **clock)
 
 
 @pytest.fixture
-def jobs(sandbox, http) -> PinpointeJobs:
-    return make_jobs(sandbox, http)
+def exports(sandbox, http) -> PinpointeExports:
+    return make_exports(sandbox, http)
+
+
+@pytest.fixture
+def reads(sandbox, http) -> PinpointeAutoresponderResults:
+    account = PinpointeAccount.model_validate(sandbox.account_secret())
+    return PinpointeAutoresponderResults(account, http=http, not_found_grace_seconds=60)
 
 
 def new_job(operation: str = "pinpointe.list_subscribers", params: dict | None = None) -> Job:
@@ -109,20 +123,29 @@ def new_job(operation: str = "pinpointe.list_subscribers", params: dict | None =
     )
 
 
-def with_ref(job: Job, **updates) -> Job:
-    return job.model_copy(update={"vendor_ref": {**job.vendor_ref, **updates}})
+def carrying(job: Job, ref: VendorRef) -> Job:
+    """The job storing `ref` as the steps do: its public fields, and its secret ones apart."""
+    return job.model_copy(update={"vendor_ref": ref.shown(), "vendor_secrets": ref.secrets()})
 
 
-def started(jobs: PinpointeJobs, job: Job, webhook_url: str = HOOK) -> Job:
-    return with_ref(job, **jobs.start(job, webhook_url).vendor_ref)
+def started(exports: PinpointeExports, job: Job, webhook_url: str = HOOK) -> Job:
+    return carrying(job, exports.start(job, webhook_url).vendor_ref)
 
 
-def poll_until_ended(jobs: PinpointeJobs, job: Job, timeout: float = 5.0) -> tuple[Job, PollOutcome]:
+def poll_until_ended(exports: PinpointeExports, job: Job, timeout: float = 5.0) -> tuple[Job, PollOutcome]:
     deadline = time.monotonic() + timeout
-    while (outcome := jobs.poll(job)).state is VendorState.RUNNING:
+    while (outcome := exports.poll(job)).state is VendorState.RUNNING:
         assert time.monotonic() < deadline, f"still running: {outcome}"
         time.sleep(0.03)
-    return with_ref(job, **outcome.vendor_ref_updates), outcome
+    return (carrying(job, outcome.vendor_ref) if outcome.vendor_ref else job), outcome
+
+
+def result_link(job: Job) -> str:
+    """The result link AsyncJobStatus gave: a secret of the job, never in the vendor_ref it shows."""
+    assert "result_url" not in job.vendor_ref
+    link = ExportRef.of(job).result_url
+    assert link is not None
+    return link.get_secret_value()
 
 
 def configure(sandbox: PinpointeSandbox, **changes) -> None:
@@ -133,26 +156,26 @@ def configure(sandbox: PinpointeSandbox, **changes) -> None:
 
 
 @pytest.mark.parametrize("operation", OPERATIONS)
-def test_each_operation_runs_from_start_to_stored_result(jobs, sandbox, http, operation):
+def test_each_operation_runs_from_start_to_stored_result(exports, sandbox, http, operation):
     params, records_key = OPERATIONS[operation]
-    job = started(jobs, new_job(operation, params))
+    job = started(exports, new_job(operation, params))
     assert job.vendor_ref["jobid"].isdigit()
 
-    job, outcome = poll_until_ended(jobs, job)
+    job, outcome = poll_until_ended(exports, job)
     assert outcome.state is VendorState.DONE and outcome.raw_status == "complete"
 
     results = MemoryResults()
-    collected = jobs.collect(job, results)
-    direct = http.get(job.vendor_ref["result_url"]).content
+    collected = exports.collect(job, results)
+    direct = http.get(result_link(job)).content
     stored = results.files[collected.result.s3_uri]
     assert collected.result.sha256 == hashlib.sha256(direct).hexdigest() == hashlib.sha256(stored).hexdigest()
     assert collected.result.size == len(direct) and collected.result.files[0].name == "result.json"
     assert json.loads(direct)["count"] == 25 and len(json.loads(direct)[records_key]) == 25
 
 
-def test_params_reach_pinpointe_in_its_wire_forms(jobs, sandbox, http):
+def test_params_reach_pinpointe_in_its_wire_forms(exports, sandbox, http):
     for operation, (params, _) in OPERATIONS.items():
-        started(jobs, new_job(operation, params))
+        started(exports, new_job(operation, params))
     sent = {job["requestmethod"]: job["details"] for job in http.get(f"{sandbox.base_url}/_sandbox/jobs").json()}
     notify = {"type": "webhook", "value": HOOK}
     assert sent["GetNewsletterContactDataSummaryAsync"] == {
@@ -172,19 +195,19 @@ def test_params_reach_pinpointe_in_its_wire_forms(jobs, sandbox, http):
     assert sent["GetListSubscribersAsync"]["list"] == ["12", "13"]
 
 
-def test_wrapped_answers_work_the_same(jobs, sandbox):
+def test_wrapped_answers_work_the_same(exports, sandbox):
     configure(sandbox, wrap_response=True)
-    job, outcome = poll_until_ended(jobs, started(jobs, new_job()))
+    job, outcome = poll_until_ended(exports, started(exports, new_job()))
     assert outcome.state is VendorState.DONE
-    assert jobs.collect(job, MemoryResults()).result.size > 0
+    assert exports.collect(job, MemoryResults()).result.size > 0
 
 
 @pytest.mark.parametrize("content_length", [False, True])
-def test_a_large_result_arrives_in_bounded_chunks(jobs, sandbox, content_length):
+def test_a_large_result_arrives_in_bounded_chunks(exports, sandbox, content_length):
     configure(sandbox, records=12_000, file_content_length=content_length)  # about 2.5 MiB
-    job, _ = poll_until_ended(jobs, started(jobs, new_job(params={"list": ["1"], "customfields": ["all"]})))
+    job, _ = poll_until_ended(exports, started(exports, new_job(params={"list": ["1"], "customfields": ["all"]})))
     results = MemoryResults()
-    stored = jobs.collect(job, results).result
+    stored = exports.collect(job, results).result
     assert len(results.chunk_sizes) >= 3 and max(results.chunk_sizes) <= DOWNLOAD_CHUNK_BYTES
     assert stored.size == sum(results.chunk_sizes) > 2 * DOWNLOAD_CHUNK_BYTES
     assert json.loads(results.files[stored.s3_uri])["count"] == 12_000
@@ -193,115 +216,115 @@ def test_a_large_result_arrives_in_bounded_chunks(jobs, sandbox, content_length)
 # --- vendor outcomes and faults ------------------------------------------------------------------------
 
 
-def test_a_failed_job_is_reported_failed_with_pinpointe_s_reason(jobs, sandbox):
+def test_a_failed_job_is_reported_failed_with_pinpointe_s_reason(exports, sandbox):
     configure(sandbox, fail_jobs="Export quota exceeded")
-    job, outcome = poll_until_ended(jobs, started(jobs, new_job()))
+    job, outcome = poll_until_ended(exports, started(exports, new_job()))
     assert outcome.state is VendorState.FAILED
     assert (outcome.raw_status, outcome.message) == ("failed", "Export quota exceeded")
     with pytest.raises(VendorProtocolError, match="no result link"):
-        jobs.collect(job, MemoryResults())
+        exports.collect(job, MemoryResults())
 
 
 @pytest.mark.parametrize("fault_methods", [None, ["GetListSubscribersAsync"]])
-def test_503_on_start_is_transient(jobs, sandbox, fault_methods):
+def test_503_on_start_is_transient(exports, sandbox, fault_methods):
     configure(sandbox, http_5xx=1, fault_methods=fault_methods)
     with pytest.raises(VendorTransientError, match="HTTP 503"):
-        jobs.start(new_job(), HOOK)
-    assert jobs.start(new_job(), HOOK).vendor_ref["jobid"]  # the retry gets through
+        exports.start(new_job(), HOOK)
+    assert exports.start(new_job(), HOOK).vendor_ref.jobid  # the retry gets through
 
 
-def test_503_on_poll_is_transient(jobs, sandbox):
-    job = started(jobs, new_job())
+def test_503_on_poll_is_transient(exports, sandbox):
+    job = started(exports, new_job())
     configure(sandbox, http_5xx=1, fault_methods=["AsyncJobStatus"])
     with pytest.raises(VendorTransientError):
-        jobs.poll(job)
-    assert jobs.poll(job).state in (VendorState.RUNNING, VendorState.DONE)
+        exports.poll(job)
+    assert exports.poll(job).state in (VendorState.RUNNING, VendorState.DONE)
 
 
 def test_a_hanging_poll_times_out_as_transient(sandbox, http):
-    jobs = make_jobs(sandbox, http, read_timeout_seconds=0.2, connect_timeout_seconds=0.2)
-    job = started(jobs, new_job())
+    exports = make_exports(sandbox, http, read_timeout_seconds=0.2, connect_timeout_seconds=0.2)
+    job = started(exports, new_job())
     configure(sandbox, timeouts=1, timeout_hang_seconds=3, fault_methods=["AsyncJobStatus"])
     started_at = time.monotonic()
     with pytest.raises(VendorTransientError, match="timed out"):
-        jobs.poll(job)
+        exports.poll(job)
     assert time.monotonic() - started_at < 1.5
 
 
 def test_a_start_that_times_out_is_an_unknown_outcome_never_sent_again(sandbox, http):
     """The export was started (the sandbox hangs, then does the work): a second start would run it twice."""
-    jobs = make_jobs(sandbox, http, read_timeout_seconds=0.2, connect_timeout_seconds=0.2)
+    exports = make_exports(sandbox, http, read_timeout_seconds=0.2, connect_timeout_seconds=0.2)
     configure(sandbox, timeouts=1, timeout_hang_seconds=0.5)
     with pytest.raises(VendorOutcomeUnknown, match="may have started an export .* not sent again"):
-        jobs.start(new_job(), HOOK)
+        exports.start(new_job(), HOOK)
     time.sleep(0.5)
     assert len(starts(sandbox)) == 1 and len(http.get(f"{sandbox.base_url}/_sandbox/jobs").json()) == 1
 
 
 def test_a_start_pinpointe_never_received_is_transient(sandbox, http):
-    jobs = make_jobs(sandbox, http, connect_timeout_seconds=0.2)
+    exports = make_exports(sandbox, http, connect_timeout_seconds=0.2)
     sandbox.stop()  # nothing listens: the request never left, so sending it again is safe
     with pytest.raises(VendorTransientError) as raised:
-        jobs.start(new_job(), HOOK)
+        exports.start(new_job(), HOOK)
     assert not isinstance(raised.value, VendorOutcomeUnknown)
 
 
-def test_a_malformed_answer_is_a_protocol_error(jobs, sandbox):
-    job = started(jobs, new_job())
+def test_a_malformed_answer_is_a_protocol_error(exports, sandbox):
+    job = started(exports, new_job())
     configure(sandbox, malformed=1)
     with pytest.raises(VendorProtocolError, match="not a JSON object"):
-        jobs.poll(job)
+        exports.poll(job)
 
 
 def test_bad_credentials_are_rejected(sandbox, http):
-    jobs = make_jobs(sandbox, http, usertoken="not-the-token")
+    exports = make_exports(sandbox, http, usertoken="not-the-token")
     with pytest.raises(VendorRejected, match="username and usertoken") as raised:
-        jobs.start(new_job(), HOOK)
+        exports.start(new_job(), HOOK)
     assert "not-the-token" not in str(raised.value)
 
 
-def test_an_expired_token_is_rejected_on_poll(jobs, sandbox):
-    job = started(jobs, new_job())
+def test_an_expired_token_is_rejected_on_poll(exports, sandbox):
+    job = started(exports, new_job())
     configure(sandbox, expired_token=True)
     with pytest.raises(VendorRejected):
-        jobs.poll(job)
+        exports.poll(job)
 
 
 def test_an_unlisted_job_runs_on_within_the_grace_period_then_fails(sandbox, http):
     configure(sandbox, not_visible_seconds=30)
     now = datetime.now(UTC)
-    early = make_jobs(sandbox, http, grace=60, now=lambda: now)
+    early = make_exports(sandbox, http, grace=60, now=lambda: now)
     job = started(early, new_job())
     outcome = early.poll(job)
     jobid = job.vendor_ref["jobid"]
     assert outcome.state is VendorState.RUNNING and f"does not list job {jobid} yet" in outcome.progress.note
 
-    late = make_jobs(sandbox, http, grace=60, now=lambda: now + timedelta(seconds=61))
+    late = make_exports(sandbox, http, grace=60, now=lambda: now + timedelta(seconds=61))
     with pytest.raises(VendorJobFailed, match=f"no longer knows job {jobid}"):
         late.poll(job)
 
 
 def test_a_result_host_off_the_allowlist_is_not_followed(sandbox, http):
-    jobs = make_jobs(sandbox, http, result_hosts=["*.mypinpointe.com"])
-    job, _ = poll_until_ended(jobs, started(jobs, new_job()))
+    exports = make_exports(sandbox, http, result_hosts=["*.mypinpointe.com"])
+    job, _ = poll_until_ended(exports, started(exports, new_job()))
     with pytest.raises(VendorProtocolError, match="host '127.0.0.1'"):
-        jobs.collect(job, MemoryResults())
+        exports.collect(job, MemoryResults())
     assert not [c for c in sandbox.calls() if c["requestmethod"] == "ResultDownload"]
 
 
-def test_a_503_on_download_is_transient_and_the_retry_stores_the_file(jobs, sandbox):
-    job, _ = poll_until_ended(jobs, started(jobs, new_job()))
+def test_a_503_on_download_is_transient_and_the_retry_stores_the_file(exports, sandbox):
+    job, _ = poll_until_ended(exports, started(exports, new_job()))
     configure(sandbox, file_5xx=1)
     with pytest.raises(VendorTransientError, match="HTTP 503"):
-        jobs.collect(job, MemoryResults())
-    assert jobs.collect(job, MemoryResults()).result.size > 0
+        exports.collect(job, MemoryResults())
+    assert exports.collect(job, MemoryResults()).result.size > 0
 
 
-def test_an_unreachable_result_link_is_transient(jobs, sandbox):
-    job, _ = poll_until_ended(jobs, started(jobs, new_job()))
+def test_an_unreachable_result_link_is_transient(exports, sandbox):
+    job, _ = poll_until_ended(exports, started(exports, new_job()))
     sandbox.stop()  # the link now points at a closed port
     with pytest.raises(VendorTransientError, match="the result download"):
-        jobs.collect(job, MemoryResults())
+        exports.collect(job, MemoryResults())
 
 
 # --- webhooks -------------------------------------------------------------------------------------------
@@ -317,29 +340,30 @@ def hook_url(receiver: RecordingServer) -> str:
     return f"{receiver.base_url}/webhooks/pinpointe/job-1/token"
 
 
-def test_the_webhook_notice_arrives_and_its_link_can_be_collected(jobs, receiver):
-    job = started(jobs, new_job(), hook_url(receiver))
+def test_the_webhook_notice_arrives_and_its_link_can_be_collected(exports, receiver):
+    job = started(exports, new_job(), hook_url(receiver))
     (delivery,) = receiver.wait_for(1)
     assert delivery.path == "/webhooks/pinpointe/job-1/token"
     notice = parse_webhook(delivery.body)
     assert notice.jobid == job.vendor_ref["jobid"] and notice.status == "complete"
 
     # What the webhook receiver stores, collected without a poll in between.
-    collected = jobs.collect(with_ref(job, webhook_result_url=notice.result_url), MemoryResults())
+    assert ExportRef.of(job).result_url is None
+    collected = exports.collect(job.model_copy(update={"webhook_notice": notice}), MemoryResults())
     assert collected.result.size > 0
 
 
-def test_a_duplicated_webhook_arrives_twice(jobs, sandbox, receiver):
+def test_a_duplicated_webhook_arrives_twice(exports, sandbox, receiver):
     configure(sandbox, duplicate_webhook=True)
-    started(jobs, new_job(), hook_url(receiver))
+    started(exports, new_job(), hook_url(receiver))
     first, second = receiver.wait_for(2)
     assert parse_webhook(first.body) == parse_webhook(second.body)
 
 
-def test_a_dropped_webhook_leaves_polling_to_find_the_end(jobs, sandbox, receiver):
+def test_a_dropped_webhook_leaves_polling_to_find_the_end(exports, sandbox, receiver):
     configure(sandbox, drop_webhook=True)
-    job = started(jobs, new_job(), hook_url(receiver))
-    job, outcome = poll_until_ended(jobs, job)
+    job = started(exports, new_job(), hook_url(receiver))
+    job, outcome = poll_until_ended(exports, job)
     time.sleep(0.1)
     assert outcome.state is VendorState.DONE and receiver.received() == []
 
@@ -358,14 +382,13 @@ def json_lines(data: bytes) -> list[dict]:
     return [json.loads(line) for line in data.decode().split("\n")[:-1]]
 
 
-def run_autoresponder_job(jobs: PinpointeJobs, job: Job) -> tuple[list[dict], dict, bytes]:
-    """Start (ready at once) then collect, as the state machine does: the records, summary.json and
-    the records file as stored."""
-    outcome = jobs.start(job, None)
-    assert outcome.ready is True
-    assert jobs.poll(with_ref(job, **outcome.vendor_ref)).state is VendorState.DONE
+def run_autoresponder_job(reads: PinpointeAutoresponderResults, job: Job) -> tuple[list[dict], dict, bytes]:
+    """Check then collect at once (a paged read has nothing to wait for), as the state machine does:
+    the records, summary.json and the records file as stored."""
+    outcome = reads.check(job)
+    assert outcome.vendor_ref == AutoresponderResultsRef(requesttype="Autoresponders", requestmethod="GetAutoresponderResults")
     results = MemoryResults()
-    collected = jobs.collect(with_ref(job, **outcome.vendor_ref), results).result
+    collected = reads.collect(carrying(job, outcome.vendor_ref), results).result
     records_file, summary_file = collected.files
     assert collected.s3_uri == records_file.s3_uri and records_file.content_type == "application/x-ndjson"
     assert collected.sha256 == hashlib.sha256(results.files[collected.s3_uri]).hexdigest()
@@ -377,10 +400,10 @@ def autoresponder_calls(sandbox: PinpointeSandbox) -> list[dict]:
     return [c for c in sandbox.calls() if c["requestmethod"] == "GetAutoresponderResults"]
 
 
-def test_autoresponder_results_across_several_pages_arrive_once_each_in_order(jobs, sandbox):
+def test_autoresponder_results_across_several_pages_arrive_once_each_in_order(reads, sandbox):
     configure(sandbox, autoresponder_sends=2500)
     records, summary, _ = run_autoresponder_job(
-        jobs, autoresponder_job(autorespondername="Win-back", grouping="send", limit=1000)
+        reads, autoresponder_job(autorespondername="Win-back", grouping="send", limit=1000)
     )
     assert [r["sendid"] for r in records] == [f"302-{n}" for n in range(1, 2501)]
     assert {r["autorespondername"] for r in records} == {"Win-back"}
@@ -389,9 +412,9 @@ def test_autoresponder_results_across_several_pages_arrive_once_each_in_order(jo
     assert pages == [("0", 1), ("0", 1000), ("1000", 1000), ("2000", 500)]  # the name check, then 3 pages
 
 
-def test_autoresponder_by_id_with_each_grouping(jobs, sandbox):
-    per_send, _, _ = run_autoresponder_job(jobs, autoresponder_job(autoresponderid=301, grouping="send"))
-    (aggregated,), summary, _ = run_autoresponder_job(jobs, autoresponder_job(autoresponderid="301"))
+def test_autoresponder_by_id_with_each_grouping(reads, sandbox):
+    per_send, _, _ = run_autoresponder_job(reads, autoresponder_job(autoresponderid=301, grouping="send"))
+    (aggregated,), summary, _ = run_autoresponder_job(reads, autoresponder_job(autoresponderid="301"))
     assert [r["sendid"] for r in per_send] == ["301-1", "301-2", "301-3"]
     assert aggregated["autoresponderid"] == "301" and aggregated["sends"] == "3"
     assert int(aggregated["emailopens"]) == sum(int(r["emailopens"]) for r in per_send)
@@ -412,9 +435,9 @@ def test_autoresponder_by_id_with_each_grouping(jobs, sandbox):
     assert all(d["autoresponderid"] == "301" and "autorespondername" not in d for d in sent)
 
 
-def test_all_autoresponders_are_read_without_a_start_check(jobs, sandbox):
+def test_all_autoresponders_are_read_without_a_check_call(reads, sandbox):
     configure(sandbox, autoresponders={str(n): f"Drip {n}" for n in range(1, 8)})
-    records, summary, _ = run_autoresponder_job(jobs, autoresponder_job(all=True, limit=3))
+    records, summary, _ = run_autoresponder_job(reads, autoresponder_job(all=True, limit=3))
     assert [r["autorespondername"] for r in records] == [f"Drip {n}" for n in range(1, 8)]
     assert summary["pages"] == 3 and summary["all"] is True
     assert [c["details"] for c in autoresponder_calls(sandbox)][0] == {
@@ -427,46 +450,46 @@ def test_all_autoresponders_are_read_without_a_start_check(jobs, sandbox):
     ("params", "named"),
     [({"autorespondername": "Nope"}, "autorespondername 'Nope'"), ({"autoresponderid": "999"}, "autoresponderid '999'")],
 )
-def test_an_unknown_autoresponder_is_rejected_at_the_start_with_pinpointe_s_reason(jobs, sandbox, params, named):
+def test_an_unknown_autoresponder_is_rejected_at_the_check_with_pinpointe_s_reason(reads, sandbox, params, named):
     with pytest.raises(VendorRejected, match=f"{named}: Autoresponder not found"):
-        jobs.start(autoresponder_job(**params), None)
+        reads.check(autoresponder_job(**params))
 
 
 @pytest.mark.parametrize(
     ("empty", "note"), [(True, None), ("No statistical information is available", "No statistical information is available")]
 )
-def test_no_autoresponder_results_is_an_empty_file_and_a_zero_count(jobs, sandbox, empty, note):
+def test_no_autoresponder_results_is_an_empty_file_and_a_zero_count(reads, sandbox, empty, note):
     configure(sandbox, autoresponder_empty=empty)
-    records, summary, stored = run_autoresponder_job(jobs, autoresponder_job(autorespondername="Welcome series"))
+    records, summary, stored = run_autoresponder_job(reads, autoresponder_job(autorespondername="Welcome series"))
     assert records == [] and stored == b""
     assert summary["records"] == 0 and summary.get("vendor_note") == note
 
 
-def test_a_5xx_on_page_two_is_transient_and_the_retry_has_no_duplicates(jobs, sandbox):
+def test_a_5xx_on_page_two_is_transient_and_the_retry_has_no_duplicates(reads, sandbox):
     configure(sandbox, autoresponder_sends=25, later_page_5xx=1)
     job = autoresponder_job(autoresponderid="303", grouping="send", limit=10)
-    jobs.start(job, None)
+    job = carrying(job, reads.check(job).vendor_ref)
     with pytest.raises(VendorTransientError, match="HTTP 503"):
-        jobs.collect(job, MemoryResults())
+        reads.collect(job, MemoryResults())
     results = MemoryResults()
-    stored = jobs.collect(job, results).result
+    stored = reads.collect(job, results).result
     sendids = [r["sendid"] for r in json_lines(results.files[stored.s3_uri])]
     assert sendids == [f"303-{n}" for n in range(1, 26)]
     faults = [(c["details"]["pagination"]["next"], c.get("fault")) for c in autoresponder_calls(sandbox)]
     assert faults == [("0", None), ("0", None), ("10", "later_page_5xx"), ("0", None), ("10", None), ("20", None)]
 
 
-def test_autoresponder_answers_wrapped_in_response_work_the_same(jobs, sandbox):
+def test_autoresponder_answers_wrapped_in_response_work_the_same(reads, sandbox):
     configure(sandbox, wrap_response=True)
-    records, summary, _ = run_autoresponder_job(jobs, autoresponder_job(autorespondername="Birthday", grouping="send"))
+    records, summary, _ = run_autoresponder_job(reads, autoresponder_job(autorespondername="Birthday", grouping="send"))
     assert len(records) == summary["records"] == 3
 
 
-def test_sandbox_faults_reach_the_autoresponder_call_as_transient_errors(jobs, sandbox):
+def test_sandbox_faults_reach_the_autoresponder_call_as_transient_errors(reads, sandbox):
     configure(sandbox, http_5xx=1, fault_methods=["GetAutoresponderResults"])
     with pytest.raises(VendorTransientError, match="HTTP 503"):
-        jobs.start(autoresponder_job(autoresponderid="301"), None)
-    assert jobs.start(autoresponder_job(autoresponderid="301"), None).ready
+        reads.check(autoresponder_job(autoresponderid="301"))
+    assert reads.check(autoresponder_job(autoresponderid="301")).vendor_ref.requestmethod == "GetAutoresponderResults"
 
 
 # --- doc-consistent shapes the adapter must read alike (issue 9: no silent shortfall) ---------------------
@@ -476,25 +499,25 @@ def starts(sandbox: PinpointeSandbox) -> list[dict]:
     return [c for c in sandbox.calls() if c["requestmethod"] in {"GetListSubscribersAsync", "GetTagSubscribersAsync"}]
 
 
-def collected(jobs: PinpointeJobs, job: Job) -> tuple[MemoryResults, CollectOutcome]:
+def collected(exports: PinpointeExports, job: Job) -> tuple[MemoryResults, CollectOutcome]:
     results = MemoryResults()
-    return results, jobs.collect(job, results)
+    return results, exports.collect(job, results)
 
 
-def test_a_job_id_under_jobid_with_a_capital_starts_once(jobs, sandbox):
+def test_a_job_id_under_jobid_with_a_capital_starts_once(exports, sandbox):
     configure(sandbox, start_jobid_key="Jobid")
-    job = started(jobs, new_job())
+    job = started(exports, new_job())
     (start,) = starts(sandbox)
     assert job.vendor_ref["jobid"] == start["jobid"]
-    job, outcome = poll_until_ended(jobs, job)
-    assert outcome.state is VendorState.DONE and not collected(jobs, job)[1].partial
+    job, outcome = poll_until_ended(exports, job)
+    assert outcome.state is VendorState.DONE and not collected(exports, job)[1].partial
 
 
 @pytest.mark.parametrize(("answer", "why"), [("no_jobid", "carries no job id"), ("not_json", "not a JSON object")])
-def test_an_unreadable_start_answer_is_an_unknown_outcome_with_a_redacted_excerpt(jobs, sandbox, answer, why):
+def test_an_unreadable_start_answer_is_an_unknown_outcome_with_a_redacted_excerpt(exports, sandbox, answer, why):
     configure(sandbox, start_answer=answer)
     with pytest.raises(VendorOutcomeUnknown, match=f"may have started an export.*{why}.*not sent again") as raised:
-        jobs.start(new_job(), HOOK)
+        exports.start(new_job(), HOOK)
     assert raised.value.code == "VENDOR_PROTOCOL" and raised.value.answer
     assert sandbox.account_secret()["usertoken"] not in raised.value.answer + str(raised.value)
     if answer == "not_json":
@@ -502,13 +525,13 @@ def test_an_unreadable_start_answer_is_an_unknown_outcome_with_a_redacted_excerp
     assert len(starts(sandbox)) == 1
 
 
-def test_a_malformed_start_answer_is_an_unknown_outcome_but_a_503_is_retried(jobs, sandbox):
+def test_a_malformed_start_answer_is_an_unknown_outcome_but_a_503_is_retried(exports, sandbox):
     configure(sandbox, malformed=1)
     with pytest.raises(VendorOutcomeUnknown):
-        jobs.start(new_job(), HOOK)
+        exports.start(new_job(), HOOK)
     configure(sandbox, http_5xx=1)
     with pytest.raises(VendorTransientError) as raised:
-        jobs.start(new_job(), HOOK)
+        exports.start(new_job(), HOOK)
     assert not isinstance(raised.value, VendorOutcomeUnknown)
 
 
@@ -524,34 +547,34 @@ def test_a_malformed_start_answer_is_an_unknown_outcome_but_a_503_is_retried(job
         ("title", {"complete": "success"}),
     ],
 )
-def test_status_answers_in_every_shape_and_wording_finish_the_job(jobs, sandbox, shape, case, words):
+def test_status_answers_in_every_shape_and_wording_finish_the_job(exports, sandbox, shape, case, words):
     configure(sandbox, status_shape=shape, status_word_case=case, status_words=words, wrap_response=shape == "single")
-    job, outcome = poll_until_ended(jobs, started(jobs, new_job()))
+    job, outcome = poll_until_ended(exports, started(exports, new_job()))
     assert outcome.state is VendorState.DONE and outcome.unknown_status_answer is None
-    assert job.vendor_ref["result_url"].endswith(f"/files/{job.vendor_ref['jobid']}.json")
-    results, outcome = collected(jobs, job)
+    assert result_link(job).endswith(f"/files/{job.vendor_ref['jobid']}.json")
+    results, outcome = collected(exports, job)
     assert not outcome.partial and results.summary()["records"] == 25
 
 
-def test_an_unknown_status_word_keeps_the_job_running_and_keeps_the_entry(jobs, sandbox):
+def test_an_unknown_status_word_keeps_the_job_running_and_keeps_the_entry(exports, sandbox):
     configure(sandbox, job_seconds=0.6, status_words={"waiting": "mulling it over", "processing": "mulling it over"})
-    job = started(jobs, new_job())
-    outcome = jobs.poll(job)
+    job = started(exports, new_job())
+    outcome = exports.poll(job)
     assert outcome.state is VendorState.RUNNING and outcome.raw_status == "mulling it over"
     assert "mulling it over" in outcome.unknown_status_answer and job.vendor_ref["jobid"] in outcome.unknown_status_answer
-    _, ended = poll_until_ended(jobs, job)
+    _, ended = poll_until_ended(exports, job)
     assert ended.state is VendorState.DONE and ended.unknown_status_answer is None
 
 
 @pytest.mark.parametrize("operation", OPERATIONS)
 @pytest.mark.parametrize("shape", ["default", "keyed_by_id", "wrapped", "capitalised"])
-def test_result_files_in_every_shape_are_stored_unchanged_and_reconciled(jobs, sandbox, http, operation, shape):
+def test_result_files_in_every_shape_are_stored_unchanged_and_reconciled(exports, sandbox, http, operation, shape):
     configure(sandbox, result_shape=shape, status_count=True)
     params, _ = OPERATIONS[operation]
-    job, _ = poll_until_ended(jobs, started(jobs, new_job(operation, params)))
-    assert job.vendor_ref["status_count"] == 25
-    results, outcome = collected(jobs, job)
-    assert results.named("result.json") == http.get(job.vendor_ref["result_url"]).content  # byte for byte
+    job, _ = poll_until_ended(exports, started(exports, new_job(operation, params)))
+    assert job.vendor_ref["status_count"] == ExportRef.of(job).status_count == 25
+    results, outcome = collected(exports, job)
+    assert results.named("result.json") == http.get(result_link(job)).content  # byte for byte
     assert [f.name for f in outcome.result.files] == ["result.json", "summary.json"]
     summary = results.summary()
     assert (summary["records"], summary["vendor_count"]) == (25, 25)
@@ -561,50 +584,50 @@ def test_result_files_in_every_shape_are_stored_unchanged_and_reconciled(jobs, s
     assert not outcome.partial and outcome.reconciliation.model_dump(mode="json") == reconciliation
 
 
-def test_a_result_file_whose_count_claims_more_than_it_holds_is_partial_and_explained(jobs, sandbox):
+def test_a_result_file_whose_count_claims_more_than_it_holds_is_partial_and_explained(exports, sandbox):
     configure(sandbox, result_count_offset=4, records=10)
-    job, _ = poll_until_ended(jobs, started(jobs, new_job()))
-    results, outcome = collected(jobs, job)
+    job, _ = poll_until_ended(exports, started(exports, new_job()))
+    results, outcome = collected(exports, job)
     assert outcome.partial and outcome.reconciliation.reconciled is False
     assert outcome.reconciliation.shortfall == ["result.json holds 10 records but the file's own count says 14: 4 missing"]
     assert results.summary()["reconciliation"]["shortfall"] == outcome.reconciliation.shortfall
 
 
-def test_a_result_file_that_is_a_bare_list_has_no_count_and_still_succeeds(jobs, sandbox):
+def test_a_result_file_that_is_a_bare_list_has_no_count_and_still_succeeds(exports, sandbox):
     configure(sandbox, result_shape="bare_list", records=7)
-    job, _ = poll_until_ended(jobs, started(jobs, new_job()))
-    results, outcome = collected(jobs, job)
+    job, _ = poll_until_ended(exports, started(exports, new_job()))
+    results, outcome = collected(exports, job)
     assert not outcome.partial and outcome.reconciliation.reconciled is None
     assert (results.summary()["records"], results.summary()["vendor_count"]) == (7, None)
 
 
 @pytest.mark.parametrize("shape", ["keyed_by_id", "single"])
-def test_autoresponder_records_keyed_by_id_or_single_are_one_record_per_line(jobs, sandbox, shape):
+def test_autoresponder_records_keyed_by_id_or_single_are_one_record_per_line(reads, sandbox, shape):
     configure(sandbox, autoresponder_sends=4, autoresponder_count="total")
-    expected, _, _ = run_autoresponder_job(jobs, autoresponder_job(all=True, grouping="send", limit=5))
+    expected, _, _ = run_autoresponder_job(reads, autoresponder_job(all=True, grouping="send", limit=5))
     configure(sandbox, autoresponder_records_shape=shape, autoresponder_page_cap=1 if shape == "single" else None)
-    records, summary, stored = run_autoresponder_job(jobs, autoresponder_job(all=True, grouping="send", limit=5))
+    records, summary, stored = run_autoresponder_job(reads, autoresponder_job(all=True, grouping="send", limit=5))
     assert records == expected and len(stored.splitlines()) == len(expected) == 12
     assert summary["reconciliation"]["reconciled"] is True and summary["reconciliation"]["vendor"] == {"total": 12}
 
 
 @pytest.mark.parametrize("count", ["total", "page", "none"])
-def test_autoresponder_pages_capped_below_the_limit_lose_nothing(jobs, sandbox, count):
+def test_autoresponder_pages_capped_below_the_limit_lose_nothing(reads, sandbox, count):
     configure(sandbox, autoresponder_sends=25, autoresponder_page_cap=7, autoresponder_count=count)
-    records, summary, _ = run_autoresponder_job(jobs, autoresponder_job(autoresponderid="302", grouping="send", limit=10))
+    records, summary, _ = run_autoresponder_job(reads, autoresponder_job(autoresponderid="302", grouping="send", limit=10))
     assert [r["sendid"] for r in records] == [f"302-{n}" for n in range(1, 26)]
-    nexts = [c["details"]["pagination"]["next"] for c in autoresponder_calls(sandbox)][1:]  # after the start's check
+    nexts = [c["details"]["pagination"]["next"] for c in autoresponder_calls(sandbox)][1:]  # after the check
     assert nexts == ["0", "7", "14", "21"]  # each page after the records actually sent
     assert summary["reconciliation"]["reconciled"] is (None if count == "none" else True)
     assert summary["reconciliation"]["shortfall"] == []
 
 
-def test_a_next_counted_from_the_limit_not_the_records_sent_is_partial_and_explained(jobs, sandbox):
+def test_a_next_counted_from_the_limit_not_the_records_sent_is_partial_and_explained(reads, sandbox):
     configure(sandbox, autoresponder_sends=25, autoresponder_page_cap=7, autoresponder_next_lies=True)
     job = autoresponder_job(autoresponderid="302", grouping="send", limit=10)
-    jobs.start(job, None)
+    job = carrying(job, reads.check(job).vendor_ref)
     results = MemoryResults()
-    outcome = jobs.collect(job, results)
+    outcome = reads.collect(job, results)
     sendids = [r["sendid"] for r in json_lines(results.named("autoresponder_results.jsonl"))]
     assert sendids == [f"302-{n}" for n in range(1, 26)]  # read on from the records sent: nothing skipped
     assert outcome.partial

@@ -10,9 +10,9 @@ import pytest
 
 from jobrelay.adapters.s3_records import RecordsFileChanged, S3RecordsSource
 from jobrelay.adapters.s3_results import MiB
-from jobrelay.bulk_import.batches import Batch, cut_batches, validate_records
+from jobrelay.bulk_import.batches import cut_batches, validate_records
 from jobrelay.bulk_import.records import SourceRecord, read_header, read_records
-from jobrelay.domain.bulk_import import BatchLimits, RecordFailure
+from jobrelay.domain.bulk_import import Batch, BatchFormat, BatchLimits, RecordFailure
 from tests.integration.aws_env import mocked_bucket
 
 BUCKET = "jobrelay-results"
@@ -72,7 +72,9 @@ def test_a_30_mb_file_is_read_validated_and_cut_in_a_few_mb(source: S3RecordsSou
     try:
         staged = batches = failed = 0
         records = validate_records(read_records(chunks, "jsonl"), lambda data: data)
-        for item in cut_batches(records, BatchLimits(max_bytes=256 * 1024), lambda batch: json.dumps(batch).encode()):
+        for item in cut_batches(
+            records, BatchLimits(max_bytes=256 * 1024), BatchFormat.json_array(lambda r: json.dumps(r).encode())
+        ):
             if isinstance(item, Batch):
                 staged, batches = staged + item.count, batches + 1
             failed += isinstance(item, RecordFailure)

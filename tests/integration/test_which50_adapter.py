@@ -16,7 +16,7 @@ from jobrelay.domain.errors import VendorOutcomeUnknown, VendorRejected, VendorT
 from jobrelay.domain.job import Job
 from jobrelay.domain.reconciliation import Reconciler, Reconciliation
 from jobrelay.domain.vendor_outcomes import PollOutcome, VendorState
-from jobrelay.vendors.which50.adapter import Which50Account, Which50Imports, which50_imports
+from jobrelay.vendors.which50.adapter import ImportJobRef, Which50Account, Which50Imports, which50_imports
 from tests.integration.sandbox_client import SandboxControl
 
 PROCESS_SECONDS = 0.3
@@ -64,15 +64,19 @@ def new_job(**params) -> Job:
     )
 
 
+def with_ref(job: Job, ref: ImportJobRef, **changes) -> Job:
+    """`job` carrying `ref` as the job store keeps it: its shown fields, and its secrets apart."""
+    return job.model_copy(update={"vendor_ref": ref.shown(), "vendor_secrets": ref.secrets(), **changes})
+
+
 def opened(imports: Which50Imports, **params) -> Job:
     job = new_job(**params)
-    job.vendor_ref = imports.open(job)
-    return job
+    return with_ref(job, imports.open(job))
 
 
 def send(imports: Which50Imports, job: Job, records: list[dict]):
     contacts = [imports.validate(job, r) for r in records]
-    return imports.stage(job, imports.encode_batch(job, contacts), len(contacts))
+    return imports.stage(job, imports.batch_format(job).encode(contacts), len(contacts))
 
 
 def finished(imports: Which50Imports, job: Job, timeout: float = 5.0):
@@ -85,7 +89,8 @@ def finished(imports: Which50Imports, job: Job, timeout: float = 5.0):
 
 def test_a_whole_import_from_list_check_to_final_counts(imports, control):
     job = opened(imports, custom_events=["SendWelcomeEmail"], match=["Email"])
-    assert job.vendor_ref["identifier_fields"] == ["Email", "Mobile"] and job.vendor_ref["contact_list_name"] == "Newsletter"
+    ref = ImportJobRef.of(job)
+    assert ref.identifier_fields == ["Email", "Mobile"] and ref.contact_list_name == "Newsletter"
     staged = send(imports, job, [
         {"Email": "new1@example.org", "FirstName": "New"},
         {"Email": "ada@example.org", "FirstName": "Ada"},  # seeded: an update
@@ -102,7 +107,8 @@ def test_a_whole_import_from_list_check_to_final_counts(imports, control):
     assert outcome.progress.percent == 100
     counts = outcome.progress.counts
     assert (counts["inserted"], counts["updated"], counts["invalid_email"], counts["invalid_sms"]) == (1, 1, 1, 1)
-    assert outcome.vendor_ref_updates["finished_at"].endswith("+00:00") and outcome.vendor_ref_updates["status"] == "Completed"
+    assert outcome.vendor_ref.finished_at.endswith("+00:00") and outcome.vendor_ref.status == "Completed"
+    assert outcome.vendor_ref.import_job_id == ImportJobRef.of(job).import_job_id  # the whole reference, updated
     (vendor_job,) = control.control("imports")["jobs"]
     assert vendor_job["run_calls"] == 1 and vendor_job["batches"] == 1
     assert vendor_job["customevents"] == ["SendWelcomeEmail"] and vendor_job["match"] == ["Email"]
@@ -176,7 +182,7 @@ def run_import(imports: Which50Imports, contacts: int, **params) -> tuple[Job, l
         assert time.monotonic() < deadline, "the import never finished"
         time.sleep(0.05)
         polls.append(imports.poll(job))
-    job.progress, job.vendor_ref = polls[-1].progress, {**job.vendor_ref, "last_status": polls[-1].raw_status}
+    job = with_ref(job, polls[-1].vendor_ref, progress=polls[-1].progress, vendor_status=polls[-1].raw_status)
     return job, polls
 
 
@@ -230,7 +236,8 @@ def test_camel_case_answers_and_other_status_words_are_read(imports, control):
     control.configure(camel_case=True, status_words={"Completed": "COMPLETED", "Running": "Importing", "Created": "New"})
     job, polls = run_import(imports, 3)
 
-    assert job.vendor_ref["identifier_fields"] == ["Email", "Mobile"] and job.vendor_ref["contact_list_name"] == "Newsletter"
+    ref = ImportJobRef.of(job)
+    assert ref.identifier_fields == ["Email", "Mobile"] and ref.contact_list_name == "Newsletter"
     assert polls[-1].state is VendorState.DONE and polls[-1].raw_status == "COMPLETED"
     assert job.progress.counts["inserted"] == 3 and reconcile(imports, job, 3).complete
     (vendor_job,) = control.control("imports")["jobs"]
@@ -272,12 +279,12 @@ def test_a_create_answered_with_5xx_is_transient(imports, control):
     with pytest.raises(VendorTransientError) as refused:
         opened(imports)
     assert refused.value.vendor_answered
-    assert opened(imports).vendor_ref["import_job_id"]
+    assert ImportJobRef.of(opened(imports)).import_job_id
 
 
 def test_a_job_gone_at_the_vendor_is_a_readable_refusal(imports):
     job = opened(imports)
-    job.vendor_ref = {**job.vendor_ref, "import_job_id": 9_999}
+    job = with_ref(job, ImportJobRef.of(job).model_copy(update={"import_job_id": 9_999}))
     with pytest.raises(VendorRejected, match="no import job 9999 of contact list 12"):
         imports.poll(job)
 

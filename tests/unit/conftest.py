@@ -4,11 +4,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from pydantic import SecretStr
 
 from jobrelay.api.models import JobSubmission
-from jobrelay.domain.job import JobResult, Progress
+from jobrelay.domain.job import JobResult, Progress, WebhookNotice
 from jobrelay.domain.reconciliation import Reconciliation
 from jobrelay.domain.vendor_outcomes import CollectOutcome, PollOutcome, StartOutcome, VendorState, WaitMode
+from jobrelay.domain.vendor_ref import VendorRef
+from jobrelay.drivers.base import DriverContext
+from jobrelay.drivers.directory import Drivers
 from jobrelay.services.concurrency import AccountConcurrency
 from jobrelay.services.jobs import JobService
 from jobrelay.services.notices import Notices
@@ -37,6 +41,12 @@ class Clock:
         self.now += timedelta(seconds=seconds)
 
 
+class ScriptedRef(VendorRef):
+    jobid: str
+    requestmethod: str
+    result_url: SecretStr | None = None
+
+
 @dataclass
 class ScriptedVendor:
     """A vendor whose answers the test scripts: `polls` is consumed one outcome per poll."""
@@ -46,7 +56,6 @@ class ScriptedVendor:
     started_with: list[str | None] = field(default_factory=list)
     result: bytes = b'{"count": 2, "subscribers": [{}, {}]}'
     start_error: Exception | None = None
-    ready: bool = False  # a synchronous call: collect at once
     max_concurrent_jobs: int | None = None  # the account's limit
     reconciliation: Reconciliation = field(default_factory=Reconciliation)  # what collect finds
     start_error_after_sending: bool = False  # start_error is raised after the vendor took the start
@@ -57,7 +66,11 @@ class ScriptedVendor:
         self.started_with.append(webhook_url)
         if self.start_error:
             raise self.start_error
-        return StartOutcome(vendor_ref={"jobid": "v-1", "requestmethod": "GetListSubscribersAsync"}, ready=self.ready)
+        return StartOutcome(vendor_ref=ScriptedRef(jobid="v-1", requestmethod="GetListSubscribersAsync"))
+
+    def check(self, job):  # a paged read's start (an operation of OperationKind.PAGED_READ)
+        self.started_with.append(None)
+        return StartOutcome(vendor_ref=ScriptedRef(jobid="-", requestmethod="GetAutoresponderResults"), note="read page by page")
 
     def poll(self, job):
         return self.polls.pop(0)
@@ -72,7 +85,11 @@ class ScriptedVendor:
 
 
 RUNNING = PollOutcome(state=VendorState.RUNNING, raw_status="waiting", progress=Progress(percent=10))
-DONE = PollOutcome(state=VendorState.DONE, raw_status="complete", vendor_ref_updates={"result_url": "https://x/1.json"})
+DONE = PollOutcome(
+    state=VendorState.DONE,
+    raw_status="complete",
+    vendor_ref=ScriptedRef(jobid="v-1", requestmethod="GetListSubscribersAsync", result_url=SecretStr("https://x/1.json")),
+)
 
 
 @dataclass
@@ -134,9 +151,21 @@ def world() -> World:
             release_slot=concurrency.release,
             now=clock,
         ),
-        steps=StepRunner(store, results, workflow, notices, lambda job: vendor, settings, now=clock, concurrency=concurrency),
+        steps=StepRunner(
+            store,
+            workflow,
+            notices,
+            Drivers(lambda job: vendor, DriverContext(store, results, settings, now=clock)).for_job,
+            settings,
+            now=clock,
+            concurrency=concurrency,
+        ),
         webhooks=WebhookReceiver(
-            store, workflow, lambda key, body: f"s3://results/{key}", lambda vendor, body: {"status": "complete"}, now=clock
+            store,
+            workflow,
+            lambda key, body: f"s3://results/{key}",
+            lambda vendor, body: WebhookNotice(status="complete"),
+            now=clock,
         ),
         slots=slots,
         sweeper=Sweeper(store, workflow, notices, concurrency, now=clock),

@@ -10,24 +10,30 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from jobrelay.bulk_import.batches import (
+from jobrelay.bulk_import.batches import cut_batches, validate_records
+from jobrelay.bulk_import.records import SourceRecord, read_records
+from jobrelay.domain.bulk_import import (
     Batch,
+    BatchFormat,
+    BatchLimits,
     Checkpoint,
     CheckpointMismatch,
     Cut,
     EndOfRecords,
-    cut_batches,
-    validate_records,
+    RecordFailure,
 )
-from jobrelay.bulk_import.records import SourceRecord, read_records
-from jobrelay.domain.bulk_import import BatchLimits, RecordFailure
 
 
 def encode(records: list[dict[str, Any]]) -> bytes:
-    """A stage request body shaped like MyPreferences' (a wrapper object around a list)."""
+    """A stage request body shaped like MyPreferences' (a wrapper object around a list), encoded whole."""
     return json.dumps({"Profiles": records}, separators=(",", ":")).encode()
 
 
+def encode_one(record: dict[str, Any]) -> bytes:
+    return json.dumps(record, separators=(",", ":")).encode()
+
+
+FORMAT = BatchFormat.json_array(encode_one, key="Profiles")  # declares what `encode` gives
 EMPTY = len(encode([]))  # 15
 SEPARATOR = 1  # the comma
 
@@ -52,11 +58,11 @@ def validate(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-def cut(data: bytes, limits: BatchLimits, start: Checkpoint | None = None, encoder=encode) -> list[Cut]:
+def cut(data: bytes, limits: BatchLimits, start: Checkpoint | None = None, batch_format: BatchFormat = FORMAT) -> list[Cut]:
     """What the Prepare step sees: the file read from the checkpoint, validated and cut."""
     start = start or Checkpoint()
     records = read_records([data[start.resume_offset :]], "jsonl", start_offset=start.resume_offset, start_line=start.resume_line)
-    items = cut_batches(validate_records(records, validate), limits, encoder, start=start, record_key=lambda r: r["Email"])
+    items = cut_batches(validate_records(records, validate), limits, batch_format, start=start, record_key=lambda r: r["Email"])
     return list(items)
 
 
@@ -76,16 +82,16 @@ def fold(items: list[Cut], start: Checkpoint | None = None) -> Checkpoint:
     return checkpoint
 
 
-def cut_resuming_everywhere(data: bytes, limits: BatchLimits, encoder=encode) -> list[Cut]:
+def cut_resuming_everywhere(data: bytes, limits: BatchLimits, batch_format: BatchFormat = FORMAT) -> list[Cut]:
     """Cut the file, and check that a step resumed from the checkpoint after any batch stages the
     same batches as the run that went on, and reports the failures no checkpoint has counted."""
-    items = cut(data, limits, encoder=encoder)
+    items = cut(data, limits, batch_format=batch_format)
     everything = fold(items)
     checkpoint = Checkpoint()
     for position, item in enumerate(items):
         if isinstance(item, Batch):
             checkpoint = checkpoint.after(item)
-            rest = cut(data, limits, start=checkpoint, encoder=encoder)
+            rest = cut(data, limits, start=checkpoint, batch_format=batch_format)
             assert batches(rest) == batches(items[position + 1 :])
             assert failures(rest) == [f for f in failures(items) if f.line >= checkpoint.resume_line]
             assert fold(rest, checkpoint) == everything
@@ -157,23 +163,30 @@ def test_the_total_limit_counts_what_earlier_runs_staged() -> None:
     assert [f.line for f in failures(items)] == [3, 4]
 
 
-def test_an_encoding_bigger_than_its_parts_is_split_until_it_fits() -> None:
-    def padded(records: list[dict[str, Any]]) -> bytes:
-        # Grows with the square of the count: the per-record estimate falls short from three records on.
-        return encode(records)[:-1] + b',"Pad":"' + b"p" * (2 * len(records) * (len(records) - 1)) + b'"}'
-
+def test_any_declared_framing_is_cut_to_the_byte() -> None:
+    lines = BatchFormat(encode_one, prefix=b"", separator=b"\n", suffix=b"\n")  # JSON Lines
     data = jsonl(*(record(n) for n in range(1, 21)), b"oops\n", record(22))
-    limits = BatchLimits(max_bytes=200)
+    limits = BatchLimits(max_bytes=4 * (SIZE + 1))
 
-    items = cut_resuming_everywhere(data, limits, encoder=padded)
+    items = cut_resuming_everywhere(data, limits, batch_format=lines)
 
     cut_up = batches(items)
-    # the estimate takes five records (194 bytes); encoded, they take 218: the fifth waits
     assert [batch.count for batch in cut_up] == [4, 4, 4, 4, 4, 1]
-    assert all(len(batch.body) <= 200 and batch.body == padded([record(n) for n in batch.lines]) for batch in cut_up)
+    assert [len(batch.body) for batch in cut_up] == [limits.max_bytes] * 5 + [SIZE + 1]
+    assert all(batch.body == b"".join(encode_one(record(n)) + b"\n" for n in batch.lines) for batch in cut_up)
     assert [line for batch in cut_up for line in batch.lines] == [*range(1, 21), 22]
     final = fold(items)
     assert (final.next_batch_index, final.staged_records, final.invalid_records) == (len(cut_up), 21, 1)
+
+
+def test_the_json_array_format_is_json_dumps_of_the_records() -> None:
+    records = [record(1), {"Email": "Zoë 李\u2028", "N": [1.5, None, True]}]
+    bare = BatchFormat.json_array(encode_one)
+
+    assert FORMAT.encode(records) == encode(records) and FORMAT.encode([]) == encode([]) == b'{"Profiles":[]}'
+    assert bare.encode(records) == json.dumps(records, separators=(",", ":")).encode()
+    assert [FORMAT.framing_size(n) for n in (0, 1, 2, 5)] == [EMPTY, EMPTY, EMPTY + 1, EMPTY + 4]
+    assert [bare.framing_size(n) for n in (0, 1, 3)] == [2, 2, 4]
 
 
 # --- failures and their accounting -------------------------------------------------------------
@@ -329,8 +342,8 @@ def test_resuming_from_any_checkpoint_stages_every_batch_once() -> None:
 
 
 def test_a_batch_holds_all_it_can_under_its_limits() -> None:
-    """With an encoding that is additive, as JSON arrays are, the measured sizes are exact: every
-    batch but the last would overflow with the record that opens the next one."""
+    """The sizes are exact: every batch but the last would overflow with the record that opens the
+    next one."""
     rng = random.Random(11)
     for _ in range(100):
         data, limits = random_import(rng)
@@ -344,54 +357,35 @@ def test_a_batch_holds_all_it_can_under_its_limits() -> None:
 # --- bodies joined from records encoded once ---------------------------------------------------
 
 
-class Counted:
-    """An encoder that records the length of every list it is given."""
-
-    def __init__(self, encoder=encode):
-        self.encoder = encoder
-        self.calls: list[int] = []
-
-    def __call__(self, records: list[Any]) -> bytes:
-        self.calls.append(len(records))
-        return self.encoder(records)
-
-
-def bodies_match_their_records(data: bytes, items: list[Cut], encoder=encode) -> bool:
+def bodies_match_their_records(data: bytes, items: list[Cut]) -> bool:
     by_line = {number: json.loads(line) for number, line in enumerate(data.splitlines(), start=1) if line.startswith(b"{")}
-    return all(batch.body == encoder([by_line[line] for line in batch.lines]) for batch in batches(items))
+    return all(batch.body == encode([by_line[line] for line in batch.lines]) for batch in batches(items))
 
 
-def test_an_additive_encoding_is_checked_once_then_each_record_is_encoded_once(monkeypatch) -> None:
-    monkeypatch.setattr("jobrelay.bulk_import.batches.PROBE_RECORDS", 5)
+def test_each_record_is_encoded_once_and_no_batch_whole() -> None:
+    encoded: list[str] = []
+
+    def counted(record: dict[str, Any]) -> bytes:
+        encoded.append(record["Email"])
+        return encode_one(record)
+
     data = jsonl(*(record(n) for n in range(1, 41)))
-    encoder = Counted()
 
-    items = cut(data, BatchLimits(max_bytes=EMPTY + 12 * SIZE + 11 * SEPARATOR), encoder=encoder)
+    items = cut(
+        data,
+        BatchLimits(max_bytes=EMPTY + 12 * SIZE + 11 * SEPARATOR),
+        batch_format=BatchFormat.json_array(counted, key="Profiles"),
+    )
 
     assert [batch.count for batch in batches(items)] == [12, 12, 12, 4]
     assert bodies_match_their_records(data, items)
-    # the empty batch, each record alone, the first two together, and the first five: no batch
-    # is encoded from its records
-    assert sorted(encoder.calls) == [0] + [1] * 40 + [2, 5]
+    assert encoded == [f"{n}@x" for n in range(1, 41)]
 
 
-def test_a_first_batch_shorter_than_the_probe_is_the_probe(monkeypatch) -> None:
-    monkeypatch.setattr("jobrelay.bulk_import.batches.PROBE_RECORDS", 50)
-    data = jsonl(*(record(n) for n in range(1, 11)))
-    encoder = Counted()
-
-    items = cut(data, BatchLimits(max_bytes=EMPTY + 3 * SIZE + 2 * SEPARATOR), encoder=encoder)
-
-    assert [batch.count for batch in batches(items)] == [3, 3, 3, 1]
-    assert bodies_match_their_records(data, items)
-    assert sorted(encoder.calls) == [0] + [1] * 10 + [2, 3]
-
-
-def test_once_the_encoding_is_checked_the_cutter_keeps_no_model(monkeypatch) -> None:
+def test_the_cutter_keeps_no_model() -> None:
     class Model(dict):  # a dict that weak references can follow (freed as soon as unreferenced)
         pass
 
-    monkeypatch.setattr("jobrelay.bulk_import.batches.PROBE_RECORDS", 3)
     alive: list[weakref.ref] = []
     held: list[int] = []  # how many of the models given so far are still alive, as each is given
 
@@ -402,72 +396,17 @@ def test_once_the_encoding_is_checked_the_cutter_keeps_no_model(monkeypatch) -> 
             alive.append(weakref.ref(model))
             yield SourceRecord(number, number * 100, number + 1, data={}), model
 
-    items = list(cut_batches(models(), BatchLimits(max_bytes=10_000), encode))
+    items = list(cut_batches(models(), BatchLimits(max_bytes=10_000), FORMAT))
 
     assert [batch.count for batch in batches(items)] == [100]
     assert batches(items)[0].body == encode([record(n) for n in range(1, 101)])
-    # the models of the probe, then only the last one given (the loop's variable)
-    assert held[:4] == [0, 1, 2, 1] and max(held[4:]) == 1
+    # only the last one given (the loop's variable)
+    assert held == [0] + [1] * 99
 
 
-@pytest.mark.parametrize("grows_from", [3, 5])
-def test_an_encoding_additive_only_for_a_few_records_is_caught_by_the_probe(monkeypatch, grows_from) -> None:
-    monkeypatch.setattr("jobrelay.bulk_import.batches.PROBE_RECORDS", 5)
-
-    def padded(records: list[dict[str, Any]]) -> bytes:
-        pad = "p" * (10 if len(records) >= grows_from else 0)
-        return encode(records)[:-1] + f',"Pad":"{pad}"}}'.encode()
-
-    data = jsonl(*(record(n) for n in range(1, 31)))
-    limits = BatchLimits(max_bytes=padded([]).__len__() + 8 * SIZE + 7 * SEPARATOR)
-
-    items = cut_resuming_everywhere(data, limits, encoder=padded)
-
-    assert bodies_match_their_records(data, items, padded)
-    assert all(len(batch.body) <= limits.max_bytes for batch in batches(items))
-    assert [line for batch in batches(items) for line in batch.lines] == list(range(1, 31))
-
-
-def test_an_encoding_that_is_no_wrapper_of_its_records_is_encoded_whole() -> None:
-    def counted(records: list[dict[str, Any]]) -> bytes:  # the count leads: the empty batch wraps nothing
-        return json.dumps({"Count": len(records), "Profiles": records}, separators=(",", ":")).encode()
-
-    data = jsonl(*(record(n) for n in range(1, 21)))
-
-    items = cut_resuming_everywhere(data, BatchLimits(max_bytes=200), encoder=counted)
-
-    assert bodies_match_their_records(data, items, counted)
-    assert [line for batch in batches(items) for line in batch.lines] == list(range(1, 21))
-
-
-def odd(records: list[dict[str, Any]]) -> bytes:
-    """Wraps the records like `encode`, unless record 5 is among them."""
-    if any(r.get("Email") == "5@x" for r in records):
-        return b"[" + encode(records) + b"]"
-    return encode(records)
-
-
-def test_a_record_outside_the_wrapper_before_the_check_ends_is_encoded_whole(monkeypatch) -> None:
-    monkeypatch.setattr("jobrelay.bulk_import.batches.PROBE_RECORDS", 1000)
-    data = jsonl(*(record(n) for n in range(1, 21)))
-
-    items = cut_resuming_everywhere(data, BatchLimits(max_bytes=EMPTY + 6 * SIZE + 5 * SEPARATOR), encoder=odd)
-
-    assert bodies_match_their_records(data, items, odd)
-    assert [line for batch in batches(items) for line in batch.lines] == list(range(1, 21))
-
-
-def test_a_record_outside_the_wrapper_once_checked_is_an_error(monkeypatch) -> None:
-    monkeypatch.setattr("jobrelay.bulk_import.batches.PROBE_RECORDS", 2)
-
-    with pytest.raises(RuntimeError, match="wrapped a record otherwise"):
-        cut(jsonl(*(record(n) for n in range(1, 8))), BatchLimits(max_bytes=10_000), encoder=odd)
-
-
-@pytest.mark.parametrize("probe", [2, 3, 1000])
-def test_joined_bodies_are_what_the_encoder_gives_and_resume_alike(monkeypatch, probe) -> None:
-    monkeypatch.setattr("jobrelay.bulk_import.batches.PROBE_RECORDS", probe)
-    rng = random.Random(probe)
+@pytest.mark.parametrize("seed", [2, 3, 1000])
+def test_joined_bodies_are_what_the_records_encoded_together_give_and_resume_alike(seed) -> None:
+    rng = random.Random(seed)
     for _ in range(60):
         data, limits = random_import(rng)
         items = cut_resuming_everywhere(data, limits)

@@ -2,17 +2,18 @@
 
 import json
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
-from pydantic import BaseModel, field_validator
+from pydantic import BaseModel, Secret, field_validator
 
-from jobrelay.domain.bulk_import import BatchLimits, StagedBatch
+from jobrelay.domain.bulk_import import BatchFormat, BatchLimits, StagedBatch
 from jobrelay.domain.errors import InvalidSource, VendorOutcomeUnknown, VendorProtocolError, VendorRejected, VendorTransientError
 from jobrelay.domain.job import Job, JobPatch, Progress
 from jobrelay.domain.status import JobStatus
 from jobrelay.domain.vendor_outcomes import PollOutcome, VendorState
-from jobrelay.services.bulk_imports import SETTLE_AFTER, ImportState, ImportSteps
+from jobrelay.domain.vendor_ref import VendorRef
+from jobrelay.services.bulk_imports import SETTLE_AFTER, ImportSteps
 from tests.fakes import InMemoryJobStore, InMemoryResultStore, InMemoryScratch
 from tests.unit.conftest import Clock
 
@@ -30,6 +31,12 @@ class Contact(BaseModel):
 
 class StageCrash(Exception):
     pass
+
+
+class FakeImportRef(VendorRef):
+    access_token: Secret[int]  # a per-import credential, like MyPreferences'
+    import_id: int
+    expires_at: datetime
 
 
 @dataclass
@@ -58,6 +65,7 @@ class FakeVendor:
     refused: int = 0
     counted_failures: int | None = None  # the failures it counts, if not as many as it lists
     maybe_sent: list[bool] = field(default_factory=list)  # what each execute call was told
+    max_concurrent_jobs: int | None = None
 
     def limits_for(self, job):
         return BatchLimits(max_bytes=self.max_bytes)
@@ -68,13 +76,18 @@ class FakeVendor:
     def record_key(self, record):
         return record.email
 
-    def encode_batch(self, job, records):
-        return json.dumps({"contacts": [r.model_dump() for r in records]}, separators=(",", ":")).encode()
+    def batch_format(self, job):
+        return BatchFormat.json_array(lambda r: json.dumps(r.model_dump(), separators=(",", ":")).encode(), key="contacts")
 
     def open(self, job):
         self.imports_opened += 1
         self.received = self.received_by_import.setdefault(self.imports_opened, [])
-        return {"access_token": 7, "import": self.imports_opened, "expires_at": (job.created_at + timedelta(hours=6)).isoformat()}
+        return FakeImportRef(
+            access_token=Secret(7), import_id=self.imports_opened, expires_at=job.created_at + timedelta(hours=6)
+        )
+
+    def usable_until(self, job):
+        return FakeImportRef.of(job).expires_at
 
     def stage(self, job, body, records):
         self.stage_calls += 1
@@ -157,9 +170,8 @@ def world():
 def make(world, data: bytes, fmt: str = "jsonl"):
     clock, store, vendor = world
     results, scratch = InMemoryResultStore(), InMemoryScratch()
-    steps = ImportSteps(
-        store, results, scratch, BytesSource(data), lambda job: vendor, now=clock, sleep=lambda seconds: settle(world, seconds)
-    )
+    engine = ImportSteps(store, results, scratch, BytesSource(data), now=clock, sleep=lambda seconds: settle(world, seconds))
+    steps = ForVendor(engine, vendor)
     job = Job(
         job_id="job_1",
         operation="mypreferences.bulk_import",
@@ -173,6 +185,23 @@ def make(world, data: bytes, fmt: str = "jsonl"):
 
     store.create(job, TimelineEvent(event="submitted"))
     return steps, results, scratch
+
+
+@dataclass
+class ForVendor:
+    """The engine's calls for one vendor, as the bulk-import driver makes them."""
+
+    engine: ImportSteps
+    vendor: FakeVendor
+
+    def open(self, job):
+        return self.engine.open(job, self.vendor)
+
+    def stage(self, job, seconds_left):
+        return self.engine.stage(job, self.vendor, seconds_left)
+
+    def collect(self, job):
+        return self.engine.collect(job, self.vendor)
 
 
 def settle(world, seconds: float) -> None:
@@ -199,7 +228,7 @@ def test_records_are_staged_in_size_limited_batches_then_executed(world):
 
     assert vendor.received == [f"user{n}@example.org" for n in range(1, 13)]
     assert vendor.stage_calls > 2 and vendor.executed
-    state = ImportState.model_validate(store.get("job_1").checkpoint)
+    state = store.get("job_1").import_state
     assert state.checkpoint.finished and state.checkpoint.staged_records == 12 == sum(state.batch_sizes)
     assert store.get("job_1").status is JobStatus.RUNNING
 
@@ -321,7 +350,7 @@ def test_a_batch_refused_with_an_answer_is_sent_again_without_waiting(world):
 
     with pytest.raises(VendorTransientError):
         steps.stage(store.get("job_1"), lambda: 1e9)
-    assert ImportState.model_validate(store.get("job_1").checkpoint).in_flight is None
+    assert store.get("job_1").import_state.in_flight is None
     stage_until_done(steps, store)
 
     assert vendor.received == [f"user{n}@example.org" for n in range(1, 13)]
@@ -377,10 +406,10 @@ def test_a_batch_of_unknown_fate_at_a_vendor_that_counts_nothing_restarts_the_im
 
     everyone = [f"user{n}@example.org" for n in range(1, 13)]
     assert vendor.imports_opened == 2 and vendor.received_by_import[2] == everyone  # the run import: each once
-    assert store.get("job_1").vendor_ref["import"] == 2 and vendor.executed
+    assert store.get("job_1").vendor_ref["import_id"] == 2 and vendor.executed
     (restart,) = [e.detail for e in store.timeline("job_1") if e.event == "import_restarted"]
-    assert restart["abandoned"]["import"] == 1 and "access_token" not in restart["abandoned"]
-    assert ImportState.model_validate(store.get("job_1").checkpoint).restarts == 1
+    assert restart["abandoned"]["import_id"] == 1 and "access_token" not in restart["abandoned"]
+    assert store.get("job_1").import_state.restarts == 1
 
 
 def test_restarts_are_bounded(world):

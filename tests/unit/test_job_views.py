@@ -11,6 +11,8 @@ from jobrelay.domain.errors import JobDeadlineExceeded, VendorJobFailed
 from jobrelay.domain.job import Job, Progress, TimelineEvent
 from jobrelay.domain.status import JobStatus
 from jobrelay.domain.vendor_outcomes import PollOutcome, VendorState, WaitMode
+from jobrelay.drivers.base import DriverContext
+from jobrelay.drivers.directory import Drivers
 from jobrelay.services.bulk_imports import ImportSteps
 from jobrelay.services.notices import Notices
 from jobrelay.services.progress import duration
@@ -199,12 +201,16 @@ def test_a_job_that_fails_before_a_step_ran_says_why(world):
 
 def test_an_import_is_seen_starting_then_staging_then_waiting_for_the_vendor_by_polling(world):
     vendor = FakeVendor()  # an import adapter: no wait_mode, never a webhook
-    imports = ImportSteps(
-        world.store, world.results, InMemoryScratch(), BytesSource(records_file(GOOD[:3])), lambda job: vendor, now=world.clock
-    )
+    imports = ImportSteps(world.store, world.results, InMemoryScratch(), BytesSource(records_file(GOOD[:3])), now=world.clock)
     notices = Notices(world.events, InMemorySecretStore(), world.settings)
+    context = DriverContext(world.store, world.results, world.settings, now=world.clock, imports=lambda: imports)
     steps = StepRunner(
-        world.store, world.results, world.workflow, notices, lambda job: vendor, world.settings, now=world.clock, imports=imports
+        world.store,
+        world.workflow,
+        notices,
+        Drivers(lambda job: vendor, context).for_job,
+        world.settings,
+        now=world.clock,
     )
     now = world.clock()
     job = Job(job_id="job_import", operation="mypreferences.bulk_import", vendor="mypreferences", created_at=now, updated_at=now,

@@ -13,15 +13,15 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from pydantic import SecretStr, ValidationError
+from pydantic import Secret, SecretStr, ValidationError
 
 from jobrelay.domain.bulk_import import ImportTotals
 from jobrelay.domain.errors import VendorOutcomeUnknown, VendorProtocolError, VendorRejected, VendorTransientError
 from jobrelay.domain.job import Job, Progress
+from jobrelay.domain.operation import validation_details
 from jobrelay.domain.reconciliation import Reconciler
 from jobrelay.domain.vendor_outcomes import VendorState
-from jobrelay.operations import validation_details
-from jobrelay.vendors.mypreferences.adapter import MyPreferencesImports, mypreferences_imports
+from jobrelay.vendors.mypreferences.adapter import ImportRef, MyPreferencesImports, mypreferences_imports
 from jobrelay.vendors.mypreferences.api import (
     MB,
     BulkImportStatus,
@@ -179,13 +179,13 @@ def test_a_record_s_key_is_its_alternate_id_else_its_email_else_its_profile_id(r
     assert imports.record_key(UserProfilePreference.model_validate(record)) == key
 
 
-def test_encode_batch_sends_the_exact_wrapped_compact_body_without_unset_or_null_fields():
+def test_a_stage_body_is_the_exact_wrapped_compact_body_without_unset_or_null_fields():
     imports = mypreferences_imports(account_secret())
     records = [
         imports.validate(job(), {"ProfileId": "12", "CustomerType": None, "IsActive": False}),
         imports.validate(job(), {**DOCS_RECORD, "Emails": [{"EmailAddress": " ada@example.org ", "IsDefault": None}]}),
     ]
-    assert imports.encode_batch(job(), records) == (
+    assert imports.batch_format(job()).encode(records) == (
         b'{"UserProfilePreferences":[{"ProfileId":12,"IsActive":false},'
         b'{"DefaultLocale":"en-us","CustomerType":"Customer","CustomerName":{"FirstName":"Ada","LastName":"Lovelace"},'
         b'"AlternateIds":[{"AlternateIdType":"CRM_ID","AlternateId":"C-1001"}],'
@@ -201,16 +201,14 @@ UNUSUAL_RECORDS = [
 ]
 
 
-def test_encode_batch_is_what_json_dumps_gave_and_joins_records_encoded_alone():
-    """The batch cutter builds a body by joining records encoded alone inside the empty body:
-    that must be, byte for byte, the body of the records encoded together."""
+def test_a_stage_body_joined_from_records_encoded_alone_is_what_json_dumps_gives_for_the_whole():
+    """The batch cutter builds a body by joining records encoded alone inside the format's framing:
+    that must be, byte for byte, what json.dumps gave for the records together."""
     imports = mypreferences_imports(account_secret())
     records = [imports.validate(job(), record) for record in UNUSUAL_RECORDS]
-    empty = imports.encode_batch(job(), [])
-    prefix, suffix = empty[:-2], empty[-2:]
-    alone = [imports.encode_batch(job(), [record]) for record in records]
+    stage_format = imports.batch_format(job())
 
-    body = imports.encode_batch(job(), records)
+    body = stage_format.encode(records)
 
     assert (
         body
@@ -220,34 +218,29 @@ def test_encode_batch_is_what_json_dumps_gave_and_joins_records_encoded_alone():
         ).encode()
     )
     assert body.isascii()
-    assert all(one.startswith(prefix) and one.endswith(suffix) for one in alone)
-    assert body == prefix + b",".join(one[len(prefix) : -len(suffix)] for one in alone) + suffix
+    assert (stage_format.prefix, stage_format.separator, stage_format.suffix) == (b'{"UserProfilePreferences":[', b",", b"]}")
+    assert stage_format.encode([]) == json.dumps({"UserProfilePreferences": []}, separators=(",", ":")).encode()
 
 
-def test_the_batch_cutter_joins_mypreferences_bodies(monkeypatch):
-    from jobrelay.bulk_import.batches import Batch, cut_batches
+def test_the_batch_cutter_joins_mypreferences_bodies():
+    from jobrelay.bulk_import.batches import cut_batches
     from jobrelay.bulk_import.records import SourceRecord
-    from jobrelay.domain.bulk_import import BatchLimits
+    from jobrelay.domain.bulk_import import Batch, BatchLimits
 
-    monkeypatch.setattr("jobrelay.bulk_import.batches.PROBE_RECORDS", 4)
     imports = mypreferences_imports(account_secret())
     records = [imports.validate(job(), UNUSUAL_RECORDS[n % 4] | {"ProfileId": n}) for n in range(1, 41)]
-    given: list[int] = []
-
-    def encode(batch):
-        given.append(len(batch))
-        return imports.encode_batch(job(), batch)
+    stage_format = imports.batch_format(job())
 
     cut_up = cut_batches(
         ((SourceRecord(n, n * 10, n + 1), record) for n, record in enumerate(records, start=1)),
         BatchLimits(max_bytes=2_000),
-        encode,
+        stage_format,
     )
     staged = [item for item in cut_up if isinstance(item, Batch)]
 
     assert len(staged) > 2 and sum(batch.count for batch in staged) == 40
-    assert all(batch.body == imports.encode_batch(job(), records[batch.first_line - 1 :][: batch.count]) for batch in staged)
-    assert max(given) == 4  # checked on four records; no batch encoded whole
+    assert all(len(batch.body) <= 2_000 for batch in staged)
+    assert all(batch.body == stage_format.encode(records[batch.first_line - 1 :][: batch.count]) for batch in staged)
 
 
 # --- the status table (docs/VENDORS.md 2.3.4) -------------------------------------------------------------
@@ -362,7 +355,8 @@ def test_calls_after_the_expiry_are_refused_before_anything_is_sent():
     clock = {"now": T0}
     transport = Recorder(lambda request: httpx.Response(200, json={"Status": "Processing"}))
     imports = adapter(transport, now=lambda: clock["now"])
-    expiring = job(vendor_ref={"access_token": 7, "expires_at": (T0 + timedelta(hours=6)).isoformat()})
+    expiring = job(ref=ImportRef(access_token=Secret(7), expires_at=T0 + timedelta(hours=6)))
+    assert imports.usable_until(expiring) == T0 + timedelta(hours=6)
     assert imports.poll(expiring).state is VendorState.RUNNING
     clock["now"] = T0 + timedelta(hours=6)
     for call in (imports.poll, imports.execute, imports.failures, lambda j: imports.stage(j, b"{}", 1)):
@@ -606,7 +600,7 @@ def test_unreadable_exception_pages_are_protocol_errors(body):
 def test_an_empty_page_ends_the_pages_even_when_it_promises_more():
     pages = iter([{"HasMore": True, "UserProfilePreferences": [{"SequenceNumber": 1}]}, {"HasMore": True}])
     imports = adapter(Recorder(lambda request: httpx.Response(200, json=next(pages))), page_size=1)
-    assert [number for number, _, _ in imports.failures(job(vendor_ref=LIVE_REF))] == [1]
+    assert [number for number, _, _ in imports.failures(job(ref=LIVE_REF))] == [1]
 
 
 # --- answers in other casings and shapes (api.py ASSUMPTIONS: jobrelay.vendors.reading) -------------
@@ -666,16 +660,16 @@ def test_a_page_that_counts_records_it_does_not_hold_is_a_protocol_error_with_an
 
 def test_an_unreadable_status_answer_carries_a_redacted_excerpt():
     with pytest.raises(VendorProtocolError, match="not a readable import status") as raised:
-        answering(200, {"AccessToken": "abc-918273", "Status": "Staging"}).poll(job(vendor_ref=LIVE_REF))
+        answering(200, {"AccessToken": "abc-918273", "Status": "Staging"}).poll(job(ref=LIVE_REF))
     assert "abc-918273" not in raised.value.answer and "Staging" in raised.value.answer
 
 
 def test_an_unknown_status_word_stays_running_with_a_redacted_excerpt_of_the_answer():
     imports = answering(200, {"AccessToken": 918273, "Status": "Archived", "Processed": 3})
-    outcome = imports.poll(job(vendor_ref=LIVE_REF))
+    outcome = imports.poll(job(ref=LIVE_REF))
     assert outcome.state is VendorState.RUNNING and outcome.raw_status == "Archived"
     assert '"Status": "Archived"' in outcome.unknown_status_answer and "918273" not in outcome.unknown_status_answer
-    assert answering(200, {"Status": "Processing"}).poll(job(vendor_ref=LIVE_REF)).unknown_status_answer is None
+    assert answering(200, {"Status": "Processing"}).poll(job(ref=LIVE_REF)).unknown_status_answer is None
 
 
 # --- exception pages (docs/VENDORS.md 2.3.5) -------------------------------------------------------------
@@ -699,7 +693,7 @@ def paged_vendor(failed: list[int], *, cap: int, has_more: bool = True):
 def test_pages_smaller_than_asked_for_lose_no_record(has_more):
     failed = [2, 3, 5, 8, 13, 21, 34]
     transport = paged_vendor(failed, cap=3, has_more=has_more)
-    listed = [number for number, _, _ in adapter(transport, page_size=5).failures(job(vendor_ref=LIVE_REF))]
+    listed = [number for number, _, _ in adapter(transport, page_size=5).failures(job(ref=LIVE_REF))]
     assert listed == failed
     offsets = [int(r.url.params["offset"]) for r in transport.requests]
     # The next page starts after the records sent (1, 4, 7), not at 1 + n*5; without HasMore an
@@ -711,7 +705,7 @@ def test_a_page_repeating_the_one_before_is_a_protocol_error_not_a_loop():
     same = {"UserProfilePreferences": [{"SequenceNumber": 1}, {"SequenceNumber": 2}]}
     transport = Recorder(lambda request: httpx.Response(200, json=same))
     with pytest.raises(VendorProtocolError, match="page at offset 3 holds only records it listed before") as raised:
-        list(adapter(transport, page_size=2).failures(job(vendor_ref=LIVE_REF)))
+        list(adapter(transport, page_size=2).failures(job(ref=LIVE_REF)))
     assert "SequenceNumbers" in raised.value.answer and len(transport.requests) == 2
 
 
@@ -723,30 +717,33 @@ def test_a_page_of_records_already_listed_is_a_protocol_error():
         return httpx.Response(200, json={"HasMore": True, "UserProfilePreferences": [{"SequenceNumber": n} for n in next(pages)]})
 
     with pytest.raises(VendorProtocolError, match="only records it listed before") as raised:
-        list(adapter(Recorder(body), page_size=2).failures(job(vendor_ref=LIVE_REF)))
+        list(adapter(Recorder(body), page_size=2).failures(job(ref=LIVE_REF)))
     assert raised.value.answer is not None
 
 
 def test_a_record_listed_twice_is_reported_once():
     pages = iter([[1, 2], [2, 3], []])
     body = lambda request: httpx.Response(200, json={"UserProfilePreferences": [{"SequenceNumber": n} for n in next(pages)]})  # noqa: E731
-    assert [n for n, _, _ in adapter(Recorder(body), page_size=2).failures(job(vendor_ref=LIVE_REF))] == [1, 2, 3]
+    assert [n for n, _, _ in adapter(Recorder(body), page_size=2).failures(job(ref=LIVE_REF))] == [1, 2, 3]
 
 
 # --- error answers (docs/VENDORS.md 2.4) ---------------------------------------------------------------------
 
-LIVE_REF = {"access_token": 918273, "expires_at": "2999-01-01T00:00:00+00:00"}
+LIVE_REF = ImportRef(access_token=Secret(918273), expires_at=datetime(2999, 1, 1, tzinfo=UTC))
 
 
-def job(vendor_ref: dict | None = None, **params) -> Job:
-    return Job(
+def job(ref: ImportRef | None = None, **params) -> Job:
+    """A job with `params`, carrying `ref` as the job store keeps it (shown fields, and secrets apart)."""
+    created = Job(
         job_id="job-1",
         operation="mypreferences.bulk_import",
         vendor="mypreferences",
         deadline_at=T0 + timedelta(hours=8),
         params={**SOURCE, **params},
-        vendor_ref=vendor_ref or {},
     )
+    if ref is None:
+        return created
+    return created.model_copy(update={"vendor_ref": ref.shown(), "vendor_secrets": ref.secrets()})
 
 
 def adapter(transport: httpx.MockTransport, *, now=lambda: T0, page_size: int = 1000) -> MyPreferencesImports:
@@ -781,7 +778,7 @@ def answering(status: int, body: bytes | dict) -> MyPreferencesImports:
 )  # fmt: skip
 def test_answers_to_stage_become_step_errors(status, body, error, match):
     with pytest.raises(error, match=match):
-        answering(status, body).stage(job(vendor_ref=LIVE_REF), b'{"UserProfilePreferences":[]}', 0)
+        answering(status, body).stage(job(ref=LIVE_REF), b'{"UserProfilePreferences":[]}', 0)
 
 
 def test_401_on_initiate_means_the_account_s_credentials():
@@ -852,8 +849,9 @@ def test_an_oauth_token_failure_before_initiate_is_not_an_unknown_outcome():
 def test_the_access_token_read_from_initiate_is_masked_in_later_excerpts():
     from jobrelay.vendors.redaction import excerpt
 
-    answering(200, {"AccessToken": 55501234, "Status": "Initiated"}).open(job())
+    ref = answering(200, {"AccessToken": 55501234, "Status": "Initiated"}).open(job())
     assert "55501234" not in excerpt("GET /Import/55501234 answered oddly")
+    assert ref.secrets() == {"access_token": 55501234} and "55501234" not in json.dumps(ref.shown())
 
 
 def test_transport_failures_are_transient():
@@ -861,7 +859,7 @@ def test_transport_failures_are_transient():
         raise httpx.ConnectError("connection refused")
 
     with pytest.raises(VendorTransientError, match="MyPreferences Retrieve status failed: ConnectError"):
-        adapter(httpx.MockTransport(refuse)).poll(job(vendor_ref=LIVE_REF))
+        adapter(httpx.MockTransport(refuse)).poll(job(ref=LIVE_REF))
 
 
 def test_long_vendor_messages_are_shortened():
@@ -873,8 +871,8 @@ def test_long_vendor_messages_are_shortened():
 def test_a_stage_body_above_the_job_s_cap_is_never_sent():
     transport = Recorder(lambda request: httpx.Response(200, json={}))
     imports = adapter(transport)
-    small = job(vendor_ref=LIVE_REF, batch_bytes=MB)
-    defaults = imports.limits_for(job(vendor_ref=LIVE_REF))
+    small = job(ref=LIVE_REF, batch_bytes=MB)
+    defaults = imports.limits_for(job(ref=LIVE_REF))
     assert imports.limits_for(small).max_bytes == MB and defaults.max_bytes == 25 * MB
     assert defaults.max_total_records == 10_000_000 and defaults.max_records is None
     with pytest.raises(ValueError, match="above this job's batch_bytes"):
@@ -931,8 +929,8 @@ def counts(received=10, ok=10, failed=0, processed=10, pending=0, exceptions=0, 
 
 
 def reconciled(vendor_counts: dict, *, sent: int = 10, listed: int = 0, status: str = "Completed"):
-    finished = job(vendor_ref={**LIVE_REF, "last_status": status}).model_copy(
-        update={"progress": Progress(percent=100, counts=vendor_counts)}
+    finished = job(ref=LIVE_REF.model_copy(update={"status": status})).model_copy(
+        update={"progress": Progress(percent=100, counts=vendor_counts), "vendor_status": status}
     )
     rec = Reconciler(vendor=vendor_counts)
     answering(200, {}).reconcile(finished, ImportTotals(read=sent, refused=0, sent=sent, listed_failures=listed, warnings=0), rec)

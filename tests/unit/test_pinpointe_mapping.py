@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from jobrelay.domain.errors import (
     InvalidRequest,
@@ -19,15 +20,22 @@ from jobrelay.domain.errors import (
     VendorRejected,
     VendorTransientError,
 )
-from jobrelay.domain.job import Job, StoredFile
+from jobrelay.domain.job import Job, StoredFile, WebhookNotice
+from jobrelay.domain.operation import OperationKind
 from jobrelay.domain.vendor_outcomes import VendorState, WaitMode
 from jobrelay.operations import OPERATIONS
 from jobrelay.vendors.pinpointe import client as pinpointe_client
 from jobrelay.vendors.pinpointe import params as p
-from jobrelay.vendors.pinpointe.adapter import PinpointeAccount, PinpointeJobs, pinpointe_jobs
+from jobrelay.vendors.pinpointe.adapter import (
+    AutoresponderResultsRef,
+    ExportRef,
+    PinpointeAccount,
+    PinpointeAutoresponderResults,
+    PinpointeExports,
+    pinpointe_autoresponder_results,
+    pinpointe_exports,
+)
 from jobrelay.vendors.pinpointe.api import (
-    ASYNC_METHODS,
-    AUTORESPONDER_RESULTS_OPERATION,
     ApiResponse,
     JobEntry,
     ResultsPage,
@@ -43,6 +51,8 @@ from jobrelay.vendors.pinpointe.api import (
     wire_value,
 )
 from jobrelay.vendors.pinpointe.client import MAX_STATUS_PAGES, ResultLinkPolicy, host_allowed
+from jobrelay.vendors.pinpointe.manifest import MANIFEST
+from jobrelay.vendors.registry import load
 
 HOOK = "https://api.example.org/webhooks/pinpointe/job-1/token"
 TOKEN = "tok-3b1f9c-very-secret"
@@ -207,9 +217,15 @@ def test_wire_values(value, wire):
 
 def test_every_pinpointe_operation_has_its_call():
     pinpointe_operations = {name for name, op in OPERATIONS.items() if op.vendor == "pinpointe"}
-    assert set(ASYNC_METHODS) | {AUTORESPONDER_RESULTS_OPERATION} == pinpointe_operations
-    assert OPERATIONS[AUTORESPONDER_RESULTS_OPERATION].kind == "export"
-    calls = {op: (m.requesttype, m.requestmethod) for op, m in ASYNC_METHODS.items()}
+    assert {op.name for op in MANIFEST.operations} == pinpointe_operations
+    kinds = {op.name: op.kind for op in MANIFEST.operations}
+    assert {name for name, kind in kinds.items() if kind is not OperationKind.ASYNC_EXPORT} == {AR_OPERATION}
+    assert kinds[AR_OPERATION] is OperationKind.PAGED_READ  # synchronous, read page by page: collected at once
+    factories = {op.name: load(op.adapter) for op in MANIFEST.operations}
+    assert factories.pop(AR_OPERATION) is pinpointe_autoresponder_results
+    assert set(factories.values()) == {pinpointe_exports}
+    exported = {op.name: op.params_model for op in MANIFEST.operations if op.kind is OperationKind.ASYNC_EXPORT}
+    calls = {op: (m.async_method.requesttype, m.async_method.requestmethod) for op, m in exported.items()}
     assert calls == {
         "pinpointe.newsletter_contact_data_summary": ("Newsletters", "GetNewsletterContactDataSummaryAsync"),
         "pinpointe.list_subscribers": ("Lists", "GetListSubscribersAsync"),
@@ -443,21 +459,37 @@ def account(**overrides) -> PinpointeAccount:
     )
 
 
-def adapter(answer: Answer, *, now: datetime = T0, grace: int = 60) -> PinpointeJobs:
+def exporter(answer: Answer, *, now: datetime = T0, grace: int = 60) -> PinpointeExports:
     http = httpx.Client(transport=httpx.MockTransport(answer))
-    return PinpointeJobs(account(), http=http, now=lambda: now, not_found_grace_seconds=grace)
+    return PinpointeExports(account(), http=http, now=lambda: now, not_found_grace_seconds=grace)
 
 
-def job(**fields) -> Job:
+def reader(answer: Answer) -> PinpointeAutoresponderResults:
+    http = httpx.Client(transport=httpx.MockTransport(answer))
+    return PinpointeAutoresponderResults(account(), http=http, now=lambda: T0, not_found_grace_seconds=60)
+
+
+# The reference of the started export every export job below carries unless told otherwise.
+REF = ExportRef(jobid="555", requestmethod="GetListSubscribersAsync", started_at=T0)
+
+
+def job(ref: ExportRef | None = REF, **fields) -> Job:
+    """A job of ours; it carries `ref` as a job item does: the public fields, then the secret ones."""
     defaults = {
         "job_id": "job-1",
         "operation": "pinpointe.list_subscribers",
         "vendor": "pinpointe",
         "deadline_at": T0 + timedelta(hours=12),
         "params": {"list": ["12"]},
-        "vendor_ref": {"jobid": "555", "requestmethod": "GetListSubscribersAsync", "started_at": T0.isoformat()},
+        "vendor_ref": ref.shown() if ref else {},
+        "vendor_secrets": ref.secrets() if ref else {},
     }
     return Job(**{**defaults, **fields})
+
+
+def linked_ref(url: str, status_count: int | None = None) -> ExportRef:
+    """REF once AsyncJobStatus gave a result link (and perhaps a count)."""
+    return REF.model_copy(update={"result_url": SecretStr(url), "status_count": status_count})
 
 
 def api_answer(payload: object, status: int = 200) -> Answer:
@@ -476,7 +508,7 @@ def test_start_sends_the_documented_envelope():
         seen.append(request)
         return httpx.Response(200, json={"status": "SUCCESS", "data": {"jobid": "555"}})
 
-    outcome = adapter(answer).start(job(vendor_ref={}), HOOK)
+    outcome = exporter(answer).start(job(None), HOOK)
     (request,) = seen
     assert str(request.url) == "https://na01.mypinpointe.com/apijson.php" and request.method == "POST"
     assert request.headers["Content-Type"] == "application/json"
@@ -493,7 +525,8 @@ def test_start_sends_the_documented_envelope():
         },
     }
     assert TOKEN not in str(request.headers) and TOKEN not in str(request.url)
-    assert outcome.vendor_ref == job().vendor_ref  # jobid, requestmethod, started_at
+    assert outcome.vendor_ref == REF  # jobid, requestmethod, started_at
+    assert outcome.vendor_ref.shown() == job().vendor_ref and outcome.vendor_ref.secrets() == {}
 
 
 @pytest.mark.parametrize(
@@ -506,13 +539,13 @@ def test_start_sends_the_documented_envelope():
 )
 def test_refused_credentials_are_rejected_without_showing_the_token(status, payload):
     with pytest.raises(VendorRejected, match="username and usertoken") as raised:
-        adapter(api_answer(payload, status)).start(job(), HOOK)
+        exporter(api_answer(payload, status)).start(job(), HOOK)
     assert TOKEN not in str(raised.value)
 
 
 def test_a_refused_start_carries_pinpointe_s_reason():
     with pytest.raises(VendorRejected, match="Invalid list id"):
-        adapter(api_answer({"status": "FAILED", "errormessage": "Invalid list id"}, 400)).start(job(), HOOK)
+        exporter(api_answer({"status": "FAILED", "errormessage": "Invalid list id"}, 400)).start(job(), HOOK)
 
 
 HTTP_ANSWERS = [
@@ -531,9 +564,9 @@ def test_http_answers_map_to_step_errors(answer, on_start, on_poll):
     """An answer we cannot read to the start may hide a started export: never retried (rule 6). The
     same answer to a poll only costs a poll: retried as a protocol error."""
     with pytest.raises(on_start) as started:
-        adapter(answer).start(job(), HOOK)
+        exporter(answer).start(job(), HOOK)
     with pytest.raises(on_poll) as polled:
-        adapter(answer).poll(job())
+        exporter(answer).poll(job())
     for raised in (started.value, polled.value):
         if isinstance(raised, VendorOutcomeUnknown | VendorProtocolError):
             assert raised.answer and raised.code == "VENDOR_PROTOCOL"
@@ -546,7 +579,7 @@ def test_http_answers_map_to_step_errors(answer, on_start, on_poll):
 def test_a_start_answered_without_a_job_id_is_an_unknown_outcome_with_the_answer_redacted(data):
     answer = api_answer({"status": "SUCCESS", "data": data, "echo": {"usertoken": TOKEN, "note": f"token {TOKEN}"}})
     with pytest.raises(VendorOutcomeUnknown, match="carries no job id") as raised:
-        adapter(answer).start(job(), HOOK)
+        exporter(answer).start(job(), HOOK)
     assert TOKEN not in raised.value.answer and TOKEN not in str(raised.value)
 
 
@@ -566,7 +599,7 @@ def test_a_start_without_an_answer_is_never_repeated_unless_it_never_left(failur
         raise failure
 
     with pytest.raises(error) as raised:
-        adapter(answer).start(job(), HOOK)
+        exporter(answer).start(job(), HOOK)
     assert isinstance(raised.value, VendorOutcomeUnknown) is (error is VendorOutcomeUnknown)
 
 
@@ -575,7 +608,7 @@ def test_transport_failures_are_transient():
         raise httpx.ConnectError("connection refused", request=request)
 
     with pytest.raises(VendorTransientError, match="ConnectError"):
-        adapter(answer).poll(job())
+        exporter(answer).poll(job())
 
 
 def test_poll_follows_pagination_to_find_the_job():
@@ -591,9 +624,11 @@ def test_poll_follows_pagination_to_find_the_job():
         asked.append(details)
         return httpx.Response(200, json=pages[details["pagination"]["next"]])
 
-    outcome = adapter(answer).poll(job())
+    outcome = exporter(answer).poll(job())
     assert outcome.state is VendorState.DONE and outcome.raw_status == "complete"
-    assert outcome.vendor_ref_updates == {"result_url": "https://na01.mypinpointe.com/555.json"}
+    assert outcome.vendor_ref == linked_ref("https://na01.mypinpointe.com/555.json")  # only the link is new
+    assert outcome.vendor_ref.secrets() == {"result_url": "https://na01.mypinpointe.com/555.json"}
+    assert "result_url" not in outcome.vendor_ref.shown()  # a capability link: kept apart, never shown
     assert [a["jobids"] for a in asked] == [["555"], ["555"]]
     assert [a["pagination"] for a in asked] == [{"limit": "100", "next": "0"}, {"limit": "100", "next": "1"}]
 
@@ -607,7 +642,7 @@ def test_endless_pagination_is_a_protocol_error():
         return httpx.Response(200, json={"status": "SUCCESS", "data": {"jobs": [entry], "pagination": {"next": "500"}}})
 
     with pytest.raises(VendorProtocolError, match="did not end") as raised:
-        adapter(answer).poll(job())
+        exporter(answer).poll(job())
     assert len(calls) == MAX_STATUS_PAGES and raised.value.answer
 
 
@@ -619,7 +654,7 @@ def test_a_status_page_that_repeats_is_a_protocol_error_not_a_loop():
         return httpx.Response(200, json={"status": "SUCCESS", "data": {"jobs": [{"jobid": "1"}], "pagination": {"next": "1"}}})
 
     with pytest.raises(VendorProtocolError, match="repeats"):
-        adapter(answer).poll(job())
+        exporter(answer).poll(job())
     assert len(calls) == 2
 
 
@@ -630,7 +665,7 @@ def test_an_empty_status_page_ends_the_pages_whatever_its_next():
         calls.append(request)
         return httpx.Response(200, json={"status": "SUCCESS", "data": {"jobs": [], "pagination": {"next": "5"}}})
 
-    assert adapter(answer).poll(job()).state is VendorState.RUNNING  # not listed yet, within the grace period
+    assert exporter(answer).poll(job()).state is VendorState.RUNNING  # not listed yet, within the grace period
     assert len(calls) == 1
 
 
@@ -646,36 +681,38 @@ def test_status_pages_capped_below_the_limit_ask_from_the_entries_received():
         following = str(start + len(page)) if start + len(page) < len(listed) else "0"
         return httpx.Response(200, json={"status": "SUCCESS", "data": {"jobs": page, "pagination": {"next": following}}})
 
-    assert adapter(answer).poll(job()).state is VendorState.DONE and asked == ["0", "4"]
+    assert exporter(answer).poll(job()).state is VendorState.DONE and asked == ["0", "4"]
 
 
 def test_an_unknown_status_word_is_running_and_keeps_a_redacted_excerpt_of_the_entry():
     entry = {"jobid": "555", "status": "Thinking", "url": f"https://na01.mypinpointe.com/555.json?token={TOKEN}"}
-    outcome = adapter(api_answer({"status": "SUCCESS", "data": {"jobs": [entry]}})).poll(job())
+    outcome = exporter(api_answer({"status": "SUCCESS", "data": {"jobs": [entry]}})).poll(job())
     # The link is honoured for an unknown word (rule 3), and the entry is kept for the timeline.
     assert outcome.state is VendorState.DONE and outcome.raw_status == "Thinking"
     assert "Thinking" in outcome.unknown_status_answer and TOKEN not in outcome.unknown_status_answer
-    running = adapter(api_answer({"status": "SUCCESS", "data": {"555": {"status": "Thinking"}}})).poll(job())
+    running = exporter(api_answer({"status": "SUCCESS", "data": {"555": {"status": "Thinking"}}})).poll(job())
     assert running.state is VendorState.RUNNING and '"Thinking"' in running.unknown_status_answer
 
 
 def test_a_running_word_with_a_link_and_100_percent_stays_running():
     entry = {"jobid": "555", "status": "PROCESSING", "url": "https://na01.mypinpointe.com/555.json", "percent": "100"}
-    outcome = adapter(api_answer({"status": "SUCCESS", "data": {"jobs": [entry]}})).poll(job())
+    outcome = exporter(api_answer({"status": "SUCCESS", "data": {"jobs": [entry]}})).poll(job())
     assert outcome.state is VendorState.RUNNING and outcome.progress.percent == 100
-    assert outcome.unknown_status_answer is None and outcome.vendor_ref_updates == {}
+    assert outcome.unknown_status_answer is None and outcome.vendor_ref is None  # nothing to keep yet
 
 
 def test_a_finished_entry_s_count_is_kept_for_collect():
     entry = {"JobId": "555", "Status": "Finished", "Url": "https://na01.mypinpointe.com/555.json", "Records": "42"}
-    outcome = adapter(api_answer({"status": "SUCCESS", "data": {"jobs": [entry]}})).poll(job())
-    assert outcome.vendor_ref_updates == {"result_url": "https://na01.mypinpointe.com/555.json", "status_count": 42}
+    outcome = exporter(api_answer({"status": "SUCCESS", "data": {"jobs": [entry]}})).poll(job())
+    assert outcome.vendor_ref == linked_ref("https://na01.mypinpointe.com/555.json", status_count=42)
+    assert outcome.vendor_ref.shown() == {**REF.shown(), "status_count": 42}
+    assert outcome.vendor_ref.secrets() == {"result_url": "https://na01.mypinpointe.com/555.json"}
 
 
 def test_a_failed_job_is_reported_with_pinpointe_s_reason():
     failed = {"jobid": "555", "status": "failed", "errormessage": "out of memory"}
     payload = {"status": "SUCCESS", "data": {"jobs": [failed]}}
-    outcome = adapter(api_answer(payload)).poll(job())
+    outcome = exporter(api_answer(payload)).poll(job())
     assert (outcome.state, outcome.raw_status, outcome.message) == (VendorState.FAILED, "failed", "out of memory")
 
 
@@ -687,15 +724,15 @@ def test_a_failed_job_is_reported_with_pinpointe_s_reason():
     ],
 )
 def test_an_unlisted_job_is_running_within_the_grace_period_and_failed_after(status, payload):
-    inside = adapter(api_answer(payload, status), now=T0 + timedelta(seconds=59), grace=60).poll(job())
+    inside = exporter(api_answer(payload, status), now=T0 + timedelta(seconds=59), grace=60).poll(job())
     assert inside.state is VendorState.RUNNING and "does not list job 555 yet" in inside.progress.note
     with pytest.raises(VendorJobFailed, match="no longer knows job 555"):
-        adapter(api_answer(payload, status), now=T0 + timedelta(seconds=61), grace=60).poll(job())
+        exporter(api_answer(payload, status), now=T0 + timedelta(seconds=61), grace=60).poll(job())
 
 
 def test_other_status_failures_are_rejections():
     with pytest.raises(VendorRejected, match="Invalid pagination"):
-        adapter(api_answer({"status": "FAILED", "errormessage": "Invalid pagination"}, 400)).poll(job())
+        exporter(api_answer({"status": "FAILED", "errormessage": "Invalid pagination"}, 400)).poll(job())
 
 
 class ListResults:
@@ -715,24 +752,51 @@ class ListResults:
         return s3_uri
 
 
-def with_link(url: str, key: str = "result_url") -> Job:
-    base = job()
-    return job(vendor_ref={**base.vendor_ref, key: url})
+def with_link(url: str) -> Job:
+    return job(linked_ref(url))
 
 
 def test_collect_uses_the_webhook_link_when_the_status_gave_none():
     results = NamedResults()
-    answer = lambda r: streamed(b'{"count": 0, "subscribers": []}')  # noqa: E731
-    linked = with_link("https://files.mypinpointe.com/555.json", "webhook_result_url")
-    outcome = adapter(answer).collect(linked, results)
+    asked: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        asked.append(str(request.url))
+        return streamed(b'{"count": 0, "subscribers": []}')
+
+    notice = WebhookNotice(jobid="555", status="complete", result_url="https://files.mypinpointe.com/555.json")
+    outcome = exporter(answer).collect(job(webhook_notice=notice), results)
+    assert asked == ["https://files.mypinpointe.com/555.json"]
     assert results.files["result.json"] == b'{"count": 0, "subscribers": []}' and outcome.result.size == 31
     assert [f.name for f in outcome.result.files] == ["result.json", "summary.json"]
     assert results.summary()["reconciliation"]["reconciled"] is True and not outcome.partial
 
 
-def test_collect_without_a_link_is_a_protocol_error():
+def test_collect_prefers_the_status_link_to_the_webhook_s():
+    asked: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        asked.append(str(request.url))
+        return streamed(b'{"count": 0, "subscribers": []}')
+
+    notice = WebhookNotice(jobid="555", result_url="https://files.mypinpointe.com/from-the-webhook.json")
+    linked = with_link("https://na01.mypinpointe.com/555.json").model_copy(update={"webhook_notice": notice})
+    exporter(answer).collect(linked, NamedResults())
+    assert asked == ["https://na01.mypinpointe.com/555.json"]
+
+
+@pytest.mark.parametrize("notice", [None, WebhookNotice(jobid="555", status="complete")])
+def test_collect_without_a_link_is_a_protocol_error(notice):
     with pytest.raises(VendorProtocolError, match="no result link"):
-        adapter(api_answer({})).collect(job(), ListResults())
+        exporter(api_answer({})).collect(job(webhook_notice=notice), ListResults())
+
+
+@pytest.mark.parametrize("stored", [{}, {"requestmethod": "GetListSubscribersAsync"}, {"jobid": "555", "started_at": "x"}])
+def test_a_job_without_a_usable_export_reference_is_a_protocol_error(stored):
+    jobs = exporter(api_answer({}))
+    for step in (jobs.poll, lambda j: jobs.collect(j, ListResults())):
+        with pytest.raises(VendorProtocolError, match="no usable ExportRef"):
+            step(job(None, vendor_ref=stored))
 
 
 def test_collect_follows_redirects_only_to_allowed_hosts():
@@ -744,21 +808,21 @@ def test_collect_follows_redirects_only_to_allowed_hosts():
         raise AssertionError(f"followed a link to {request.url}")
 
     with pytest.raises(VendorProtocolError, match="scheme"):
-        adapter(answer).collect(with_link("https://na01.mypinpointe.com/555.json"), ListResults())
+        exporter(answer).collect(with_link("https://na01.mypinpointe.com/555.json"), ListResults())
 
 
 def test_a_download_shorter_than_its_content_length_is_transient():
     """A cut file is retried (transient), not mistaken for one that is not JSON."""
     answer = lambda r: streamed(b'{"count": 9, "subscribers": [', **{"Content-Length": "100"})  # noqa: E731
     with pytest.raises(VendorTransientError, match="cut: 29 of 100 bytes"):
-        adapter(answer).collect(with_link("https://na01.mypinpointe.com/555.json"), ListResults())
+        exporter(answer).collect(with_link("https://na01.mypinpointe.com/555.json"), ListResults())
 
 
 def test_a_compressed_download_is_stored_decoded_and_not_mistaken_for_a_cut_one():
     document = b'{"count": 1000, "subscribers": [' + b",".join([b'{"email":"a@example.org"}'] * 1000) + b"]}"
     answer = lambda r: streamed(gzip.compress(document), **{"Content-Encoding": "gzip"})  # noqa: E731
     results = NamedResults()
-    outcome = adapter(answer).collect(with_link("https://na01.mypinpointe.com/555.json"), results)
+    outcome = exporter(answer).collect(with_link("https://na01.mypinpointe.com/555.json"), results)
     assert results.files["result.json"] == document and results.summary()["records"] == 1000
     assert not outcome.partial
 
@@ -767,36 +831,42 @@ def test_a_compressed_download_is_stored_decoded_and_not_mistaken_for_a_cut_one(
     ("status", "error"), [(503, VendorTransientError), (404, VendorProtocolError), (410, VendorProtocolError)]
 )
 def test_download_statuses(status, error):
-    jobs = adapter(lambda r: httpx.Response(status))
+    jobs = exporter(lambda r: httpx.Response(status))
     with pytest.raises(error, match=f"HTTP {status}"):
         jobs.collect(with_link("https://na01.mypinpointe.com/555.json"), ListResults())
 
 
 def test_start_needs_a_webhook_url_and_valid_params():
-    jobs = adapter(api_answer({"status": "SUCCESS", "data": "1"}))
+    jobs = exporter(api_answer({"status": "SUCCESS", "data": "1"}))
     with pytest.raises(ValueError, match="webhook URL"):
         jobs.start(job(), None)
     with pytest.raises(VendorRejected, match=r"params\.list"):
         jobs.start(job(params={"list": []}), HOOK)
-    with pytest.raises(ValueError, match="not a Pinpointe operation"):
+    with pytest.raises(ValueError, match="not a Pinpointe async export"):
         jobs.start(job(operation="which50.contact_import"), HOOK)
+    with pytest.raises(ValueError, match="not a Pinpointe async export"):
+        jobs.start(ar_job(all=True), HOOK)  # a paged read is checked and collected, never started
 
 
 def test_the_port_basics():
-    jobs = adapter(api_answer({}))
+    jobs = exporter(api_answer({}))
     assert jobs.wait_mode is WaitMode.WEBHOOK and jobs.cancel(job()) is False
+    reads = reader(api_answer({}))
+    assert reads.cancel(ar_job(all=True)) is False
+    assert account().max_concurrent_jobs == jobs.max_concurrent_jobs == reads.max_concurrent_jobs
 
 
 def test_account_secrets():
     assert account(base_url="https://na01.mypinpointe.com/apijson.php").base_url == "https://na01.mypinpointe.com"
     assert account(base_url="http://127.0.0.1:3100/", allow_http=True).base_url == "http://127.0.0.1:3100"
     plain_http = {"base_url": "http://na01.mypinpointe.com", "username": "u", "usertoken": TOKEN}
-    with pytest.raises(VendorRejected, match="base_url") as raised:
-        pinpointe_jobs(plain_http, not_found_grace_seconds=1)
-    assert TOKEN not in str(raised.value)
-    with pytest.raises(VendorRejected, match="usertoken"):
-        numeric_token = {**plain_http, "base_url": "https://na01.mypinpointe.com", "usertoken": 12345}
-        pinpointe_jobs(numeric_token, not_found_grace_seconds=1)
+    numeric_token = {**plain_http, "base_url": "https://na01.mypinpointe.com", "usertoken": 12345}
+    for factory in (pinpointe_exports, pinpointe_autoresponder_results):
+        with pytest.raises(VendorRejected, match="base_url") as raised:
+            factory(plain_http, not_found_grace_seconds=1)
+        assert TOKEN not in str(raised.value)
+        with pytest.raises(VendorRejected, match="usertoken"):
+            factory(numeric_token, not_found_grace_seconds=1)
     assert TOKEN not in repr(account())
 
 
@@ -809,10 +879,10 @@ def test_no_log_line_carries_the_token(caplog):
             return httpx.Response(200, json={"status": "SUCCESS", "data": {"jobs": [listed]}})
         return httpx.Response(200, json={"status": "SUCCESS", "data": {"jobid": "555"}})
 
-    jobs = adapter(answer)
+    jobs = exporter(answer)
     with caplog.at_level(logging.DEBUG):
         jobs.start(job(), HOOK)
-        jobs.collect(with_link(jobs.poll(job()).vendor_ref_updates["result_url"]), ListResults())
+        jobs.collect(job(jobs.poll(job()).vendor_ref), ListResults())
     assert "555" in caplog.text and TOKEN not in caplog.text
 
 
@@ -822,7 +892,7 @@ AR_OPERATION = "pinpointe.autoresponder_results"
 
 
 def ar_job(**params) -> Job:
-    return job(operation=AR_OPERATION, params=params or {"all": True}, vendor_ref={})
+    return job(None, operation=AR_OPERATION, params=params or {"all": True})
 
 
 @pytest.mark.parametrize(
@@ -1024,7 +1094,7 @@ def test_collect_reads_every_page_in_order_into_json_lines(wrap):
     seen: list[dict] = []
     records = numbered(2500)
     results = NamedResults()
-    outcome = adapter(paged(records, wrap=wrap, seen=seen)).collect(ar_job(all=True, grouping="send", limit=1000), results)
+    outcome = reader(paged(records, wrap=wrap, seen=seen)).collect(ar_job(all=True, grouping="send", limit=1000), results)
 
     assert [d["pagination"] for d in seen] == [
         {"limit": "1000", "next": "0"},
@@ -1064,7 +1134,7 @@ def test_collect_reads_every_page_in_order_into_json_lines(wrap):
 
 def test_collect_sends_the_one_autoresponder_asked_for():
     seen: list[dict] = []
-    adapter(paged(numbered(1), seen=seen)).collect(ar_job(autorespondername="Welcome"), NamedResults())
+    reader(paged(numbered(1), seen=seen)).collect(ar_job(autorespondername="Welcome"), NamedResults())
     assert seen == [{"autorespondername": "Welcome", "grouping": "autoresponder", "pagination": {"limit": "1000", "next": "0"}}]
 
 
@@ -1077,7 +1147,7 @@ def test_a_page_that_repeats_is_a_protocol_error_not_an_endless_loop():
         return httpx.Response(200, json={"status": "SUCCESS", "data": {"item": [RECORD_A], "pagination": {"next": following}}})
 
     with pytest.raises(VendorProtocolError, match="page 2 repeats page 1") as raised:
-        adapter(answer).collect(ar_job(all=True, limit=10), NamedResults())
+        reader(answer).collect(ar_job(all=True, limit=10), NamedResults())
     assert len(calls) == 2 and "emailopens" in raised.value.answer
 
 
@@ -1090,7 +1160,7 @@ def test_a_cursor_seen_before_is_a_protocol_error():
         return httpx.Response(200, json={"status": "SUCCESS", "data": data})
 
     with pytest.raises(VendorProtocolError, match="'abc' again"):
-        adapter(answer).collect(ar_job(all=True, limit=10), NamedResults())
+        reader(answer).collect(ar_job(all=True, limit=10), NamedResults())
     sent = [json.loads(c.content)["details"]["pagination"]["next"] for c in calls]
     assert sent == ["0", "abc", "def"]  # an opaque cursor is sent back as given
 
@@ -1105,14 +1175,14 @@ def test_pages_that_never_end_stop_at_the_page_cap(monkeypatch):
         return httpx.Response(200, json={"status": "SUCCESS", "data": data})
 
     with pytest.raises(VendorProtocolError, match="did not end after 5 pages"):
-        adapter(answer).collect(ar_job(all=True, limit=10), NamedResults())
+        reader(answer).collect(ar_job(all=True, limit=10), NamedResults())
     assert len(calls) == 5
 
 
 @pytest.mark.parametrize("fault", [503, 429])
 def test_a_5xx_mid_way_is_transient_and_the_retried_collect_writes_each_record_once(fault):
     records = numbered(25)
-    jobs = adapter(paged(records, faults={"10": fault}))
+    jobs = reader(paged(records, faults={"10": fault}))
     with pytest.raises(VendorTransientError, match=f"HTTP {fault}"):
         jobs.collect(ar_job(all=True, limit=10), NamedResults())
     retried = NamedResults()
@@ -1127,7 +1197,7 @@ def test_a_timeout_mid_way_is_transient():
         return paged(numbered(20))(request)
 
     with pytest.raises(VendorTransientError, match="timed out"):
-        adapter(answer).collect(ar_job(all=True, limit=10), NamedResults())
+        reader(answer).collect(ar_job(all=True, limit=10), NamedResults())
 
 
 @pytest.mark.parametrize(
@@ -1141,7 +1211,7 @@ def test_a_timeout_mid_way_is_transient():
 )
 def test_no_results_are_an_empty_file_and_a_count_of_zero(status, payload):
     results = NamedResults()
-    outcome = adapter(api_answer(payload, status)).collect(ar_job(autoresponderid="301"), results)
+    outcome = reader(api_answer(payload, status)).collect(ar_job(autoresponderid="301"), results)
     assert results.files["autoresponder_results.jsonl"] == b"" and outcome.result.size == 0
     summary = results.summary()
     assert (summary["records"], summary["pages"]) == (0, 1)
@@ -1151,7 +1221,7 @@ def test_no_results_are_an_empty_file_and_a_count_of_zero(status, payload):
 def test_a_refusal_mid_way_is_rejected_with_pinpointe_s_reason():
     with pytest.raises(VendorRejected, match="for autorespondername 'Gone': Autoresponder not found"):
         answer = api_answer({"status": "FAILED", "errormessage": "Autoresponder not found"}, 400)
-        adapter(answer).collect(ar_job(autorespondername="Gone"), NamedResults())
+        reader(answer).collect(ar_job(autorespondername="Gone"), NamedResults())
 
 
 def test_a_record_json_cannot_hold_is_a_protocol_error():
@@ -1159,56 +1229,59 @@ def test_a_record_json_cannot_hold_is_a_protocol_error():
         200, content=b'{"status": "SUCCESS", "data": [{"emailopens": NaN}]}', headers={"Content-Type": "application/json"}
     )
     with pytest.raises(VendorProtocolError, match="NaN or Infinity"):
-        adapter(answer).collect(ar_job(all=True), NamedResults())
+        reader(answer).collect(ar_job(all=True), NamedResults())
 
 
-def test_start_checks_a_named_autoresponder_with_one_record_and_is_ready_at_once():
+def test_check_looks_up_a_named_autoresponder_with_one_record():
     seen: list[dict] = []
-    outcome = adapter(paged(numbered(3), seen=seen)).start(ar_job(autorespondername="Welcome", grouping="send"), None)
+    outcome = reader(paged(numbered(3), seen=seen)).check(ar_job(autorespondername="Welcome", grouping="send"))
     assert seen == [{"autorespondername": "Welcome", "grouping": "send", "pagination": {"limit": "1", "next": "0"}}]
-    assert outcome.ready is True
-    assert outcome.vendor_ref == {
-        "requesttype": "Autoresponders",
-        "requestmethod": "GetAutoresponderResults",
-        "started_at": T0.isoformat(),
-    }
+    assert outcome.vendor_ref == AutoresponderResultsRef(requesttype="Autoresponders", requestmethod="GetAutoresponderResults")
+    assert outcome.vendor_ref.shown() == {"requesttype": "Autoresponders", "requestmethod": "GetAutoresponderResults"}
+    assert outcome.vendor_ref.secrets() == {}
     assert "'Welcome' found" in outcome.note
 
 
-def test_start_for_all_autoresponders_calls_nobody():
+def test_check_for_all_autoresponders_calls_nobody():
     def answer(request: httpx.Request) -> httpx.Response:
         raise AssertionError("no call was expected")
 
-    outcome = adapter(answer).start(ar_job(all=True), HOOK)
-    assert outcome.ready is True and "all autoresponders" in outcome.note
+    outcome = reader(answer).check(ar_job(all=True))
+    assert isinstance(outcome.vendor_ref, AutoresponderResultsRef) and "all autoresponders" in outcome.note
 
 
 @pytest.mark.parametrize(
     ("params", "named"),
     [({"autoresponderid": "999"}, "autoresponderid '999'"), ({"autorespondername": "Nope"}, "autorespondername 'Nope'")],
 )
-def test_start_fails_for_an_autoresponder_pinpointe_does_not_know(params, named):
+def test_check_fails_for_an_autoresponder_pinpointe_does_not_know(params, named):
     answer = api_answer({"status": "FAILED", "errormessage": "Autoresponder not found"}, 400)
     with pytest.raises(VendorRejected, match=f"for {named}: Autoresponder not found"):
-        adapter(answer).start(ar_job(**params), HOOK)
+        reader(answer).check(ar_job(**params))
 
 
-def test_start_accepts_an_autoresponder_without_results():
+def test_check_accepts_an_autoresponder_without_results():
     answer = api_answer({"status": "FAILED", "errormessage": "No statistical information is available"}, 400)
-    outcome = adapter(answer).start(ar_job(autoresponderid="5"), HOOK)
-    assert outcome.ready and "has no results" in outcome.note
+    outcome = reader(answer).check(ar_job(autoresponderid="5"))
+    assert isinstance(outcome.vendor_ref, AutoresponderResultsRef) and "has no results" in outcome.note
 
 
-def test_poll_reports_a_synchronous_job_done_without_asking():
+def test_a_synchronous_read_has_nothing_to_start_or_poll():
+    """Its kind (a paged read) is what says "collect at once": the adapter offers no start and no poll,
+    so no status call can ever be made for it."""
+
     def answer(request: httpx.Request) -> httpx.Response:
         raise AssertionError("no call was expected")
 
-    assert adapter(answer).poll(ar_job(all=True)).state is VendorState.DONE
+    reads = reader(answer)
+    assert OPERATIONS[AR_OPERATION].kind is OperationKind.PAGED_READ
+    assert not hasattr(reads, "start") and not hasattr(reads, "poll") and not hasattr(reads, "wait_mode")
+    assert reads.cancel(ar_job(all=True)) is False
 
 
 def test_stored_autoresponder_params_that_no_longer_fit_end_the_job():
     with pytest.raises(VendorRejected, match="exactly one of"):
-        adapter(api_answer({})).collect(ar_job(autoresponderid="1", all=True), NamedResults())
+        reader(api_answer({})).collect(ar_job(autoresponderid="1", all=True), NamedResults())
 
 
 # --- reconciliation (issue 9: no silent shortfall) ---------------------------------------------------------
@@ -1232,7 +1305,7 @@ def counted_pages(records: list[dict], *, cap: int | None = None, lie: bool = Fa
 
 def collect_ar(answer: Answer, **params) -> tuple[NamedResults, object]:
     results = NamedResults()
-    outcome = adapter(answer).collect(ar_job(**(params or {"all": True, "limit": 10})), results)
+    outcome = reader(answer).collect(ar_job(**(params or {"all": True, "limit": 10})), results)
     return results, outcome
 
 
@@ -1284,15 +1357,12 @@ def test_json_lines_hold_one_record_per_line_whatever_the_text():
 
 
 def file_job(status_count: int | None = None) -> Job:
-    ref = {**job().vendor_ref, "result_url": "https://na01.mypinpointe.com/555.json"}
-    if status_count is not None:
-        ref["status_count"] = status_count
-    return job(vendor_ref=ref)
+    return job(linked_ref("https://na01.mypinpointe.com/555.json", status_count))
 
 
 def collect_file(body: bytes, status_count: int | None = None) -> tuple[NamedResults, object]:
     results = NamedResults()
-    outcome = adapter(lambda r: streamed(body)).collect(file_job(status_count), results)
+    outcome = exporter(lambda r: streamed(body)).collect(file_job(status_count), results)
     assert results.files["result.json"] == body  # stored unchanged
     return results, outcome
 
@@ -1369,7 +1439,7 @@ def test_a_count_that_disagrees_with_the_file_is_partial_and_explained(document,
 )
 def test_a_result_file_we_cannot_read_is_a_protocol_error_with_an_excerpt_of_its_start(body, why):
     with pytest.raises(VendorProtocolError, match=why) as raised:
-        adapter(lambda r: streamed(body)).collect(file_job(), NamedResults())
+        exporter(lambda r: streamed(body)).collect(file_job(), NamedResults())
     assert raised.value.answer and TOKEN not in raised.value.answer
 
 

@@ -44,8 +44,7 @@ def test_poll_only_vendors_wait_with_backoff(world):
 
 
 def test_a_synchronous_vendor_call_is_collected_without_waiting(world):
-    world.vendor.ready = True
-    job_id = world.submit()
+    job_id = world.submit(operation="pinpointe.autoresponder_results", params={"all": True})
     out = run(world, "start", job_id)
     assert out.next == "collect" and world.store.get(job_id).status is JobStatus.RUNNING
     assert run(world, "start", job_id).next == "collect"  # a retried Start does not wait either
@@ -77,7 +76,8 @@ def test_poll_keeps_waiting_then_collects(world):
 
     assert (first.next, second.next, third.next) == ("wait_webhook", "wait_webhook", "collect")
     job = world.store.get(job_id)
-    assert job.polls == 3 and job.vendor_ref["result_url"] == "https://x/1.json"
+    # The vendor's result link is a secret of the job: stored apart, never in the vendor_ref shown.
+    assert job.polls == 3 and job.vendor_secrets["result_url"] == "https://x/1.json" and "result_url" not in job.vendor_ref
     statuses = [e.detail["status"] for e in world.store.timeline(job_id) if e.event == "vendor_status"]
     assert statuses == ["waiting", "complete"]  # one entry per change, not per poll
 

@@ -22,7 +22,7 @@ def test_a_valid_webhook_resumes_the_parked_wait(world, started):
 
     assert ack.outcome == "resumed"
     job = world.store.get(job_id)
-    assert job.webhook_notice["raw_s3_uri"].startswith("s3://results/webhooks/")
+    assert job.webhook_notice.raw_s3_uri.startswith("s3://results/webhooks/")
     assert world.store.timeline(job_id)[-1].event == "webhook_received"
 
 
@@ -61,3 +61,9 @@ def test_oversize_bodies_are_refused(world, started):
     job_id, token = started
     with pytest.raises(PayloadTooLarge):
         world.webhooks.receive("pinpointe", job_id, token, b"x" * (256 * 1024 + 1))
+
+
+def test_oversize_bodies_are_refused_before_the_token_is_looked_at(world, started):
+    job_id, _ = started
+    with pytest.raises(PayloadTooLarge, match="limited to 262144 bytes"):
+        world.webhooks.receive("pinpointe", job_id, "A" * 43, b"x" * (256 * 1024 + 1))

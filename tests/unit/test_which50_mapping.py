@@ -9,6 +9,7 @@ from pydantic import ValidationError
 from jobrelay.domain.bulk_import import ImportTotals
 from jobrelay.domain.errors import VendorProtocolError
 from jobrelay.domain.job import Job, Progress
+from jobrelay.domain.operation import OperationKind
 from jobrelay.domain.reconciliation import Reconciler
 from jobrelay.domain.vendor_outcomes import VendorState
 from jobrelay.operations import get_operation
@@ -279,7 +280,7 @@ def test_params_refuse_what_would_not_work(overrides, problem):
 
 def test_the_operation_is_in_the_catalogue_as_an_import():
     operation = get_operation("which50.contact_import")
-    assert operation.vendor == "which50" and operation.is_import
+    assert operation.vendor == "which50" and operation.kind is OperationKind.BULK_IMPORT
     assert "field_names" in operation.params_schema()["required"]
 
 
@@ -302,7 +303,7 @@ def reconciled(counts: dict, status: str = "Completed", *, sent: int = 10, **par
         job_id="job-1", operation="which50.contact_import", vendor="which50",
         deadline_at=datetime.now(UTC) + timedelta(hours=1),
         params={"contact_list_id": 12, "source": "s3://bucket/uploads/c.jsonl", "format": "jsonl", "field_names": ["Email"], **params},
-        progress=Progress(percent=100, counts=counts), vendor_ref={"last_status": status},
+        progress=Progress(percent=100, counts=counts), vendor_status=status,
     )  # fmt: skip
     rec = Reconciler()
     imports.reconcile(finished_job, ImportTotals(read=sent, refused=0, sent=sent, listed_failures=0, warnings=0), rec)

@@ -5,13 +5,14 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Protocol
 
-from jobrelay.domain.bulk_import import BatchLimits, ImportTotals, StagedBatch
+from jobrelay.domain.bulk_import import BatchFormat, BatchLimits, ImportTotals, StagedBatch
 from jobrelay.domain.job import Job, JobPage, JobPatch, StoredFile, TimelineEvent, Transition
 from jobrelay.domain.lease import Lease
 from jobrelay.domain.reconciliation import Reconciler
 from jobrelay.domain.schedule import ScheduleRun, ScheduleSpec
 from jobrelay.domain.status import JobStatus
 from jobrelay.domain.vendor_outcomes import CollectOutcome, PollOutcome, StartOutcome, WaitMode
+from jobrelay.domain.vendor_ref import VendorRef
 
 # --- job state ---------------------------------------------------------------------------------
 
@@ -106,28 +107,51 @@ class SecretStore(Protocol):
 # --- vendors -----------------------------------------------------------------------------------
 
 
-class VendorJobs(Protocol):
-    """One vendor account's side of a job. Raise the step errors of jobrelay.domain.errors:
-    VendorTransientError (retried), VendorRejected, VendorJobFailed, VendorProtocolError."""
+class VendorSide(Protocol):
+    """What every vendor adapter has, whatever the kind of its operation. Adapters raise the step
+    errors of jobrelay.domain.errors: VendorTransientError (retried), VendorRejected, VendorJobFailed,
+    VendorProtocolError, VendorOutcomeUnknown."""
 
-    wait_mode: WaitMode
-
-    def start(self, job: Job, webhook_url: str | None) -> StartOutcome: ...
-
-    def poll(self, job: Job) -> PollOutcome: ...
-
-    def collect(self, job: Job, results: ResultStore) -> CollectOutcome: ...
+    # The account's limit of jobs running at once (its secret's max_concurrent_jobs), None: no limit.
+    max_concurrent_jobs: int | None
 
     def cancel(self, job: Job) -> bool:
         """Abort the job at the vendor where the vendor allows it; False when it cannot."""
 
 
+class AsyncExports(VendorSide, Protocol):
+    """An export the vendor runs in the background (OperationKind.ASYNC_EXPORT): start it, follow it,
+    collect its result file."""
+
+    wait_mode: WaitMode
+
+    def start(self, job: Job, webhook_url: str | None) -> StartOutcome:
+        """Create the work at the vendor (sent once: jobrelay.services.creating_calls). `webhook_url`
+        is given when wait_mode is WEBHOOK."""
+
+    def poll(self, job: Job) -> PollOutcome: ...
+
+    def collect(self, job: Job, results: ResultStore) -> CollectOutcome: ...
+
+
+class PagedReads(VendorSide, Protocol):
+    """A read the vendor answers at once, page by page (OperationKind.PAGED_READ): nothing runs at the
+    vendor between the steps, so there is nothing to wait for and nothing to cancel."""
+
+    def check(self, job: Job) -> StartOutcome:
+        """Make sure the read can succeed before any page is stored (e.g. the record asked for exists:
+        VendorRejected if not): the call it will make, and a note on how the result will be read."""
+
+    def collect(self, job: Job, results: ResultStore) -> CollectOutcome:
+        """Read every page into the job's result files; a retried Collect starts again at page one."""
+
+
 # --- bulk imports ------------------------------------------------------------------------------
 
 
-class VendorImports(Protocol):
-    """The vendor side of a bulk import: open it, stage batches, run it, follow it, list failures.
-    Raise the step errors of jobrelay.domain.errors, as VendorJobs does.
+class VendorImports(VendorSide, Protocol):
+    """The vendor side of a bulk import (OperationKind.BULK_IMPORT): open it, stage batches, run it,
+    follow it, list failures.
 
     A vendor that counts the records it has received reports them as `counts["received"]` when
     polled (before the run too): that is how a batch whose answer was lost is settled. One that
@@ -142,12 +166,17 @@ class VendorImports(Protocol):
 
     def record_key(self, record: Any) -> str | None: ...
 
-    def encode_batch(self, job: Job, records: list[Any]) -> bytes:
-        """The body of one stage request for these validated records."""
+    def batch_format(self, job: Job) -> BatchFormat:
+        """How a stage request body is made of validated records: each record's encoding, and the
+        framing around and between them. Batches are cut to the byte from it."""
 
-    def open(self, job: Job) -> dict[str, Any]:
-        """Create the import at the vendor; returns what goes into job.vendor_ref (never a credential
-        of the account; a per-import token is fine, it is not returned by the API)."""
+    def open(self, job: Job) -> VendorRef:
+        """Create the import at the vendor; returns the adapter's reference to it (a per-import token
+        is a secret field of it, never shown)."""
+
+    def usable_until(self, job: Job) -> datetime | None:
+        """When the opened import stops accepting calls (a per-import access token's expiry), None
+        when it does not expire: staging that could not finish before then is not begun."""
 
     def stage(self, job: Job, body: bytes, records: int) -> StagedBatch: ...
 
@@ -163,12 +192,9 @@ class VendorImports(Protocol):
         """Vendor-side failures after the run: (1-based position among the records staged, reasons,
         key if the vendor echoes one). All pages, streamed."""
 
-    def cancel(self, job: Job) -> bool:
-        """Abort the import at the vendor where the vendor allows it; False when it cannot."""
-
     def reconcile(self, job: Job, totals: ImportTotals, rec: Reconciler) -> None:
         """Check our totals against the vendor's final counts (job.progress.counts, from the poll that
-        found the import finished; job.vendor_ref["last_status"] is its status word): add to `rec`
+        found the import finished; job.vendor_status is its status word): add to `rec`
         one check per count the vendor gives, and one shortfall per reason records did not make it
         (refused, failed, not honoured, finished "with errors", a count that does not add up)."""
 
@@ -184,7 +210,8 @@ class ScratchStore(Protocol):
 
 class RecordsSource(Protocol):
     """A user's records file, read as a stream. `if_match` is the version (ETag) the import started
-    with: a file replaced since is refused rather than read from offsets that no longer fit it."""
+    with: a file replaced since is refused (RecordsFileChanged, jobrelay.domain.errors) rather than
+    read from offsets that no longer fit it."""
 
     def etag(self, s3_uri: str) -> str: ...
 
@@ -222,3 +249,17 @@ class ScheduleRuns(Protocol):
 
     def latest(self, schedule: str, limit: int, since: datetime | None = None) -> list[ScheduleRun]:
         """The schedule's runs scheduled at or after `since`, newest first."""
+
+
+# --- users' records files ----------------------------------------------------------------------
+
+
+class Uploads(Protocol):
+    """Where users put their records files (the input of bulk imports): straight into our storage,
+    each through a presigned PUT of its own, never through the API (its body limit is 256 KiB).
+    Uploads land in a folder of their own, one a RecordsSource reads from."""
+
+    def presign_put(self, path: str, content_type: str, now: datetime) -> tuple[str, str, datetime]:
+        """(s3_uri, url, expires_at): a URL for one PUT, from `now` until expires_at, of a file with
+        that Content-Type at `path` (relative, made unique by the caller) within the uploads folder;
+        s3_uri names the file in a bulk import's `source`."""

@@ -1,13 +1,40 @@
 """The real adapters, built from the environment once per Lambda container and only when first
 needed: boto3 and httpx are slow to import, and a handler module must stay cheap to load (the
 cold-start budget in docs/DESIGN.md). Handlers call these functions; tests build services with fakes.
+
+Each function's return type is the port (jobrelay.ports) or service it provides, so mypy checks that
+every adapter satisfies its port. Those types, and the boto3 clients' (the mypy-boto3 stubs, a
+development dependency only), are imported for the type checker alone: nothing here is imported at
+run time before it is needed.
 """
 
+from collections.abc import Callable
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from botocore.config import Config
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_scheduler import EventBridgeSchedulerClient
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+    from mypy_boto3_stepfunctions import SFNClient
+
+    from jobrelay.adapters.s3_results import S3ResultStore
+    from jobrelay.drivers.directory import Drivers
+    from jobrelay.ports import JobStore, ResultStore, ScheduleRuns, SecretStore, Workflow
+    from jobrelay.services.bulk_imports import ImportSteps
+    from jobrelay.services.concurrency import AccountConcurrency
+    from jobrelay.services.jobs import JobService
+    from jobrelay.services.notices import Notices
+    from jobrelay.services.schedules import ScheduleFirer, ScheduleService
+    from jobrelay.services.steps import StepRunner
+    from jobrelay.services.sweeper import Sweeper
+    from jobrelay.services.uploads import UploadService
+    from jobrelay.services.webhooks import WebhookReceiver
     from jobrelay.settings import Settings
+    from jobrelay.vendors.registry import VendorDirectory
 
 
 @cache
@@ -17,83 +44,134 @@ def settings() -> "Settings":
     return Settings.from_env()
 
 
-@cache
-def aws_client(service: str) -> Any:
-    import boto3
+# --- boto3 clients, one per service ------------------------------------------------------------
+
+
+def _client_config(*, s3: bool = False) -> "Config":
     from botocore.config import Config
 
     # Standard retry mode with a few attempts covers throttling; timeouts keep a hung call from
     # eating the function's whole budget; presigned S3 links must be SigV4 (SigV2 is retired).
-    config = Config(
+    return Config(
         retries={"mode": "standard", "max_attempts": 4},
         connect_timeout=5,
         read_timeout=30,
-        signature_version="s3v4" if service == "s3" else None,
+        signature_version="s3v4" if s3 else None,
     )
-    return boto3.client(service, config=config)
 
 
 @cache
-def job_store():
+def dynamodb_client() -> "DynamoDBClient":
+    import boto3
+
+    return boto3.client("dynamodb", config=_client_config())
+
+
+@cache
+def s3_client() -> "S3Client":
+    import boto3
+
+    return boto3.client("s3", config=_client_config(s3=True))
+
+
+@cache
+def stepfunctions_client() -> "SFNClient":
+    import boto3
+
+    return boto3.client("stepfunctions", config=_client_config())
+
+
+@cache
+def secretsmanager_client() -> "SecretsManagerClient":
+    import boto3
+
+    return boto3.client("secretsmanager", config=_client_config())
+
+
+@cache
+def events_client() -> "EventBridgeClient":
+    import boto3
+
+    return boto3.client("events", config=_client_config())
+
+
+@cache
+def scheduler_client() -> "EventBridgeSchedulerClient":
+    import boto3
+
+    return boto3.client("scheduler", config=_client_config())
+
+
+# --- adapters and services -----------------------------------------------------------------------
+
+
+@cache
+def job_store() -> "JobStore":
     from jobrelay.adapters.dynamodb_jobs import DynamoJobStore
 
-    return DynamoJobStore(settings().jobs_table, aws_client("dynamodb"), retention_days=settings().retention_days)
+    return DynamoJobStore(settings().jobs_table, dynamodb_client(), retention_days=settings().retention_days)
 
 
 @cache
-def result_store():
+def result_store() -> "ResultStore":
+    return _s3_results()
+
+
+@cache
+def _s3_results() -> "S3ResultStore":
+    """The result store with its extra (put_object_at, for webhook payloads), which is no part of the port."""
     from jobrelay.adapters.s3_results import S3ResultStore
 
-    return S3ResultStore(settings().results_bucket, aws_client("s3"), url_seconds=settings().download_url_seconds)
+    return S3ResultStore(settings().results_bucket, s3_client(), url_seconds=settings().download_url_seconds)
 
 
 @cache
-def upload_service():
+def upload_service() -> "UploadService":
     from jobrelay.adapters.s3_uploads import S3Uploads
     from jobrelay.services.uploads import UploadService
 
-    return UploadService(S3Uploads(settings().results_bucket, aws_client("s3"), url_seconds=settings().download_url_seconds))
+    return UploadService(S3Uploads(settings().results_bucket, s3_client(), url_seconds=settings().download_url_seconds))
 
 
 @cache
-def workflow():
+def workflow() -> "Workflow":
     from jobrelay.adapters.sfn_workflow import StepFunctionsWorkflow
 
-    return StepFunctionsWorkflow(settings().state_machine_arn or "", aws_client("stepfunctions"))
+    return StepFunctionsWorkflow(settings().state_machine_arn or "", stepfunctions_client())
 
 
 @cache
-def secret_store():
+def secret_store() -> "SecretStore":
     from jobrelay.adapters.secrets import SecretsManagerStore
 
-    return SecretsManagerStore(aws_client("secretsmanager"))
+    return SecretsManagerStore(secretsmanager_client())
 
 
 @cache
-def notices():
+def notices() -> "Notices":
     from jobrelay.adapters.eventbridge import EventBridgePublisher
     from jobrelay.services.notices import Notices
 
-    return Notices(EventBridgePublisher(settings().event_bus_name, aws_client("events")), secret_store(), settings())
+    return Notices(EventBridgePublisher(settings().event_bus_name, events_client()), secret_store(), settings())
 
 
 @cache
-def vendors():
+def vendors() -> "VendorDirectory":
     from jobrelay.vendors.registry import VendorDirectory
 
     return VendorDirectory(secret_store(), settings())
 
 
 @cache
-def concurrency():
+def concurrency() -> "AccountConcurrency":
     from jobrelay.adapters.dynamodb_slots import DynamoSlots
     from jobrelay.services.concurrency import AccountConcurrency
 
-    return AccountConcurrency(DynamoSlots(settings().jobs_table, aws_client("dynamodb")), job_store())
+    return AccountConcurrency(DynamoSlots(settings().jobs_table, dynamodb_client()), job_store())
 
 
 @cache
-def job_service(check_records_files: bool = True):
+def job_service(check_records_files: bool = True) -> "JobService":
     """`check_records_files`: an import's records file is looked at (s3:GetObject, which HeadObject
     needs) when the job is submitted. Only the API function may read the upload folders."""
     from jobrelay.services.jobs import JobService
@@ -102,28 +180,28 @@ def job_service(check_records_files: bool = True):
     if check_records_files:
         from jobrelay.adapters.s3_records import S3RecordsSource
 
-        records = S3RecordsSource(aws_client("s3"), settings().results_bucket)
+        records = S3RecordsSource(s3_client(), settings().results_bucket)
     return JobService(
         job_store(),
         result_store(),
         workflow(),
         notices(),
         settings(),
-        cancel_at_vendor=lambda job: vendors().for_job(job).cancel(job),
+        cancel_at_vendor=lambda job: drivers().for_job(job).cancel(job),
         release_slot=lambda job: concurrency().release(job),
         records=records,
     )
 
 
 @cache
-def schedule_runs():
+def schedule_runs() -> "ScheduleRuns":
     from jobrelay.adapters.dynamodb_schedule_runs import DynamoScheduleRuns
 
-    return DynamoScheduleRuns(settings().jobs_table, aws_client("dynamodb"), retention_days=settings().retention_days)
+    return DynamoScheduleRuns(settings().jobs_table, dynamodb_client(), retention_days=settings().retention_days)
 
 
 @cache
-def schedule_service():
+def schedule_service() -> "ScheduleService":
     from jobrelay.adapters.eventbridge_scheduler import EventBridgeScheduler
     from jobrelay.services.schedules import ScheduleService
 
@@ -131,13 +209,13 @@ def schedule_service():
     if not (config.schedule_group and config.schedule_target_arn and config.scheduler_role_arn):
         raise RuntimeError("recurring jobs need SCHEDULE_GROUP, SCHEDULE_TARGET_ARN and SCHEDULER_ROLE_ARN")
     scheduler = EventBridgeScheduler(
-        config.schedule_group, config.schedule_target_arn, config.scheduler_role_arn, aws_client("scheduler")
+        config.schedule_group, config.schedule_target_arn, config.scheduler_role_arn, scheduler_client()
     )
     return ScheduleService(scheduler, schedule_runs(), job_store(), firer=schedule_firer)  # built on first run now
 
 
 @cache
-def schedule_firer():
+def schedule_firer() -> "ScheduleFirer":
     from jobrelay.services.schedules import ScheduleFirer
 
     # The schedules function may not read records files (template.yaml): a scheduled import's file
@@ -146,64 +224,62 @@ def schedule_firer():
 
 
 @cache
-def step_runner():
+def step_runner() -> "StepRunner":
     import logging
 
     # httpx logs every request URL at INFO, and MyPreferences puts an import's access token in its
     # URLs: keep httpx to warnings.
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
-    from jobrelay.adapters.s3_records import S3RecordsSource
-    from jobrelay.adapters.s3_scratch import S3Scratch
-    from jobrelay.services.bulk_imports import ImportSteps
     from jobrelay.services.steps import StepRunner
 
-    s3, bucket = aws_client("s3"), settings().results_bucket
-    imports = ImportSteps(job_store(), result_store(), S3Scratch(bucket, s3), S3RecordsSource(s3, bucket), vendors().for_job)
-    return StepRunner(
-        job_store(),
-        result_store(),
-        workflow(),
-        notices(),
-        vendors().for_job,
-        settings(),
-        imports=imports,
-        concurrency=concurrency(),
-    )
+    return StepRunner(job_store(), workflow(), notices(), drivers().for_job, settings(), concurrency=concurrency())
 
 
 @cache
-def sweeper():
+def drivers() -> "Drivers":
+    from jobrelay.drivers.base import DriverContext
+    from jobrelay.drivers.directory import Drivers
+
+    return Drivers(vendors().for_job, DriverContext(job_store(), result_store(), settings(), imports=import_engine))
+
+
+@cache
+def import_engine() -> "ImportSteps":
+    """The bulk-import engine, built with the first import job's step (its modules are not free to load)."""
+    from jobrelay.adapters.s3_records import S3RecordsSource
+    from jobrelay.adapters.s3_scratch import S3Scratch
+    from jobrelay.services.bulk_imports import ImportSteps
+
+    s3, bucket = s3_client(), settings().results_bucket
+    return ImportSteps(job_store(), result_store(), S3Scratch(bucket, s3), S3RecordsSource(s3, bucket))
+
+
+@cache
+def sweeper() -> "Sweeper":
     from jobrelay.services.sweeper import Sweeper
 
     return Sweeper(job_store(), workflow(), notices(), concurrency())
 
 
 @cache
-def webhook_receiver():
+def webhook_receiver() -> "WebhookReceiver":
+    from jobrelay.domain.job import WebhookNotice
     from jobrelay.services.webhooks import WebhookReceiver
-    from jobrelay.vendors.registry import webhook_parser
+    from jobrelay.vendors.registry import webhook_reader
 
-    def parse_notice(vendor: str, body: bytes) -> dict[str, Any]:
-        parser = webhook_parser(vendor)
-        notice = parser(body) if parser else None
-        return _notice_dict(notice)
+    def parse_notice(vendor: str, body: bytes) -> WebhookNotice:
+        reader = webhook_reader(vendor)
+        return (reader(body) if reader else None) or WebhookNotice()
 
     def save_raw(key: str, body: bytes) -> str:
-        return result_store().put_object_at(key, body, "application/json").s3_uri
+        return _s3_results().put_object_at(key, body, "application/json").s3_uri
 
     return WebhookReceiver(job_store(), workflow(), save_raw, parse_notice)
 
 
-def _notice_dict(notice: Any) -> dict[str, Any]:
-    if notice is None:
-        return {}
-    raw = notice.model_dump() if hasattr(notice, "model_dump") else dict(vars(notice))
-    return {k: v for k, v in raw.items() if v is not None}
-
-
 @cache
-def idempotent_submit():
+def idempotent_submit() -> Callable[[dict[str, Any], Any], str]:
     """`submit({"account", "key", "submission"}, lambda_context) -> job_id`, deduplicated on (account, Idempotency-Key) with
     Powertools' idempotency utility: the same key and body within 24 h return the first job; the
     same key with a different body is refused."""
@@ -219,7 +295,10 @@ def idempotent_submit():
 
     from jobrelay.domain.errors import IdempotencyInProgress, IdempotencyKeyReused
 
-    persistence = DynamoDBPersistenceLayer(table_name=settings().idempotency_table, boto3_client=aws_client("dynamodb"))
+    table = settings().idempotency_table
+    if not table:
+        raise RuntimeError("an Idempotency-Key needs IDEMPOTENCY_TABLE")
+    persistence = DynamoDBPersistenceLayer(table_name=table, boto3_client=dynamodb_client())
     config = IdempotencyConfig(
         event_key_jmespath="[account, key]",
         payload_validation_jmespath="submission",

@@ -6,7 +6,7 @@
   s3_results              S3ResultStore           ResultStore on the ResultsBucket (streamed multipart uploads)
   s3_records              S3RecordsSource         RecordsSource on the ResultsBucket (users' records files, ranged reads)
   s3_scratch              S3Scratch               ScratchStore on the ResultsBucket (an import's working files)
-  s3_uploads              S3Uploads               presigned PUTs for records files (UploadService's; no port)
+  s3_uploads              S3Uploads               Uploads on the ResultsBucket (presigned PUTs of records files)
   sfn_workflow            StepFunctionsWorkflow   Workflow on the job state machine
   eventbridge             EventBridgePublisher    EventPublisher on the JobEventBus
   eventbridge_scheduler   EventBridgeScheduler    Scheduler on EventBridge Scheduler (recurring jobs)

@@ -15,12 +15,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
+from jobrelay.domain.errors import RecordsFileChanged
+
 if TYPE_CHECKING:
-    from botocore.client import BaseClient
+    from botocore.response import StreamingBody
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import GetObjectOutputTypeDef, GetObjectRequestTypeDef, HeadObjectOutputTypeDef
 
 MiB = 1024 * 1024
 INCOMING_PREFIXES = ("incoming/", "uploads/")
@@ -30,14 +34,10 @@ _CHANGED = frozenset({"PreconditionFailed", "412"})
 _PAST_THE_END = "InvalidRange"
 
 
-class RecordsFileChanged(Exception):
-    """The records file is no longer the version the import started with."""
-
-
 class S3RecordsSource:
     """Records files in `bucket`, under `prefixes` only."""
 
-    def __init__(self, client: BaseClient, bucket: str, *, prefixes: tuple[str, ...] = INCOMING_PREFIXES):
+    def __init__(self, client: S3Client, bucket: str, *, prefixes: tuple[str, ...] = INCOMING_PREFIXES):
         self._client = client
         self._bucket = bucket
         self._prefixes = prefixes
@@ -77,13 +77,13 @@ class S3RecordsSource:
             raise ValueError(f"offset {start_offset} is past the end of {s3_uri} ({size} bytes)") from None
         return _chunks(answer["Body"], chunk_size)
 
-    def _head(self, s3_uri: str) -> dict[str, Any]:
+    def _head(self, s3_uri: str) -> HeadObjectOutputTypeDef:
         key = self._key_of(s3_uri)
         with _readable_errors(s3_uri):
             return self._client.head_object(Bucket=self._bucket, Key=key)
 
-    def _get(self, s3_uri: str, byte_range: str | None, if_match: str | None) -> dict[str, Any]:
-        params = {"Bucket": self._bucket, "Key": self._key_of(s3_uri)}
+    def _get(self, s3_uri: str, byte_range: str | None, if_match: str | None) -> GetObjectOutputTypeDef:
+        params: GetObjectRequestTypeDef = {"Bucket": self._bucket, "Key": self._key_of(s3_uri)}
         if byte_range:
             params["Range"] = byte_range
         if if_match:
@@ -122,7 +122,7 @@ def _readable_errors(s3_uri: str) -> Iterator[None]:
         raise
 
 
-def _chunks(body: Any, chunk_size: int) -> Iterator[bytes]:
+def _chunks(body: StreamingBody, chunk_size: int) -> Iterator[bytes]:
     # Closed however reading ends (a step stopping early included), so the connection is reused.
     with closing(body):
         yield from body.iter_chunks(chunk_size)

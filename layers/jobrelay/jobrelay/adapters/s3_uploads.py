@@ -2,21 +2,23 @@
 results bucket: users send the file straight to S3, never through the API (its body limit is 256 KiB)."""
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 UPLOAD_PREFIX = "uploads/"
 
 
 class S3Uploads:
-    def __init__(self, bucket: str, client: Any, *, url_seconds: int = 3600):
+    def __init__(self, bucket: str, client: "S3Client", *, url_seconds: int = 3600):
         self._bucket = bucket
         self._client = client
         self._url_seconds = url_seconds
 
-    def presign_put(self, key: str, content_type: str, now: datetime) -> tuple[str, str, datetime]:
-        """(s3_uri, url, expires_at) for one PUT of `key` with that Content-Type."""
-        if not key.startswith(UPLOAD_PREFIX):
-            raise ValueError(f"uploads go under {UPLOAD_PREFIX}, not {key!r}")
+    def presign_put(self, path: str, content_type: str, now: datetime) -> tuple[str, str, datetime]:
+        """(s3_uri, url, expires_at) for one PUT of `path` under uploads/, with that Content-Type."""
+        key = UPLOAD_PREFIX + path
         url = self._client.generate_presigned_url(
             "put_object",
             Params={"Bucket": self._bucket, "Key": key, "ContentType": content_type},

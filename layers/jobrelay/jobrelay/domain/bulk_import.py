@@ -1,7 +1,13 @@
-"""The values of a bulk import: the vendor's batch limits, a record that did not make it, what a
-stage request got back, and our own totals when the import ends."""
+"""The values of a bulk import: the vendor's batch limits and body format, a record that did not
+make it, what a stage request got back, and our own totals when the import ends."""
 
+import json
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Self
+
+from pydantic import BaseModel, ConfigDict, Field
 
 
 @dataclass(frozen=True)
@@ -11,6 +17,36 @@ class BatchLimits:
     max_bytes: int  # encoded size of one stage request body
     max_records: int | None = None  # records in one stage request, if the vendor caps it
     max_total_records: int | None = None  # records in one import, if the vendor caps it
+
+
+@dataclass(frozen=True)
+class BatchFormat:
+    """How a vendor's stage request body is made: each record encoded on its own, and the framing
+    around and between them. Declared rather than inferred, so a batch's size is known to the byte
+    before its body is built: the framing's size for its count plus its records' encodings."""
+
+    encode_record: Callable[[Any], bytes]
+    prefix: bytes = b""
+    separator: bytes = b""
+    suffix: bytes = b""
+
+    @classmethod
+    def json_array(cls, encode_record: Callable[[Any], bytes], *, key: str | None = None) -> Self:
+        """A compact JSON array of the records, or an object holding that array under `key` alone:
+        what json.dumps(..., separators=(",", ":")) gives for the whole when `encode_record` gives
+        it for each record (`key` is written as json.dumps writes it, anything but printable ASCII
+        escaped)."""
+        if key is None:
+            return cls(encode_record, b"[", b",", b"]")
+        return cls(encode_record, b"{" + json.dumps(key).encode() + b":[", b",", b"]}")
+
+    def encode(self, records: Iterable[Any]) -> bytes:
+        """The body of a batch of these records."""
+        return self.prefix + self.separator.join(map(self.encode_record, records)) + self.suffix
+
+    def framing_size(self, count: int) -> int:
+        """The bytes of a body of `count` records that are not the records' own."""
+        return len(self.prefix) + len(self.suffix) + max(count - 1, 0) * len(self.separator)
 
 
 @dataclass
@@ -41,3 +77,139 @@ class ImportTotals:
     sent: int  # records staged at the vendor
     listed_failures: int  # records the vendor listed as failed (VendorImports.failures)
     warnings: int  # the vendor's per-record warnings
+
+
+# --- where an import stands (job.import_state) ---------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """One stage request: `count` records from the lines `lines`, encoded as `body`."""
+
+    index: int  # 0-based, in file order over the whole import
+    first_line: int
+    # The end of the last line this batch accounts for (its last record, or a failure read after
+    # it), and the line number there: where reading resumes once the batch is staged.
+    last_end_offset: int
+    next_line: int
+    lines: list[int]  # of its records, in order: the vendor's "record k of the batch" is lines[k]
+    body: bytes
+    count: int
+    # Records given up between the previous batch and last_end_offset.
+    invalid: int = 0  # unreadable, refused by the vendor's model, or too big to send
+    excess: int = 0  # valid, but past the vendor's limit of records per import
+
+    @property
+    def key(self) -> tuple[int, int]:
+        return (self.index, self.first_line)
+
+
+@dataclass(frozen=True, slots=True)
+class EndOfRecords:
+    """The input is exhausted: the failures read since the last batch, and the end of the last line
+    that held anything (only blank lines may follow)."""
+
+    end_offset: int
+    next_line: int
+    invalid: int = 0
+    excess: int = 0
+
+
+Cut = Batch | RecordFailure | EndOfRecords
+
+
+class CheckpointMismatch(ValueError):
+    """A batch that does not follow the checkpoint: the file or the limits changed under the import."""
+
+
+class Checkpoint(BaseModel):
+    """How far an import's staging has gone. Small and JSON: it travels in the state machine."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    next_batch_index: int = Field(default=0, ge=0)
+    resume_offset: int = Field(default=0, ge=0)
+    resume_line: int = Field(default=1, ge=1)
+    staged_records: int = Field(default=0, ge=0)
+    invalid_records: int = Field(default=0, ge=0)
+    excess_records: int = Field(default=0, ge=0)
+    finished: bool = False
+    # The version (S3 ETag) of the file the offsets refer to: resuming in another file would
+    # misalign every line.
+    source_etag: str | None = None
+
+    def after(self, done: Batch | EndOfRecords) -> Self:
+        """The checkpoint once `done` is: the batch staged, or the end of the records reached."""
+        if isinstance(done, EndOfRecords):
+            if done.end_offset < self.resume_offset:
+                raise CheckpointMismatch(f"the records end at byte {done.end_offset}, before this checkpoint")
+            return self._moved(done.end_offset, done.next_line, done.invalid, done.excess, finished=True)
+        if self.already_staged(done):
+            raise CheckpointMismatch(f"batch {done.index} is already counted in this checkpoint")
+        moved = self._moved(done.last_end_offset, done.next_line, done.invalid, done.excess, finished=False)
+        return moved.model_copy(update={"next_batch_index": done.index + 1, "staged_records": self.staged_records + done.count})
+
+    def already_staged(self, batch: Batch) -> bool:
+        """True for a batch this checkpoint has counted (cut again by a step retried from an older
+        position), False for the next batch to stage. Anything else is a CheckpointMismatch."""
+        if batch.index < self.next_batch_index and batch.last_end_offset <= self.resume_offset:
+            return True
+        if batch.index == self.next_batch_index and batch.first_line >= self.resume_line:
+            return False
+        raise CheckpointMismatch(
+            f"batch {batch.index} from line {batch.first_line} does not follow this checkpoint "
+            f"(next batch {self.next_batch_index}, from line {self.resume_line} on)"
+        )
+
+    def _moved(self, offset: int, line: int, invalid: int, excess: int, *, finished: bool) -> Self:
+        return self.model_copy(
+            update={
+                "resume_offset": offset,
+                "resume_line": line,
+                "invalid_records": self.invalid_records + invalid,
+                "excess_records": self.excess_records + excess,
+                "finished": finished,
+            }
+        )
+
+
+class InFlight(BaseModel):
+    """A batch sent to the vendor whose acknowledgement is not in the checkpoint yet."""
+
+    index: int
+    first_line: int
+    last_end_offset: int
+    next_line: int
+    count: int
+    invalid: int = 0
+    excess: int = 0
+    sent_at: datetime | None = None
+
+    def as_batch(self) -> Batch:
+        """The batch as Checkpoint.after() needs it (its records and body are long gone)."""
+        return Batch(
+            index=self.index,
+            first_line=self.first_line,
+            last_end_offset=self.last_end_offset,
+            next_line=self.next_line,
+            lines=[],
+            body=b"",
+            count=self.count,
+            invalid=self.invalid,
+            excess=self.excess,
+        )
+
+
+class ImportState(BaseModel):
+    """Where a bulk import stands (job.import_state): its checkpoint, the batch in flight, what it
+    staged, and the working files of its failures and warnings. Saved after every batch."""
+
+    checkpoint: Checkpoint = Field(default_factory=Checkpoint)
+    in_flight: InFlight | None = None
+    batch_sizes: list[int] = Field(default_factory=list)  # records per staged batch, in order
+    failure_parts: list[str] = Field(default_factory=list)  # scratch files of our own failures
+    warning_parts: list[str] = Field(default_factory=list)  # scratch files of the vendor's record warnings
+    header: list[str] | None = None  # a CSV file's header, to resume mid-file
+    staging_started_at: datetime | None = None
+    restarts: int = 0  # fresh imports opened after a batch of unknown fate (vendors that count nothing)
+    run_sent_at: datetime | None = None  # the run was sent then, and its answer is not known yet

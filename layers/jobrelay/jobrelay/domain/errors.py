@@ -1,10 +1,13 @@
-"""Errors, in two families.
+"""Errors, in two families, and the errors of the ports' contracts.
 
 Step errors cross the Lambda/Step Functions boundary: the state machine's Retry and Catch match on
 the exception's class name (the Lambda payload's `errorType`), so these names are part of the
 contract with statemachines/job.asl.json and must not be renamed.
 
 Service errors are what the API turns into 4xx answers.
+
+A port's own errors (RecordsFileChanged) are raised by its adapter for the service that uses the
+port to handle: they cross neither boundary.
 """
 
 
@@ -107,6 +110,12 @@ STEP_ERRORS: dict[str, type[StepError]] = {
 }
 
 
+class RecordsFileChanged(Exception):
+    """A records file is no longer the version a bulk import started reading: a RecordsSource read
+    given `if_match` (the ETag the import started with) found it replaced since. The bulk-import
+    service ends the import with InvalidSource."""
+
+
 class ServiceError(Exception):
     """An answer for the API: HTTP status, stable code, readable message, optional details."""
 
@@ -150,3 +159,8 @@ class ScheduleNotFound(ServiceError):
 class ScheduleExists(ServiceError):
     status = 409
     code = "SCHEDULE_EXISTS"
+
+
+class JobEndedMeanwhile(Exception):
+    """The job ended (a cancel from the API, the sweeper) while a step was working on it: the step
+    stops and leaves the job as it is. Not a step error: the execution ends quietly."""

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from jobrelay.domain.bulk_import import ImportState
 from jobrelay.domain.reconciliation import Reconciliation
 from jobrelay.domain.status import JobStatus
 
@@ -85,6 +86,16 @@ class ScheduleLink(BaseModel):
     scheduled_time: datetime
 
 
+class WebhookNotice(BaseModel):
+    """What a vendor's completion webhook said, as far as its reader (the vendor manifest's
+    webhook_reader) could tell; every field may be missing. Only a hint: the next poll cross-checks it."""
+
+    jobid: str | None = None
+    status: str | None = None
+    result_url: str | None = None  # a vendor's capability link: the notice is backend-only
+    raw_s3_uri: str | None = None  # where the payload as received is kept
+
+
 class Job(BaseModel):
     model_config = ConfigDict(use_enum_values=False)
 
@@ -101,7 +112,12 @@ class Job(BaseModel):
     callback_url: str | None = None
     schedule: ScheduleLink | None = None  # set when a schedule submitted the job
     progress: Progress = Field(default_factory=Progress)
+    # The vendor adapter's reference to the job's work there (jobrelay.domain.vendor_ref.VendorRef),
+    # without its secret fields, which are in `vendor_secrets`.
     vendor_ref: dict[str, Any] = Field(default_factory=dict)
+    # When the vendor's side began (the async start, the import's run), and its last status word.
+    vendor_started_at: datetime | None = None
+    vendor_status: str | None = None
     result: JobResult | None = None
     # The result checked against the vendor's counts (set by Collect): SUCCEEDED only when complete.
     reconciliation: Reconciliation | None = None
@@ -112,17 +128,18 @@ class Job(BaseModel):
     # it, and never sends it again (VendorOutcomeUnknown).
     start_sent_at: datetime | None = Field(default=None, exclude=True)
     # Backend-only: never shown, never logged.
+    vendor_secrets: dict[str, Any] = Field(default_factory=dict, exclude=True)
     webhook_token_sha256: str | None = Field(default=None, exclude=True)
     task_token: str | None = Field(default=None, exclude=True)
     # The vendor's last webhook: when it came and what it said (result link, status, where the raw
     # payload is in S3). A webhook newer than `last_polled_at` wakes the next wait at once.
     webhook_received_at: datetime | None = Field(default=None, exclude=True)
-    webhook_notice: dict[str, Any] | None = Field(default=None, exclude=True)
+    webhook_notice: WebhookNotice | None = Field(default=None, exclude=True)
     last_polled_at: datetime | None = Field(default=None, exclude=True)
     polls: int = Field(default=0, exclude=True)
-    # Bulk imports: where staging stands (jobrelay.bulk_import.batches.Checkpoint), so a retried or
-    # restarted step resumes after the last batch the vendor acknowledged.
-    checkpoint: dict[str, Any] | None = Field(default=None, exclude=True)
+    # Bulk imports: where staging stands, so a retried or restarted step resumes after the last batch
+    # the vendor acknowledged.
+    import_state: ImportState | None = Field(default=None, exclude=True)
 
     @property
     def is_terminal(self) -> bool:
@@ -142,6 +159,9 @@ class JobPatch(BaseModel):
 
     progress: Progress | None = None
     vendor_ref: dict[str, Any] | None = None
+    vendor_secrets: dict[str, Any] | None = None
+    vendor_started_at: datetime | None = None
+    vendor_status: str | None = None
     result: JobResult | None = None
     reconciliation: Reconciliation | None = None
     error: JobError | None = None
@@ -150,10 +170,10 @@ class JobPatch(BaseModel):
     webhook_token_sha256: str | None = None
     task_token: str | None = None
     webhook_received_at: datetime | None = None
-    webhook_notice: dict[str, Any] | None = None
+    webhook_notice: WebhookNotice | None = None
     last_polled_at: datetime | None = None
     polls: int | None = None
-    checkpoint: dict[str, Any] | None = None
+    import_state: ImportState | None = None
 
     def fields(self) -> dict[str, Any]:
         """The explicitly set fields, as plain JSON-ready values (backend-only fields included)."""
@@ -166,13 +186,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
     return value
-
-
-def public_vendor_ref(vendor_ref: dict[str, Any]) -> dict[str, Any]:
-    """The vendor reference without what may act as a credential: a vendor's result link (users get
-    ours instead) and a per-import access token (MyPreferences'). What API answers, timelines and
-    result summaries show of it."""
-    return {k: v for k, v in vendor_ref.items() if not k.endswith(("_url", "_token"))}
 
 
 @dataclass(frozen=True)

@@ -2,10 +2,10 @@
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
 
 from jobrelay.domain.job import JobResult, Progress
 from jobrelay.domain.reconciliation import Reconciliation
+from jobrelay.domain.vendor_ref import VendorRef
 
 
 class WaitMode(StrEnum):
@@ -21,11 +21,8 @@ class VendorState(StrEnum):
 
 @dataclass
 class StartOutcome:
-    vendor_ref: dict[str, Any]
+    vendor_ref: VendorRef
     note: str | None = None
-    # The result can be collected at once (a synchronous vendor call, read page by page in
-    # collect): no wait. poll() must then report DONE, for a Start retried after this one.
-    ready: bool = False
 
 
 @dataclass
@@ -34,7 +31,8 @@ class PollOutcome:
     raw_status: str | None = None
     progress: Progress | None = None
     message: str | None = None  # the vendor's reason, when FAILED
-    vendor_ref_updates: dict[str, Any] = field(default_factory=dict)
+    # The adapter's reference as this answer changed it (a result link, a count to check), if it did.
+    vendor_ref: VendorRef | None = None
     # A status word not in the vendor's table: a bounded, redacted excerpt of the answer that carried
     # it (jobrelay.vendors.redaction), recorded on the job's timeline once per new word.
     unknown_status_answer: str | None = None

@@ -25,14 +25,18 @@ from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel, Field
-
-from jobrelay.adapters.s3_records import RecordsFileChanged
-from jobrelay.bulk_import.batches import Batch, Checkpoint, EndOfRecords, cut_batches, validate_records
+from jobrelay.bulk_import.batches import cut_batches, validate_records
 from jobrelay.bulk_import.records import SourceFileError, read_header, read_records, sniff
-from jobrelay.domain.bulk_import import ImportTotals, RecordFailure
-from jobrelay.domain.errors import InvalidSource, VendorProtocolError, VendorRejected, VendorTransientError
-from jobrelay.domain.job import Job, JobPatch, JobResult, Progress, TimelineEvent, public_vendor_ref, utcnow
+from jobrelay.domain.bulk_import import Batch, Checkpoint, EndOfRecords, ImportState, ImportTotals, InFlight, RecordFailure
+from jobrelay.domain.errors import (
+    InvalidSource,
+    JobEndedMeanwhile,
+    RecordsFileChanged,
+    VendorProtocolError,
+    VendorRejected,
+    VendorTransientError,
+)
+from jobrelay.domain.job import Job, JobPatch, JobResult, Progress, TimelineEvent, utcnow
 from jobrelay.domain.reconciliation import Reconciler, Reconciliation
 from jobrelay.domain.status import JobStatus
 from jobrelay.domain.vendor_outcomes import CollectOutcome
@@ -55,47 +59,6 @@ SETTLE_AFTER = timedelta(minutes=3)
 MAX_RESTARTS = 3
 
 
-class InFlight(BaseModel):
-    """A batch sent to the vendor whose acknowledgement is not in the checkpoint yet."""
-
-    index: int
-    first_line: int
-    last_end_offset: int
-    next_line: int
-    count: int
-    invalid: int = 0
-    excess: int = 0
-    sent_at: datetime | None = None
-
-    def as_batch(self) -> Batch:
-        """The batch as Checkpoint.after() needs it (its records and body are long gone)."""
-        return Batch(
-            index=self.index,
-            first_line=self.first_line,
-            last_end_offset=self.last_end_offset,
-            next_line=self.next_line,
-            lines=[],
-            body=b"",
-            count=self.count,
-            invalid=self.invalid,
-            excess=self.excess,
-        )
-
-
-class ImportState(BaseModel):
-    """job.checkpoint for imports."""
-
-    checkpoint: Checkpoint = Field(default_factory=Checkpoint)
-    in_flight: InFlight | None = None
-    batch_sizes: list[int] = Field(default_factory=list)  # records per staged batch, in order
-    failure_parts: list[str] = Field(default_factory=list)  # scratch files of our own failures
-    warning_parts: list[str] = Field(default_factory=list)  # scratch files of the vendor's record warnings
-    header: list[str] | None = None  # a CSV file's header, to resume mid-file
-    staging_started_at: datetime | None = None
-    restarts: int = 0  # fresh imports opened after a batch of unknown fate (vendors that count nothing)
-    run_sent_at: datetime | None = None  # the run was sent then, and its answer is not known yet
-
-
 class ImportSteps:
     def __init__(
         self,
@@ -103,7 +66,6 @@ class ImportSteps:
         results: ResultStore,
         scratch: ScratchStore,
         source: RecordsSource,
-        imports_for: Callable[[Job], VendorImports],
         now: Callable[[], datetime] = utcnow,
         sleep: Callable[[float], None] = time.sleep,
     ):
@@ -111,13 +73,12 @@ class ImportSteps:
         self._results = results
         self._scratch = scratch
         self._source = source
-        self._imports_for = imports_for
         self._now = now
         self._sleep = sleep
 
     # --- open -----------------------------------------------------------------------------------
 
-    def open(self, job: Job) -> Job:
+    def open(self, job: Job, vendor: VendorImports) -> Job:
         """Check the file looks like its format, then create the import at the vendor."""
         fmt, source = job.params["format"], job.params["source"]
         try:
@@ -135,23 +96,22 @@ class ImportSteps:
             except SourceFileError as bad_header:
                 raise InvalidSource(str(bad_header)) from None
         with creating_call(self._store, job, self._now):
-            vendor_ref = self._imports_for(job).open(job)
+            vendor_ref = vendor.open(job)
         updated = self._store.update(
             job.job_id,
-            JobPatch(vendor_ref=vendor_ref, checkpoint=state.model_dump(mode="json"), progress=shown.staging(job, {}, {})),
-            TimelineEvent(at=self._now(), event="import_opened", detail=public_vendor_ref(vendor_ref)),
+            vendor_ref.patch(import_state=state, progress=shown.staging(job, {}, {})),
+            TimelineEvent(at=self._now(), event="import_opened", detail=vendor_ref.shown()),
         )
         return updated or job
 
     # --- stage ----------------------------------------------------------------------------------
 
-    def stage(self, job: Job, seconds_left: Callable[[], float]) -> bool:
+    def stage(self, job: Job, vendor: VendorImports, seconds_left: Callable[[], float]) -> bool:
         """Stage from the checkpoint on; True once every record is accounted for and the import
         has been run at the vendor, False when this step stopped early (call it again)."""
-        vendor = self._imports_for(job)
-        state = ImportState.model_validate(job.checkpoint or {})
+        state = job.import_state or ImportState()
         if state.in_flight is not None:
-            state = self._settle_in_flight(job, vendor, state)
+            job, state = self._settle_in_flight(job, vendor, state, state.in_flight)
         try:
             return self._stage_from(job, vendor, state, seconds_left)
         except SourceFileError as unreadable:  # the file as a whole, e.g. its CSV header changed
@@ -166,7 +126,7 @@ class ImportSteps:
                 if state.checkpoint.already_staged(item):
                     pending.clear()
                     continue
-                self._check_token(job)
+                self._check_token(job, vendor, state)
                 state = self._stage_batch(job, vendor, state, item, pending)
                 pending = []
                 if seconds_left() < STAGE_TIME_RESERVE_SECONDS:
@@ -195,7 +155,7 @@ class ImportSteps:
         return cut_batches(
             validated,
             vendor.limits_for(job),
-            lambda records: vendor.encode_batch(job, records),
+            vendor.batch_format(job),
             start=checkpoint,
             record_key=vendor.record_key,
         )
@@ -207,7 +167,7 @@ class ImportSteps:
         # before it. Both are rewritten identically if the batch is cut again.
         self._scratch.put(job.job_id, f"lines/{batch.index:06d}.json", json.dumps(batch.lines).encode())
         state = self._with_failure_part(job, state, f"failures/{batch.index:06d}.jsonl", failures)
-        state.in_flight = InFlight(
+        in_flight = state.in_flight = InFlight(
             index=batch.index,
             first_line=batch.first_line,
             last_end_offset=batch.last_end_offset,
@@ -226,7 +186,7 @@ class ImportSteps:
                 self._save(job, state)
             raise
         state = self._with_warnings(job, state, batch, staged.warnings)
-        state = self._acknowledged(state, state.in_flight.as_batch())
+        state = self._acknowledged(state, in_flight.as_batch())
         self._save(job, state, shown.staging(job, _our_counts(state), staged.counts))
         return state
 
@@ -243,11 +203,13 @@ class ImportSteps:
         parts = state.warning_parts if name in state.warning_parts else [*state.warning_parts, name]
         return state.model_copy(update={"warning_parts": parts})
 
-    def _settle_in_flight(self, job: Job, vendor: VendorImports, state: ImportState) -> ImportState:
-        """A previous step died with a batch in flight: did the vendor get it? A batch it has not
+    def _settle_in_flight(
+        self, job: Job, vendor: VendorImports, state: ImportState, in_flight: InFlight
+    ) -> tuple[Job, ImportState]:
+        """A previous step died with `in_flight` sent: did the vendor get it? A batch it has not
         counted yet may still arrive (a request that timed out on our side): wait out SETTLE_AFTER
-        from its sending before taking it as lost."""
-        staged, in_flight = state.checkpoint.staged_records, state.in_flight
+        from its sending before taking it as lost. Returns the job and its state as saved."""
+        staged = state.checkpoint.staged_records
         received = self._received(job, vendor)
         if received is None:
             return self._restart(job, vendor, state, f"the vendor cannot say whether batch {in_flight.index} arrived")
@@ -267,18 +229,18 @@ class ImportSteps:
                 f"the vendor has received {received} records but {staged} were staged before batch {in_flight.index} "
                 f"({in_flight.count} records): cannot tell what arrived"
             )
-        self._save(job, state)
+        job = self._save(job, state)
         self._store.append_event(
             job.job_id,
             TimelineEvent(at=self._now(), event="batch_reconciled", detail={"batch": in_flight.index, "outcome": outcome}),
         )
-        return state
+        return job, state
 
-    def _restart(self, job: Job, vendor: VendorImports, state: ImportState, why: str) -> ImportState:
+    def _restart(self, job: Job, vendor: VendorImports, state: ImportState, why: str) -> tuple[Job, ImportState]:
         """Leave the vendor's import unrun and open a new one, to be staged from the first record."""
         if state.restarts >= MAX_RESTARTS:
             raise VendorProtocolError(f"{why}, and the import was already started afresh {state.restarts} times; giving up")
-        abandoned = public_vendor_ref(job.vendor_ref)
+        abandoned = job.vendor_ref
         vendor_ref = vendor.open(job)
         fresh = ImportState(
             checkpoint=Checkpoint(source_etag=state.checkpoint.source_etag),
@@ -286,18 +248,16 @@ class ImportSteps:
             staging_started_at=state.staging_started_at,
             restarts=state.restarts + 1,
         )
-        patch = JobPatch(
-            vendor_ref=vendor_ref, checkpoint=fresh.model_dump(mode="json"), progress=shown.staging(job, {}, {}, again=why)
-        )
+        patch = vendor_ref.patch(import_state=fresh, progress=shown.staging(job, {}, {}, again=why))
         event = TimelineEvent(
             at=self._now(),
             event="import_restarted",
-            detail={"reason": why, "abandoned": abandoned, "opened": public_vendor_ref(vendor_ref)},
+            detail={"reason": why, "abandoned": abandoned, "opened": vendor_ref.shown()},
         )
-        if self._store.update(job.job_id, patch, event) is None:
-            raise ImportEnded()
-        job.vendor_ref, job.checkpoint = vendor_ref, patch.checkpoint
-        return fresh
+        updated = self._store.update(job.job_id, patch, event)
+        if updated is None:
+            raise JobEndedMeanwhile()
+        return updated, fresh
 
     @staticmethod
     def _received(job: Job, vendor: VendorImports) -> int | None:
@@ -321,7 +281,7 @@ class ImportSteps:
         self._save(job, state)
         if state.checkpoint.staged_records == 0:
             raise InvalidSource(f"the file has no valid record ({state.checkpoint.invalid_records} invalid)")
-        self._check_token(job)
+        self._check_token(job, vendor, state)
         self._run_once(job, vendor, state)
         self._store.transition(
             job.job_id,
@@ -343,7 +303,7 @@ class ImportSteps:
         """Run the import. A run sent before whose answer never came may still reach the vendor:
         wait until SETTLE_AFTER has passed since, then the adapter asks before sending it again."""
         maybe_sent = state.run_sent_at is not None
-        if maybe_sent:
+        if state.run_sent_at is not None:
             settle_at = state.run_sent_at + SETTLE_AFTER
             if self._now() < settle_at:
                 self._sleep((settle_at - self._now()).total_seconds())
@@ -364,27 +324,28 @@ class ImportSteps:
         parts = state.failure_parts if name in state.failure_parts else [*state.failure_parts, name]
         return state.model_copy(update={"failure_parts": parts})
 
-    def _check_token(self, job: Job) -> None:
-        expires_at = job.vendor_ref.get("expires_at")
-        if expires_at and self._now() >= datetime.fromisoformat(expires_at) - TOKEN_RESERVE:
+    def _check_token(self, job: Job, vendor: VendorImports, state: ImportState) -> None:
+        expires_at = vendor.usable_until(job)
+        if expires_at and self._now() >= expires_at - TOKEN_RESERVE:
             raise VendorRejected(
-                f"the import's access token expires at {expires_at}: staging could not finish in time "
-                f"(staged {ImportState.model_validate(job.checkpoint or {}).checkpoint.staged_records} records)"
+                f"the import's access token expires at {expires_at.isoformat()}: staging could not finish in time "
+                f"(staged {state.checkpoint.staged_records} records)"
             )
 
-    def _save(self, job: Job, state: ImportState, progress: Progress | None = None) -> None:
-        patch = JobPatch(checkpoint=state.model_dump(mode="json"))
+    def _save(self, job: Job, state: ImportState, progress: Progress | None = None) -> Job:
+        """Store `state` (and `progress`); the job as written. JobEndedMeanwhile when it has ended."""
+        patch = JobPatch(import_state=state)
         if progress is not None:
             patch.progress = progress
-        if self._store.update(job.job_id, patch) is None:
-            raise ImportEnded()
-        job.checkpoint = patch.checkpoint
+        updated = self._store.update(job.job_id, patch)
+        if updated is None:
+            raise JobEndedMeanwhile()
+        return updated
 
     # --- collect --------------------------------------------------------------------------------
 
-    def collect(self, job: Job) -> CollectOutcome:
-        vendor = self._imports_for(job)
-        state = ImportState.model_validate(job.checkpoint or {})
+    def collect(self, job: Job, vendor: VendorImports) -> CollectOutcome:
+        state = job.import_state or ImportState()
         counted = {"failed_records": 0, "own_failures": 0, "warnings": 0}
 
         def failure_lines() -> Iterator[bytes]:
@@ -475,8 +436,8 @@ class ImportSteps:
         return {
             "job_id": job.job_id,
             "operation": job.operation,
-            "vendor_status": job.vendor_ref.get("last_status"),
-            "vendor": public_vendor_ref(job.vendor_ref),
+            "vendor_status": job.vendor_status,
+            "vendor": job.vendor_ref,
             "records": {
                 "read": checkpoint.staged_records + checkpoint.invalid_records + checkpoint.excess_records,
                 "staged": checkpoint.staged_records,
@@ -498,10 +459,6 @@ class ImportSteps:
                 "collected_at": self._now().isoformat(),
             },
         }
-
-
-class ImportEnded(Exception):
-    """The job ended (cancelled) while a step was staging it."""
 
 
 def _batch_of(starts: list[int], position: int) -> int | None:

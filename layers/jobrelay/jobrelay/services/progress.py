@@ -22,8 +22,7 @@ from datetime import UTC, datetime
 from jobrelay.domain.job import Job, JobError, Phase, Progress, WaitingOn
 from jobrelay.domain.reconciliation import Reconciliation
 from jobrelay.domain.status import JobStatus
-
-VENDOR_NAMES = {"pinpointe": "Pinpointe", "mypreferences": "MyPreferences", "which50": "Which50"}
+from jobrelay.operations import VENDORS
 
 # The phase of a job whose stored progress has none (stored before phases existed, or just
 # submitted: the API's submit writes no progress).
@@ -37,7 +36,9 @@ ENDED_WORDS = {JobStatus.FAILED: "failed", JobStatus.TIMED_OUT: "timed out", Job
 
 
 def vendor_name(job: Job) -> str:
-    return VENDOR_NAMES.get(job.vendor, job.vendor)
+    """The vendor as people write it (its manifest's title)."""
+    manifest = VENDORS.get(job.vendor)
+    return manifest.title if manifest else job.vendor
 
 
 def plural(count: int, word: str) -> str:
@@ -54,11 +55,8 @@ def queued(job: Job, ahead: int, now: datetime) -> Progress:
     return Progress(phase="queued", waiting_since=since, waiting_on="slot", note=note)
 
 
-def starting(job: Job, *, importing: bool) -> Progress:
-    if importing:
-        note = f"starting: checking the records file and opening the import at {vendor_name(job)}"
-    else:
-        note = f"starting the job at {vendor_name(job)}"
+def starting(note: str) -> Progress:
+    """`note`: what starting means for the job's kind of operation (its driver's starting_note)."""
     return Progress(phase="starting", note=note)
 
 
@@ -86,9 +84,9 @@ def waiting(
     )
 
 
-def collecting(job: Job, base: Progress, *, importing: bool) -> Progress:
-    what = f"{vendor_name(job)}'s final counts and the failed records" if importing else f"the result from {vendor_name(job)}"
-    return _settled(base, "collecting", f"collecting {what}")
+def collecting(base: Progress, note: str) -> Progress:
+    """`note`: what collecting means for the job's kind of operation (its driver's collecting_note)."""
+    return _settled(base, "collecting", note)
 
 
 def succeeded(base: Progress, reconciliation: Reconciliation) -> Progress:

@@ -15,7 +15,7 @@ import logging
 import re
 from collections.abc import Callable
 from datetime import datetime, tzinfo
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
 
@@ -30,11 +30,12 @@ from jobrelay.api.models import (
 from jobrelay.domain.errors import InvalidRequest, JobConflict, ScheduleNotFound
 from jobrelay.domain.ids import scheduled_job_id
 from jobrelay.domain.job import Job, JobError, ScheduleLink, utcnow
+from jobrelay.domain.operation import validation_details
 from jobrelay.domain.placeholders import PlaceholderError, resolve
 from jobrelay.domain.schedule import ScheduleRun, ScheduleSpec
 from jobrelay.domain.schedule_expressions import parse_expression, parse_timezone, upcoming
 from jobrelay.domain.status import JobStatus
-from jobrelay.operations import get_operation, validation_details
+from jobrelay.operations import get_operation
 from jobrelay.ports import JobStore, Scheduler, ScheduleRuns
 from jobrelay.services.jobs import JobService, ServiceUnavailable
 
@@ -42,7 +43,7 @@ logger = logging.getLogger(__name__)
 
 # EventBridge Scheduler's context attribute: it replaces this text in the target's Input with the
 # run's scheduled time (ISO 8601, UTC), the same on every delivery and retry of that run.
-SCHEDULED_TIME = "<aws.scheduler.scheduled-time>"
+SCHEDULED_TIME: Final = "<aws.scheduler.scheduled-time>"
 LAST_RUNS = 10
 NEXT_RUNS = 5
 

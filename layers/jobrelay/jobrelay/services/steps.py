@@ -6,31 +6,32 @@ nothing to a job that has already ended, and changes status only through the sto
 transitions. Each returns a `StepOutput`; its `next` is what the ASL's Route state follows.
 """
 
-import hashlib
 import json
 import logging
-import secrets
-import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
 from jobrelay.domain.backoff import bounded_wait, seconds_left
-from jobrelay.domain.errors import STEP_ERRORS, JobDeadlineExceeded, VendorJobFailed, VendorOutcomeUnknown, VendorProtocolError
-from jobrelay.domain.job import Job, JobError, JobPatch, Progress, TimelineEvent, WaitingOn, utcnow
+from jobrelay.domain.errors import (
+    STEP_ERRORS,
+    JobDeadlineExceeded,
+    JobEndedMeanwhile,
+    VendorJobFailed,
+    VendorOutcomeUnknown,
+    VendorProtocolError,
+)
+from jobrelay.domain.job import Job, JobError, JobPatch, Progress, TimelineEvent, utcnow
 from jobrelay.domain.status import JobStatus
-from jobrelay.domain.vendor_outcomes import PollOutcome, VendorState, WaitMode
-from jobrelay.ports import JobStore, ResultStore, VendorJobs, Workflow
+from jobrelay.domain.vendor_outcomes import PollOutcome, VendorState
+from jobrelay.drivers.base import Driver
+from jobrelay.ports import JobStore, Workflow
 from jobrelay.services import progress
 from jobrelay.services.concurrency import AccountConcurrency
-from jobrelay.services.creating_calls import creating_call
 from jobrelay.services.notices import Notices
 from jobrelay.settings import Settings
-
-if TYPE_CHECKING:  # the import pipeline loads with the first import job's Stage, not at cold start
-    from jobrelay.services.bulk_imports import ImportSteps
 
 logger = logging.getLogger(__name__)
 
@@ -63,23 +64,20 @@ class StepRunner:
     def __init__(
         self,
         store: JobStore,
-        results: ResultStore,
         workflow: Workflow,
         notices: Notices,
-        vendor_for: Callable[[Job], VendorJobs],
+        driver_for: Callable[[Job], Driver[Any]],
         settings: Settings,
         now: Callable[[], datetime] = utcnow,
-        imports: "ImportSteps | None" = None,
         concurrency: AccountConcurrency | None = None,
     ):
+        """`driver_for(job)`: the driver of the job's kind of operation (jobrelay.drivers.directory)."""
         self._store = store
-        self._results = results
         self._workflow = workflow
         self._notices = notices
-        self._vendor_for = vendor_for
+        self._driver_for = driver_for
         self._settings = settings
         self._now = now
-        self._imports = imports
         self._concurrency = concurrency
         self._seconds_left: Callable[[], float] = lambda: float("inf")
 
@@ -107,8 +105,9 @@ class StepRunner:
         if job.is_terminal:
             return self._ended(job)
         self._check_deadline(job)
+        driver = self._driver_for(job)
         if job.status is JobStatus.SUBMITTED:
-            ahead = self._admit(job)
+            ahead = self._admit(job, driver)
             if ahead:
                 return self._queued(job, ahead)
             # `polls` counted the looks for a slot while queued: the vendor's polling starts afresh.
@@ -116,31 +115,24 @@ class StepRunner:
                 job.job_id,
                 JobStatus.STARTING,
                 TimelineEvent(at=self._now(), event="starting"),
-                JobPatch(polls=0, progress=progress.starting(job, importing=_is_import(job))),
+                JobPatch(polls=0, progress=progress.starting(driver.starting_note(job))),
             )
             job = moved.job
             if not moved.changed and job.is_terminal:
                 return self._ended(job)
-        if _is_import(job):
-            if not job.vendor_ref:  # a retried start must not open a second import
-                job = self._require_imports().open(job)
-            return StepOutput(job_id=job.job_id, status=job.status, next="stage")
-        vendor = self._vendor_for(job)
-        if job.status is JobStatus.STARTING:
-            job = self._start_at_vendor(job, vendor)
+        job, after = driver.start(job)
         if job.is_terminal:
             return self._ended(job)
-        if job.vendor_ref.get("ready"):  # also for a Start retried after this one moved the job on
-            return StepOutput(job_id=job.job_id, status=job.status, next="collect")
-        return self._wait(job, vendor)
+        if after == "wait":
+            return self._wait(job, driver)
+        return StepOutput(job_id=job.job_id, status=job.status, next=after)
 
-    def _admit(self, job: Job) -> int:
+    def _admit(self, job: Job, driver: Driver[Any]) -> int:
         """0 when the job may go to the vendor; else how many jobs are ahead of it (its account's
         concurrency limit, services/concurrency.py)."""
         if self._concurrency is None:
             return 0
-        limit = getattr(self._vendor_for(job), "max_concurrent_jobs", None)
-        return self._concurrency.admit(job, limit)
+        return self._concurrency.admit(job, driver.max_concurrent_jobs)
 
     def _queued(self, job: Job, ahead: int) -> StepOutput:
         first = job.progress.phase != "queued"
@@ -154,71 +146,28 @@ class StepRunner:
             wait_seconds=bounded_wait(wanted, job.deadline_at, self._now()),
         )
 
-    def _start_at_vendor(self, job: Job, vendor: VendorJobs) -> Job:
-        webhook_url = None
-        if vendor.wait_mode is WaitMode.WEBHOOK:
-            # A fresh 256-bit capability token per start; only its hash is kept. Stored before the
-            # vendor call so a webhook that beats our own bookkeeping is still recognised.
-            token = secrets.token_urlsafe(32)
-            self._store.update(job.job_id, JobPatch(webhook_token_sha256=hashlib.sha256(token.encode()).hexdigest()))
-            webhook_url = f"{self._settings.public_api_url}/webhooks/{job.vendor}/{job.job_id}/{token}"
-        with creating_call(self._store, job, self._now):
-            outcome = vendor.start(job, webhook_url)
-        now = self._now()
-        vendor_ref = {**outcome.vendor_ref, "started_at": outcome.vendor_ref.get("started_at") or now.isoformat()}
-        if outcome.ready:
-            vendor_ref["ready"] = True
-            # Nothing to wait for: Collect follows at once. The vendor's note says how it reads the result.
-            shown = progress.collecting(job, job.progress, importing=False)
-            shown = shown.model_copy(update={"percent": None, "note": outcome.note or shown.note})
-        else:
-            # Not the vendor's start note ("job 123 started"): it stayed on jobs long after it was
-            # true (the job and its request method are in vendor_ref). From here the job waits, and
-            # its note says for whom, since when and how.
-            shown = progress.waiting(
-                job, job.progress.model_copy(update={"percent": None}), since=now, on=_waiting_on(job, vendor), vendor_status=None
-            )
-        moved = self._store.transition(
-            job.job_id,
-            JobStatus.RUNNING,
-            TimelineEvent(at=now, event="started", detail={"vendor_ref": vendor_ref, "wait": vendor.wait_mode.value}),
-            JobPatch(vendor_ref=vendor_ref, progress=shown),
-        )
-        return moved.job
-
     # --- stage (bulk imports) --------------------------------------------------------------------
 
     def _stage(self, step: StepInput) -> StepOutput:
-        from jobrelay.services.bulk_imports import STAGE_TIME_RESERVE_SECONDS, ImportEnded
-
         job = self._job(step.job_id)
         if job.is_terminal:
             return self._ended(job)
         self._check_deadline(job)
-        step_ends = time.monotonic() + self._settings.stage_step_seconds
-
-        def seconds_left() -> float:  # the Lambda's own limit, or this step's budget if sooner
-            return min(self._seconds_left(), step_ends - time.monotonic() + STAGE_TIME_RESERVE_SECONDS)
-
+        driver = self._driver_for(job)
         try:
-            finished = self._require_imports().stage(job, seconds_left)
-        except ImportEnded:
+            finished = driver.stage(job, self._seconds_left)
+        except JobEndedMeanwhile:
             return self._ended(self._job(job.job_id))
         if not finished:
             return StepOutput(job_id=job.job_id, status=job.status, next="stage")
-        job = self._job(job.job_id)
-        return self._wait(job, self._vendor_for(job))
-
-    def _require_imports(self) -> "ImportSteps":
-        if self._imports is None:
-            raise RuntimeError("this step runner was built without bulk-import support")
-        return self._imports
+        return self._wait(self._job(job.job_id), driver)
 
     # --- wait -----------------------------------------------------------------------------------
 
-    def _wait(self, job: Job, vendor: VendorJobs) -> StepOutput:
+    def _wait(self, job: Job, driver: Driver[Any]) -> StepOutput:
         now = self._now()
-        if _waiting_on(job, vendor) == "webhook":
+        next_step: Next
+        if driver.waiting_on == "webhook":
             wanted, next_step = self._settings.webhook_fallback_seconds, "wait_webhook"
         else:
             wanted, next_step = self._settings.backoff.delay(job.polls), "wait_poll"
@@ -246,18 +195,16 @@ class StepRunner:
         if job.is_terminal:
             return self._ended(job)
         self._check_deadline(job)
-        vendor = self._vendor_for(job)
+        driver = self._driver_for(job)
         polled_at = self._now()
-        outcome = vendor.poll(job)
-        vendor_ref = {**job.vendor_ref, **outcome.vendor_ref_updates, "last_status": outcome.raw_status}
-        if job.webhook_notice and job.webhook_notice.get("result_url"):
-            vendor_ref.setdefault("webhook_result_url", job.webhook_notice["result_url"])
-        patch = JobPatch(
-            vendor_ref=vendor_ref,
-            last_polled_at=polled_at,
-            polls=job.polls + 1,
-            progress=self._polled_progress(job, vendor, outcome),
-        )
+        outcome = driver.poll(job)
+        changes: dict[str, Any] = {
+            "vendor_status": outcome.raw_status,
+            "last_polled_at": polled_at,
+            "polls": job.polls + 1,
+            "progress": self._polled_progress(job, driver, outcome),
+        }
+        patch = outcome.vendor_ref.patch(**changes) if outcome.vendor_ref is not None else JobPatch(**changes)
         event = self._status_event(job, outcome, step.woken_by)
 
         if outcome.state is VendorState.FAILED:
@@ -268,9 +215,9 @@ class StepRunner:
             return self._ended(self._job(job.job_id))
         if outcome.state is VendorState.DONE:
             return StepOutput(job_id=job.job_id, status=updated.status, next="collect")
-        return self._wait(updated, vendor)
+        return self._wait(updated, driver)
 
-    def _polled_progress(self, job: Job, vendor: VendorJobs, outcome: PollOutcome) -> Progress:
+    def _polled_progress(self, job: Job, driver: Driver[Any], outcome: PollOutcome) -> Progress:
         """The vendor's numbers where it gave them (our own counts stay beside its new ones), and a
         note for what follows: still waiting, or collecting once it says it is done."""
         reported = outcome.progress
@@ -284,15 +231,13 @@ class StepRunner:
                 }
             )
         if outcome.state is VendorState.DONE:
-            return progress.collecting(
-                job, base.model_copy(update={"vendor_status": outcome.raw_status}), importing=_is_import(job)
-            )
+            return progress.collecting(base.model_copy(update={"vendor_status": outcome.raw_status}), driver.collecting_note(job))
         since = base.waiting_since if base.phase == "waiting" and base.waiting_since else self._now()
         return progress.waiting(
             job,
             base,
             since=since,
-            on=_waiting_on(job, vendor),
+            on=driver.waiting_on,
             vendor_status=outcome.raw_status,
             vendor_words=reported.note if reported is not None else None,
         )
@@ -300,7 +245,7 @@ class StepRunner:
     def _status_event(self, job: Job, outcome: PollOutcome, woken_by: dict[str, Any] | None) -> TimelineEvent | None:
         """A timeline entry when the vendor's status word changes (not for every poll). A word not in
         the vendor's table comes with an excerpt of the answer that carried it."""
-        if outcome.raw_status == job.vendor_ref.get("last_status"):
+        if outcome.raw_status == job.vendor_status:
             return None
         detail: dict[str, Any] = {"status": outcome.raw_status, "woken_by": _wake_reason(woken_by)}
         if outcome.unknown_status_answer is not None:
@@ -319,20 +264,18 @@ class StepRunner:
             return StepOutput(job_id=job.job_id, status=job.status, next="notify")
         if job.is_terminal:
             return self._ended(job)
+        driver = self._driver_for(job)
         if job.status is JobStatus.RUNNING:
             moved = self._store.transition(
                 job.job_id,
                 JobStatus.COLLECTING,
                 TimelineEvent(at=self._now(), event="collecting"),
-                JobPatch(progress=progress.collecting(job, job.progress, importing=_is_import(job))),
+                JobPatch(progress=progress.collecting(job.progress, driver.collecting_note(job))),
             )
             job = moved.job
             if job.is_terminal:
                 return self._ended(job)
-        if _is_import(job):
-            outcome = self._require_imports().collect(job)
-        else:
-            outcome = self._vendor_for(job).collect(job, self._results)
+        outcome = driver.collect(job)
         reconciliation = outcome.reconciliation
         target = JobStatus.PARTIAL if outcome.partial else JobStatus.SUCCEEDED
         moved = self._store.transition(
@@ -422,21 +365,6 @@ class StepRunner:
     def _release(self, job: Job) -> None:
         if self._concurrency is not None and job.is_terminal:
             self._concurrency.release(job)
-
-
-def _is_import(job: Job) -> bool:
-    from jobrelay.operations import OPERATIONS
-
-    operation = OPERATIONS.get(job.operation)
-    return operation is not None and operation.is_import
-
-
-def _waiting_on(job: Job, vendor: VendorJobs) -> WaitingOn:
-    # Imports have no completion webhook (docs/VENDORS.md 2, 3): they are polled with backoff. (Their
-    # adapters have no wait_mode at all: ask which kind of job it is first.)
-    if _is_import(job):
-        return "polling"
-    return "webhook" if vendor.wait_mode is WaitMode.WEBHOOK else "polling"
 
 
 def _wake_reason(woken_by: dict[str, Any] | None) -> str:

@@ -5,9 +5,9 @@ import secrets
 from collections.abc import Callable
 from datetime import datetime
 
-from jobrelay.adapters.s3_uploads import UPLOAD_PREFIX, S3Uploads
 from jobrelay.api.models import UploadRequest, UploadTicket
 from jobrelay.domain.job import utcnow
+from jobrelay.ports import Uploads
 
 CONTENT_TYPES = {
     ".jsonl": "application/x-ndjson",
@@ -18,7 +18,7 @@ CONTENT_TYPES = {
 
 
 class UploadService:
-    def __init__(self, uploads: S3Uploads, now: Callable[[], datetime] = utcnow):
+    def __init__(self, uploads: Uploads, now: Callable[[], datetime] = utcnow):
         self._uploads = uploads
         self._now = now
 
@@ -26,9 +26,9 @@ class UploadService:
         now = self._now()
         name = _safe_name(request.filename)
         # A random folder per upload: names never collide and a URI cannot be guessed from another.
-        key = f"{UPLOAD_PREFIX}{now:%Y/%m/%d}/{secrets.token_urlsafe(12)}/{name}"
+        path = f"{now:%Y/%m/%d}/{secrets.token_urlsafe(12)}/{name}"
         content_type = CONTENT_TYPES.get(_suffix(name), "application/octet-stream")
-        s3_uri, url, expires_at = self._uploads.presign_put(key, content_type, now)
+        s3_uri, url, expires_at = self._uploads.presign_put(path, content_type, now)
         return UploadTicket(s3_uri=s3_uri, upload_url=url, headers={"Content-Type": content_type}, expires_at=expires_at)
 
 

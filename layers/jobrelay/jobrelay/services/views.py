@@ -3,9 +3,10 @@ files given presigned download links, and its progress as of the moment it is re
 wait has lasted so far, services/progress.live)."""
 
 from datetime import datetime
+from typing import Any
 
 from jobrelay.api.models import FileView, JobView, ResultView
-from jobrelay.domain.job import Job, TimelineEvent, public_vendor_ref, utcnow
+from jobrelay.domain.job import Job, TimelineEvent, utcnow
 from jobrelay.ports import ResultStore
 from jobrelay.services.progress import live
 
@@ -20,7 +21,7 @@ def job_view(job: Job, results: ResultStore, timeline: list[TimelineEvent] | Non
         updated_at=job.updated_at,
         deadline_at=job.deadline_at,
         progress=live(job, now or utcnow()),
-        vendor_ref=public_vendor_ref(job.vendor_ref),
+        vendor_ref=shown_vendor_ref(job),
         callback_url=job.callback_url,
         schedule=job.schedule,
         result=_result_view(job, results),
@@ -49,3 +50,15 @@ def _result_view(job: Job, results: ResultStore) -> ResultView | None:
             for f in job.result.files
         ],
     )
+
+
+def shown_vendor_ref(job: Job) -> dict[str, Any]:
+    """The vendor reference as the API shows it: the adapter's public fields (its secret ones are
+    stored apart, never here), with when the vendor's side began and its last status word."""
+    shown: dict[str, Any] = {}
+    if job.vendor_started_at is not None:
+        shown["started_at"] = job.vendor_started_at.isoformat()
+    shown.update(job.vendor_ref)
+    if job.vendor_status is not None:
+        shown["last_status"] = job.vendor_status
+    return shown

@@ -18,7 +18,7 @@ from typing import Any
 from jobrelay.api.errors import MAX_WEBHOOK_BYTES
 from jobrelay.domain.errors import JobNotFound, ServiceError
 from jobrelay.domain.ids import plausible_job_id
-from jobrelay.domain.job import Job, JobPatch, TimelineEvent, utcnow
+from jobrelay.domain.job import Job, JobPatch, TimelineEvent, WebhookNotice, utcnow
 from jobrelay.domain.status import JobStatus
 from jobrelay.ports import JobStore, Workflow
 
@@ -46,11 +46,11 @@ class WebhookReceiver:
         store: JobStore,
         workflow: Workflow,
         save_raw: Callable[[str, bytes], str],
-        parse_notice: Callable[[str, bytes], dict[str, Any]],
+        parse_notice: Callable[[str, bytes], WebhookNotice],
         now: Callable[[], datetime] = utcnow,
     ):
         """`save_raw(key, body) -> s3 uri` keeps the payload; `parse_notice(vendor, body)` reads
-        the vendor's notice into a small dict (jobid, status, result_url), never raising."""
+        the vendor's notice (jobid, status, result_url, each maybe missing), never raising."""
         self._store = store
         self._workflow = workflow
         self._save_raw = save_raw
@@ -58,9 +58,9 @@ class WebhookReceiver:
         self._now = now
 
     def receive(self, vendor: str, job_id: str, token: str, body: bytes) -> WebhookAck:
+        if len(body) > MAX_WEBHOOK_BYTES:  # the one check of the size: refused before any lookup
+            raise PayloadTooLarge(f"request bodies are limited to {MAX_WEBHOOK_BYTES} bytes")
         job = self._authenticate(vendor, job_id, token)
-        if len(body) > MAX_WEBHOOK_BYTES:
-            raise PayloadTooLarge(f"webhook bodies are limited to {MAX_WEBHOOK_BYTES} bytes")
         if job.status not in WAITING:
             # Late (the job ended) or early (not started yet): harmless, acknowledged, noted.
             self._store.append_event(
@@ -71,15 +71,14 @@ class WebhookReceiver:
             return WebhookAck("duplicate")  # the previous notice has not been acted on yet
 
         received_at = self._now()
-        notice = self._parse_notice(vendor, body)
         raw_uri = self._save_raw(f"webhooks/{job_id}/{received_at.strftime('%Y%m%dT%H%M%S%fZ')}.json", body)
+        notice = self._parse_notice(vendor, body).model_copy(update={"raw_s3_uri": raw_uri})
         written = self._store.update(
             job_id,
-            JobPatch(webhook_received_at=received_at, webhook_notice={**notice, "raw_s3_uri": raw_uri}),
+            JobPatch(webhook_received_at=received_at, webhook_notice=notice),
+            # Not the result link: it is a capability URL, and the notice is only a hint.
             TimelineEvent(
-                at=received_at,
-                event="webhook_received",
-                detail={k: v for k, v in notice.items() if k != "result_url"} | {"raw_s3_uri": raw_uri},
+                at=received_at, event="webhook_received", detail=notice.model_dump(exclude={"result_url"}, exclude_none=True)
             ),
         )
         if written is None:  # ended between our read and our write
@@ -94,7 +93,8 @@ class WebhookReceiver:
         expected = job.webhook_token_sha256 if job and job.vendor == vendor else None
         presented = hashlib.sha256(token.encode()).hexdigest()
         # compare_digest even when there is nothing to compare against, so timing says nothing.
-        if not hmac.compare_digest(presented, expected or "0" * 64) or expected is None:
+        matches = hmac.compare_digest(presented, expected or "0" * 64)
+        if job is None or expected is None or not matches:
             raise JobNotFound("not found")
         return job
 

@@ -1,6 +1,6 @@
 """What every vendor's HTTP client shares: the account secret's common part (its URLs, https only,
-and its timeouts), transport failures (timeouts, dropped connections) turned into the step error
-the state machine retries, and one connection pool."""
+and its timeouts), transport failures (timeouts, dropped connections) and error answers (StatusCheck)
+turned into the step errors the state machine understands, and one connection pool."""
 
 import functools
 import json
@@ -12,6 +12,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from jobrelay.domain.errors import VendorProtocolError, VendorRejected, VendorTransientError
+from jobrelay.domain.operation import validation_details
 from jobrelay.vendors.redaction import excerpt, register_secret
 
 
@@ -44,6 +45,7 @@ class VendorAccount(HttpTimeouts):
     max_concurrent_jobs: Annotated[int, Field(ge=1)] | None = Field(
         default=None, description="how many jobs of this account may be at the vendor at once (none: no limit)"
     )
+    base_url: str  # each vendor's account says what it is (and may give a default)
 
     def urls(self) -> dict[str, str]:
         return {"base_url": self.base_url}
@@ -69,8 +71,6 @@ class VendorAccount(HttpTimeouts):
     @classmethod
     def from_secret(cls, secret: dict[str, Any]) -> Self:
         """The account, or VendorRejected naming what is wrong with the secret."""
-        from jobrelay.operations import validation_details  # operations imports the vendors' params
-
         try:
             return cls.model_validate(secret)
         except ValidationError as exc:
@@ -90,6 +90,42 @@ def _register_secrets(model: BaseModel) -> None:
 def is_transient(status: int) -> bool:
     """An HTTP status worth retrying: the vendor is overloaded (429) or failing (5xx) for now."""
     return status == 429 or status >= 500
+
+
+class StatusCheck:
+    """How a vendor's HTTP status becomes a step error, the part every vendor shares: an answer that
+    `passes` is left for the caller to read; a 429 or 5xx is VendorTransientError (the vendor
+    answered, so it did not take the request: safe to send again); anything else is the
+    VendorRejected that `refusal` makes. A vendor's subclass names the vendor and overrides only what
+    is its own: `reason` (how it reads an error body; by default it is not read), `refusal` (what a
+    status means there) and, rarely, `passes`. Fields of a subclass carry what its messages name (a
+    client id, the subject of a call)."""
+
+    vendor: ClassVar[str]
+
+    def raise_for_status(self, answer: httpx.Response, call: str) -> None:
+        status = answer.status_code
+        if self.passes(answer):
+            return
+        reason = self.reason(answer.content)
+        if is_transient(status):
+            raise VendorTransientError(f"{self.vendor} {call} answered HTTP {status}{said(reason)}")
+        raise self.refusal(status, call, reason)
+
+    def passes(self, answer: httpx.Response) -> bool:
+        return answer.is_success
+
+    def reason(self, content: bytes) -> str | None:
+        """The short, readable reason in an error answer's body (jobrelay.vendors.answers), or None."""
+        return None
+
+    def refusal(self, status: int, call: str, reason: str | None) -> VendorRejected:
+        return VendorRejected(f"{self.vendor} refused {call} (HTTP {status}{said(reason)})")
+
+
+def said(reason: str | None) -> str:
+    """A reason as it follows an HTTP status in a message: ": <reason>", or nothing."""
+    return f": {reason}" if reason else ""
 
 
 def json_body(answer: httpx.Response, vendor: str, call: str) -> Any:

@@ -1,4 +1,5 @@
-"""Which adapter serves which vendor, built from the account's secret.
+"""The vendor adapters, built from each account's secret, and the vendors' webhook readers, both found
+through the vendors' manifests (jobrelay.operations.VENDORS).
 
 Vendor modules are imported only when a job of theirs runs: their HTTP client stack is not free to
 import, and a function that never talks to a vendor (the API) should not pay for it at cold start.
@@ -9,55 +10,50 @@ from importlib import import_module
 from typing import Any
 
 from jobrelay.domain.errors import VendorRejected
-from jobrelay.domain.job import Job
-from jobrelay.ports import SecretStore, VendorJobs
+from jobrelay.domain.job import Job, WebhookNotice
+from jobrelay.operations import OPERATIONS, VENDORS
+from jobrelay.ports import SecretStore, VendorSide
 from jobrelay.settings import Settings
 
-# vendor -> "module:factory(secret: dict, *, not_found_grace_seconds: int)".
-ADAPTER_FACTORIES: dict[str, str] = {
-    "pinpointe": "jobrelay.vendors.pinpointe.adapter:pinpointe_jobs",
-    "mypreferences": "jobrelay.vendors.mypreferences.adapter:mypreferences_imports",
-    "which50": "jobrelay.vendors.which50.adapter:which50_imports",
-}
-# vendor -> "module:function" that reads a webhook body into a notice (never raises). It lives
-# beside the payload models, not the client, so the webhook function does not import httpx.
-WEBHOOK_PARSERS: dict[str, str] = {
-    "pinpointe": "jobrelay.vendors.pinpointe.api:parse_webhook",
-}
 
-
-def _load(reference: str) -> Callable[..., Any]:
+def load(reference: str) -> Any:
+    """What a manifest's "module:name" reference names."""
     module, name = reference.split(":")
     return getattr(import_module(module), name)
 
 
-def webhook_parser(vendor: str) -> Callable[[bytes], Any] | None:
-    reference = WEBHOOK_PARSERS.get(vendor)
-    return _load(reference) if reference else None
+def webhook_reader(vendor: str) -> Callable[[bytes], WebhookNotice | None] | None:
+    """The vendor's webhook reader, None when it sends no webhooks (or is not a vendor of ours)."""
+    manifest = VENDORS.get(vendor)
+    return load(manifest.webhook_reader) if manifest and manifest.webhook_reader else None
 
 
 class VendorDirectory:
-    """The vendor side of jobs, one adapter per (vendor, account), kept for the container's life so
-    HTTP connections and the secret cache are reused across invocations."""
+    """The vendor side of jobs: one adapter per (operation's adapter, account), kept for the container's
+    life so HTTP connections and the secret cache are reused across invocations."""
 
     def __init__(self, secrets: SecretStore, settings: Settings):
         self._secrets = secrets
         self._settings = settings
-        self._adapters: dict[tuple[str, str], VendorJobs] = {}
+        self._adapters: dict[tuple[str, str], VendorSide] = {}
 
-    def for_job(self, job: Job) -> VendorJobs:
-        key = (job.vendor, job.account)
+    def for_job(self, job: Job) -> VendorSide:
+        """The adapter serving the job's operation for its account; VendorRejected when there is none
+        or the account has no valid secret."""
+        operation = OPERATIONS.get(job.operation)
+        if operation is None:
+            raise VendorRejected(f"operation {job.operation!r} is no longer offered")
+        key = (operation.adapter, job.account)
         if key not in self._adapters:
-            self._adapters[key] = self._build(job.vendor, job.account)
+            self._adapters[key] = self._build(operation.adapter, job.vendor, job.account)
         return self._adapters[key]
 
-    def _build(self, vendor: str, account: str) -> VendorJobs:
-        if vendor not in ADAPTER_FACTORIES:
-            raise VendorRejected(f"no adapter for vendor {vendor!r}")
+    def _build(self, adapter: str, vendor: str, account: str) -> VendorSide:
         name = self._settings.vendor_secret_name(vendor, account)
         try:
             secret = self._secrets.get_json(name)
         except KeyError:
             raise VendorRejected(f"no credentials are configured for {vendor} account {account!r} (secret {name!r})") from None
-        factory = _load(ADAPTER_FACTORIES[vendor])
-        return factory(secret, not_found_grace_seconds=self._settings.vendor_not_found_grace_seconds)
+        factory = load(adapter)
+        built: VendorSide = factory(secret, not_found_grace_seconds=self._settings.vendor_not_found_grace_seconds)
+        return built

@@ -13,24 +13,26 @@ from datetime import datetime
 from typing import Any
 
 import httpx
+from pydantic import Secret
 
-from jobrelay.domain.bulk_import import BatchLimits, ImportTotals, StagedBatch
+from jobrelay.domain.bulk_import import BatchFormat, BatchLimits, ImportTotals, StagedBatch
 from jobrelay.domain.errors import VendorOutcomeUnknown, VendorProtocolError, VendorRejected
 from jobrelay.domain.job import Job, Progress, utcnow
+from jobrelay.domain.operation import stored_params
 from jobrelay.domain.reconciliation import Reconciler
 from jobrelay.domain.vendor_outcomes import PollOutcome, VendorState
-from jobrelay.operations import stored_params
+from jobrelay.domain.vendor_ref import VendorRef
 from jobrelay.vendors.http import shared_http_client
 from jobrelay.vendors.mypreferences.api import (
     EXCEPTIONS_PAGE_SIZE,
     FIRST_OFFSET,
     MAX_RECORDS_PER_IMPORT,
+    STAGE_FORMAT,
     ExceptionsPage,
     InitiateRequest,
     UserProfilePreference,
     access_token_expiry,
     is_staging,
-    stage_body,
 )
 from jobrelay.vendors.mypreferences.auth import MyPreferencesAccount
 from jobrelay.vendors.mypreferences.client import MyPreferencesClient
@@ -42,6 +44,15 @@ from jobrelay.vendors.redaction import excerpt, register_secret
 __all__ = ["MyPreferencesAccount", "MyPreferencesImports", "mypreferences_imports"]
 
 log = logging.getLogger(__name__)
+
+
+class ImportRef(VendorRef):
+    """A MyPreferences bulk import: its access token (a secret: it is the import's only key, docs/VENDORS.md
+    2.2), when we take the token to die, and the last Status word read."""
+
+    access_token: Secret[int]
+    expires_at: datetime
+    status: str | None = None
 
 
 class MyPreferencesImports:
@@ -83,18 +94,22 @@ class MyPreferencesImports:
     def record_key(self, record: UserProfilePreference) -> str | None:
         return record.key
 
-    def encode_batch(self, job: Job, records: list[UserProfilePreference]) -> bytes:
-        return stage_body(records)
+    def batch_format(self, job: Job) -> BatchFormat:
+        return STAGE_FORMAT
 
     # --- the import ---------------------------------------------------------------------------------
 
-    def open(self, job: Job) -> dict[str, Any]:
+    def open(self, job: Job) -> ImportRef:
         params = stored_params(job, BulkImportParams)
         initiated_at = self._now()  # before the call: the token's clock may start before its answer
         status = self._client.initiate(initiate_request(params))
         expires_at = access_token_expiry(status.Expires, initiated_at)
         log.info("MyPreferences import %r initiated; its access token is taken to die at %s", params.name, expires_at)
-        return {"access_token": status.AccessToken, "expires_at": expires_at.isoformat(), "status": status.Status}
+        assert status.AccessToken is not None  # the client raises VendorOutcomeUnknown for an answer without one
+        return ImportRef(access_token=Secret(status.AccessToken), expires_at=expires_at, status=status.Status)
+
+    def usable_until(self, job: Job) -> datetime:
+        return ImportRef.of(job).expires_at
 
     def stage(self, job: Job, body: bytes, records: int) -> StagedBatch:
         cap = stored_params(job, BulkImportParams).batch_bytes
@@ -141,7 +156,7 @@ class MyPreferencesImports:
             raw_status=status.Status,
             progress=progress,
             message=status.failure_reason() if reading.state is VendorState.FAILED else None,
-            vendor_ref_updates={"status": status.Status},
+            vendor_ref=ImportRef.of(job).model_copy(update={"status": status.Status}),
             unknown_status_answer=None if reading.known else status.excerpt(),
         )
 
@@ -157,7 +172,7 @@ class MyPreferencesImports:
 
     def reconcile(self, job: Job, totals: ImportTotals, rec: Reconciler) -> None:
         """Our totals against the vendor's final counts (reconcile.py)."""
-        reconcile_import(job.progress.counts, job.vendor_ref.get("last_status"), totals, rec)
+        reconcile_import(job.progress.counts, job.vendor_status, totals, rec)
 
     def _exception_records(self, token: int) -> Iterator[tuple[int, list[str], str | None]]:
         """Every exception record once, page after page (api.py, EXCEPTIONS_PAGE_SIZE): the next
@@ -195,10 +210,8 @@ class MyPreferencesImports:
 
     def _live_token(self, job: Job) -> int:
         """The import's access token, or VendorRejected once the time we gave it has passed."""
-        token, expires = job.vendor_ref.get("access_token"), job.vendor_ref.get("expires_at")
-        if token is None or not expires:
-            raise VendorProtocolError(f"job {job.job_id} has no MyPreferences access token in its vendor reference")
-        expires_at = datetime.fromisoformat(expires)
+        ref = ImportRef.of(job)
+        token, expires_at = ref.access_token.get_secret_value(), ref.expires_at
         if self._now() >= expires_at:
             raise VendorRejected(
                 f"the import's access token expired at {expires_at.isoformat()} (MyPreferences keeps it 6 to 12 "

@@ -28,6 +28,7 @@ from pydantic import (
     model_validator,
 )
 
+from jobrelay.domain.bulk_import import BatchFormat
 from jobrelay.domain.errors import VendorProtocolError
 from jobrelay.domain.vendor_outcomes import VendorState
 from jobrelay.vendors.answers import Counter, error_message
@@ -445,11 +446,14 @@ def _elements(value: Any) -> list[Mapping[str, Any]]:
 _COMPACT_JSON = json.JSONEncoder(separators=(",", ":"), check_circular=False)
 
 
-def stage_body(records: list[UserProfilePreference]) -> bytes:
-    """The exact Stage request body: the wrapper and the records, compact (ASCII, as json.dumps
-    escapes everything else). Additive: the body of several records is the wrapper of the empty
-    body around their own bodies' insides, joined with "," (the batch cutter relies on it)."""
-    return _COMPACT_JSON.encode({STAGE_WRAPPER: [record.wire() for record in records]}).encode()
+def encode_profile(record: UserProfilePreference) -> bytes:
+    """One record as it goes in a Stage request body: compact, ASCII (as json.dumps escapes
+    everything else)."""
+    return _COMPACT_JSON.encode(record.wire()).encode()
+
+
+# The exact Stage request body: the records in a compact array under the wrapper.
+STAGE_FORMAT = BatchFormat.json_array(encode_profile, key=STAGE_WRAPPER)
 
 
 # --- Retrieve exceptions (docs/VENDORS.md 2.3.5) -------------------------------------------------------

@@ -12,12 +12,13 @@ the path), a header or a body.
 import json
 import logging
 from collections.abc import Generator
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
 from jobrelay.domain.errors import VendorOutcomeUnknown, VendorProtocolError, VendorRejected, VendorTransientError
-from jobrelay.vendors.http import is_transient, json_body, transport_errors_as_transient
+from jobrelay.vendors.http import StatusCheck, json_body, said, transport_errors_as_transient
 from jobrelay.vendors.mypreferences.api import (
     EXCEPTIONS_PATH,
     EXECUTE_PATH,
@@ -53,6 +54,7 @@ class MyPreferencesClient:
         self._auth = auth
         self._http = http
         self._timeout = timeout
+        self._statuses = _Statuses(self._client_id)
 
     def initiate(self, request: InitiateRequest) -> BulkImportStatus:
         """Open an import. Initiate is never sent twice for one answer we could not use: see
@@ -117,37 +119,39 @@ class MyPreferencesClient:
                 method, url, content=content, params=params, headers=headers, auth=auth or self._auth, timeout=self._timeout
             )
         log.info("MyPreferences %s answered HTTP %s", call, answer.status_code)
-        self._raise_for_status(answer, call)
+        self._statuses.raise_for_status(answer, call)
         return json_body(answer, "MyPreferences", call)
 
-    def _raise_for_status(self, answer: httpx.Response, call: str) -> None:
-        status = answer.status_code
-        if answer.is_success:
-            return
-        reason = vendor_message(answer.content)
-        said = f": {reason}" if reason else ""
-        if is_transient(status):
-            raise VendorTransientError(f"MyPreferences {call} answered HTTP {status}{said}")
+
+@dataclass(frozen=True)
+class _Statuses(StatusCheck):
+    """What MyPreferences' error statuses mean (its error bodies: api.vendor_message)."""
+
+    vendor = "MyPreferences"
+    client_id: str
+    reason = staticmethod(vendor_message)
+
+    def refusal(self, status: int, call: str, reason: str | None) -> VendorRejected:
         if status == 401 and call == INITIATE:
-            raise VendorRejected(
-                f"MyPreferences rejected the account's credentials on {call} (HTTP 401{said}); "
+            return VendorRejected(
+                f"MyPreferences rejected the account's credentials on {call} (HTTP 401{said(reason)}); "
                 "check client_id, user_id and the auth settings in the account secret"
             )
         if status == 401:
-            raise VendorRejected(
-                f"MyPreferences refused the import's access token on {call} (HTTP 401{said}): it expired or is invalid"
+            return VendorRejected(
+                f"MyPreferences refused the import's access token on {call} (HTTP 401{said(reason)}): it expired or is invalid"
             )
         if status == 413 or (status == 400 and mentions_size(reason)):
-            raise VendorRejected(
-                f"stage request too large for MyPreferences on {call} (HTTP {status}{said}); "
+            return VendorRejected(
+                f"stage request too large for MyPreferences on {call} (HTTP {status}{said(reason)}); "
                 f"lower batch_bytes (MyPreferences takes at most {STAGE_BYTES_MAX:,} bytes per request)"
             )
         if status == 404:
-            raise VendorRejected(
-                f"MyPreferences {call} answered HTTP 404{said}; check the clientId {self._client_id!r} "
+            return VendorRejected(
+                f"MyPreferences {call} answered HTTP 404{said(reason)}; check the clientId {self.client_id!r} "
                 "and the base_url in the account secret"
             )
-        raise VendorRejected(f"MyPreferences refused {call} (HTTP {status}{said})")
+        return super().refusal(status, call, reason)
 
 
 def _outcome_unknown(what: str, answer: str | None) -> VendorOutcomeUnknown:

@@ -79,7 +79,7 @@ def reconcile_import(counts: Mapping[str, int], status_word: str | None, totals:
     if exceptions:
         rec.short(f"{exceptions} records became exceptions while MyPreferences imported them (see failed_records.jsonl)")
     if not_honored:
-        where = {True: " (see failed_records.jsonl)", False: "; MyPreferences does not list which ones"}.get(listed, "")
+        where = "" if listed is None else " (see failed_records.jsonl)" if listed else "; MyPreferences does not list which ones"
         rec.short(f"{not_honored} records were not honoured by MyPreferences during the import{where}")
     _qualified_status(status_word, processed or 0, rec)
 

@@ -1,12 +1,12 @@
-"""Pinpointe's side of a job (the VendorJobs port): start an async export, read its status, stream
-its result file into our result store.
+"""Pinpointe's side of a job, one adapter per kind of operation (jobrelay.ports):
 
-Pinpointe calls us back when a job ends (docs/VENDORS.md 1.5), so the wait is a webhook with polling as
-the fallback. The webhook's notice is only a hint: `poll` cross-checks it with AsyncJobStatus.
-
-GetAutoresponderResults (1.10) is synchronous and paginated instead: `start` only checks that the
-autoresponder asked for exists and reports the job ready, so the job goes from Start straight to
-Collect, which reads every page into a JSON Lines file.
+- PinpointeExports (AsyncExports): start an async export, read its status, stream its result file into
+  our result store. Pinpointe calls us back when a job ends (docs/VENDORS.md 1.5), so the wait is a
+  webhook with polling as the fallback. The webhook's notice is only a hint: `poll` cross-checks it
+  with AsyncJobStatus.
+- PinpointeAutoresponderResults (PagedReads): GetAutoresponderResults (1.10) is synchronous and
+  paginated: `check` only makes sure the autoresponder asked for exists, and Collect reads every page
+  into a JSON Lines file.
 
 Every Collect reconciles what it stored with the counts Pinpointe gave (the file's own count, the
 AsyncJobStatus entry's, a total or page counts beside paged records, the pages' own `next`), writes
@@ -25,34 +25,39 @@ from pydantic import Field, SecretStr, ValidationInfo, field_validator
 
 from jobrelay.domain.errors import VendorJobFailed, VendorProtocolError
 from jobrelay.domain.job import Job, JobResult, Progress, utcnow
+from jobrelay.domain.operation import stored_params
 from jobrelay.domain.reconciliation import Reconciler, Reconciliation
 from jobrelay.domain.vendor_outcomes import CollectOutcome, PollOutcome, StartOutcome, VendorState, WaitMode
-from jobrelay.operations import OPERATIONS, stored_params
+from jobrelay.domain.vendor_ref import VendorRef
 from jobrelay.ports import ResultStore
 from jobrelay.vendors.http import VendorAccount, shared_http_client
 from jobrelay.vendors.pinpointe.api import (
-    ASYNC_METHODS,
     AUTORESPONDER_REQUESTMETHOD,
     AUTORESPONDER_REQUESTTYPE,
-    AUTORESPONDER_RESULTS_OPERATION,
     RESULT_CONTENT_TYPE,
     RESULT_ID_KEYS,
-    AsyncMethod,
     JobEntry,
     ResultsPage,
-    WebhookNotice,
     async_details,
     autoresponder_details,
     find_job,
     parse_webhook,
 )
 from jobrelay.vendors.pinpointe.client import ENDPOINT_PATH, JobsNotFound, PinpointeClient, ResultLinkPolicy
-from jobrelay.vendors.pinpointe.params import AutoresponderResultsParams
+from jobrelay.vendors.pinpointe.manifest import MANIFEST
+from jobrelay.vendors.pinpointe.params import AsyncExportParams, AutoresponderResultsParams
 from jobrelay.vendors.pinpointe.result_file import FileCount, ResultFileCounter
-from jobrelay.vendors.reading import PageTally, as_int
+from jobrelay.vendors.reading import PageTally
 from jobrelay.vendors.redaction import excerpt
 
-__all__ = ["PinpointeAccount", "PinpointeJobs", "WebhookNotice", "parse_webhook", "pinpointe_jobs"]
+__all__ = [
+    "PinpointeAccount",
+    "PinpointeAutoresponderResults",
+    "PinpointeExports",
+    "parse_webhook",
+    "pinpointe_autoresponder_results",
+    "pinpointe_exports",
+]
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +65,28 @@ RESULT_FILE_NAME = "result.json"
 RECORDS_FILE_NAME = "autoresponder_results.jsonl"  # GetAutoresponderResults: one record per line
 RECORDS_CONTENT_TYPE = "application/x-ndjson"
 SUMMARY_FILE_NAME = "summary.json"
-# vendor_ref key of the record count an AsyncJobStatus entry gave (api.ENTRY_COUNT_KEYS), kept at poll
-# time so that Collect checks the file against it.
-STATUS_COUNT_REF = "status_count"
+PARAMS_MODELS = {operation.name: operation.params_model for operation in MANIFEST.operations}
+
+
+class ExportRef(VendorRef):
+    """An async export at Pinpointe."""
+
+    jobid: str
+    requestmethod: str
+    started_at: datetime
+    # Pinpointe's link to the result file, once AsyncJobStatus gives one: anyone holding it can
+    # download the file, so it is a secret of the job, never shown.
+    result_url: SecretStr | None = None
+    # The record count AsyncJobStatus gave (api.ENTRY_COUNT_KEYS), kept at poll time so that Collect
+    # checks the file against it.
+    status_count: int | None = None
+
+
+class AutoresponderResultsRef(VendorRef):
+    """The synchronous call a GetAutoresponderResults job reads page by page."""
+
+    requesttype: str
+    requestmethod: str
 
 
 class PinpointeAccount(VendorAccount):
@@ -95,10 +119,8 @@ class PinpointeAccount(VendorAccount):
         return url
 
 
-class PinpointeJobs:
-    """The VendorJobs port for one Pinpointe account."""
-
-    wait_mode = WaitMode.WEBHOOK
+class _PinpointeSide:
+    """What both adapters hold for one Pinpointe account: its client, its result-link policy, a clock."""
 
     def __init__(
         self,
@@ -120,47 +142,48 @@ class PinpointeJobs:
         self._now = now
         self._not_found_grace = timedelta(seconds=not_found_grace_seconds)
 
+    def cancel(self, job: Job) -> bool:
+        return False  # Pinpointe documents no way to cancel an async job (a synchronous one has nothing to cancel)
+
+
+class PinpointeExports(_PinpointeSide):
+    """The AsyncExports port for one Pinpointe account: the four `...Async` exports."""
+
+    wait_mode = WaitMode.WEBHOOK
+
     def start(self, job: Job, webhook_url: str | None) -> StartOutcome:
-        if job.operation == AUTORESPONDER_RESULTS_OPERATION:
-            return self._check_autoresponder(job)
         if not webhook_url:
             raise ValueError("Pinpointe's async calls need a webhook URL to notify (docs/VENDORS.md 1.5)")
-        method = _async_method(job.operation)
-        details = async_details(stored_params(job, OPERATIONS[job.operation].params_model), webhook_url)
-        started = self._client.start_async(method, details)
+        params = stored_params(job, _export_params_model(job.operation))
+        method = params.async_method
+        started = self._client.start_async(method, async_details(params, webhook_url))
         return StartOutcome(
-            vendor_ref={
-                "jobid": started.jobid,
-                "requestmethod": method.requestmethod,
-                "started_at": self._now().isoformat(),
-            },
+            vendor_ref=ExportRef(jobid=started.jobid, requestmethod=method.requestmethod, started_at=self._now()),
             note=f"Pinpointe job {started.jobid} started ({method.requestmethod})",
         )
 
     def poll(self, job: Job) -> PollOutcome:
-        if job.operation == AUTORESPONDER_RESULTS_OPERATION:
-            return PollOutcome(state=VendorState.DONE)  # synchronous: ready since its start
-        jobid = _ref(job, "jobid")
-        found = self._client.job_status([jobid])
-        entry = None if isinstance(found, JobsNotFound) else find_job(found, jobid)
+        ref = ExportRef.of(job)
+        found = self._client.job_status([ref.jobid])
+        entry = None if isinstance(found, JobsNotFound) else find_job(found, ref.jobid)
         if entry is None:
-            return self._not_listed(job, jobid)
-        outcome = _outcome(entry, jobid)
-        log.info("Pinpointe job %s is %s (status %r)", jobid, outcome.state, entry.status)
+            return self._not_listed(ref)
+        outcome = _outcome(entry, ref)
+        log.info("Pinpointe job %s is %s (status %r)", ref.jobid, outcome.state, entry.status)
         return outcome
 
     def collect(self, job: Job, results: ResultStore) -> CollectOutcome:
-        if job.operation == AUTORESPONDER_RESULTS_OPERATION:
-            return self._collect_autoresponder_results(job, results)
-        jobid = _ref(job, "jobid")
-        link = job.vendor_ref.get("result_url") or job.vendor_ref.get("webhook_result_url")
+        ref = ExportRef.of(job)
+        jobid = ref.jobid
+        # AsyncJobStatus's link first; the webhook's (a hint, host-checked like any link) otherwise.
+        link = ref.result_url.get_secret_value() if ref.result_url else (job.webhook_notice and job.webhook_notice.result_url)
         if not link:
             raise VendorProtocolError(f"Pinpointe gave no result link for job {jobid}")
         counter = ResultFileCounter(f"Pinpointe's result file for job {jobid}")
         with self._client.download(link, self._links) as chunks:
             stored = results.put_stream(job.job_id, RESULT_FILE_NAME, _counted(chunks, counter), RESULT_CONTENT_TYPE)
         counted = counter.finish()
-        reconciliation = _reconcile_file(counted, as_int(job.vendor_ref.get(STATUS_COUNT_REF)))
+        reconciliation = _reconcile_file(counted, ref.status_count)
         summary = {
             "operation": job.operation,
             "jobid": jobid,
@@ -187,12 +210,23 @@ class PinpointeJobs:
             reconciliation=reconciliation,
         )
 
-    def cancel(self, job: Job) -> bool:
-        return False  # Pinpointe documents no way to cancel an async job (a synchronous one has nothing to cancel)
+    def _not_listed(self, ref: ExportRef) -> PollOutcome:
+        """Pinpointe does not list our job: expected for a moment after the start, fatal after."""
+        age = self._now() - ref.started_at
+        seconds = int(age.total_seconds())
+        if age > self._not_found_grace:
+            raise VendorJobFailed(f"Pinpointe no longer knows job {ref.jobid} ({seconds} s after it was started)")
+        log.info("Pinpointe does not list job %s yet (%d s after its start)", ref.jobid, seconds)
+        return PollOutcome(
+            state=VendorState.RUNNING,
+            progress=Progress(note=f"Pinpointe does not list job {ref.jobid} yet ({seconds} s after its start)"),
+        )
 
-    # --- GetAutoresponderResults (docs/VENDORS.md 1.10) ------------------------------------------------------
 
-    def _check_autoresponder(self, job: Job) -> StartOutcome:
+class PinpointeAutoresponderResults(_PinpointeSide):
+    """The PagedReads port for one Pinpointe account: GetAutoresponderResults (docs/VENDORS.md 1.10)."""
+
+    def check(self, job: Job) -> StartOutcome:
         """Nothing long-running starts at Pinpointe. An autoresponder asked for by id or name is looked
         up with a one-record page, so that one Pinpointe does not know fails the job now, with
         Pinpointe's reason (VendorRejected); `all` needs no check."""
@@ -209,16 +243,11 @@ class PinpointeJobs:
             found = "has no results" if first.note or not first.records else "found"
             note = f"{chosen} {found} at Pinpointe; results are read page by page ({params.limit} records a page)"
         return StartOutcome(
-            vendor_ref={
-                "requesttype": AUTORESPONDER_REQUESTTYPE,
-                "requestmethod": AUTORESPONDER_REQUESTMETHOD,
-                "started_at": self._now().isoformat(),
-            },
+            vendor_ref=AutoresponderResultsRef(requesttype=AUTORESPONDER_REQUESTTYPE, requestmethod=AUTORESPONDER_REQUESTMETHOD),
             note=note,
-            ready=True,
         )
 
-    def _collect_autoresponder_results(self, job: Job, results: ResultStore) -> CollectOutcome:
+    def collect(self, job: Job, results: ResultStore) -> CollectOutcome:
         """Every page of GetAutoresponderResults streamed into one JSON Lines file, a page at a time
         (never all pages in memory), and summary.json with the record count and its reconciliation
         with whatever counts Pinpointe gave (api.py, ASSUMPTIONS: how counts beside the records are
@@ -255,29 +284,21 @@ class PinpointeJobs:
             reconciliation=reconciliation,
         )
 
-    def _not_listed(self, job: Job, jobid: str) -> PollOutcome:
-        """Pinpointe does not list our job: expected for a moment after the start, fatal after."""
-        age = self._now() - datetime.fromisoformat(_ref(job, "started_at"))
-        seconds = int(age.total_seconds())
-        if age > self._not_found_grace:
-            raise VendorJobFailed(f"Pinpointe no longer knows job {jobid} ({seconds} s after it was started)")
-        log.info("Pinpointe does not list job %s yet (%d s after its start)", jobid, seconds)
-        return PollOutcome(
-            state=VendorState.RUNNING,
-            progress=Progress(note=f"Pinpointe does not list job {jobid} yet ({seconds} s after its start)"),
-        )
 
-
-def _outcome(entry: JobEntry, jobid: str) -> PollOutcome:
+def _outcome(entry: JobEntry, ref: ExportRef) -> PollOutcome:
+    jobid = ref.jobid
     state = entry.state
     # A word not in STATUS_WORDS: keep what Pinpointe said, for the job's timeline (the steps service
     # records it once per new word), so a wrong guess about its words can be corrected.
     unknown = None if entry.status_known else excerpt(entry.raw)
     if state is VendorState.DONE:
-        updates: dict[str, Any] = {"result_url": entry.result_url} if entry.result_url else {}
-        if entry.count is not None:
-            updates[STATUS_COUNT_REF] = entry.count  # checked against the file's records in Collect
-        return PollOutcome(state=state, raw_status=entry.status, vendor_ref_updates=updates, unknown_status_answer=unknown)
+        updated = ref.model_copy(
+            update={
+                "result_url": SecretStr(entry.result_url) if entry.result_url else ref.result_url,
+                "status_count": entry.count if entry.count is not None else ref.status_count,
+            }
+        )
+        return PollOutcome(state=state, raw_status=entry.status, vendor_ref=updated, unknown_status_answer=unknown)
     if state is VendorState.FAILED:
         reason = entry.errormessage or f"Pinpointe reports job {jobid} as {entry.status!r}"
         return PollOutcome(state=state, raw_status=entry.status, message=reason)
@@ -424,24 +445,22 @@ def _chosen(params: AutoresponderResultsParams) -> str:
     return "all autoresponders"
 
 
-def _async_method(operation: str) -> AsyncMethod:
-    try:
-        return ASYNC_METHODS[operation]
-    except KeyError:
-        raise ValueError(f"{operation!r} is not a Pinpointe operation") from None
+def _export_params_model(operation: str) -> type[AsyncExportParams]:
+    model = PARAMS_MODELS.get(operation)
+    if model is None or not issubclass(model, AsyncExportParams):
+        raise ValueError(f"{operation!r} is not a Pinpointe async export")
+    return model
 
 
-def _ref(job: Job, key: str) -> str:
-    value = job.vendor_ref.get(key)
-    if not value:
-        raise VendorProtocolError(f"job {job.job_id} has no Pinpointe {key} in its vendor reference")
-    return str(value)
+def pinpointe_exports(secret: dict[str, Any], *, not_found_grace_seconds: int) -> PinpointeExports:
+    """The exports adapter for the account whose secret is `secret` (VendorRejected if it is invalid)."""
+    return PinpointeExports(
+        PinpointeAccount.from_secret(secret), http=shared_http_client(), not_found_grace_seconds=not_found_grace_seconds
+    )
 
 
-def pinpointe_jobs(secret: dict[str, Any], *, not_found_grace_seconds: int) -> PinpointeJobs:
-    """The adapter for the account whose secret is `secret` (raises VendorRejected if it is invalid)."""
-    return PinpointeJobs(
-        PinpointeAccount.from_secret(secret),
-        http=shared_http_client(),
-        not_found_grace_seconds=not_found_grace_seconds,
+def pinpointe_autoresponder_results(secret: dict[str, Any], *, not_found_grace_seconds: int) -> PinpointeAutoresponderResults:
+    """The GetAutoresponderResults adapter for the account whose secret is `secret`."""
+    return PinpointeAutoresponderResults(
+        PinpointeAccount.from_secret(secret), http=shared_http_client(), not_found_grace_seconds=not_found_grace_seconds
     )

@@ -20,6 +20,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from jobrelay.domain.errors import VendorProtocolError
+from jobrelay.domain.job import WebhookNotice
 from jobrelay.domain.vendor_outcomes import VendorState
 from jobrelay.vendors.pinpointe.params import AutoresponderResultsParams
 from jobrelay.vendors.reading import CaselessModel, Page, as_int, collection, fold, has_key, lookup, nothing, text
@@ -193,22 +194,7 @@ NO_RESULTS_TEXTS = ("no statistical information", "no results", "no records", "n
 
 STATUS_REQUESTTYPE, STATUS_REQUESTMETHOD = "API", "AsyncJobStatus"
 # A synchronous, paginated call (1.10): its results are read page by page in the Collect step.
-AUTORESPONDER_RESULTS_OPERATION = "pinpointe.autoresponder_results"
 AUTORESPONDER_REQUESTMETHOD = "GetAutoresponderResults"
-
-
-@dataclass(frozen=True)
-class AsyncMethod:
-    requesttype: str
-    requestmethod: str
-
-
-ASYNC_METHODS: dict[str, AsyncMethod] = {
-    "pinpointe.newsletter_contact_data_summary": AsyncMethod("Newsletters", "GetNewsletterContactDataSummaryAsync"),
-    "pinpointe.list_subscribers": AsyncMethod("Lists", "GetListSubscribersAsync"),
-    "pinpointe.segment_subscribers": AsyncMethod("Segments", "GetSegmentSubscribersAsync"),
-    "pinpointe.tag_subscribers": AsyncMethod("Tags", "GetTagSubscribersAsync"),
-}
 
 
 def _word_starts(words: tuple[str, ...]) -> re.Pattern[str]:
@@ -602,16 +588,6 @@ def find_job(entries: list[JobEntry], jobid: str) -> JobEntry | None:
 
 
 # --- completion webhook ----------------------------------------------------------------------------
-
-
-class WebhookNotice(BaseModel):
-    """What we could read from a completion webhook (docs/VENDORS.md 1.7); every field may be missing.
-    The notice is not trusted: the job is cross-checked with AsyncJobStatus, and its link is only
-    followed if its host is on the account's allowlist."""
-
-    jobid: str | None = None
-    status: str | None = None
-    result_url: str | None = None
 
 
 def parse_webhook(body: bytes) -> WebhookNotice:

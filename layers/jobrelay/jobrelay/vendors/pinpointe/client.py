@@ -11,7 +11,7 @@ bodies only; logs carry call names, job ids and HTTP statuses, never a body.
 import fnmatch
 import json
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +20,7 @@ import httpx
 from pydantic import SecretStr
 
 from jobrelay.domain.errors import VendorOutcomeUnknown, VendorProtocolError, VendorRejected, VendorTransientError
-from jobrelay.vendors.http import is_transient, transport_errors_as_transient
+from jobrelay.vendors.http import StatusCheck, is_transient, transport_errors_as_transient
 from jobrelay.vendors.pinpointe.api import (
     AUTORESPONDER_REQUESTMETHOD,
     AUTORESPONDER_REQUESTTYPE,
@@ -32,13 +32,13 @@ from jobrelay.vendors.pinpointe.api import (
     STATUS_REQUESTTYPE,
     ApiRequest,
     ApiResponse,
-    AsyncMethod,
     JobEntry,
     ResultsPage,
     StartedJob,
     says_no_results,
     status_page,
 )
+from jobrelay.vendors.pinpointe.params import AsyncMethod
 from jobrelay.vendors.reading import Page, PageTally, follow_pages
 from jobrelay.vendors.redaction import excerpt
 
@@ -156,7 +156,7 @@ class PinpointeClient:
 
     def autoresponder_pages(
         self, details: dict[str, Any], limit: int, *, id_key: str = "autoresponderid", tally: PageTally | None = None
-    ) -> Iterator[ResultsPage]:
+    ) -> Generator[ResultsPage]:
         """Every page of GetAutoresponderResults for `details` (docs/VENDORS.md 1.10), `limit` records asked
         for at a time, one page held at a time (reading.follow_pages): each page asked from the record
         after those Pinpointe actually sent, until its `pagination.next` reads "0" (or is missing) or a
@@ -228,13 +228,7 @@ def _read_answer(answer: httpx.Response, call: str) -> ApiResponse:
     """Pinpointe's answer, or the step error it amounts to. A failure in the body (status FAILED or
     ERROR) is returned for the caller to judge, except the credentials one: old Pinpointe versions
     answered every failure with HTTP 200, so the body is checked whatever the HTTP status."""
-    status = answer.status_code
-    if is_transient(status):
-        raise VendorTransientError(f"Pinpointe {call} answered HTTP {status}")
-    if status == 401:
-        raise _credentials_rejected(call)
-    if not (answer.is_success or status == 400):
-        raise VendorRejected(f"Pinpointe {call} answered HTTP {status}; check the account's base_url")
+    _STATUSES.raise_for_status(answer, call)
     response = ApiResponse.from_body(_json_object(answer, call), call)
     if response.says(CREDENTIALS_REJECTED_TEXT):
         raise _credentials_rejected(call)
@@ -243,6 +237,25 @@ def _read_answer(answer: httpx.Response, call: str) -> ApiResponse:
             f"Pinpointe answered {call} with an unknown status {response.status!r}", answer=response.excerpt()
         )
     return response
+
+
+class _Statuses(StatusCheck):
+    """What Pinpointe's HTTP statuses mean. A 400 passes, as a 2xx does: its body is an API answer,
+    read by the caller. No other error body is read (a 401 says it all; anything else is no answer
+    of the JSON endpoint)."""
+
+    vendor = "Pinpointe"
+
+    def passes(self, answer: httpx.Response) -> bool:
+        return answer.is_success or answer.status_code == 400
+
+    def refusal(self, status: int, call: str, reason: str | None) -> VendorRejected:
+        if status == 401:
+            return _credentials_rejected(call)
+        return VendorRejected(f"Pinpointe {call} answered HTTP {status}; check the account's base_url")
+
+
+_STATUSES = _Statuses()
 
 
 def _json_object(answer: httpx.Response, call: str) -> dict[str, Any]:

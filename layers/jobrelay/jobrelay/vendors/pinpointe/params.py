@@ -7,8 +7,9 @@ Ids may be given as strings or numbers (Pinpointe writes numbers as strings). Da
 """
 
 import re
+from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
@@ -58,7 +59,21 @@ class _Params(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
-class _DateRange(_Params):
+@dataclass(frozen=True)
+class AsyncMethod:
+    """The Pinpointe call an async export makes (docs/VENDORS.md 1.5.1-1.5.4)."""
+
+    requesttype: str
+    requestmethod: str
+
+
+class AsyncExportParams(_Params):
+    """The params of an async export; each declares the call it makes."""
+
+    async_method: ClassVar[AsyncMethod]
+
+
+class _DateRange(AsyncExportParams):
     startdate: Day | None = None
     enddate: Day | None = Field(default=None, description="exclusive: midnight at the start of this day")
 
@@ -69,7 +84,7 @@ class _DateRange(_Params):
         return self
 
 
-class _SubscriberOptions(_Params):
+class _SubscriberOptions(AsyncExportParams):
     status: SubscriberStatus = "any"
     include_membership: bool = False
     customfields: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(
@@ -80,11 +95,15 @@ class _SubscriberOptions(_Params):
 class NewsletterContactDataSummaryParams(_DateRange):
     """Contact-level detail for every open and click of one campaign send."""
 
+    async_method = AsyncMethod("Newsletters", "GetNewsletterContactDataSummaryAsync")
+
     stat: VendorId = Field(description="stat id of the campaign send (Stats/GetNewsletterStatIds)")
 
 
 class ListSubscribersParams(_DateRange, _SubscriberOptions):
     """Subscribers of one or more lists; the dates filter on when a subscriber was added."""
+
+    async_method = AsyncMethod("Lists", "GetListSubscribersAsync")
 
     list: Annotated[list[VendorId], Field(min_length=1, max_length=1000, description="list ids")]
 
@@ -92,12 +111,16 @@ class ListSubscribersParams(_DateRange, _SubscriberOptions):
 class SegmentSubscribersParams(_SubscriberOptions):
     """Subscribers of one or more segments."""
 
+    async_method = AsyncMethod("Segments", "GetSegmentSubscribersAsync")
+
     segmentid: Annotated[list[VendorId], Field(min_length=1, max_length=1000, description="segment ids")]
 
 
 class TagSubscribersParams(_SubscriberOptions):
     """Subscribers carrying one or more tags (give `tag` ids or a `tagname`, not both: which of the
     two Pinpointe would follow is not documented)."""
+
+    async_method = AsyncMethod("Tags", "GetTagSubscribersAsync")
 
     # The rule of _one_selector, in the JSON Schema too (GET /operations, the OpenAPI document).
     model_config = ConfigDict(json_schema_extra={"oneOf": [{"required": ["tag"]}, {"required": ["tagname"]}]})

@@ -13,21 +13,37 @@ from typing import Any
 
 import httpx
 
-from jobrelay.domain.bulk_import import BatchLimits, ImportTotals, StagedBatch
-from jobrelay.domain.errors import VendorOutcomeUnknown, VendorProtocolError, VendorRejected
+from jobrelay.domain.bulk_import import BatchFormat, BatchLimits, ImportTotals, StagedBatch
+from jobrelay.domain.errors import VendorOutcomeUnknown, VendorRejected
 from jobrelay.domain.job import Job, Progress
+from jobrelay.domain.operation import stored_params
 from jobrelay.domain.reconciliation import Reconciler
 from jobrelay.domain.vendor_outcomes import PollOutcome, VendorState
-from jobrelay.operations import stored_params
+from jobrelay.domain.vendor_ref import VendorRef
 from jobrelay.vendors.http import shared_http_client
 from jobrelay.vendors.which50.api import MAX_BATCH_BYTES, StatusWord, identifier_fields, read_status
 from jobrelay.vendors.which50.client import Which50Account, Which50Client
-from jobrelay.vendors.which50.contacts import Contact, ContactRules, check_contact, encode_contacts
+from jobrelay.vendors.which50.contacts import CONTACTS_FORMAT, Contact, ContactRules, check_contact
 from jobrelay.vendors.which50.params import ContactImportParams
 
 __all__ = ["Which50Account", "Which50Imports", "which50_imports"]
 
 log = logging.getLogger(__name__)
+
+
+class ImportJobRef(VendorRef):
+    """A Which50 import job: its contact list and id, the fields that identify a contact, and the
+    last status and times Which50 gave."""
+
+    contact_list_id: int
+    contact_list_name: str | None = None
+    import_job_id: int
+    identifier_fields: list[str]
+    status: str | None = None
+    start_date: str | None = None
+    finish_date: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
 
 
 class Which50Imports:
@@ -49,23 +65,21 @@ class Which50Imports:
     def record_key(self, record: Contact) -> str | None:
         return record.key
 
-    def encode_batch(self, job: Job, records: list[Contact]) -> bytes:
-        return encode_contacts(records)
+    def batch_format(self, job: Job) -> BatchFormat:
+        return CONTACTS_FORMAT
 
     def _rules_for(self, job: Job) -> ContactRules:
         """The job's record rules, built once per job (validate runs for every record)."""
         if self._rules is None or self._rules[0] != job.job_id:
             params = stored_params(job, ContactImportParams)
-            identifiers = job.vendor_ref.get("identifier_fields")
-            if not isinstance(identifiers, list):
-                raise VendorProtocolError(f"job {job.job_id} has no identifier fields in its vendor reference")
+            identifiers = ImportJobRef.of(job).identifier_fields
             rules = ContactRules(params.contact_list_id, frozenset(params.field_names), tuple(identifiers))
             self._rules = (job.job_id, rules)
         return self._rules[1]
 
     # --- the import ---------------------------------------------------------------------------------
 
-    def open(self, job: Job) -> dict[str, Any]:
+    def open(self, job: Job) -> "ImportJobRef":
         """Check the list and the field names, then create the import job."""
         params = stored_params(job, ContactImportParams)
         list_id = params.contact_list_id
@@ -81,13 +95,16 @@ class Which50Imports:
         identifiers = identifier_fields(fields, params.field_names, params.match or [])
         created = self._client.create_import(list_id, params.field_names)
         log.info("Which50 import job %s created on contact list %s", created.Id, list_id)
-        return {
-            "contact_list_id": list_id,
-            "contact_list_name": contact_list.Name,
-            "import_job_id": created.Id,
-            "identifier_fields": identifiers,
-            "status": created.CurrentStatus,
-        }
+        return ImportJobRef(
+            contact_list_id=list_id,
+            contact_list_name=contact_list.Name,
+            import_job_id=created.Id,
+            identifier_fields=identifiers,
+            status=created.CurrentStatus,
+        )
+
+    def usable_until(self, job: Job) -> None:
+        return None  # a Which50 import job does not expire (docs/VENDORS.md 3)
 
     def stage(self, job: Job, body: bytes, records: int) -> StagedBatch:
         list_id, job_id = _import_ids(job)
@@ -132,7 +149,7 @@ class Which50Imports:
                 if state is VendorState.FAILED
                 else None
             ),
-            vendor_ref_updates={"status": current.CurrentStatus, **current.times()},
+            vendor_ref=ImportJobRef.of(job).model_copy(update={"status": current.CurrentStatus, **current.times()}),
             unknown_status_answer=current.excerpt() if word is StatusWord.UNKNOWN else None,
         )
 
@@ -172,7 +189,7 @@ class Which50Imports:
         for name, (singular, plural) in PROBLEM_COUNTERS.items():
             if (number := counts.get(name, 0)) > 0:
                 rec.short(f"Which50 counted {number} {singular if number == 1 else plural}")
-        status = job.vendor_ref.get("last_status")
+        status = job.vendor_status
         word = read_status(status)
         if word is StatusWord.DONE_WITH_ERRORS:
             rec.short(f"Which50 finished the import with errors (status {status!r})")
@@ -191,10 +208,8 @@ class Which50Imports:
 
 
 def _import_ids(job: Job) -> tuple[int, int]:
-    list_id, job_id = job.vendor_ref.get("contact_list_id"), job.vendor_ref.get("import_job_id")
-    if not isinstance(list_id, int) or not isinstance(job_id, int):
-        raise VendorProtocolError(f"job {job.job_id} has no Which50 import job in its vendor reference")
-    return list_id, job_id
+    ref = ImportJobRef.of(job)
+    return ref.contact_list_id, ref.import_job_id
 
 
 # Which50's counters that mean some contact, or some value of one, did not make it.

@@ -435,8 +435,9 @@ def batch_warnings(content: bytes) -> list[tuple[int, list[str]]]:
 def _echo_positions(keys: list[Any]) -> list[int]:
     """The batch position of each echoed contact: its key when the keys number the contacts
     0..n-1 or 1..n, else (a list, or keys that are ids) its place in the answer."""
-    numbers = [as_int(key) for key in keys]
-    if keys and None not in numbers:
+    read = [as_int(key) for key in keys]
+    numbers = [n for n in read if n is not None]
+    if keys and len(numbers) == len(read):
         if sorted(numbers) == list(range(len(keys))):
             return numbers
         if sorted(numbers) == list(range(1, len(keys) + 1)):

@@ -11,13 +11,14 @@ and HTTP statuses, never a header or a body; errors carry a redacted excerpt of 
 import json
 import logging
 from collections.abc import Generator
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import httpx
 from pydantic import Field, SecretStr, field_validator
 
 from jobrelay.domain.errors import VendorOutcomeUnknown, VendorProtocolError, VendorRejected, VendorTransientError
-from jobrelay.vendors.http import VendorAccount, is_transient, json_body, transport_errors_as_transient
+from jobrelay.vendors.http import StatusCheck, VendorAccount, json_body, said, transport_errors_as_transient
 from jobrelay.vendors.redaction import excerpt
 from jobrelay.vendors.which50.api import (
     AUTH_HEADER,
@@ -166,25 +167,28 @@ class Which50Client:
                 timeout=self._timeout,
             )
         log.info("Which50 %s answered HTTP %s", call, answer.status_code)
-        _raise_for_status(answer, call, subject)
+        _Statuses(subject).raise_for_status(answer, call)
         return answer
 
 
-def _raise_for_status(answer: httpx.Response, call: str, subject: str) -> None:
-    status = answer.status_code
-    if answer.is_success:
-        return
-    reason = vendor_message(answer.content)
-    said = f": {reason}" if reason else ""
-    if is_transient(status):
-        raise VendorTransientError(f"Which50 {call} answered HTTP {status}{said}")
-    if status == 401:
-        raise VendorRejected(
-            f"Which50 refused the account's credentials on {call} (HTTP 401{said}); check api_key and the auth "
-            "settings in the account secret"
-        )
-    if status == 403:
-        raise VendorRejected(f"Which50 denied {call} on {subject} (HTTP 403{said}): the API key lacks the permission")
-    if status == 404:
-        raise VendorRejected(f"Which50 has no {subject} (HTTP 404 on {call}{said})")
-    raise VendorRejected(f"Which50 refused {call} on {subject} (HTTP {status}{said})")
+@dataclass(frozen=True)
+class _Statuses(StatusCheck):
+    """What Which50's error statuses mean for a call on `subject` (its error bodies: api.vendor_message)."""
+
+    vendor = "Which50"
+    subject: str
+    reason = staticmethod(vendor_message)
+
+    def refusal(self, status: int, call: str, reason: str | None) -> VendorRejected:
+        if status == 401:
+            return VendorRejected(
+                f"Which50 refused the account's credentials on {call} (HTTP 401{said(reason)}); check api_key and the auth "
+                "settings in the account secret"
+            )
+        if status == 403:
+            return VendorRejected(
+                f"Which50 denied {call} on {self.subject} (HTTP 403{said(reason)}): the API key lacks the permission"
+            )
+        if status == 404:
+            return VendorRejected(f"Which50 has no {self.subject} (HTTP 404 on {call}{said(reason)})")
+        return VendorRejected(f"Which50 refused {call} on {self.subject} (HTTP {status}{said(reason)})")

@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from jobrelay.domain.bulk_import import BatchFormat
 from jobrelay.vendors.which50.api import ENC_CONTACT_ID
 
 _COMPACT_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False)
@@ -62,15 +63,22 @@ def check_contact(record: dict[str, Any], rules: ContactRules) -> Contact:
             problems.append(f"{name} is longer than {MAX_VALUE_CHARS} characters")
         else:
             values[name] = value
-    key = next((str(values[name]) for name in rules.identifiers if name in values), None)
-    if key is None and enc_contact_id is None:
+    key = next((str(values[name]) for name in rules.identifiers if name in values), None) or enc_contact_id
+    if key is None:
         wanted = ", ".join(rules.identifiers) or "(none among the field_names)"
         problems.append(f"no identifier: give {ENC_CONTACT_ID} or a value in one of {wanted}")
-    if problems:
+    if problems or key is None:
         raise ValueError("; ".join(problems))
-    return Contact(rules.list_id, values, enc_contact_id, key or enc_contact_id)
+    return Contact(rules.list_id, values, enc_contact_id, key)
+
+
+def encode_contact(contact: Contact) -> bytes:
+    return _COMPACT_JSON.encode(contact.wire()).encode()
+
+
+# The batch body: a compact JSON array of Contacts.
+CONTACTS_FORMAT = BatchFormat.json_array(encode_contact)
 
 
 def encode_contacts(contacts: list[Contact]) -> bytes:
-    """The batch body: a JSON array of Contacts."""
-    return _COMPACT_JSON.encode([c.wire() for c in contacts]).encode()
+    return CONTACTS_FORMAT.encode(contacts)
