@@ -22,7 +22,6 @@ from datetime import UTC, datetime
 from jobrelay.domain.job import Job, JobError, Phase, Progress, WaitingOn
 from jobrelay.domain.reconciliation import Reconciliation
 from jobrelay.domain.status import JobStatus
-from jobrelay.operations import VENDORS
 
 # The phase of a job whose stored progress has none (stored before phases existed, or just
 # submitted: the API's submit writes no progress).
@@ -37,6 +36,10 @@ ENDED_WORDS = {JobStatus.FAILED: "failed", JobStatus.TIMED_OUT: "timed out", Job
 
 def vendor_name(job: Job) -> str:
     """The vendor as people write it (its manifest's title)."""
+    # Imported here, not with this module: the catalogue loads every vendor's params models, which
+    # the steps function's cold start should not pay for before its first step (docs/DESIGN.md budgets).
+    from jobrelay.operations import VENDORS
+
     manifest = VENDORS.get(job.vendor)
     return manifest.title if manifest else job.vendor
 
