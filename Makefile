@@ -20,13 +20,17 @@ help:
 	@echo "make bench  run the benchmarks and print their figures"
 	@echo "make build  sam build (needs the AWS SAM CLI and python3.13 on PATH)"
 
-$(STAMP): requirements/dev.txt layers/jobrelay/requirements.txt
+# The environment: the pinned packages, then the `jobrelay` command (cli/, .venv/bin/jobrelay) installed
+# editable, without its dependencies (pinned in requirements/dev.txt) or an isolated build (setuptools is
+# pinned there too). pyproject.toml declares the command, so a change to it installs it again.
+$(STAMP): requirements/dev.txt layers/jobrelay/requirements.txt pyproject.toml
 	@if [ -z "$(PYTHON313)" ]; then \
 	  echo "Python 3.13 was not found. Install it first, for example:"; \
 	  echo "    pyenv install $(PYTHON_VERSION)      (this repo's .python-version selects it)"; \
 	  echo "or your system's python3.13 package, then run make again."; exit 1; fi
 	@[ -x $(PY) ] || $(PYTHON313) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements/dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $@
 
 $(NODE_STAMP): package.json package-lock.json
@@ -38,8 +42,8 @@ run: $(STAMP)
 	$(PY) -m devstack $(ARGS)
 
 lint: $(STAMP) $(NODE_STAMP)
-	$(VENV)/bin/ruff check layers functions devstack bench tests
-	$(VENV)/bin/ruff format --check layers functions devstack bench tests
+	$(VENV)/bin/ruff check layers functions devstack bench cli tests
+	$(VENV)/bin/ruff format --check layers functions devstack bench cli tests
 	$(VENV)/bin/mypy
 	$(VENV)/bin/cfn-lint template.yaml
 	npx --no-install asl-validator --json-path statemachines/job.asl.json

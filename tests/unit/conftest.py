@@ -170,3 +170,32 @@ def world() -> World:
         slots=slots,
         sweeper=Sweeper(store, workflow, notices, concurrency, now=clock),
     )
+
+
+# --- the `jobrelay` CLI's tests (tests/unit/test_cli_*.py) ----------------------------------------------
+
+
+@pytest.fixture
+def cli_env(monkeypatch, tmp_path):
+    """The CLI run as if on a clean machine: no proxy, no API URL, no AWS profile or credentials of
+    the developer's (and no instance-metadata lookups), and retries a thousand times quicker."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "JOBRELAY_API_URL"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setattr("jobrelay_cli.client.RETRY_DELAYS_SECONDS", (0.001, 0.002, 0.004))
+
+
+@pytest.fixture
+def fake_api(cli_env):
+    from tests.unit.cli_support import FakeApi
+
+    api = FakeApi().start()
+    yield api
+    api.stop()
