@@ -2,13 +2,14 @@
 
 import sys
 
-from bench import cold_start, cost, staging, stream_memory
+from bench import cli_download, cold_start, cost, staging, stream_memory
 
 SECTIONS = {
     "cold start": cold_start.run,
     "cost": cost.run,
     "streaming a result": stream_memory.run,
     "staging an import": staging.run,
+    "downloading a result with the CLI": cli_download.run,
 }
 
 
