@@ -23,7 +23,6 @@ from jobrelay.domain.reconciliation import Reconciler
 from jobrelay.domain.vendor_outcomes import VendorState
 from jobrelay.vendors.mypreferences.adapter import ImportRef, MyPreferencesImports, mypreferences_imports
 from jobrelay.vendors.mypreferences.api import (
-    MB,
     BulkImportStatus,
     ExceptionRecord,
     ExceptionsPage,
@@ -42,6 +41,7 @@ from jobrelay.vendors.mypreferences.auth import (
     pnauthinfo3_timestamp,
 )
 from jobrelay.vendors.mypreferences.client import MyPreferencesClient
+from jobrelay.vendors.mypreferences.limits import MB
 from jobrelay.vendors.mypreferences.params import BulkImportParams
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)

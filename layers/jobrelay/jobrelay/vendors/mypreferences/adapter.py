@@ -26,7 +26,6 @@ from jobrelay.vendors.http import shared_http_client
 from jobrelay.vendors.mypreferences.api import (
     EXCEPTIONS_PAGE_SIZE,
     FIRST_OFFSET,
-    MAX_RECORDS_PER_IMPORT,
     STAGE_FORMAT,
     ExceptionsPage,
     InitiateRequest,
@@ -36,6 +35,7 @@ from jobrelay.vendors.mypreferences.api import (
 )
 from jobrelay.vendors.mypreferences.auth import MyPreferencesAccount
 from jobrelay.vendors.mypreferences.client import MyPreferencesClient
+from jobrelay.vendors.mypreferences.limits import MAX_RECORDS_PER_IMPORT
 from jobrelay.vendors.mypreferences.params import BulkImportParams
 from jobrelay.vendors.mypreferences.reconcile import reconcile_import
 from jobrelay.vendors.reading import Page, PageTally, follow_pages

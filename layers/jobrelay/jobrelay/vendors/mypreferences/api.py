@@ -67,14 +67,7 @@ STAGE_WRAPPER = "UserProfilePreferences"
 # keys present (the stage wrapper's name first).
 EXCEPTION_RECORD_KEYS = (STAGE_WRAPPER, "BulkUserProfilePreferenceExceptions", "Records", "Items")
 
-# docs/VENDORS.md 2.3.2: "25 MB default, 28 MB maximum, per POST", about 10 million records per import,
-# no per-request record count. "MB" is read as 10**6 bytes, the smaller reading, so that a batch
-# fits whichever unit MyPreferences means.
-MB = 1_000_000
-STAGE_BYTES_DEFAULT = 25 * MB
-STAGE_BYTES_MAX = 28 * MB
-STAGE_BYTES_MIN = 1 * MB  # ours: smaller requests would only multiply the calls
-MAX_RECORDS_PER_IMPORT = 10_000_000
+# The documented sizes (docs/VENDORS.md 2.3.2) are in limits.py.
 
 # docs/VENDORS.md 2.3.1, Unknown 11: the Initiate narrative gives the access token six hours, the
 # `Expires` description twelve. We plan for the earlier: the token is taken to die at the earlier

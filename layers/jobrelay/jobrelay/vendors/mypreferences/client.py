@@ -25,13 +25,13 @@ from jobrelay.vendors.mypreferences.api import (
     IMPORT_PATH,
     IMPORT_TOKEN_PATH,
     REQUEST_CONTENT_TYPE,
-    STAGE_BYTES_MAX,
     BulkImportStatus,
     ExceptionsPage,
     InitiateRequest,
     mentions_size,
     vendor_message,
 )
+from jobrelay.vendors.mypreferences.limits import STAGE_BYTES_MAX
 from jobrelay.vendors.redaction import excerpt, register_secret
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from jobrelay.bulk_import.params import RecordsFileParams
-from jobrelay.vendors.mypreferences.api import STAGE_BYTES_DEFAULT, STAGE_BYTES_MAX, STAGE_BYTES_MIN
+from jobrelay.vendors.mypreferences.limits import STAGE_BYTES_DEFAULT, STAGE_BYTES_MAX, STAGE_BYTES_MIN
 
 
 class BulkImportParams(RecordsFileParams):
