@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from devstack.metrics import DEFAULT_FILE as METRICS_FILE
+from devstack.metrics import emf_documents, summary
 from devstack.samples import SAMPLES
 from devstack.stack import PROFILES, VENDORS, LocalStack, PortUnavailable, SandboxFactory, describe_role
 from devstack.template import DEFAULT_TEMPLATE, TemplateError
@@ -86,6 +88,13 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         help="template parameters, as with sam deploy --parameter-overrides",
     )
     parser.add_argument("--ready-file", type=Path, help="write the stack's addresses here, as JSON, once it is ready")
+    parser.add_argument(
+        "--metrics-file",
+        type=Path,
+        default=METRICS_FILE,
+        help="where the functions' metrics (the EMF lines CloudWatch would get) are kept; summed up at Ctrl-C "
+        "(default: %(default)s)",
+    )
     parser.add_argument("--verbose", action="store_true", help="also log every request moto serves")
     arguments = parser.parse_args(argv)
     try:
@@ -168,6 +177,11 @@ def banner(stack: LocalStack) -> str:
         ("results bucket", info["bucket"]),
         ("jobs table", info["table"]),
         ("state machine", info["state_machine_arn"]),
+        *(
+            [("metrics (EMF)", f"{_shown_path(Path(info['metrics_file']))}   (summed up: python -m devstack.metrics)")]
+            if info.get("metrics_file")
+            else []
+        ),
     ]
     width = max(len(label) for label, _ in rows)
     fixtures = [(VENDORS[name].title, line) for name, lines in stack.sandbox_fixtures().items() for line in lines]
@@ -226,6 +240,14 @@ def write_ready_file(path: Path, info: dict[str, object]) -> None:
     os.replace(partial, path)
 
 
+def print_metrics_summary(path: Path | None) -> None:
+    """What would have reached CloudWatch while the stack ran."""
+    if path is None or not path.exists():
+        return
+    with path.open(encoding="utf-8") as lines:
+        print(f"devstack: metrics emitted (EMF lines in {_shown_path(path)}):\n{summary(emf_documents(lines))}", file=sys.stderr)
+
+
 def serve(stack: LocalStack, ready_file: Path | None = None) -> int:
     """Run `stack` until SIGINT or SIGTERM; 2 if the template cannot run locally."""
     stopping = threading.Event()
@@ -245,6 +267,7 @@ def serve(stack: LocalStack, ready_file: Path | None = None) -> int:
             write_ready_file(ready_file, stack.ready_info())
         stopping.wait()
         print("devstack: stopping", file=sys.stderr, flush=True)
+        print_metrics_summary(stack.metrics_file)
     finally:
         stack.stop()
     return 0
@@ -264,6 +287,7 @@ def main(argv: list[str] | None = None, sandbox_factories: Mapping[str, SandboxF
         time_scale=arguments.time_scale,
         parameter_overrides=arguments.parameter_overrides,
         sandbox_factories=sandbox_factories,
+        metrics_file=arguments.metrics_file,
     )
     return serve(stack, arguments.ready_file)
 

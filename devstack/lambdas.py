@@ -105,9 +105,13 @@ FAKE_SECRET_ACCESS_KEY = "local"
 
 
 class InProcessLambdas:
-    def __init__(self, functions: Sequence[Function], *, endpoint_url: str, region: str):
+    def __init__(self, functions: Sequence[Function], *, endpoint_url: str, region: str, metrics_file: Path | None = None):
+        """`metrics_file`: where the EMF lines the functions print (their metrics, as CloudWatch would
+        get them) are appended, one JSON document a line (devstack.metrics sums them up)."""
+        self._metrics_file = metrics_file
         self._functions = {function.name: function for function in functions}
         self._lock = threading.Lock()
+        self._metrics_lock = threading.Lock()
         self._containers: dict[str, _Container] = {}
         self._captures = threading.local()
         # The variables a Lambda runtime sets, pointed at moto. Anything AWS_* from the developer's
@@ -119,7 +123,6 @@ class InProcessLambdas:
             "AWS_ACCESS_KEY_ID": FAKE_ACCESS_KEY_ID,
             "AWS_SECRET_ACCESS_KEY": FAKE_SECRET_ACCESS_KEY,
             "POWERTOOLS_TRACE_DISABLED": "true",
-            "POWERTOOLS_METRICS_DISABLED": "true",
         }
         self._base_environment = {name: value for name, value in os.environ.items() if not name.startswith("AWS_")}
         self._private_roots = tuple(
@@ -189,11 +192,21 @@ class InProcessLambdas:
             finally:
                 self._captures.buffer = None
         duration_ms = (time.monotonic() - started) * 1000
+        self._keep_metrics(logs.getvalue())
         framed = (
             f"START RequestId: {request_id} Version: $LATEST\n{logs.getvalue()}"
             f"END RequestId: {request_id}\nREPORT RequestId: {request_id}\tDuration: {duration_ms:.2f} ms\n"
         )
         return Invocation(payload, errored, framed, log_stream_name)
+
+    def _keep_metrics(self, logs: str) -> None:
+        if self._metrics_file is None or '"_aws"' not in logs:
+            return
+        from devstack.metrics import emf_documents
+
+        documents = emf_documents(logs.splitlines())
+        with self._metrics_lock, self._metrics_file.open("a", encoding="utf-8") as kept:
+            kept.writelines(json.dumps(document, separators=(",", ":")) + "\n" for document in documents)
 
     # --- containers -----------------------------------------------------------------------------
 

@@ -66,6 +66,10 @@ def _alarm(name: str, n: Naming) -> Attributes:
     return {None: name, "Arn": n.arn("cloudwatch", f"alarm:{name}")}
 
 
+def _dashboard(name: str, n: Naming) -> Attributes:
+    return {None: name}
+
+
 def _secret(name: str, n: Naming) -> Attributes:
     # AWS appends a random suffix to a secret's ARN, unknown until it exists. The partial ARN
     # (without the suffix) is accepted as a SecretId by AWS and by moto, so Ref gives that.
@@ -124,6 +128,7 @@ ATTRIBUTES: dict[str, TypeNaming] = {
     "AWS::Logs::LogGroup": TypeNaming("LogGroupName", _log_group),
     "AWS::SNS::Topic": TypeNaming("TopicName", _topic),
     "AWS::CloudWatch::Alarm": TypeNaming("AlarmName", _alarm),
+    "AWS::CloudWatch::Dashboard": TypeNaming("DashboardName", _dashboard),
     "AWS::SecretsManager::Secret": TypeNaming("Name", _secret),
     "AWS::Serverless::LayerVersion": TypeNaming("LayerName", _layer),
     "AWS::Serverless::Function": TypeNaming("FunctionName", _function),

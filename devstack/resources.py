@@ -142,7 +142,15 @@ def _create_topic(clients: Clients, resource: Resource, template: StackTemplate)
 def _create_alarm(clients: Clients, resource: Resource, template: StackTemplate) -> None:
     # An alarm's properties are PutMetricAlarm's parameters, name for name.
     arguments = {name: value for name, value in resource.properties.items() if name != "AlarmName"}
+    # A number from a template parameter (a Ref) resolves to a string, as in CloudFormation.
+    for name, kind in (("Threshold", float), ("Period", int), ("EvaluationPeriods", int), ("DatapointsToAlarm", int)):
+        if isinstance(arguments.get(name), str):
+            arguments[name] = kind(arguments[name])
     clients("cloudwatch").put_metric_alarm(AlarmName=resource.ref, **arguments)
+
+
+def _create_dashboard(clients: Clients, resource: Resource, template: StackTemplate) -> None:
+    clients("cloudwatch").put_dashboard(DashboardName=resource.ref, DashboardBody=resource.properties["DashboardBody"])
 
 
 def _create_secret(clients: Clients, resource: Resource, template: StackTemplate) -> None:
@@ -283,6 +291,7 @@ CREATORS: dict[str, Creator] = {
     "AWS::Events::EventBus": _create_event_bus,
     "AWS::SNS::Topic": _create_topic,
     "AWS::CloudWatch::Alarm": _create_alarm,
+    "AWS::CloudWatch::Dashboard": _create_dashboard,
     "AWS::SecretsManager::Secret": _create_secret,
     "AWS::Serverless::Function": _create_function,
     "AWS::Serverless::StateMachine": _create_state_machine,

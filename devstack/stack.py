@@ -209,9 +209,11 @@ class LocalStack:
         sandbox_factories: Mapping[str, SandboxFactory] | None = None,
         stack_name: str = DEFAULT_STACK_NAME,
         region: str = DEFAULT_REGION,
+        metrics_file: Path | None = None,
     ):
         """`sandbox_ports` and `sandbox_factories` are keyed by `VENDORS`' names; a vendor not named
-        gets its default port and its own sandbox (tests inject stand-ins through the factories)."""
+        gets its default port and its own sandbox (tests inject stand-ins through the factories).
+        `metrics_file`: where the functions' metrics (EMF lines) are kept, emptied at the start."""
         for name in {*(sandbox_ports or {}), *(sandbox_factories or {})} - set(VENDORS):
             raise ValueError(f"no vendor sandbox named {name!r}: {', '.join(VENDORS)}")
         self.template_path = Path(template_path)
@@ -228,6 +230,7 @@ class LocalStack:
         self._overrides = dict(parameter_overrides or {})
         self._sandbox_factories = {name: vendor.factory for name, vendor in VENDORS.items()} | dict(sandbox_factories or {})
         self._stack_name = stack_name
+        self.metrics_file = metrics_file
         self._exit_stack = ExitStack()
         self._running: _Running | None = None
 
@@ -248,7 +251,12 @@ class LocalStack:
             moto_url = self._start_moto(starting)
             sandboxes = self._start_sandboxes(starting)
             running = self._running = _Running(front_door, moto_url, sandboxes, template)
-            lambdas = InProcessLambdas(template.functions, endpoint_url=moto_url, region=self.region)
+            if self.metrics_file is not None:
+                self.metrics_file.parent.mkdir(parents=True, exist_ok=True)
+                self.metrics_file.write_text("", encoding="utf-8")
+            lambdas = InProcessLambdas(
+                template.functions, endpoint_url=moto_url, region=self.region, metrics_file=self.metrics_file
+            )
             starting.enter_context(lambdas.serving_moto())
             starting.enter_context(scaled_step_functions(self.time_scale))
             starting.enter_context(stop_executions_at_once())
@@ -329,6 +337,7 @@ class LocalStack:
             "region": self.region,
             "credentials": {"aws_access_key_id": FAKE_ACCESS_KEY_ID, "aws_secret_access_key": FAKE_SECRET_ACCESS_KEY},
             "callback_secret_name": self.callback_secret[0],
+            "metrics_file": str(self.metrics_file) if self.metrics_file is not None else None,
             **{key: outputs.get(output) for key, output in OUTPUT_KEYS.items()},
         }
 

@@ -9,7 +9,7 @@ import copy
 import hashlib
 import json
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -21,6 +21,7 @@ from jobrelay.domain.job import Job, JobPage, JobPatch, StoredFile, TimelineEven
 from jobrelay.domain.lease import Lease
 from jobrelay.domain.schedule import ScheduleRun, ScheduleSpec
 from jobrelay.domain.status import ALLOWED_PREDECESSORS, JobStatus
+from jobrelay.domain.vendor_calls import VendorCall, VendorCallPage
 
 _BACKEND_ONLY_FIELDS = tuple(name for name, info in Job.model_fields.items() if info.exclude)
 
@@ -133,6 +134,50 @@ def _position(cursor: Any) -> tuple[datetime, str]:
 
 
 # --- results -----------------------------------------------------------------------------------
+
+
+class InMemoryVendorCallLog:
+    """VendorCallLog in a dict: each job's calls, oldest first (by `at`, then as written); held to
+    DynamoVendorCallLog by tests/integration/test_vendor_call_log_contract.py. `fail` makes every
+    write raise (a log that cannot be written)."""
+
+    def __init__(self) -> None:
+        self._calls: dict[str, list[tuple[tuple[datetime, int], VendorCall]]] = {}
+        self._written = 0
+        self._lock = threading.Lock()
+        self.fail = False
+
+    def record(self, job_id: str, call: VendorCall) -> None:
+        if self.fail:
+            raise RuntimeError("the call log is not available")
+        with self._lock:
+            self._written += 1
+            calls = self._calls.setdefault(job_id, [])
+            calls.append(((call.at, self._written), call.model_copy(deep=True)))
+            calls.sort(key=lambda entry: entry[0])
+
+    def page(self, job_id: str, *, limit: int, cursor: dict[str, Any] | None) -> VendorCallPage:
+        with self._lock:
+            calls = list(self._calls.get(job_id, []))
+        start = 0
+        if cursor is not None:
+            position = cursor.get("position") if isinstance(cursor, dict) and cursor.keys() == {"position"} else None
+            if not isinstance(position, int) or not 0 < position <= len(calls):
+                raise InvalidRequest("next token is not valid")
+            start = position
+        shown = calls[start : start + limit]
+        more = start + limit < len(calls)
+        return VendorCallPage(
+            calls=[call.model_copy(deep=True) for _, call in shown], cursor={"position": start + limit} if more else None
+        )
+
+    def all(self, job_id: str) -> Iterator[VendorCall]:
+        if self.fail:
+            raise RuntimeError("the call log is not available")
+        with self._lock:
+            calls = list(self._calls.get(job_id, []))
+        for _, call in calls:
+            yield call.model_copy(deep=True)
 
 
 class InMemoryResultStore:

@@ -14,6 +14,12 @@ logger = Logger()
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     invocation = ScheduledInvocation.model_validate(event)
+    # The run's correlation id is this invocation's request id: the job submitted keeps it.
+    logger.set_correlation_id(context.aws_request_id)
+    from jobrelay import telemetry  # with the first run: the module stays cheap to load
+
+    telemetry.reset()
+    telemetry.set_correlation_id(context.aws_request_id)
     logger.append_keys(schedule=invocation.schedule, scheduled_time=invocation.scheduled_time.isoformat())
     run = wiring.schedule_firer().fire(invocation)
     logger.info("schedule run", extra={"job_id": run.job_id, "error": run.error.code if run.error else None})

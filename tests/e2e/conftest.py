@@ -39,6 +39,8 @@ def stack(tmp_path_factory) -> Iterator[dict]:
         *free_port_arguments(),
         "--ready-file",
         str(ready_file),
+        "--metrics-file",  # not the developer's (make run's) file
+        str(workdir / "metrics.emf.jsonl"),
     ]
     with log_path.open("wb") as log:
         process = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

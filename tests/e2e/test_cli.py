@@ -114,7 +114,7 @@ def test_an_async_export_is_followed_to_success_and_its_files_download_verified(
 
     assert downloaded.code == 0, downloaded
     names = [file["name"] for file in job["result"]["files"]]
-    assert names == ["result.json", "summary.json"]
+    assert names == ["result.json", "summary.json", "vendor_calls.jsonl"]
     assert [Path(file["path"]).name for file in downloaded.json()["files"]] == names
     assert_downloaded(job, tmp_path / "out", names)
     assert json.loads((tmp_path / "out" / "result.json").read_bytes())["count"] == job["progress"]["records"]["written"] > 0

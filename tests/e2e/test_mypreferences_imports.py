@@ -42,7 +42,7 @@ def test_a_clean_import_stages_every_record_once_in_size_limited_batches(api, my
     summary = json.loads(result_file(job, "summary.json"))
     assert summary["records"]["staged"] == 12_000 and summary["records"]["failed_total"] == 0
     assert summary["reconciled"] and summary["batches"] >= 2
-    assert [f["name"] for f in job["result"]["files"]] == ["summary.json"]
+    assert [f["name"] for f in job["result"]["files"]] == ["summary.json", "vendor_calls.jsonl"]
     (vendor_import,) = mypreferences.get("/_sandbox/imports").json()
     assert vendor_import["staged_records"] == 12_000 and vendor_import["stage_requests"] == summary["batches"]
     assert "access_token" not in json.dumps(job)

@@ -76,7 +76,7 @@ def test_camel_case_answers_and_an_upper_case_status_word_succeed_on_a_clean_fil
     assert job["vendor_ref"]["last_status"] == "COMPLETED"
     assert job["progress"]["counts"]["processed"] == 10 and job["progress"]["counts"]["received"] == 10
     assert job["reconciliation"]["reconciled"] is True and job["reconciliation"]["shortfall"] == []
-    assert [f["name"] for f in job["result"]["files"]] == ["summary.json"]
+    assert [f["name"] for f in job["result"]["files"]] == ["summary.json", "vendor_calls.jsonl"]
 
 
 def test_an_unreadable_initiate_answer_fails_once_without_opening_a_second_import(api, mypreferences):

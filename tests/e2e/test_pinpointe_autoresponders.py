@@ -38,7 +38,7 @@ def test_every_page_is_read_once_in_order_into_a_verified_json_lines_file(api, s
     stored = httpx.get(result["download_url"]).content
     assert len(stored) == result["size"] and hashlib.sha256(stored).hexdigest() == result["sha256"]
     assert result["s3_uri"].endswith(f"/{RECORDS_FILE}")
-    assert [f["name"] for f in result["files"]] == [RECORDS_FILE, "summary.json"]
+    assert [f["name"] for f in result["files"]] == [RECORDS_FILE, "summary.json", "vendor_calls.jsonl"]
     records = json_lines(stored)
     assert [r["sendid"] for r in records] == [f"302-{n}" for n in range(1, 2501)]
     summary = json.loads(result_file(job, "summary.json"))

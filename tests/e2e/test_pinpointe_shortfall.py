@@ -117,7 +117,7 @@ def test_a_result_file_whose_count_claims_more_than_it_holds_is_partial_with_the
 
     assert job["status"] == "PARTIAL", job
     assert job["result"]["s3_uri"].endswith("/result.json")  # the file is kept, as Pinpointe sent it
-    assert [f["name"] for f in job["result"]["files"]] == ["result.json", "summary.json"]
+    assert [f["name"] for f in job["result"]["files"]] == ["result.json", "summary.json", "vendor_calls.jsonl"]
     reconciliation = job["reconciliation"]
     assert reconciliation["reconciled"] is False
     assert reconciliation["shortfall"] == ["result.json holds 40 records but the file's own count says 45: 5 missing"]

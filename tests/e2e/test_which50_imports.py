@@ -43,7 +43,7 @@ def test_a_clean_import_of_25000_contacts_goes_in_three_batches_and_runs_once(ap
     assert summary["records"]["staged"] == 25_000 and summary["batches"] == 3
     assert summary["vendor_counts"]["inserted"] == 25_000 and summary["vendor_counts"]["invalid_email"] == 0
     assert summary["vendor_status"] == "Completed" and summary["vendor"]["finished_at"].endswith("+00:00")
-    assert [f["name"] for f in job["result"]["files"]] == ["summary.json"]
+    assert [f["name"] for f in job["result"]["files"]] == ["summary.json", "vendor_calls.jsonl"]
     (vendor_job,) = vendor_state(which50)["jobs"]
     assert (vendor_job["batches"], vendor_job["contacts_received"], vendor_job["run_calls"]) == (3, 25_000, 1)
     assert vendor_job["customevents"] == ["SendWelcomeEmail"]

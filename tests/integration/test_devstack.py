@@ -474,6 +474,8 @@ def stack(tmp_path_factory) -> Iterator[dict[str, Any]]:
         *FREE_PORTS,
         "--ready-file",
         str(ready_file),
+        "--metrics-file",
+        str(workdir / "metrics.emf.jsonl"),
     ]
     environment = {**os.environ, "PYTHONPATH": str(REPO)}
     with log_path.open("wb") as log:

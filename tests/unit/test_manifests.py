@@ -64,6 +64,19 @@ def test_every_vendor_that_sends_webhooks_has_its_route_and_no_other_has_one():
     assert routes == {f"/webhooks/{name}/{{job_id}}/{{token}}" for name, m in VENDORS.items() if m.webhook_reader}
 
 
+def test_every_vendor_has_its_error_rate_alarm():
+    template = resolve_template()
+    alarmed = {
+        dimension["Value"]
+        for alarm in template.of_type("AWS::CloudWatch::Alarm")
+        for query in alarm.properties.get("Metrics", [])
+        if query.get("MetricStat", {}).get("Metric", {}).get("MetricName") == "VendorCalls"
+        for dimension in query["MetricStat"]["Metric"]["Dimensions"]
+        if dimension["Name"] == "vendor"
+    }
+    assert alarmed == set(VENDORS)
+
+
 def _job(vendor: str):
     from datetime import UTC, datetime
 

@@ -1,7 +1,7 @@
 """The small interfaces the services depend on. Each has one AWS (or vendor) adapter, injected by
 `jobrelay.wiring`; tests inject the in-memory fakes in tests/fakes.py instead."""
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -11,6 +11,7 @@ from jobrelay.domain.lease import Lease
 from jobrelay.domain.reconciliation import Reconciler
 from jobrelay.domain.schedule import ScheduleRun, ScheduleSpec
 from jobrelay.domain.status import JobStatus
+from jobrelay.domain.vendor_calls import VendorCall, VendorCallPage
 from jobrelay.domain.vendor_outcomes import CollectOutcome, PollOutcome, StartOutcome, WaitMode
 from jobrelay.domain.vendor_ref import VendorRef
 
@@ -62,6 +63,23 @@ class ResultStore(Protocol):
 
     def download_url(self, s3_uri: str) -> str:
         """A presigned GET for one of our files."""
+
+
+# --- the vendor call log ---------------------------------------------------------------------------
+
+
+class VendorCallLog(Protocol):
+    """Every exchange with a vendor during a job (and every webhook it received), kept with the job
+    (jobrelay.domain.vendor_calls). Calls are already redacted when they get here."""
+
+    def record(self, job_id: str, call: VendorCall) -> None: ...
+
+    def page(self, job_id: str, *, limit: int, cursor: dict[str, Any] | None) -> VendorCallPage:
+        """The job's calls, oldest first (by `at`, then as written); a cursor means more may follow.
+        Raises InvalidRequest for a cursor it did not make."""
+
+    def all(self, job_id: str) -> Iterator[VendorCall]:
+        """Every call of the job, oldest first, read a page at a time."""
 
 
 # --- per-account concurrency ----------------------------------------------------------------------

@@ -22,8 +22,9 @@ if TYPE_CHECKING:
     from mypy_boto3_stepfunctions import SFNClient
 
     from jobrelay.adapters.s3_results import S3ResultStore
+    from jobrelay.domain.job import Job
     from jobrelay.drivers.directory import Drivers
-    from jobrelay.ports import JobStore, ResultStore, ScheduleRuns, SecretStore, Workflow
+    from jobrelay.ports import JobStore, ResultStore, ScheduleRuns, SecretStore, VendorCallLog, Workflow
     from jobrelay.services.bulk_imports import ImportSteps
     from jobrelay.services.concurrency import AccountConcurrency
     from jobrelay.services.jobs import JobService
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from jobrelay.services.uploads import UploadService
     from jobrelay.services.webhooks import WebhookReceiver
     from jobrelay.settings import Settings
+    from jobrelay.telemetry import Metrics
     from jobrelay.vendors.registry import VendorDirectory
 
 
@@ -42,6 +44,15 @@ def settings() -> "Settings":
     from jobrelay.settings import Settings
 
     return Settings.from_env()
+
+
+@cache
+def metrics() -> "Metrics":
+    """What the services record, written as CloudWatch EMF lines (jobrelay.telemetry)."""
+    from jobrelay.adapters.emf_metrics import EmfSink
+    from jobrelay.telemetry import Metrics
+
+    return Metrics(EmfSink())
 
 
 # --- boto3 clients, one per service ------------------------------------------------------------
@@ -113,6 +124,21 @@ def job_store() -> "JobStore":
 
 
 @cache
+def vendor_call_log() -> "VendorCallLog":
+    from jobrelay.adapters.dynamodb_vendor_calls import DynamoVendorCallLog
+
+    return DynamoVendorCallLog(settings().jobs_table, dynamodb_client(), retention_days=settings().retention_days)
+
+
+def cancel_at_vendor(job: "Job") -> bool:
+    """Abort the job at its vendor (the API's cancel), the calls it makes kept in the job's vendor call log."""
+    from jobrelay.services.vendor_calls import recording
+
+    with recording(job.job_id, "cancel", vendor_call_log()):
+        return drivers().for_job(job).cancel(job)
+
+
+@cache
 def result_store() -> "ResultStore":
     return _s3_results()
 
@@ -157,8 +183,10 @@ def notices() -> "Notices":
 
 @cache
 def vendors() -> "VendorDirectory":
+    from jobrelay.vendors.call_metrics import count_into
     from jobrelay.vendors.registry import VendorDirectory
 
+    count_into(metrics())  # every vendor call counted and timed, by vendor and call
     return VendorDirectory(secret_store(), settings())
 
 
@@ -187,9 +215,11 @@ def job_service(check_records_files: bool = True) -> "JobService":
         workflow(),
         notices(),
         settings(),
-        cancel_at_vendor=lambda job: drivers().for_job(job).cancel(job),
+        cancel_at_vendor=cancel_at_vendor,
         release_slot=lambda job: concurrency().release(job),
         records=records,
+        calls=vendor_call_log(),
+        metrics=metrics(),
     )
 
 
@@ -233,7 +263,17 @@ def step_runner() -> "StepRunner":
 
     from jobrelay.services.steps import StepRunner
 
-    return StepRunner(job_store(), workflow(), notices(), drivers().for_job, settings(), concurrency=concurrency())
+    return StepRunner(
+        job_store(),
+        workflow(),
+        notices(),
+        drivers().for_job,
+        settings(),
+        concurrency=concurrency(),
+        metrics=metrics(),
+        calls=vendor_call_log(),
+        results=result_store(),
+    )
 
 
 @cache
@@ -259,12 +299,13 @@ def import_engine() -> "ImportSteps":
 def sweeper() -> "Sweeper":
     from jobrelay.services.sweeper import Sweeper
 
-    return Sweeper(job_store(), workflow(), notices(), concurrency())
+    return Sweeper(job_store(), workflow(), notices(), concurrency(), metrics=metrics())
 
 
 @cache
 def webhook_receiver() -> "WebhookReceiver":
     from jobrelay.domain.job import WebhookNotice
+    from jobrelay.operations import VENDORS
     from jobrelay.services.webhooks import WebhookReceiver
     from jobrelay.vendors.registry import webhook_reader
 
@@ -275,7 +316,10 @@ def webhook_receiver() -> "WebhookReceiver":
     def save_raw(key: str, body: bytes) -> str:
         return _s3_results().put_object_at(key, body, "application/json").s3_uri
 
-    return WebhookReceiver(job_store(), workflow(), save_raw, parse_notice)
+    # The vendor in a webhook's URL is anyone's to write: only our vendors' names become a dimension.
+    return WebhookReceiver(
+        job_store(), workflow(), save_raw, parse_notice, metrics=metrics().for_vendors(VENDORS), calls=vendor_call_log()
+    )
 
 
 @cache

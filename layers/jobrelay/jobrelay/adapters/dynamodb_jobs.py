@@ -6,6 +6,7 @@ Item layout:
          every Job field (backend-only ones too), status/operation/version among them, and
          expires_at (TTL, epoch seconds) once the job is terminal
   event  pk="JOB#<job_id>"  sk="EVT#<at>#<suffix>"    kind="event"  at, event, detail, expires_at
+  call   pk="JOB#<job_id>"  sk="CALL#<at>#<suffix>"   kind="call"   call, expires_at (dynamodb_vendor_calls.py)
 
 The GSIs by_created (kind), by_status and by_operation all sort on created_key; events carry no
 created_key, so only jobs are in them. Timestamps in keys have a fixed width, so that text order is

@@ -23,6 +23,7 @@ from pydantic import (
 from jobrelay.domain.job import JobError, Progress, ScheduleLink, TimelineEvent
 from jobrelay.domain.reconciliation import Reconciliation
 from jobrelay.domain.status import JobStatus
+from jobrelay.domain.vendor_calls import VendorCall
 
 MAX_JOB_TIMEOUT_SECONDS = 30 * 24 * 3600
 
@@ -319,6 +320,46 @@ class JobList(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"jobs": [_JOB_EXAMPLE], "next": "eyJjIjp7fSwiZiI6W119"}]})
 
     jobs: list[JobView]
+    next: str | None = Field(default=None, description="pass as ?next= for the following page")
+
+
+_VENDOR_CALL_EXAMPLE: dict[str, Any] = {
+    "at": "2025-03-01T09:00:01.250000Z",
+    "direction": "out",
+    "step": "start",
+    "method": "POST",
+    "host": "acme.mypinpointe.com",
+    "path": "/apijson.php",
+    "query": None,
+    "status": 200,
+    "error": None,
+    "latency_ms": 182.4,
+    "duration_ms": 183.0,
+    "request_headers": {"content-type": "application/json"},
+    "response_headers": {"content-type": "application/json"},
+    "request": {
+        "size": 212,
+        "sha256": "9f2c...",
+        "content_type": "application/json",
+        "excerpt": '{"username": "acme", "usertoken": "***", "requesttype": "Lists", "requestmethod": "GetListSubscribersAsync"}',
+        "complete": True,
+    },
+    "response": {
+        "size": 64,
+        "sha256": "41d8...",
+        "content_type": "application/json",
+        "excerpt": '{"status": "SUCCESS", "data": {"jobid": "8812"}}',
+        "complete": True,
+    },
+}
+
+
+class VendorCallList(BaseModel):
+    """A page of a job's vendor call log, oldest first."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"calls": [_VENDOR_CALL_EXAMPLE], "next": None}]})
+
+    calls: list[VendorCall]
     next: str | None = Field(default=None, description="pass as ?next= for the following page")
 
 

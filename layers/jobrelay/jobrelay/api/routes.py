@@ -27,6 +27,7 @@ from jobrelay.api.models import (
     ScheduleView,
     UploadRequest,
     UploadTicket,
+    VendorCallList,
     submission_variants,
 )
 from jobrelay.api.resolver import JobApi
@@ -184,6 +185,32 @@ def get_job(job_id: JobId):
 )
 def cancel_job(job_id: JobId):
     return _json(200, wiring.job_service().cancel(job_id))
+
+
+@app.get(
+    "/jobs/<job_id>/vendor-calls",
+    summary="Read a job's vendor call log",
+    description="Every HTTP exchange with the vendor during the job (`direction: out`) and every webhook the job "
+    "received (`in`), oldest first: time, step, method, host, path and query, status, latency, headers and a summary "
+    "of each body (size, SHA-256, the first characters). Credentials, tokens, signatures and capability-URL tokens "
+    "are masked (`***`) everywhere; large bodies (result files, stage batches) are never copied whole. A finished "
+    "job's log is also its `vendor_calls.jsonl` result file.",
+    tags=["jobs"],
+    operation_id="listVendorCalls",
+    responses={
+        200: {
+            "description": "a page of calls; `next` is null on the last",
+            "content": {"application/json": {"model": VendorCallList}},
+        },
+        **errors(400, 404, 422, e404="no such job", e422="not a job id, a limit out of range, or an unknown query parameter"),
+    },
+)
+def list_vendor_calls(
+    job_id: JobId,
+    limit: Annotated[int, Query(ge=1, le=100, description="calls per page")] = 50,
+    next: Annotated[str | None, Query(max_length=4096, description="the previous page's `next`")] = None,
+):
+    return _json(200, wiring.job_service().vendor_calls(job_id, limit=limit, next_token=next))
 
 
 @app.post(

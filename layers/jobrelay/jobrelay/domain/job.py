@@ -137,6 +137,9 @@ class Job(BaseModel):
     webhook_notice: WebhookNotice | None = Field(default=None, exclude=True)
     last_polled_at: datetime | None = Field(default=None, exclude=True)
     polls: int = Field(default=0, exclude=True)
+    # The id of the request that submitted the job (the API's request id, the schedule run's
+    # invocation): every step logs it, so one search finds a job's whole story. Backend-only.
+    correlation_id: str | None = Field(default=None, exclude=True)
     # Bulk imports: where staging stands, so a retried or restarted step resumes after the last batch
     # the vendor acknowledged.
     import_state: ImportState | None = Field(default=None, exclude=True)

@@ -12,6 +12,7 @@ from jobrelay.drivers.base import AfterStart, Driver
 from jobrelay.ports import AsyncExports
 from jobrelay.services import progress
 from jobrelay.services.creating_calls import creating_call
+from jobrelay.vendors.redaction import register_secret
 
 
 class AsyncExportDriver(Driver[AsyncExports]):
@@ -27,6 +28,7 @@ class AsyncExportDriver(Driver[AsyncExports]):
             # A fresh 256-bit capability token per start; only its hash is kept. Stored before the
             # vendor call so a webhook that beats our own bookkeeping is still recognised.
             token = secrets.token_urlsafe(32)
+            register_secret(token)  # masked wherever it shows (the vendor call log of the start)
             store.update(job.job_id, JobPatch(webhook_token_sha256=hashlib.sha256(token.encode()).hexdigest()))
             webhook_url = f"{self._context.settings.public_api_url}/webhooks/{job.vendor}/{job.job_id}/{token}"
         with creating_call(store, job, now):

@@ -40,10 +40,12 @@ def settle_outside_execution(
     stop_reason: str | None,
     cancel_at_vendor: Callable[[Job], Any] | None = None,
     release_slot: Callable[[Job], Any] | None = None,
+    count_callback: Callable[[str], None] | None = None,
 ) -> None:
     """The follow-ups of `job`, which has just ended outside its execution, in this order: stop its
     execution (when `stop_reason` is given and it has one), abort it at the vendor, free its
-    account's concurrency slot, announce it, call back. Each is best effort (`follow_up`)."""
+    account's concurrency slot, announce it, call back. Each is best effort (`follow_up`).
+    `count_callback("delivered" | "given_up")` counts the callback's outcome (there is no retry here)."""
 
     def best_effort(what: str, action: Callable[[], dict[str, Any] | None]) -> None:
         follow_up(store, job, what, action, now())
@@ -62,4 +64,16 @@ def settle_outside_execution(
         best_effort("slot_release", lambda: release_slot(job))
     best_effort("announce", lambda: notices.announce(job))
     if job.callback_url:
-        best_effort("callback", lambda: {"http_status": notices.deliver_callback(job, timeout=CALLBACK_TIMEOUT_SECONDS)})
+
+        def callback() -> dict[str, Any]:
+            try:
+                status = notices.deliver_callback(job, timeout=CALLBACK_TIMEOUT_SECONDS)
+            except Exception:
+                if count_callback:
+                    count_callback("given_up")
+                raise
+            if count_callback:
+                count_callback("delivered")
+            return {"http_status": status}
+
+        best_effort("callback", callback)

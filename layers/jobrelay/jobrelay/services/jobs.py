@@ -6,20 +6,23 @@ import json
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from jobrelay.api.models import JobList, JobSubmission, JobView, OperationList, OperationView
+from jobrelay.api.models import JobList, JobSubmission, JobView, OperationList, OperationView, VendorCallList
 from jobrelay.bulk_import.params import RecordsFileParams
 from jobrelay.domain.errors import InvalidRequest, JobConflict, JobNotFound, ServiceError
 from jobrelay.domain.ids import new_job_id, plausible_job_id
 from jobrelay.domain.job import Job, JobError, JobPatch, ScheduleLink, TimelineEvent, utcnow
 from jobrelay.domain.status import JobStatus
 from jobrelay.operations import OPERATIONS, get_operation
-from jobrelay.ports import JobStore, ResultStore, Workflow
+from jobrelay.ports import JobStore, ResultStore, VendorCallLog, Workflow
 from jobrelay.services.follow_ups import settle_outside_execution
 from jobrelay.services.notices import Notices
 from jobrelay.services.views import job_view
 from jobrelay.settings import Settings
+
+if TYPE_CHECKING:  # jobrelay.telemetry is loaded with the first job, not with the schedules function's module
+    from jobrelay.telemetry import Metrics
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +60,8 @@ class JobService:
         release_slot: Callable[[Job], None] | None = None,
         now: Callable[[], datetime] = utcnow,
         records: RecordsFiles | None = None,
+        calls: VendorCallLog | None = None,
+        metrics: "Metrics | None" = None,
     ):
         self._store = store
         self._results = results
@@ -69,6 +74,12 @@ class JobService:
         # None where the records files cannot be read (the schedules function): an import's step
         # checks its file again when it opens it, whoever submitted the job.
         self._records = records
+        self._calls = calls  # the vendor call log (None: none is kept, every job's is empty)
+        if metrics is None:
+            from jobrelay.telemetry import Metrics
+
+            metrics = Metrics()
+        self._metrics = metrics
 
     # --- submit ---------------------------------------------------------------------------------
 
@@ -93,9 +104,11 @@ class JobService:
             params=params.model_dump(mode="json", exclude_none=True),
             callback_url=submission.callback_url,
             schedule=schedule,
+            correlation_id=_correlation_id(),
         )
         submitted = {"operation": job.operation} | ({"schedule": schedule.name} if schedule else {})
         self._store.create(job, TimelineEvent(at=now, event="submitted", detail=submitted))
+        self._metrics.job_submitted(job.operation)
         return self.start_execution(job, fail_if_not_started=True)
 
     def start_execution(self, job: Job, *, fail_if_not_started: bool = False) -> Job:
@@ -110,12 +123,14 @@ class JobService:
             if not fail_if_not_started:
                 raise
             logger.exception("could not start the execution of job %s", job.job_id)
-            self._store.transition(
+            failed = self._store.transition(
                 job.job_id,
                 JobStatus.FAILED,
                 TimelineEvent(at=self._now(), event="failed", detail={"code": "START_FAILED"}),
                 JobPatch(error=JobError(code="START_FAILED", message="the job's execution could not be started")),
             )
+            if failed.changed:
+                self._metrics.job_ended(failed.job, self._now())
             raise ServiceUnavailable("the job could not be started; it is marked FAILED, submit it again") from None
         return self._store.update(job.job_id, JobPatch(execution_arn=execution_arn)) or job
 
@@ -169,6 +184,19 @@ class JobService:
             next=_encode_token(page.cursor, filters) if page.cursor else None,
         )
 
+    def vendor_calls(self, job_id: str, *, limit: int, next_token: str | None) -> VendorCallList:
+        """A page of the job's vendor call log, oldest first; NOT_FOUND for an unknown job."""
+        self._require(job_id)
+        if self._calls is None:
+            return VendorCallList(calls=[], next=None)
+        filters: list[str | None] = ["vendor-calls", job_id]
+        cursor = _decode_token(next_token, filters) if next_token else None
+        try:
+            page = self._calls.page(job_id, limit=limit, cursor=cursor)
+        except InvalidRequest:
+            raise InvalidNextToken("next token is not valid") from None
+        return VendorCallList(calls=page.calls, next=_encode_token(page.cursor, filters) if page.cursor else None)
+
     @staticmethod
     def operations() -> OperationList:
         return OperationList(
@@ -195,6 +223,7 @@ class JobService:
                 JobPatch(error=JobError(code="CANCELLED", message="cancelled on request")),
             )
             if transition.changed:
+                self._metrics.job_ended(transition.job, self._now())
                 self._after_cancel(transition.job)
             elif transition.job.status is not JobStatus.CANCELLED:
                 raise JobConflict(
@@ -214,6 +243,7 @@ class JobService:
             stop_reason="cancelled on request",
             cancel_at_vendor=self._cancel_at_vendor,
             release_slot=self._release_slot,
+            count_callback=self._metrics.callback if self._metrics is not None else None,
         )
 
     def _require(self, job_id: str) -> Job:
@@ -221,6 +251,13 @@ class JobService:
         if job is None:
             raise JobNotFound(f"no job {job_id!r}")
         return job
+
+
+def _correlation_id() -> str | None:
+    """The id of the request being served (jobrelay.telemetry), kept with the job it submits."""
+    from jobrelay.telemetry import correlation_id
+
+    return correlation_id()
 
 
 def _parse_operation(operation: str | None) -> str | None:

@@ -23,15 +23,18 @@ from jobrelay.domain.errors import (
     VendorOutcomeUnknown,
     VendorProtocolError,
 )
-from jobrelay.domain.job import Job, JobError, JobPatch, Progress, TimelineEvent, utcnow
+from jobrelay.domain.job import Job, JobError, JobPatch, JobResult, Progress, TimelineEvent, utcnow
 from jobrelay.domain.status import JobStatus
+from jobrelay.domain.vendor_calls import VENDOR_CALLS_CONTENT_TYPE, VENDOR_CALLS_FILE
 from jobrelay.domain.vendor_outcomes import PollOutcome, VendorState
 from jobrelay.drivers.base import Driver
-from jobrelay.ports import JobStore, Workflow
+from jobrelay.ports import JobStore, ResultStore, VendorCallLog, Workflow
 from jobrelay.services import progress
 from jobrelay.services.concurrency import AccountConcurrency
 from jobrelay.services.notices import Notices
+from jobrelay.services.vendor_calls import jsonl_chunks, recording
 from jobrelay.settings import Settings
+from jobrelay.telemetry import Metrics, bind_job
 
 logger = logging.getLogger(__name__)
 
@@ -70,8 +73,13 @@ class StepRunner:
         settings: Settings,
         now: Callable[[], datetime] = utcnow,
         concurrency: AccountConcurrency | None = None,
+        calls: VendorCallLog | None = None,
+        results: ResultStore | None = None,
+        metrics: Metrics | None = None,
     ):
-        """`driver_for(job)`: the driver of the job's kind of operation (jobrelay.drivers.directory)."""
+        """`driver_for(job)`: the driver of the job's kind of operation (jobrelay.drivers.directory).
+        `calls`: the vendor call log each step's vendor calls go to, written as `vendor_calls.jsonl`
+        into `results` when the job's result is collected (none: no log is kept)."""
         self._store = store
         self._workflow = workflow
         self._notices = notices
@@ -79,13 +87,17 @@ class StepRunner:
         self._settings = settings
         self._now = now
         self._concurrency = concurrency
+        self._calls = calls
+        self._results = results
+        self._metrics = metrics or Metrics()
         self._seconds_left: Callable[[], float] = lambda: float("inf")
 
     def run(self, step: StepInput, seconds_left: Callable[[], float] | None = None) -> StepOutput | None:
         """Run one step; `seconds_left` is the Lambda's remaining time (long steps stop early)."""
         self._seconds_left = seconds_left or (lambda: float("inf"))
         try:
-            return getattr(self, f"_{step.step}")(step)
+            with recording(step.job_id, step.step, self._calls, self._now):
+                return getattr(self, f"_{step.step}")(step)
         except (VendorProtocolError, VendorOutcomeUnknown) as unreadable:
             self._keep_unreadable_answer(step, unreadable)
             raise
@@ -136,6 +148,7 @@ class StepRunner:
 
     def _queued(self, job: Job, ahead: int) -> StepOutput:
         first = job.progress.phase != "queued"
+        self._metrics.queued(job.vendor, ahead)
         event = TimelineEvent(at=self._now(), event="queued", detail={"ahead": ahead}) if first else None
         self._store.update(job.job_id, JobPatch(progress=progress.queued(job, ahead, self._now()), polls=job.polls + 1), event)
         wanted = min(self._settings.backoff.delay(job.polls), SLOT_WAIT_MAX_SECONDS)
@@ -214,6 +227,7 @@ class StepRunner:
         if updated is None:  # ended while we were asking the vendor (cancelled)
             return self._ended(self._job(job.job_id))
         if outcome.state is VendorState.DONE:
+            self._metrics.vendor_waited(job, polled_at)
             return StepOutput(job_id=job.job_id, status=updated.status, next="collect")
         return self._wait(updated, driver)
 
@@ -276,6 +290,7 @@ class StepRunner:
             if job.is_terminal:
                 return self._ended(job)
         outcome = driver.collect(job)
+        result = self._with_vendor_calls(job.job_id, outcome.result)
         reconciliation = outcome.reconciliation
         target = JobStatus.PARTIAL if outcome.partial else JobStatus.SUCCEEDED
         moved = self._store.transition(
@@ -293,7 +308,7 @@ class StepRunner:
                 },
             ),
             JobPatch(
-                result=outcome.result,
+                result=result,
                 reconciliation=reconciliation,
                 progress=progress.succeeded(
                     job.progress.model_copy(update={"records": reconciliation.ours or job.progress.records}), reconciliation
@@ -302,8 +317,23 @@ class StepRunner:
         )
         self._release(moved.job)
         if moved.changed:
+            self._metrics.job_ended(moved.job, self._now())
             self._notices.announce(moved.job)
         return StepOutput(job_id=job.job_id, status=moved.job.status, next="notify" if moved.changed else "done")
+
+    def _with_vendor_calls(self, job_id: str, result: JobResult) -> JobResult:
+        """The result with the job's vendor call log as one more file (every call up to now: Collect's
+        own included). A log that cannot be written is left out, logged: it never fails the job."""
+        if self._calls is None or self._results is None:
+            return result
+        try:
+            stored = self._results.put_stream(
+                job_id, VENDOR_CALLS_FILE, jsonl_chunks(self._calls.all(job_id)), VENDOR_CALLS_CONTENT_TYPE
+            )
+        except Exception as exc:
+            logger.warning("the vendor call log of job %s was not written as a result file (%s)", job_id, type(exc).__name__)
+            return result
+        return result.model_copy(update={"files": [*result.files, stored]})
 
     # --- failure --------------------------------------------------------------------------------
 
@@ -320,6 +350,7 @@ class StepRunner:
         )
         self._release(moved.job)
         if moved.changed:
+            self._metrics.job_ended(moved.job, self._now())
             self._notices.announce(moved.job)
             return StepOutput(job_id=job.job_id, status=moved.job.status, next="notify")
         return StepOutput(job_id=job.job_id, status=moved.job.status, next="done")
@@ -330,6 +361,7 @@ class StepRunner:
         job = self._job(step.job_id)
         if job.callback_url:
             status_code = self._notices.deliver_callback(job)
+            self._metrics.callback("delivered")
             self._store.append_event(
                 job.job_id, TimelineEvent(at=self._now(), event="callback_delivered", detail={"http_status": status_code})
             )
@@ -338,6 +370,7 @@ class StepRunner:
     def _callback_failed(self, step: StepInput) -> StepOutput:
         job = self._job(step.job_id)
         _, error = describe_failure(step.error or {})
+        self._metrics.callback("given_up")
         self._store.append_event(
             job.job_id, TimelineEvent(at=self._now(), event="callback_failed", detail={"reason": error.message})
         )
@@ -349,6 +382,7 @@ class StepRunner:
         job = self._store.get(job_id)
         if job is None:
             raise LookupError(f"job {job_id} does not exist")
+        bind_job(job)  # its id, operation, vendor and correlation id on every log line, metric and trace of the step
         return job
 
     def _check_deadline(self, job: Job) -> None:

@@ -26,6 +26,7 @@ from jobrelay.services import progress
 from jobrelay.services.concurrency import AccountConcurrency
 from jobrelay.services.follow_ups import settle_outside_execution
 from jobrelay.services.notices import Notices
+from jobrelay.telemetry import Metrics
 
 logger = logging.getLogger(__name__)
 
@@ -49,12 +50,14 @@ class Sweeper:
         notices: Notices,
         concurrency: AccountConcurrency | None = None,
         now: Callable[[], datetime] = utcnow,
+        metrics: Metrics | None = None,
     ):
         self._store = store
         self._workflow = workflow
         self._notices = notices
         self._concurrency = concurrency
         self._now = now
+        self._metrics = metrics or Metrics()
 
     def sweep(self) -> SweepReport:
         report = SweepReport()
@@ -65,6 +68,8 @@ class Sweeper:
                 report.settled.append({"job_id": job.job_id, "status": verdict[0].value, "reason": verdict[2]})
         if self._concurrency is not None:
             report.slots_freed = len(self._concurrency.release_orphans(self._has_ended))
+            if report.slots_freed:
+                self._metrics.slots_freed(report.slots_freed)
         if report.settled or report.slots_freed:
             logger.warning("sweeper settled %d jobs and freed %d slots", len(report.settled), report.slots_freed)
         return report
@@ -112,6 +117,8 @@ class Sweeper:
         )
         if not moved.changed:
             return False  # it ended by its own path meanwhile
+        self._metrics.sweeper_settled(code)
+        self._metrics.job_ended(moved.job, self._now())
         settle_outside_execution(
             self._store,
             self._workflow,
@@ -120,6 +127,7 @@ class Sweeper:
             self._now,
             stop_reason=reason if status is JobStatus.TIMED_OUT else None,
             release_slot=self._concurrency.release if self._concurrency is not None else None,
+            count_callback=self._metrics.callback,
         )
         return True
 

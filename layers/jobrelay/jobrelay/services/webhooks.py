@@ -9,7 +9,9 @@ job: the poll that follows cross-checks it with the vendor rather than trusting 
 
 import hashlib
 import hmac
+import json
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,7 +22,9 @@ from jobrelay.domain.errors import JobNotFound, ServiceError
 from jobrelay.domain.ids import plausible_job_id
 from jobrelay.domain.job import Job, JobPatch, TimelineEvent, WebhookNotice, utcnow
 from jobrelay.domain.status import JobStatus
-from jobrelay.ports import JobStore, Workflow
+from jobrelay.domain.vendor_calls import BodySummary, VendorCall
+from jobrelay.ports import JobStore, VendorCallLog, Workflow
+from jobrelay.telemetry import Metrics
 
 logger = logging.getLogger(__name__)
 
@@ -48,19 +52,43 @@ class WebhookReceiver:
         save_raw: Callable[[str, bytes], str],
         parse_notice: Callable[[str, bytes], WebhookNotice],
         now: Callable[[], datetime] = utcnow,
+        calls: VendorCallLog | None = None,
+        metrics: Metrics | None = None,
     ):
         """`save_raw(key, body) -> s3 uri` keeps the payload; `parse_notice(vendor, body)` reads
-        the vendor's notice (jobid, status, result_url, each maybe missing), never raising."""
+        the vendor's notice (jobid, status, result_url, each maybe missing), never raising.
+        `calls`: the vendor call log, where every webhook a job received is kept (direction "in")."""
         self._store = store
         self._workflow = workflow
         self._save_raw = save_raw
         self._parse_notice = parse_notice
         self._now = now
+        self._calls = calls
+        self._metrics = metrics or Metrics()
 
     def receive(self, vendor: str, job_id: str, token: str, body: bytes) -> WebhookAck:
+        """Counted (Webhooks, by vendor and outcome): accepted (resumed, recorded), ignored (late,
+        early, a duplicate) or refused (too large, an unknown job or token)."""
+        try:
+            ack = self._receive(vendor, job_id, token, body)
+        except ServiceError:
+            self._metrics.webhook(vendor, "refused")
+            raise
+        self._metrics.webhook(vendor, "accepted" if ack.outcome in ("resumed", "recorded") else "ignored")
+        return ack
+
+    def _receive(self, vendor: str, job_id: str, token: str, body: bytes) -> WebhookAck:
         if len(body) > MAX_WEBHOOK_BYTES:  # the one check of the size: refused before any lookup
             raise PayloadTooLarge(f"request bodies are limited to {MAX_WEBHOOK_BYTES} bytes")
         job = self._authenticate(vendor, job_id, token)
+        # Only a webhook on a job's own capability URL is logged: nobody else can write to its log.
+        arrived_at, started = self._now(), time.monotonic()
+        ack = self._act_on(vendor, job, body)
+        self._log_webhook(vendor, job_id, body, ack, arrived_at, started)
+        return ack
+
+    def _act_on(self, vendor: str, job: Job, body: bytes) -> WebhookAck:
+        job_id = job.job_id
         if job.status not in WAITING:
             # Late (the job ended) or early (not started yet): harmless, acknowledged, noted.
             self._store.append_event(
@@ -87,6 +115,35 @@ class WebhookReceiver:
             return WebhookAck("resumed")
         # No wait is parked right now: the next WaitForWebhook sees this notice and resumes at once.
         return WebhookAck("recorded")
+
+    def _log_webhook(self, vendor: str, job_id: str, body: bytes, ack: WebhookAck, arrived_at: datetime, started: float) -> None:
+        if self._calls is None:
+            return
+        from jobrelay.services.vendor_calls import Recording, keep
+        from jobrelay.vendors.redaction import MASK, excerpt
+
+        answer = json.dumps(ack.body()).encode()
+        try:
+            call = VendorCall(
+                at=arrived_at,
+                direction="in",
+                step="webhook",
+                method="POST",
+                path=f"/webhooks/{vendor}/{job_id}/{MASK}",  # the token is the credential: never kept
+                status=200,
+                duration_ms=round((time.monotonic() - started) * 1000, 1),
+                request=BodySummary(size=len(body), sha256=hashlib.sha256(body).hexdigest(), excerpt=excerpt(body)),
+                response=BodySummary(
+                    size=len(answer),
+                    sha256=hashlib.sha256(answer).hexdigest(),
+                    content_type="application/json",
+                    excerpt=excerpt(answer),
+                ),
+            )
+        except Exception as exc:  # the log is an aid: the webhook was acted on all the same
+            logger.warning("the webhook of job %s was not logged (%s)", job_id, type(exc).__name__)
+            return
+        keep(call, Recording(job_id, "webhook", self._calls))
 
     def _authenticate(self, vendor: str, job_id: str, token: str) -> Job:
         job = self._store.get(job_id) if plausible_job_id(job_id) and _plausible_token(token) else None

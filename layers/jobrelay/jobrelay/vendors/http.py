@@ -154,5 +154,11 @@ def transport_errors_as_transient(what: str) -> Iterator[None]:
 def shared_http_client() -> httpx.Client:
     """One connection pool per Lambda container for every vendor, reused across invocations.
     Timeouts are given on every call; redirects are never followed (an answer we did not ask for is
-    not one we read, and a result link is checked before it is fetched)."""
-    return httpx.Client(follow_redirects=False)
+    not one we read, and a result link is checked before it is fetched). Every exchange passes the
+    vendor call log's recorder (jobrelay.vendors.recording), which files it in the job's log when a
+    step is recording, and is counted and timed (jobrelay.vendors.call_metrics). (A transport given
+    explicitly means httpx reads no proxy from the environment: vendors are reached directly.)"""
+    from jobrelay.vendors.call_metrics import MeteredTransport
+    from jobrelay.vendors.recording import RecordingTransport
+
+    return httpx.Client(follow_redirects=False, transport=MeteredTransport(RecordingTransport(httpx.HTTPTransport())))

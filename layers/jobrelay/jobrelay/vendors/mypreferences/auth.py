@@ -37,7 +37,7 @@ from jobrelay.vendors.mypreferences.api import (
     SIGNATURE_BACKDATE,
     vendor_message,
 )
-from jobrelay.vendors.redaction import excerpt
+from jobrelay.vendors.redaction import excerpt, register_secret
 
 # --- the account secret ----------------------------------------------------------------------------
 
@@ -192,6 +192,7 @@ class OAuthClientCredentials(httpx.Auth):
             raise VendorProtocolError(
                 "MyPreferences' OAuth token endpoint answered without an access_token", answer=excerpt(response.content)
             )
+        register_secret(token)  # masked in any excerpt (and the vendor call log) from now on
         lifetime = body.get("expires_in")
         try:
             seconds = float(lifetime) if lifetime is not None else OAUTH_DEFAULT_TOKEN_SECONDS
