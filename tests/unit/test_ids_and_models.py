@@ -83,3 +83,23 @@ def test_every_operation_publishes_a_json_schema():
     for operation in OPERATIONS.values():
         schema = operation.params_schema()
         assert schema["type"] == "object" and schema["properties"]
+
+
+def test_a_job_stored_before_the_typed_fields_reads_as_it_meant():
+    from datetime import UTC, datetime
+
+    from jobrelay.domain.job import Job
+
+    stored = {
+        "job_id": "job_1",
+        "operation": "mypreferences.bulk_import",
+        "vendor": "mypreferences",
+        "deadline_at": datetime(2030, 1, 1, tzinfo=UTC).isoformat(),
+        "vendor_ref": {"status": "Staging", "last_status": "Staging"},
+        "checkpoint": {"checkpoint": {"staged_records": 12, "next_batch_index": 2}, "batch_sizes": [6, 6]},
+    }
+    job = Job.model_validate(stored)
+
+    # Its staging resumes after the 12 records already staged, never from the first one again.
+    assert job.import_state is not None and job.import_state.checkpoint.staged_records == 12
+    assert job.vendor_status == "Staging" and job.vendor_ref == {"status": "Staging"}

@@ -276,3 +276,12 @@ def test_a_paging_error_shows_the_answer_the_offending_page_came_in():
     with pytest.raises(VendorProtocolError, match="repeats page 1") as stuck:
         list(follow_pages(fetch, first=0, what="the vendor's pages", max_pages=10))
     assert stuck.value.answer == '{"records": [{"id": 1}], "more": true}'
+
+
+def test_a_vendors_error_reason_that_echoes_a_credential_never_shows_it():
+    from jobrelay.vendors.http import said
+    from jobrelay.vendors.redaction import register_secret
+
+    register_secret("tok-7d1e55a0c4")
+    assert "tok-7d1e55a0c4" not in said("invalid usertoken tok-7d1e55a0c4 for user jane")
+    assert said("invalid usertoken tok-7d1e55a0c4").startswith(": invalid usertoken ")

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from jobrelay.domain.bulk_import import ImportState
 from jobrelay.domain.reconciliation import Reconciliation
@@ -98,6 +98,24 @@ class WebhookNotice(BaseModel):
 
 class Job(BaseModel):
     model_config = ConfigDict(use_enum_values=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _items_of_earlier_versions(cls, data: Any) -> Any:
+        """A job stored before the typed fields keeps going after a deploy: an import's `checkpoint`
+        is its import state (dropping it would stage the records again), `last_status` in its vendor
+        reference its vendor status."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        if "checkpoint" in data:
+            legacy = data.pop("checkpoint")
+            data.setdefault("import_state", legacy)
+        vendor_ref = data.get("vendor_ref")
+        if isinstance(vendor_ref, dict) and "last_status" in vendor_ref:
+            data["vendor_ref"] = {k: v for k, v in vendor_ref.items() if k != "last_status"}
+            data.setdefault("vendor_status", vendor_ref["last_status"])
+        return data
 
     job_id: str
     operation: str

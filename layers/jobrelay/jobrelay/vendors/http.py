@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, m
 
 from jobrelay.domain.errors import VendorProtocolError, VendorRejected, VendorTransientError
 from jobrelay.domain.operation import validation_details
-from jobrelay.vendors.redaction import excerpt, register_secret
+from jobrelay.vendors.redaction import excerpt, redact_text, register_secret
 
 
 class HttpTimeouts(BaseModel):
@@ -124,8 +124,10 @@ class StatusCheck:
 
 
 def said(reason: str | None) -> str:
-    """A reason as it follows an HTTP status in a message: ": <reason>", or nothing."""
-    return f": {reason}" if reason else ""
+    """A reason as it follows an HTTP status in a message: ": <reason>", or nothing. The reason is the
+    vendor's text, and a message reaches the job's error (the API): a vendor that echoes a credential
+    back ("invalid usertoken ...") must not show it, so it is redacted like any excerpt."""
+    return f": {redact_text(reason)}" if reason else ""
 
 
 def json_body(answer: httpx.Response, vendor: str, call: str) -> Any:
