@@ -95,11 +95,17 @@ def test_a_job_stored_before_the_typed_fields_reads_as_it_meant():
         "operation": "mypreferences.bulk_import",
         "vendor": "mypreferences",
         "deadline_at": datetime(2030, 1, 1, tzinfo=UTC).isoformat(),
-        "vendor_ref": {"status": "Staging", "last_status": "Staging"},
+        "vendor_ref": {
+            "status": "Staging",
+            "last_status": "Staging",
+            "access_token": 918273,
+            "expires_at": "2030-01-01T00:00:00+00:00",
+        },
         "checkpoint": {"checkpoint": {"staged_records": 12, "next_batch_index": 2}, "batch_sizes": [6, 6]},
     }
     job = Job.model_validate(stored)
 
     # Its staging resumes after the 12 records already staged, never from the first one again.
     assert job.import_state is not None and job.import_state.checkpoint.staged_records == 12
-    assert job.vendor_status == "Staging" and job.vendor_ref == {"status": "Staging"}
+    assert job.vendor_status == "Staging" and job.vendor_ref == {"status": "Staging", "expires_at": "2030-01-01T00:00:00+00:00"}
+    assert job.vendor_secrets == {"access_token": 918273}  # never shown, still there for the adapter

@@ -104,7 +104,7 @@ class Job(BaseModel):
     def _items_of_earlier_versions(cls, data: Any) -> Any:
         """A job stored before the typed fields keeps going after a deploy: an import's `checkpoint`
         is its import state (dropping it would stage the records again), `last_status` in its vendor
-        reference its vendor status."""
+        reference its vendor status, and the credentials in that reference its vendor secrets."""
         if not isinstance(data, dict):
             return data
         data = dict(data)
@@ -112,9 +112,14 @@ class Job(BaseModel):
             legacy = data.pop("checkpoint")
             data.setdefault("import_state", legacy)
         vendor_ref = data.get("vendor_ref")
-        if isinstance(vendor_ref, dict) and "last_status" in vendor_ref:
-            data["vendor_ref"] = {k: v for k, v in vendor_ref.items() if k != "last_status"}
-            data.setdefault("vendor_status", vendor_ref["last_status"])
+        if isinstance(vendor_ref, dict):
+            if "last_status" in vendor_ref:
+                data.setdefault("vendor_status", vendor_ref["last_status"])
+            # What the API used to hide by name (a result link, an import's access token) is a secret.
+            moved = {k: v for k, v in vendor_ref.items() if k.endswith(("_url", "_token"))}
+            data["vendor_ref"] = {k: v for k, v in vendor_ref.items() if k != "last_status" and k not in moved}
+            if moved:
+                data["vendor_secrets"] = {**moved, **(data.get("vendor_secrets") or {})}
         return data
 
     job_id: str
