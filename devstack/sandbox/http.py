@@ -9,7 +9,8 @@ implements `handle(request) -> Response`. The base gives it, over real sockets o
   any other /_sandbox/ path goes to the simulator's `control(request)`;
 - a call log: every answer from `handle` is recorded with its time, HTTP status and `Response.note`;
 - the faults every vendor can show, each firing for the next N calls (optionally only for the
-  operations named in `fault_methods`): 503s, hangs, bodies that are not JSON (`call_fault`);
+  operations named in `fault_methods`): 503s, hangs, bodies that are not JSON (`call_fault`), as a
+  burst or as a steady trickle (`fault_burst` in a row, then `fault_spacing` calls that go through);
 - timers (`later`) that reset and stop cancel, and bodies streamed from any iterable of bytes.
 """
 
@@ -54,6 +55,10 @@ class FaultConfig(BaseModel):
         default=0, ge=0, description="the next N calls are carried out, then the connection closes unanswered"
     )
     fault_methods: list[str] | None = Field(default=None, description="limit the faults to these operations")
+    # A steady trickle rather than a burst: fault_burst faults in a row, then fault_spacing calls that
+    # go through, and again, while the count lasts (http_5xx=10, fault_spacing=1: every other call).
+    fault_burst: int = Field(default=1, ge=1, description="counted faults in a row before a spacing")
+    fault_spacing: int = Field(default=0, ge=0, description="matching calls that go through between bursts")
 
 
 @dataclass
@@ -80,6 +85,10 @@ class Response:
     note: dict[str, Any] = field(default_factory=dict)
     # The work was done, but the client never hears: the connection closes without an answer.
     lost: bool = False
+    # Headers besides Content-Type and the length (Content-Range, ETag).
+    headers: dict[str, str] = field(default_factory=dict)
+    # The connection closes after this many bytes of the body (a download cut short).
+    cut_after: int | None = None
 
     @classmethod
     def json(cls, payload: Any, status: int = 200) -> "Response":
@@ -121,6 +130,7 @@ class SandboxServer[C: FaultConfig](ABC):
         self._config: C = self._initial_config
         self.lock = threading.RLock()
         self._calls: list[dict[str, Any]] = []
+        self._trickle: dict[str, tuple[int, int]] = {}  # counter -> (faults left in this burst, calls to let through)
         self._timers: list[threading.Timer] = []
         self._stopping = threading.Event()
         self._httpd: _Server | None = None
@@ -172,6 +182,7 @@ class SandboxServer[C: FaultConfig](ABC):
         with self.lock:
             merged = {**self._config.model_dump(), **changes}
             self._config = self.config_model.model_validate(merged)  # type: ignore[assignment]
+            self._trickle.clear()
             return self._config
 
     def reset(self) -> None:
@@ -179,6 +190,7 @@ class SandboxServer[C: FaultConfig](ABC):
             self._cancel_timers()
             self._config = self._initial_config
             self._calls.clear()
+            self._trickle.clear()
             self.on_reset()
 
     def on_reset(self) -> None:  # noqa: B027 (a hook: simulators without state of their own need not override it)
@@ -217,12 +229,18 @@ class SandboxServer[C: FaultConfig](ABC):
         return methods is None or operation in methods
 
     def take(self, counter: str, operation: str | None) -> bool:
-        """Consume one of the counted fault `counter` for a call of `operation`; False when none is left
-        or the fault is limited to other operations."""
+        """Consume one of the counted fault `counter` for a call of `operation`; False when none is left,
+        the fault is limited to other operations, or this call falls in a spacing (fault_spacing)."""
         with self.lock:
             remaining = getattr(self._config, counter)
             if remaining <= 0 or not self.faults_apply_to(operation):
                 return False
+            burst, passing = self._trickle.get(counter, (self._config.fault_burst, 0))
+            if passing:
+                self._trickle[counter] = (burst, passing - 1)
+                return False
+            burst -= 1
+            self._trickle[counter] = (burst, 0) if burst else (self._config.fault_burst, self._config.fault_spacing)
             self._config = self._config.model_copy(update={counter: remaining - 1})
             return True
 
@@ -354,6 +372,11 @@ class _Handler(BaseHTTPRequestHandler):
     def _write(self, response: Response) -> None:
         self.send_response(response.status)
         self.send_header("Content-Type", response.content_type)
+        for name, value in response.headers.items():
+            self.send_header(name, value)
+        if response.cut_after is not None:
+            self._write_cut(response, response.cut_after)
+            return
         if isinstance(response.body, bytes):
             self.send_header("Content-Length", str(len(response.body)))
             self.end_headers()
@@ -370,6 +393,27 @@ class _Handler(BaseHTTPRequestHandler):
                 if chunk:
                     self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
             self.wfile.write(b"0\r\n\r\n")
+
+    def _write_cut(self, response: Response, cut_after: int) -> None:
+        """The headers as for the whole body, then `cut_after` bytes of it, then the connection closes."""
+        chunked = isinstance(response.body, bytes) is False and response.content_length is None
+        body = [response.body] if isinstance(response.body, bytes) else response.body
+        if chunked:
+            self.send_header("Transfer-Encoding", "chunked")
+        else:
+            length = len(response.body) if isinstance(response.body, bytes) else response.content_length
+            self.send_header("Content-Length", str(length))
+        self.end_headers()
+        left = cut_after
+        for chunk in body:
+            piece = chunk[:left]
+            if piece:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece)
+            left -= len(piece)
+            if left <= 0:
+                break
+        self.wfile.flush()
+        self.close_connection = True
 
 
 @dataclass

@@ -20,6 +20,8 @@ Other shapes the docs allow are switched on through PinpointeConfig (the job id 
 data keyed by job id, status words in other casings and synonyms, records keyed by id, pages capped
 below the limit asked for, a `next` counted from that limit, result files wrapped, keyed, capitalised
 or a bare list, a count claiming more than the file holds), and so are unreadable start answers.
+Result downloads honour `Range: bytes=N-` (206) unless `file_ranges` is off (then 200, whole, as a
+server without ranges answers), and `file_cuts` breaks the next downloads part way (Unknown 4).
 
 Extra control routes: GET /_sandbox/jobs, GET /_sandbox/webhooks. Run it alone with
 `python -m devstack.sandbox.pinpointe --port 3100`.
@@ -29,11 +31,12 @@ import argparse
 import hmac
 import itertools
 import json
+import re
 import secrets
 import time
 import zlib
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -67,6 +70,12 @@ class PinpointeConfig(FaultConfig):
     not_visible_seconds: float = Field(default=0.0, ge=0, description='AsyncJobStatus: "Jobs not found" this long')
     expired_token: bool = Field(default=False, description="every API call is refused with HTTP 401")
     file_5xx: int = Field(default=0, ge=0, description="the next N result downloads answer 503")
+    file_ranges: bool = Field(default=True, description="result downloads honour Range: bytes=N- (206); False: 200, whole")
+    file_cuts: int = Field(
+        default=0, ge=0, description="the next N result downloads break: the k-th at byte k x file_cut_every_bytes of the file"
+    )
+    file_cut_every_bytes: int = Field(default=65536, ge=1, description="where in the file the cuts fall")
+    file_grows_after_cut: bool = Field(default=False, description="a cut file holds one record more afterwards")
     file_content_length: bool = Field(
         default=False, description="send result files with Content-Length (computed by a first pass) instead of chunked"
     )
@@ -323,6 +332,7 @@ class PinpointeSandbox(SandboxServer[PinpointeConfig]):
         self.username = username
         self._usertoken = usertoken or secrets.token_urlsafe(24)
         self._jobs: dict[str, SandboxJob] = {}
+        self._cuts: dict[str, int] = {}  # jobid -> downloads of its file cut so far
         self._webhooks: list[dict[str, Any]] = []
         self._jobids = itertools.count(700_000_001)  # never reset: a stale id must not match a new job
 
@@ -352,6 +362,7 @@ class PinpointeSandbox(SandboxServer[PinpointeConfig]):
 
     def on_reset(self) -> None:
         self._jobs.clear()
+        self._cuts.clear()
         self._webhooks.clear()
 
     # --- routes ------------------------------------------------------------------------------------
@@ -360,7 +371,7 @@ class PinpointeSandbox(SandboxServer[PinpointeConfig]):
         if (request.method, request.path) == ("POST", API_PATH):
             return self._api(request)
         if request.method == "GET" and request.path.startswith(FILES_PREFIX) and request.path.endswith(".json"):
-            return self._download(request.path.removeprefix(FILES_PREFIX).removesuffix(".json"))
+            return self._download(request.path.removeprefix(FILES_PREFIX).removesuffix(".json"), request.headers)
         return Response(404, b"Not Found", "text/plain")
 
     def control(self, request: Request) -> Response | None:
@@ -560,16 +571,42 @@ class PinpointeSandbox(SandboxServer[PinpointeConfig]):
             data["pagination"] = {"next": str(following) if following < results.count else "0"}
         return self._success(data).noted(**note, next=str(start), records=len(records))
 
-    def _download(self, jobid: str) -> Response:
+    def _download(self, jobid: str, headers: Mapping[str, str]) -> Response:
+        """The result file: whole (200), or from byte N on (206) for `Range: bytes=N-` when
+        file_ranges allows; cut short by file_cuts."""
         with self.lock:
             job = self._jobs.get(jobid)
-        note = {"requestmethod": DOWNLOAD, "jobid": jobid}
+        asked = next((value for name, value in headers.items() if name.lower() == "range"), None)
+        note = {"requestmethod": DOWNLOAD, "jobid": jobid, "range": asked}
         if job is None or job.status_at(time.time()) != "complete":
             return Response(404, b"Not Found", "text/plain").noted(**note)
         if self.take("file_5xx", DOWNLOAD):
             return Response(503, b"Service Unavailable", "text/plain").noted(**note, fault="file_5xx")
-        length = sum(map(len, result_document(job))) if self.config.file_content_length else None
-        return Response(200, result_document(job), "application/json", length).noted(**note)
+        first = _range_start(asked) if self.config.file_ranges else None
+        # The file's length takes a first pass over it: only when an answer must say it.
+        whole = sum(map(len, result_document(job))) if first is not None or self.config.file_content_length else 0
+        if first is not None and first >= whole:
+            return Response(416, b"Range Not Satisfiable", "text/plain", headers={"Content-Range": f"bytes */{whole}"})
+        if first is not None:
+            response = Response(
+                206,
+                _from_byte(result_document(job), first),
+                "application/json",
+                whole - first,
+                headers={"Content-Range": f"bytes {first}-{whole - 1}/{whole}"},
+            )
+        else:
+            length = whole if self.config.file_content_length else None
+            response = Response(200, result_document(job), "application/json", length)
+        if self.take("file_cuts", DOWNLOAD):
+            with self.lock:
+                self._cuts[jobid] = cut = self._cuts.get(jobid, 0) + 1
+                if self.config.file_grows_after_cut:
+                    self._jobs[jobid] = replace(job, records=job.records + 1)
+            # The connection breaks at a point of the file, so a download asked again goes further.
+            cut_after = max(0, cut * self.config.file_cut_every_bytes - (first or 0))
+            return replace(response, cut_after=cut_after).noted(**note, fault="file_cuts")
+        return response.noted(**note)
 
     def _success(self, data: Any) -> Response:
         return self._wrapped({"status": "SUCCESS", "data": data}, 200)
@@ -843,6 +880,21 @@ def main(argv: list[str] | None = None) -> None:
     serve_until_interrupted(
         sandbox, f"Pinpointe sandbox on {sandbox.base_url}", f"account secret: {json.dumps(sandbox.account_secret())}"
     )
+
+
+def _range_start(header: str | None) -> int | None:
+    """N of `Range: bytes=N-` (the one form a resumed download asks for); None for anything else."""
+    found = re.fullmatch(r"\s*bytes=(\d+)-\s*", header or "")
+    return int(found.group(1)) if found else None
+
+
+def _from_byte(pieces: Iterator[bytes], first: int) -> Iterator[bytes]:
+    for piece in pieces:
+        if first >= len(piece):
+            first -= len(piece)
+            continue
+        yield piece[first:]
+        first = 0
 
 
 if __name__ == "__main__":

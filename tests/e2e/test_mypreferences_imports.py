@@ -94,6 +94,22 @@ def test_a_stage_request_refused_with_5xx_is_retried_without_duplicates(api, myp
     assert vendor_import["staged_records"] == 500
 
 
+def test_an_import_meeting_a_503_on_every_other_stage_request_succeeds_with_each_record_once(api, mypreferences):
+    """More 503s than any one request's retry budget, spread over the import (never two in a row):
+    each accepted batch gives the budget back, so the import succeeds."""
+    config = {"http_5xx": 100, "fault_spacing": 1, "fault_methods": ["stage"]}
+    mypreferences.post("/_sandbox/config", json=config).raise_for_status()
+    job = import_job(api, upload(api, [json.dumps(record(n)) for n in range(1, 40_001)]), batch_bytes=MB)
+
+    assert job["status"] == "SUCCEEDED", (job.get("error"), events(job))
+    summary = json.loads(result_file(job, "summary.json"))
+    (vendor_import,) = mypreferences.get("/_sandbox/imports").json()
+    assert vendor_import["staged_records"] == summary["records"]["staged"] == 40_000
+    assert vendor_import["stage_requests"] == summary["batches"] >= 7  # accepted requests: one per batch
+    refused = [c for c in mypreferences.get("/_sandbox/calls").json() if c.get("fault") == "http_5xx"]
+    assert len(refused) >= 7 and summary["reconciled"]
+
+
 def test_a_file_that_is_not_jsonl_fails_at_once(api, mypreferences):
     ticket = api.post("/uploads", json={"filename": "photo.jsonl"}).json()
     httpx.put(

@@ -123,6 +123,20 @@ def test_vendor_5xx_during_batches_is_recovered_without_duplicates(api, which50)
     assert list_count(which50) == before + 12_000
 
 
+def test_two_503s_before_every_batch_do_not_fail_an_import_that_progresses(api, which50):
+    config = {"http_5xx": 100, "fault_burst": 2, "fault_spacing": 1, "fault_methods": ["batch"]}
+    which50.post("/_sandbox/config", json=config).raise_for_status()
+    before = list_count(which50)
+    job = finished(api, contact_import(api, upload(api, contacts(1, 20_000)), batch_size=5_000))
+
+    assert job["status"] == "SUCCEEDED", job
+    (vendor_job,) = vendor_state(which50)["jobs"]
+    assert (vendor_job["batches"], vendor_job["contacts_received"], vendor_job["run_calls"]) == (4, 20_000, 1)
+    assert list_count(which50) == before + 20_000
+    refused = [c for c in which50.get("/_sandbox/calls").json() if c.get("fault") == "http_5xx"]
+    assert len(refused) == 8  # two before each of the four batches: more than one request's budget
+
+
 def test_a_batch_whose_answer_was_lost_restarts_the_import_without_duplicates(api, which50):
     which50.post("/_sandbox/config", json={"lost_answers": 1, "fault_methods": ["batch"]}).raise_for_status()
     before = list_count(which50)

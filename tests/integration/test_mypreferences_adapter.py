@@ -176,8 +176,9 @@ def test_progress_shows_while_the_import_processes(imports, sandbox):
 def test_a_retried_execute_is_not_sent_twice(imports, sandbox):
     job = opened(imports, new_job())
     stage(imports, job, [profile(1)])
+    assert imports.run_started(job) is False
     imports.execute(job)
-    imports.execute(job)  # a retried step whose first Execute got through
+    assert imports.run_started(job) is True  # a retried step asks first: the first Execute got through
     assert len(calls(sandbox, "execute")) == 1
 
 
@@ -406,7 +407,7 @@ def test_a_first_execute_goes_out_whatever_word_the_import_shows_before_it(impor
     job = opened(imports, new_job())
     stage(imports, job, [profile(1)])
 
-    imports.execute(job, maybe_sent=False)  # nothing of ours sent it: it cannot have been executed
+    imports.execute(job)  # nothing of ours sent it, so the engine does not ask first
 
     assert len(calls(sandbox, "execute")) == 1
 
@@ -417,6 +418,6 @@ def test_an_execute_that_may_have_landed_is_not_sent_again_when_the_status_canno
     stage(imports, job, [profile(1)])
 
     with pytest.raises(VendorOutcomeUnknown, match="'Loading' is not one we know") as unknown:
-        imports.execute(job, maybe_sent=True)
+        imports.run_started(job)
 
     assert calls(sandbox, "execute") == [] and "Loading" in unknown.value.answer

@@ -19,8 +19,10 @@ from jobrelay.domain.errors import (
     VendorProtocolError,
     VendorRejected,
     VendorTransientError,
+    VendorUnavailable,
 )
 from jobrelay.domain.job import Job, StoredFile
+from jobrelay.domain.request_retries import RequestRetry
 from jobrelay.domain.vendor_outcomes import CollectOutcome, PollOutcome, VendorState
 from jobrelay.domain.vendor_ref import VendorRef
 from jobrelay.vendors.pinpointe.adapter import (
@@ -96,21 +98,36 @@ def http() -> Iterator[httpx.Client]:
         yield client
 
 
-def make_exports(sandbox: PinpointeSandbox, http: httpx.Client, *, grace: int = 60, now=None, **secret) -> PinpointeExports:
+class Waits(list[float]):
+    """The retries' backoff, recorded instead of slept (domain/request_retries.py)."""
+
+    def retry(self) -> RequestRetry:
+        return RequestRetry(sleep=self.append)
+
+
+@pytest.fixture
+def waits() -> Waits:
+    return Waits()
+
+
+def make_exports(
+    sandbox: PinpointeSandbox, http: httpx.Client, *, grace: int = 60, now=None, waits: Waits | None = None, **secret
+) -> PinpointeExports:
     account = PinpointeAccount.model_validate({**sandbox.account_secret(), **secret})
     clock = {"now": now} if now else {}
-    return PinpointeExports(account, http=http, not_found_grace_seconds=grace, **clock)
+    retry = (waits if waits is not None else Waits()).retry()
+    return PinpointeExports(account, http=http, not_found_grace_seconds=grace, retry=retry, **clock)
 
 
 @pytest.fixture
-def exports(sandbox, http) -> PinpointeExports:
-    return make_exports(sandbox, http)
+def exports(sandbox, http, waits) -> PinpointeExports:
+    return make_exports(sandbox, http, waits=waits)
 
 
 @pytest.fixture
-def reads(sandbox, http) -> PinpointeAutoresponderResults:
+def reads(sandbox, http, waits) -> PinpointeAutoresponderResults:
     account = PinpointeAccount.model_validate(sandbox.account_secret())
-    return PinpointeAutoresponderResults(account, http=http, not_found_grace_seconds=60)
+    return PinpointeAutoresponderResults(account, http=http, not_found_grace_seconds=60, retry=waits.retry())
 
 
 def new_job(operation: str = "pinpointe.list_subscribers", params: dict | None = None) -> Job:
@@ -233,12 +250,13 @@ def test_503_on_start_is_transient(exports, sandbox, fault_methods):
     assert exports.start(new_job(), HOOK).vendor_ref.jobid  # the retry gets through
 
 
-def test_503_on_poll_is_transient(exports, sandbox):
+def test_503_on_poll_is_transient(exports, sandbox, waits):
+    """A poll is a step of its own: the state machine retries it, not the adapter."""
     job = started(exports, new_job())
     configure(sandbox, http_5xx=1, fault_methods=["AsyncJobStatus"])
     with pytest.raises(VendorTransientError):
         exports.poll(job)
-    assert exports.poll(job).state in (VendorState.RUNNING, VendorState.DONE)
+    assert exports.poll(job).state in (VendorState.RUNNING, VendorState.DONE) and waits == []
 
 
 def test_a_hanging_poll_times_out_as_transient(sandbox, http):
@@ -312,18 +330,52 @@ def test_a_result_host_off_the_allowlist_is_not_followed(sandbox, http):
     assert not [c for c in sandbox.calls() if c["requestmethod"] == "ResultDownload"]
 
 
-def test_a_503_on_download_is_transient_and_the_retry_stores_the_file(exports, sandbox):
+def downloads(sandbox: PinpointeSandbox) -> list[dict]:
+    return [c for c in sandbox.calls() if c["requestmethod"] == "ResultDownload"]
+
+
+def test_a_503_on_download_is_asked_again_and_the_file_stored(exports, sandbox, waits):
     job, _ = poll_until_ended(exports, started(exports, new_job()))
     configure(sandbox, file_5xx=1)
-    with pytest.raises(VendorTransientError, match="HTTP 503"):
-        exports.collect(job, MemoryResults())
-    assert exports.collect(job, MemoryResults()).result.size > 0
+    results, outcome = collected(exports, job)
+    assert outcome.reconciliation.reconciled and len(waits) == 1
+    assert [c.get("fault") for c in downloads(sandbox)] == ["file_5xx", None]
 
 
-def test_an_unreachable_result_link_is_transient(exports, sandbox):
+def test_an_unreachable_result_link_ends_as_an_unavailable_vendor(exports, sandbox, waits):
     job, _ = poll_until_ended(exports, started(exports, new_job()))
     sandbox.stop()  # the link now points at a closed port
-    with pytest.raises(VendorTransientError, match="the result download"):
+    with pytest.raises(VendorUnavailable, match="result download failed 6 times in a row"):
+        exports.collect(job, MemoryResults())
+
+
+@pytest.mark.parametrize("ranges", [True, False], ids=["ranges", "no-ranges"])
+@pytest.mark.parametrize("length", [True, False], ids=["content-length", "chunked"])
+def test_a_download_cut_again_and_again_goes_on_where_it_broke(exports, sandbox, waits, ranges, length):
+    """Each cut brings bytes, so the budget is given back: seven cuts (more than six attempts) and the
+    file arrives whole, each byte stored once; a server with ranges is asked for the rest only."""
+    configure(sandbox, records=3000, file_content_length=length, file_ranges=ranges)
+    job, _ = poll_until_ended(exports, started(exports, new_job()))
+    whole = httpx.get(ExportRef.of(job).result_url.get_secret_value()).content
+    configure(sandbox, file_cuts=7, file_cut_every_bytes=len(whole) // 10)
+
+    results, outcome = collected(exports, job)
+
+    assert results.named("result.json") == whole
+    assert outcome.reconciliation.reconciled and outcome.result.size == len(whole) and len(waits) == 7
+    asked = [c.get("range") for c in downloads(sandbox)][-8:]
+    if ranges:
+        assert asked[0] is None and all(r and r.startswith("bytes=") and r != "bytes=0-" for r in asked[1:])
+        assert [c.get("http_status") for c in downloads(sandbox)][-7:] == [206] * 7
+    else:
+        assert [c.get("http_status") for c in downloads(sandbox)][-8:] == [200] * 8
+
+
+def test_a_resumed_download_of_another_length_is_refused(exports, sandbox, waits):
+    configure(sandbox, records=3000, file_content_length=True)
+    job, _ = poll_until_ended(exports, started(exports, new_job()))
+    configure(sandbox, file_cuts=1, file_cut_every_bytes=50_000, file_grows_after_cut=True)
+    with pytest.raises(VendorProtocolError, match="changed while it was downloaded"):
         exports.collect(job, MemoryResults())
 
 
@@ -465,18 +517,29 @@ def test_no_autoresponder_results_is_an_empty_file_and_a_zero_count(reads, sandb
     assert summary["records"] == 0 and summary.get("vendor_note") == note
 
 
-def test_a_5xx_on_page_two_is_transient_and_the_retry_has_no_duplicates(reads, sandbox):
+def test_a_5xx_on_page_two_asks_for_page_two_again_and_goes_on(reads, sandbox, waits):
     configure(sandbox, autoresponder_sends=25, later_page_5xx=1)
     job = autoresponder_job(autoresponderid="303", grouping="send", limit=10)
     job = carrying(job, reads.check(job).vendor_ref)
-    with pytest.raises(VendorTransientError, match="HTTP 503"):
-        reads.collect(job, MemoryResults())
     results = MemoryResults()
     stored = reads.collect(job, results).result
     sendids = [r["sendid"] for r in json_lines(results.files[stored.s3_uri])]
     assert sendids == [f"303-{n}" for n in range(1, 26)]
     faults = [(c["details"]["pagination"]["next"], c.get("fault")) for c in autoresponder_calls(sandbox)]
-    assert faults == [("0", None), ("0", None), ("10", "later_page_5xx"), ("0", None), ("10", None), ("20", None)]
+    # The check's page, then page one, page two refused and asked again, page three: never from the start.
+    assert faults == [("0", None), ("0", None), ("10", "later_page_5xx"), ("10", None), ("20", None)]
+    assert len(waits) == 1
+
+
+def test_a_5xx_on_every_other_page_never_fails_the_read(reads, sandbox, waits):
+    """More 503s than one request's budget, spread over the pages: each page read gives it back."""
+    configure(sandbox, autoresponder_sends=95, later_page_5xx=9, fault_spacing=1)
+    job = autoresponder_job(autoresponderid="303", grouping="send", limit=10)
+    job = carrying(job, reads.check(job).vendor_ref)
+    results = MemoryResults()
+    stored = reads.collect(job, results).result
+    sendids = [r["sendid"] for r in json_lines(results.files[stored.s3_uri])]
+    assert sendids == [f"303-{n}" for n in range(1, 96)] and len(waits) == 9
 
 
 def test_autoresponder_answers_wrapped_in_response_work_the_same(reads, sandbox):
@@ -485,11 +548,10 @@ def test_autoresponder_answers_wrapped_in_response_work_the_same(reads, sandbox)
     assert len(records) == summary["records"] == 3
 
 
-def test_sandbox_faults_reach_the_autoresponder_call_as_transient_errors(reads, sandbox):
+def test_sandbox_faults_reach_the_autoresponder_call_and_are_retried(reads, sandbox, waits):
     configure(sandbox, http_5xx=1, fault_methods=["GetAutoresponderResults"])
-    with pytest.raises(VendorTransientError, match="HTTP 503"):
-        reads.check(autoresponder_job(autoresponderid="301"))
     assert reads.check(autoresponder_job(autoresponderid="301")).vendor_ref.requestmethod == "GetAutoresponderResults"
+    assert len(waits) == 1
 
 
 # --- doc-consistent shapes the adapter must read alike (issue 9: no silent shortfall) ---------------------

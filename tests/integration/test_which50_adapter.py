@@ -99,8 +99,9 @@ def test_a_whole_import_from_list_check_to_final_counts(imports, control):
     assert [position for position, _ in staged.warnings] == [2]
     assert any("Invalid email" in w for w in staged.warnings[0][1])
 
+    assert imports.run_started(job) is False
     imports.execute(job)
-    imports.execute(job)  # a retried step: the job has started, run is not sent again
+    assert imports.run_started(job) is True  # a retried step asks first: the job has started, run is not sent again
     outcome = finished(imports, job)
 
     assert outcome.state is VendorState.DONE and outcome.raw_status == "Completed"
@@ -301,7 +302,7 @@ def test_a_first_run_goes_out_whatever_word_the_job_shows_before_it(imports, con
     job = opened(imports)
     send(imports, job, [{"Email": "first@example.org"}])
 
-    imports.execute(job, maybe_sent=False)  # nothing of ours sent it: it cannot be running
+    imports.execute(job)  # nothing of ours sent it, so the engine does not ask first
 
     (vendor_job,) = control.control("imports")["jobs"]
     assert vendor_job["run_calls"] == 1
@@ -313,7 +314,7 @@ def test_a_run_that_may_have_landed_is_not_sent_again_when_the_status_cannot_tel
     send(imports, job, [{"Email": "again@example.org"}])
 
     with pytest.raises(VendorOutcomeUnknown, match="'Gestating' for import job .* is not one we know"):
-        imports.execute(job, maybe_sent=True)
+        imports.run_started(job)
 
     (vendor_job,) = control.control("imports")["jobs"]
     assert vendor_job["run_calls"] == 0

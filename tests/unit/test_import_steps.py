@@ -8,12 +8,19 @@ import pytest
 from pydantic import BaseModel, Secret, field_validator
 
 from jobrelay.domain.bulk_import import BatchFormat, BatchLimits, StagedBatch
-from jobrelay.domain.errors import InvalidSource, VendorOutcomeUnknown, VendorProtocolError, VendorRejected, VendorTransientError
+from jobrelay.domain.errors import (
+    InvalidSource,
+    VendorOutcomeUnknown,
+    VendorProtocolError,
+    VendorRejected,
+    VendorTransientError,
+    VendorUnavailable,
+)
 from jobrelay.domain.job import Job, JobPatch, Progress
 from jobrelay.domain.status import JobStatus
 from jobrelay.domain.vendor_outcomes import PollOutcome, VendorState
 from jobrelay.domain.vendor_ref import VendorRef
-from jobrelay.services.bulk_imports import SETTLE_AFTER, ImportSteps
+from jobrelay.services.bulk_imports import SETTLE_AFTER, STALLED_AFTER, ImportSteps
 from tests.fakes import InMemoryJobStore, InMemoryResultStore, InMemoryScratch
 from tests.unit.conftest import Clock
 
@@ -64,7 +71,10 @@ class FakeVendor:
     execute_lands_anyway: bool = False
     refused: int = 0
     counted_failures: int | None = None  # the failures it counts, if not as many as it lists
-    maybe_sent: list[bool] = field(default_factory=list)  # what each execute call was told
+    run_calls: list[str] = field(default_factory=list)  # "asked" (run_started) and "sent" (execute), in order
+    run_started_fails: list[Exception] = field(default_factory=list)  # raised by the next run_started calls
+    refuse_every_other: bool = False  # answer 503 to every other stage request (never two in a row)
+    crash_every_time: bool = False  # crash_on's failure repeats on every later stage call too
     max_concurrent_jobs: int | None = None
 
     def limits_for(self, job):
@@ -92,7 +102,11 @@ class FakeVendor:
     def stage(self, job, body, records):
         self.stage_calls += 1
         emails = [c["email"] for c in json.loads(body)["contacts"]]
-        crash = self.crash_on == self.stage_calls
+        if self.refuse_every_other and self.stage_calls % 2 == 1:
+            raise VendorTransientError("the vendor answered HTTP 503")
+        crash = self.crash_on == self.stage_calls or (
+            self.crash_every_time and self.crash_on is not None and self.stage_calls > self.crash_on
+        )
         if crash and not self.crash_after_receiving:
             if self.deliver_late:
                 self.late.extend(emails)
@@ -106,12 +120,16 @@ class FakeVendor:
     def _counts(self):
         return {"received": len(self.received), "refused": self.refused} if self.counts_received else {"refused": self.refused}
 
-    def execute(self, job, *, maybe_sent=True):
+    def run_started(self, job):
+        self.run_calls.append("asked")
+        if self.run_started_fails:
+            raise self.run_started_fails.pop(0)
+        return self.started
+
+    def execute(self, job):
         self.execute_calls += 1
-        self.maybe_sent.append(maybe_sent)
-        if self.started:
-            assert maybe_sent, "the engine ran an import it had run before without saying so"
-            return  # like the adapters: asks first, never runs twice
+        self.run_calls.append("sent")
+        assert not self.started, "the engine ran an import that had been run before"
         if self.execute_fails:
             failure = self.execute_fails.pop(0)
             self.started = self.execute_lands_anyway
@@ -348,13 +366,12 @@ def test_a_batch_refused_with_an_answer_is_sent_again_without_waiting(world):
     steps.open(store.get("job_1"))
     started = clock()
 
-    with pytest.raises(VendorTransientError):
-        steps.stage(store.get("job_1"), lambda: 1e9)
-    assert store.get("job_1").import_state.in_flight is None
-    stage_until_done(steps, store)
+    assert steps.stage(store.get("job_1"), lambda: 1e9) is True  # sent again within the step
 
     assert vendor.received == [f"user{n}@example.org" for n in range(1, 13)]
-    assert clock() == started  # no settling wait: the vendor said it did not take the batch
+    # A short backoff, no settling wait: the vendor said it did not take the batch.
+    assert timedelta(0) < clock() - started < timedelta(seconds=5)
+    assert "batch_reconciled" not in [e.event for e in store.timeline("job_1")]
 
 
 def test_a_batch_that_timed_out_but_lands_later_is_not_sent_again(world):
@@ -364,8 +381,7 @@ def test_a_batch_that_timed_out_but_lands_later_is_not_sent_again(world):
     steps, *_ = make(world, records_file(GOOD))
     steps.open(store.get("job_1"))
 
-    with pytest.raises(VendorTransientError):
-        steps.stage(store.get("job_1"), lambda: 1e9)
+    assert steps.stage(store.get("job_1"), lambda: 1e9) is False  # its answer never came: the next step settles it
     stage_until_done(steps, store)
 
     assert vendor.received == [f"user{n}@example.org" for n in range(1, 13)]  # each exactly once
@@ -379,8 +395,7 @@ def test_a_batch_that_timed_out_and_never_landed_is_sent_again_after_the_settle_
     vendor.raise_instead = VendorTransientError("MyPreferences Stage timed out", vendor_answered=False)
     steps, *_ = make(world, records_file(GOOD))
     steps.open(store.get("job_1"))
-    with pytest.raises(VendorTransientError):
-        steps.stage(store.get("job_1"), lambda: 1e9)
+    assert steps.stage(store.get("job_1"), lambda: 1e9) is False  # its answer never came: the next step settles it
     crashed_at = clock()
 
     stage_until_done(steps, store)
@@ -399,8 +414,7 @@ def test_a_batch_of_unknown_fate_at_a_vendor_that_counts_nothing_restarts_the_im
     vendor.raise_instead = VendorTransientError("Which50 AddBatch timed out", vendor_answered=False)
     steps, *_ = make(world, records_file(GOOD))
     steps.open(store.get("job_1"))
-    with pytest.raises(VendorTransientError):
-        steps.stage(store.get("job_1"), lambda: 1e9)
+    assert steps.stage(store.get("job_1"), lambda: 1e9) is False  # its answer never came: the next step settles it
 
     stage_until_done(steps, store)
 
@@ -421,8 +435,7 @@ def test_restarts_are_bounded(world):
     steps.open(store.get("job_1"))
     for _ in range(4):
         vendor.crash_on = vendor.stage_calls + 1
-        with pytest.raises(VendorTransientError):
-            steps.stage(store.get("job_1"), lambda: 1e9)
+        assert steps.stage(store.get("job_1"), lambda: 1e9) is False
     with pytest.raises(VendorProtocolError, match="started afresh 3 times"):
         steps.stage(store.get("job_1"), lambda: 1e9)
 
@@ -463,19 +476,17 @@ def test_a_vendor_shortfall_count_makes_the_import_partial(world):
 # --- the run is sent once -------------------------------------------------------------------------
 
 
-def test_a_run_refused_with_an_answer_is_sent_again_at_once(world):
+def test_a_run_refused_with_an_answer_is_sent_again_in_the_step_after_a_short_backoff(world):
     clock, store, vendor = world
     vendor.execute_fails = [VendorTransientError("Which50 RunImportJob answered HTTP 503")]
     steps, *_ = make(world, records_file(GOOD[:3]))
     steps.open(store.get("job_1"))
     started = clock()
-    with pytest.raises(VendorTransientError):
-        stage_until_done(steps, store)
 
-    stage_until_done(steps, store)
+    assert steps.stage(store.get("job_1"), lambda: 1e9) is True
 
-    assert vendor.executed and vendor.execute_calls == 2 and clock() == started
-    assert vendor.maybe_sent == [False, False]  # an error answer: the vendor did not take the first
+    assert vendor.executed and vendor.execute_calls == 2 and clock() - started < timedelta(seconds=5)
+    assert vendor.run_calls == ["sent", "sent"]  # an error answer: the vendor did not take the first
 
 
 def test_a_run_whose_answer_was_lost_is_settled_before_the_vendor_is_asked_again(world):
@@ -491,8 +502,114 @@ def test_a_run_whose_answer_was_lost_is_settled_before_the_vendor_is_asked_again
     stage_until_done(steps, store)
 
     assert clock() >= sent_at + SETTLE_AFTER and vendor.started
-    assert vendor.execute_calls == 2 and store.get("job_1").status is JobStatus.RUNNING
-    assert vendor.maybe_sent == [False, True]  # the second asks the vendor before running anything
+    assert vendor.execute_calls == 1 and store.get("job_1").status is JobStatus.RUNNING
+    assert vendor.run_calls == ["sent", "asked"]  # the second asks the vendor, and runs nothing more
+
+
+def test_a_failed_status_read_before_the_run_costs_no_second_settle_wait(world):
+    """The run's answer was lost; the next step waits out the settle window once, then the status
+    read fails for the rest of that step's time. The step after that must not wait again: the run
+    did not leave a second time."""
+    clock, store, vendor = world
+    vendor.execute_fails = [VendorTransientError("MyPreferences Execute timed out", vendor_answered=False)]
+    steps, *_ = make(world, records_file(GOOD[:3]))
+    steps.open(store.get("job_1"))
+    with pytest.raises(VendorTransientError):
+        stage_until_done(steps, store)
+    run_lost_at = clock()
+    vendor.run_started_fails = [VendorTransientError("MyPreferences Status timed out", vendor_answered=False)]
+    with pytest.raises(VendorTransientError):  # no time left in this step to wait for a second attempt
+        steps.stage(store.get("job_1"), lambda: 0)
+    assert run_lost_at + SETTLE_AFTER <= clock() < run_lost_at + SETTLE_AFTER + timedelta(seconds=5)
+    asked_again_at = clock()
+
+    stage_until_done(steps, store)
+
+    assert clock() == asked_again_at  # asked again at once, and run
+    assert vendor.run_calls == ["sent", "asked", "asked", "sent"] and vendor.executed
+    assert store.get("job_1").import_state.run_sent_at == asked_again_at  # recorded as the run left
+
+
+def test_a_failed_status_read_before_the_run_is_asked_again_never_taken_as_not_run(world):
+    """A status read answered 503 must not clear the earlier run's doubt: the run is never sent blind."""
+    clock, store, vendor = world
+    vendor.execute_fails = [VendorTransientError("Which50 RunImportJob timed out", vendor_answered=False)]
+    vendor.execute_lands_anyway = True
+    steps, *_ = make(world, records_file(GOOD[:3]))
+    steps.open(store.get("job_1"))
+    with pytest.raises(VendorTransientError):
+        stage_until_done(steps, store)
+    vendor.run_started_fails = [VendorTransientError("Which50 GetImportJob answered HTTP 503")] * 2
+
+    stage_until_done(steps, store)
+
+    assert vendor.run_calls == ["sent", "asked", "asked", "asked"] and vendor.execute_calls == 1
+
+
+# --- retries follow progress ------------------------------------------------------------------------
+
+
+def test_an_import_meeting_a_503_on_every_other_batch_stages_every_record_once(world):
+    clock, store, vendor = world
+    vendor.refuse_every_other = True
+    steps, *_ = make(world, records_file(GOOD))
+    steps.open(store.get("job_1"))
+
+    stage_until_done(steps, store, attempts=1)  # one step: the refusals were retried inside it
+
+    assert vendor.received == [f"user{n}@example.org" for n in range(1, 13)]
+    assert vendor.stage_calls > 2 * len(store.get("job_1").import_state.batch_sizes) - 2  # every batch but the last met a 503
+    assert vendor.executed and store.get("job_1").status is JobStatus.RUNNING
+
+
+def test_a_batch_refused_on_every_attempt_fails_the_import_for_an_unavailable_vendor(world):
+    clock, store, vendor = world
+    vendor.crash_on, vendor.crash_after_receiving = 2, False
+    vendor.raise_instead = VendorTransientError("MyPreferences Stage answered HTTP 503")
+    vendor.crash_every_time = True
+    steps, *_ = make(world, records_file(GOOD))
+    steps.open(store.get("job_1"))
+
+    with pytest.raises(VendorUnavailable, match="staging batch 1 failed 6 times in a row"):
+        steps.stage(store.get("job_1"), lambda: 1e9)
+
+    assert store.get("job_1").import_state.in_flight is None  # nothing doubtful left behind
+
+
+def test_a_retry_that_would_not_fit_in_the_step_ends_it_or_is_left_to_the_state_machine(world):
+    """Half a second left after the reserve: no time to wait for another attempt. After a batch went
+    through, the step ends normally (the next goes on with a fresh budget); before any did, the error
+    leaves and the state machine retries the step after its own backoff."""
+    clock, store, vendor = world
+    vendor.crash_on, vendor.crash_after_receiving = 2, False
+    vendor.raise_instead = VendorTransientError("MyPreferences Stage answered HTTP 503")
+    vendor.crash_every_time = True
+    steps, *_ = make(world, records_file(GOOD))
+    steps.open(store.get("job_1"))
+
+    assert steps.stage(store.get("job_1"), lambda: 120.5) is False  # batch 0 went, batch 1 was refused
+    with pytest.raises(VendorTransientError):  # batch 1 refused first thing
+        steps.stage(store.get("job_1"), lambda: 120.5)
+    assert store.get("job_1").import_state.in_flight is None  # refused: nothing to settle
+    vendor.crash_every_time = False
+    stage_until_done(steps, store)
+
+    assert vendor.received == [f"user{n}@example.org" for n in range(1, 13)]
+
+
+def test_an_import_whose_batches_never_arrive_fails_once_nothing_has_progressed_for_long(world):
+    clock, store, vendor = world
+    vendor.crash_on, vendor.crash_after_receiving = 2, False
+    vendor.raise_instead = VendorTransientError("MyPreferences Stage timed out", vendor_answered=False)
+    vendor.crash_every_time = True
+    steps, *_ = make(world, records_file(GOOD))
+    steps.open(store.get("job_1"))
+
+    with pytest.raises(VendorUnavailable, match="no batch has been acknowledged for"):
+        stage_until_done(steps, store, attempts=50)
+
+    assert clock() - store.get("job_1").import_state.progressed_at >= STALLED_AFTER
+    assert len(vendor.received) == store.get("job_1").import_state.checkpoint.staged_records  # none twice
 
 
 # --- reconciliation and the one opening -------------------------------------------------------------

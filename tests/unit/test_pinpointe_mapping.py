@@ -19,9 +19,11 @@ from jobrelay.domain.errors import (
     VendorProtocolError,
     VendorRejected,
     VendorTransientError,
+    VendorUnavailable,
 )
 from jobrelay.domain.job import Job, StoredFile, WebhookNotice
 from jobrelay.domain.operation import OperationKind
+from jobrelay.domain.request_retries import RequestRetry
 from jobrelay.domain.vendor_outcomes import VendorState, WaitMode
 from jobrelay.operations import OPERATIONS
 from jobrelay.vendors.pinpointe import client as pinpointe_client
@@ -459,14 +461,18 @@ def account(**overrides) -> PinpointeAccount:
     )
 
 
+# The retries' backoff (domain/request_retries.py) is recorded, never slept.
+NO_WAIT = RequestRetry(sleep=lambda seconds: None)
+
+
 def exporter(answer: Answer, *, now: datetime = T0, grace: int = 60) -> PinpointeExports:
     http = httpx.Client(transport=httpx.MockTransport(answer))
-    return PinpointeExports(account(), http=http, now=lambda: now, not_found_grace_seconds=grace)
+    return PinpointeExports(account(), http=http, now=lambda: now, not_found_grace_seconds=grace, retry=NO_WAIT)
 
 
 def reader(answer: Answer) -> PinpointeAutoresponderResults:
     http = httpx.Client(transport=httpx.MockTransport(answer))
-    return PinpointeAutoresponderResults(account(), http=http, now=lambda: T0, not_found_grace_seconds=60)
+    return PinpointeAutoresponderResults(account(), http=http, now=lambda: T0, not_found_grace_seconds=60, retry=NO_WAIT)
 
 
 # The reference of the started export every export job below carries unless told otherwise.
@@ -607,7 +613,7 @@ def test_transport_failures_are_transient():
     def answer(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("connection refused", request=request)
 
-    with pytest.raises(VendorTransientError, match="ConnectError"):
+    with pytest.raises(VendorTransientError, match="ConnectError"):  # the state machine retries a poll
         exporter(answer).poll(job())
 
 
@@ -812,9 +818,10 @@ def test_collect_follows_redirects_only_to_allowed_hosts():
 
 
 def test_a_download_shorter_than_its_content_length_is_transient():
-    """A cut file is retried (transient), not mistaken for one that is not JSON."""
+    """A cut file is asked for again (transient), not mistaken for one that is not JSON; one that is
+    cut at the same byte every time makes no progress and ends as an unavailable vendor."""
     answer = lambda r: streamed(b'{"count": 9, "subscribers": [', **{"Content-Length": "100"})  # noqa: E731
-    with pytest.raises(VendorTransientError, match="cut: 29 of 100 bytes"):
+    with pytest.raises(VendorUnavailable, match="cut: 29 of 100 bytes"):
         exporter(answer).collect(with_link("https://na01.mypinpointe.com/555.json"), ListResults())
 
 
@@ -827,9 +834,7 @@ def test_a_compressed_download_is_stored_decoded_and_not_mistaken_for_a_cut_one(
     assert not outcome.partial
 
 
-@pytest.mark.parametrize(
-    ("status", "error"), [(503, VendorTransientError), (404, VendorProtocolError), (410, VendorProtocolError)]
-)
+@pytest.mark.parametrize(("status", "error"), [(503, VendorUnavailable), (404, VendorProtocolError), (410, VendorProtocolError)])
 def test_download_statuses(status, error):
     jobs = exporter(lambda r: httpx.Response(status))
     with pytest.raises(error, match=f"HTTP {status}"):
@@ -1180,23 +1185,20 @@ def test_pages_that_never_end_stop_at_the_page_cap(monkeypatch):
 
 
 @pytest.mark.parametrize("fault", [503, 429])
-def test_a_5xx_mid_way_is_transient_and_the_retried_collect_writes_each_record_once(fault):
+def test_a_5xx_mid_way_asks_for_that_page_again_and_writes_each_record_once(fault):
     records = numbered(25)
-    jobs = reader(paged(records, faults={"10": fault}))
-    with pytest.raises(VendorTransientError, match=f"HTTP {fault}"):
-        jobs.collect(ar_job(all=True, limit=10), NamedResults())
-    retried = NamedResults()
-    jobs.collect(ar_job(all=True, limit=10), retried)
-    assert stored_lines(retried) == records and retried.summary()["records"] == 25
+    stored = NamedResults()
+    reader(paged(records, faults={"10": fault})).collect(ar_job(all=True, limit=10), stored)
+    assert stored_lines(stored) == records and stored.summary()["records"] == 25
 
 
-def test_a_timeout_mid_way_is_transient():
+def test_a_page_that_keeps_timing_out_ends_as_an_unavailable_vendor():
     def answer(request: httpx.Request) -> httpx.Response:
         if json.loads(request.content)["details"]["pagination"]["next"] != "0":
             raise httpx.ReadTimeout("timed out", request=request)
         return paged(numbered(20))(request)
 
-    with pytest.raises(VendorTransientError, match="timed out"):
+    with pytest.raises(VendorUnavailable, match="page 2 failed 6 times in a row; the last time: .*timed out"):
         reader(answer).collect(ar_job(all=True, limit=10), NamedResults())
 
 

@@ -198,11 +198,13 @@ class VendorImports(VendorSide, Protocol):
 
     def stage(self, job: Job, body: bytes, records: int) -> StagedBatch: ...
 
-    def execute(self, job: Job, *, maybe_sent: bool = True) -> None:
-        """Run the import. `maybe_sent`: an earlier attempt sent the run and its answer never came,
-        so the import may be running already; ask the vendor first and never run it twice (when the
-        vendor's answer cannot tell, raise VendorOutcomeUnknown). False: nothing of ours has sent it,
-        so it goes out at once."""
+    def run_started(self, job: Job) -> bool:
+        """Whether the import has been run: asked after a run whose answer never came, so that it is
+        never run twice. A vendor answer that cannot tell raises VendorOutcomeUnknown."""
+
+    def execute(self, job: Job) -> None:
+        """Run the import: one request, sent at once (the engine has asked `run_started` first when
+        an earlier run may have reached the vendor)."""
 
     def poll(self, job: Job) -> PollOutcome: ...
 

@@ -211,5 +211,6 @@ class ImportState(BaseModel):
     warning_parts: list[str] = Field(default_factory=list)  # scratch files of the vendor's record warnings
     header: list[str] | None = None  # a CSV file's header, to resume mid-file
     staging_started_at: datetime | None = None
+    progressed_at: datetime | None = None  # the last batch acknowledged (or staging's start): a stall is measured from it
     restarts: int = 0  # fresh imports opened after a batch of unknown fate (vendors that count nothing)
     run_sent_at: datetime | None = None  # the run was sent then, and its answer is not known yet

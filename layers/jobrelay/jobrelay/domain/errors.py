@@ -37,6 +37,15 @@ class VendorTransientError(StepError):
         return self.request_sent and not self.vendor_answered
 
 
+class VendorUnavailable(StepError):
+    """A transient vendor error that did not pass: the same request failed every attempt its budget
+    allowed (jobrelay.domain.request_retries), or an import made no progress for too long. Those
+    retries were made inside the step, so the state machine does not retry this one: it fails the
+    job. Deliberately not matched by any Retry of statemachines/job.asl.json."""
+
+    code = "VENDOR_UNAVAILABLE"
+
+
 class VendorRejected(StepError):
     """The vendor refused the request for good (bad credentials, invalid params): not retried."""
 
@@ -99,6 +108,7 @@ STEP_ERRORS: dict[str, type[StepError]] = {
     cls.__name__: cls
     for cls in (
         VendorTransientError,
+        VendorUnavailable,
         VendorRejected,
         VendorJobFailed,
         VendorProtocolError,

@@ -13,9 +13,17 @@ batch as staged or sends it again (jobrelay.bulk_import.batches explains the che
 vendor that cannot say what it received (Which50) gets a new import instead, staged from the
 start: the one holding the doubtful batch is never run, so it imports nothing.
 
-The run is sent once: its sending is recorded first, and a step that finds it recorded without an
-answer lets SETTLE_AFTER pass and leaves the rest to the adapter, which asks the vendor whether the
-import has started before sending it again.
+The run is sent once: its sending is recorded just before it leaves (not before the requests that
+prepare it), and a step that finds it recorded without an answer lets SETTLE_AFTER pass and asks the
+vendor whether the import has started before sending it again.
+
+Retries follow progress (jobrelay.domain.request_retries): a batch, or the run, that the vendor
+refuses with a transient error answer is sent again in the step, with backoff, on a budget of its
+own; every batch acknowledged gives it back. When the step has no time left to wait, the error
+leaves and the state machine retries the step with its own backoff. A batch whose answer never came
+ends the step instead (the next one settles it, see above). An import fails for an unavailable
+vendor only when one request keeps failing past its budget, or when no batch has been acknowledged
+for STALLED_AFTER.
 """
 
 import json
@@ -27,7 +35,16 @@ from typing import Any
 
 from jobrelay.bulk_import.batches import cut_batches, validate_records
 from jobrelay.bulk_import.records import SourceFileError, read_header, read_records, sniff
-from jobrelay.domain.bulk_import import Batch, Checkpoint, EndOfRecords, ImportState, ImportTotals, InFlight, RecordFailure
+from jobrelay.domain.bulk_import import (
+    Batch,
+    Checkpoint,
+    EndOfRecords,
+    ImportState,
+    ImportTotals,
+    InFlight,
+    RecordFailure,
+    StagedBatch,
+)
 from jobrelay.domain.errors import (
     InvalidSource,
     JobEndedMeanwhile,
@@ -35,9 +52,11 @@ from jobrelay.domain.errors import (
     VendorProtocolError,
     VendorRejected,
     VendorTransientError,
+    VendorUnavailable,
 )
 from jobrelay.domain.job import Job, JobPatch, JobResult, Progress, TimelineEvent, utcnow
 from jobrelay.domain.reconciliation import Reconciler, Reconciliation
+from jobrelay.domain.request_retries import RequestRetry, unless_it_may_have_arrived
 from jobrelay.domain.status import JobStatus
 from jobrelay.domain.vendor_outcomes import CollectOutcome
 from jobrelay.ports import JobStore, RecordsSource, ResultStore, ScratchStore, VendorImports
@@ -57,6 +76,9 @@ TOKEN_RESERVE = timedelta(minutes=10)
 SETTLE_AFTER = timedelta(minutes=3)
 # Fresh imports opened because a batch's fate was unknown, before the job is failed instead.
 MAX_RESTARTS = 3
+# An import whose staging has not moved (no batch acknowledged) for this long fails for an unavailable
+# vendor rather than trying again: long enough for several settle waits (SETTLE_AFTER) in a row.
+STALLED_AFTER = timedelta(minutes=20)
 
 
 class ImportSteps:
@@ -68,6 +90,7 @@ class ImportSteps:
         source: RecordsSource,
         now: Callable[[], datetime] = utcnow,
         sleep: Callable[[float], None] = time.sleep,
+        retry: RequestRetry | None = None,
     ):
         self._store = store
         self._results = results
@@ -75,6 +98,7 @@ class ImportSteps:
         self._source = source
         self._now = now
         self._sleep = sleep
+        self._retry = retry if retry is not None else RequestRetry(sleep=sleep)
 
     # --- open -----------------------------------------------------------------------------------
 
@@ -89,7 +113,7 @@ class ImportSteps:
         problem = sniff(first, fmt)
         if problem:
             raise InvalidSource(problem)
-        state = ImportState(checkpoint=Checkpoint(source_etag=etag), staging_started_at=self._now())
+        state = ImportState(checkpoint=Checkpoint(source_etag=etag), staging_started_at=self._now(), progressed_at=self._now())
         if fmt == "csv":
             try:  # read from the file itself: a header can be longer than the sniffed sample
                 state.header = read_header(self._source.open(source, if_match=etag))
@@ -119,6 +143,7 @@ class ImportSteps:
 
     def _stage_from(self, job: Job, vendor: VendorImports, state: ImportState, seconds_left: Callable[[], float]) -> bool:
         pending: list[RecordFailure] = []
+        progressed = False  # a batch acknowledged in this step
         for item in self._cut(job, vendor, state):
             if isinstance(item, RecordFailure):
                 pending.append(item)
@@ -127,12 +152,23 @@ class ImportSteps:
                     pending.clear()
                     continue
                 self._check_token(job, vendor, state)
-                state = self._stage_batch(job, vendor, state, item, pending)
+                try:
+                    state = self._stage_batch(job, vendor, state, item, pending, seconds_left)
+                except VendorTransientError as failed:
+                    if failed.may_have_arrived:  # its answer never came: the next step settles the batch first
+                        self._check_not_stalled(state, failed)
+                        return False
+                    if progressed:  # refused, and no time left to wait: the next step goes on, afresh
+                        return False
+                    # Refused before this step got anywhere: the state machine retries the step after
+                    # its own backoff. (Its count starts afresh with every Stage step that returns.)
+                    raise
+                progressed = True
                 pending = []
                 if seconds_left() < STAGE_TIME_RESERVE_SECONDS:
                     return False
             elif isinstance(item, EndOfRecords):
-                self._finish_staging(job, vendor, state, item, pending)
+                self._finish_staging(job, vendor, state, item, pending, seconds_left)
                 return True
         raise AssertionError("cut_batches always ends with EndOfRecords")
 
@@ -161,13 +197,19 @@ class ImportSteps:
         )
 
     def _stage_batch(
-        self, job: Job, vendor: VendorImports, state: ImportState, batch: Batch, failures: list[RecordFailure]
+        self,
+        job: Job,
+        vendor: VendorImports,
+        state: ImportState,
+        batch: Batch,
+        failures: list[RecordFailure],
+        seconds_left: Callable[[], float],
     ) -> ImportState:
         # Everything a retry needs goes to S3 first: the batch's line map and the failures read
         # before it. Both are rewritten identically if the batch is cut again.
         self._scratch.put(job.job_id, f"lines/{batch.index:06d}.json", json.dumps(batch.lines).encode())
         state = self._with_failure_part(job, state, f"failures/{batch.index:06d}.jsonl", failures)
-        in_flight = state.in_flight = InFlight(
+        in_flight = InFlight(
             index=batch.index,
             first_line=batch.first_line,
             last_end_offset=batch.last_end_offset,
@@ -175,18 +217,27 @@ class ImportSteps:
             count=batch.count,
             invalid=batch.invalid,
             excess=batch.excess,
-            sent_at=self._now(),
         )
-        self._save(job, state)
-        try:
-            staged = vendor.stage(job, batch.body, batch.count)
-        except VendorTransientError as refused:
-            if refused.vendor_answered:  # an error answer: the vendor did not take the batch
-                state.in_flight = None
-                self._save(job, state)
-            raise
+
+        def send() -> StagedBatch:
+            state.in_flight = in_flight.model_copy(update={"sent_at": self._now()})
+            self._save(job, state)
+            try:
+                return vendor.stage(job, batch.body, batch.count)
+            except VendorTransientError as refused:
+                if not refused.may_have_arrived:  # an error answer, or no connection: it did not take the batch
+                    state.in_flight = None
+                    self._save(job, state)
+                raise
+
+        staged = self._retry.call(
+            send,
+            what=f"staging batch {batch.index}",
+            repeatable=unless_it_may_have_arrived,
+            time_left=self._time_to_wait(seconds_left),
+        )
         state = self._with_warnings(job, state, batch, staged.warnings)
-        state = self._acknowledged(state, in_flight.as_batch())
+        state = self._acknowledged(state, in_flight.as_batch(), self._now())
         self._save(job, state, shown.staging(job, _our_counts(state), staged.counts))
         return state
 
@@ -219,7 +270,7 @@ class ImportSteps:
                 self._sleep((settle_at - self._now()).total_seconds())
                 received = self._received(job, vendor)
         if received == staged + in_flight.count:
-            state = self._acknowledged(state, in_flight.as_batch())
+            state = self._acknowledged(state, in_flight.as_batch(), self._now())
             outcome = "arrived"
         elif received == staged:
             state.in_flight = None
@@ -246,6 +297,7 @@ class ImportSteps:
             checkpoint=Checkpoint(source_etag=state.checkpoint.source_etag),
             header=state.header,
             staging_started_at=state.staging_started_at,
+            progressed_at=self._now(),
             restarts=state.restarts + 1,
         )
         patch = vendor_ref.patch(import_state=fresh, progress=shown.staging(job, {}, {}, again=why))
@@ -264,17 +316,38 @@ class ImportSteps:
         return (vendor.poll(job).progress or Progress()).counts.get("received")
 
     @staticmethod
-    def _acknowledged(state: ImportState, batch: Batch) -> ImportState:
+    def _acknowledged(state: ImportState, batch: Batch, at: datetime) -> ImportState:
         return state.model_copy(
             update={
                 "checkpoint": state.checkpoint.after(batch),
                 "in_flight": None,
                 "batch_sizes": [*state.batch_sizes[: batch.index], batch.count],
+                "progressed_at": at,
             }
         )
 
+    @staticmethod
+    def _time_to_wait(seconds_left: Callable[[], float]) -> Callable[[], float]:
+        """The time a retry may wait in this step: what is left, less the request that follows."""
+        return lambda: seconds_left() - STAGE_TIME_RESERVE_SECONDS
+
+    def _check_not_stalled(self, state: ImportState, failed: VendorTransientError) -> None:
+        since = state.progressed_at or state.staging_started_at
+        if since is not None and self._now() - since >= STALLED_AFTER:
+            minutes = int((self._now() - since).total_seconds() // 60)
+            raise VendorUnavailable(
+                f"no batch has been acknowledged for {minutes} minutes ({state.checkpoint.staged_records} records "
+                f"staged); the last error: {failed}"
+            ) from None
+
     def _finish_staging(
-        self, job: Job, vendor: VendorImports, state: ImportState, end: EndOfRecords, failures: list[RecordFailure]
+        self,
+        job: Job,
+        vendor: VendorImports,
+        state: ImportState,
+        end: EndOfRecords,
+        failures: list[RecordFailure],
+        seconds_left: Callable[[], float],
     ) -> None:
         state = self._with_failure_part(job, state, "failures/tail.jsonl", failures)
         state.checkpoint = state.checkpoint.after(end)
@@ -282,7 +355,7 @@ class ImportSteps:
         if state.checkpoint.staged_records == 0:
             raise InvalidSource(f"the file has no valid record ({state.checkpoint.invalid_records} invalid)")
         self._check_token(job, vendor, state)
-        self._run_once(job, vendor, state)
+        self._run_once(job, vendor, state, self._time_to_wait(seconds_left))
         self._store.transition(
             job.job_id,
             JobStatus.RUNNING,
@@ -299,23 +372,30 @@ class ImportSteps:
             ),
         )
 
-    def _run_once(self, job: Job, vendor: VendorImports, state: ImportState) -> None:
+    def _run_once(self, job: Job, vendor: VendorImports, state: ImportState, time_left: Callable[[], float]) -> None:
         """Run the import. A run sent before whose answer never came may still reach the vendor:
-        wait until SETTLE_AFTER has passed since, then the adapter asks before sending it again."""
-        maybe_sent = state.run_sent_at is not None
+        wait until SETTLE_AFTER has passed since, then ask the vendor before sending it again."""
         if state.run_sent_at is not None:
             settle_at = state.run_sent_at + SETTLE_AFTER
             if self._now() < settle_at:
                 self._sleep((settle_at - self._now()).total_seconds())
-        state.run_sent_at = self._now()
-        self._save(job, state)
-        try:
-            vendor.execute(job, maybe_sent=maybe_sent)
-        except VendorTransientError as refused:
-            if refused.vendor_answered:  # an error answer: the vendor did not take the run
-                state.run_sent_at = None
-                self._save(job, state)
-            raise
+            if self._retry.call(lambda: vendor.run_started(job), what="asking whether the import runs", time_left=time_left):
+                return
+
+        def send() -> None:
+            # Recorded only now, as the run leaves: a failure before (a status read, a token) is no
+            # reason for anyone to wait.
+            state.run_sent_at = self._now()
+            self._save(job, state)
+            try:
+                vendor.execute(job)
+            except VendorTransientError as refused:
+                if not refused.may_have_arrived:  # an error answer, or no connection: the run did not leave
+                    state.run_sent_at = None
+                    self._save(job, state)
+                raise
+
+        self._retry.call(send, what="running the import", repeatable=unless_it_may_have_arrived, time_left=time_left)
 
     def _with_failure_part(self, job: Job, state: ImportState, name: str, failures: list[RecordFailure]) -> ImportState:
         if not failures:

@@ -11,11 +11,13 @@ the rules are the same everywhere and tested once (tests/unit/test_reading.py):
 - **Pages** end when the vendor says so: its own "no more" signal, or an empty page; the next page
   starts after the records the vendor actually sent, not after the page size we asked for, so a
   vendor that caps its pages loses nothing; a page that repeats the one before is a protocol error,
-  not an endless loop (`follow_pages`).
+  not an endless loop; a page that meets a transient error can be asked for again, with a
+  budget of its own (`follow_pages`).
 
 This module imports no HTTP library: payload modules use it.
 """
 
+import functools
 import hashlib
 import json
 import re
@@ -26,6 +28,7 @@ from typing import Any, Self
 from pydantic import BaseModel, PrivateAttr, ValidationError, model_validator
 
 from jobrelay.domain.errors import VendorProtocolError
+from jobrelay.domain.request_retries import RequestRetry
 from jobrelay.vendors.redaction import excerpt
 
 _SEPARATORS = re.compile(r"[\s_\-]+")
@@ -189,6 +192,7 @@ def follow_pages(
     what: str,
     max_pages: int,
     tally: PageTally | None = None,
+    retry: RequestRetry | None = None,
 ) -> Iterator[Page]:
     """Every page of a paginated read, one held at a time. `fetch(offset, cursor)` asks for the page
     starting at record `offset` (numbered from `first`), or at the vendor's opaque `cursor`.
@@ -197,13 +201,18 @@ def follow_pages(
     a signal (`more` None) the next page is asked for, so a missing signal costs one empty page, never
     records. The next offset is the current one plus the records actually received: a vendor that
     sends fewer than we asked for loses nothing. A page identical to the one before, a cursor seen
-    before, or more than `max_pages` pages is a VendorProtocolError."""
+    before, or more than `max_pages` pages is a VendorProtocolError.
+
+    With `retry`, a page that meets a transient error is asked for again, with backoff; each page
+    read gives the budget back, so the pages go on where they stopped, never from the first. Without
+    it the error leaves at once (a poll's pages: the state machine retries the poll)."""
     tally = tally if tally is not None else PageTally()
     offset, cursor = first, None
     seen_cursors: set[str] = set()
     previous: str | None = None
     for number in range(1, max_pages + 1):
-        page = fetch(offset, cursor)
+        asking = functools.partial(fetch, offset, cursor)
+        page = retry.call(asking, what=f"{what}, page {number}") if retry is not None else asking()
         tally.pages += 1
         tally.records += len(page.records)
         yield page

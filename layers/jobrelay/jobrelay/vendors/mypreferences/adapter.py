@@ -20,6 +20,7 @@ from jobrelay.domain.errors import VendorOutcomeUnknown, VendorProtocolError, Ve
 from jobrelay.domain.job import Job, Progress, utcnow
 from jobrelay.domain.operation import stored_params
 from jobrelay.domain.reconciliation import Reconciler
+from jobrelay.domain.request_retries import RequestRetry
 from jobrelay.domain.vendor_outcomes import PollOutcome, VendorState
 from jobrelay.domain.vendor_ref import VendorRef
 from jobrelay.vendors.http import shared_http_client
@@ -65,6 +66,7 @@ class MyPreferencesImports:
         http: httpx.Client | None = None,
         now: Callable[[], datetime] = utcnow,
         exceptions_page_size: int = EXCEPTIONS_PAGE_SIZE,
+        retry: RequestRetry | None = None,
     ):
         self.max_concurrent_jobs = account.max_concurrent_jobs  # read by the Start step
         self._client = MyPreferencesClient(
@@ -76,6 +78,8 @@ class MyPreferencesImports:
         )
         self._now = now
         self._page_size = exceptions_page_size
+        # Each exception page is retried on its own (reading.follow_pages).
+        self._retry = retry if retry is not None else RequestRetry()
 
     def limits_for(self, job: Job) -> BatchLimits:
         """The job's limits: its `batch_bytes` (never above the vendor's 28 MB, which the params
@@ -125,23 +129,24 @@ class MyPreferencesImports:
         )
         return StagedBatch(counts=status.counts())
 
-    def execute(self, job: Job, *, maybe_sent: bool = True) -> None:
-        """Execute the import once. When an earlier Execute may have reached MyPreferences, its
-        status says whether it did (see api.py, Execute); a word we do not know cannot say, and the
-        job fails with it rather than executing twice or waiting for an import never executed."""
-        token = self._live_token(job)
-        if maybe_sent:
-            current = self._client.status(token)
-            if not is_staging(current.Status):
-                if not current.reading.known:
-                    raise VendorOutcomeUnknown(
-                        f"an Execute sent earlier got no answer, and MyPreferences' status {current.Status!r} is not one "
-                        "we know, so it cannot tell whether the import was executed: Execute is not sent again",
-                        answer=current.excerpt(),
-                    )
-                log.info("MyPreferences import is already %r; Execute is not sent again", current.Status)
-                return
-        self._client.execute(token)
+    def run_started(self, job: Job) -> bool:
+        """Whether an Execute sent earlier reached MyPreferences: its status has left staging (see
+        api.py, Execute). A word we do not know cannot say, and the job fails with it rather than
+        executing twice or waiting for an import never executed."""
+        current = self._client.status(self._live_token(job))
+        if is_staging(current.Status):
+            return False
+        if not current.reading.known:
+            raise VendorOutcomeUnknown(
+                f"an Execute sent earlier got no answer, and MyPreferences' status {current.Status!r} is not one "
+                "we know, so it cannot tell whether the import was executed: Execute is not sent again",
+                answer=current.excerpt(),
+            )
+        log.info("MyPreferences import is already %r; Execute is not sent again", current.Status)
+        return True
+
+    def execute(self, job: Job) -> None:
+        self._client.execute(self._live_token(job))
 
     def poll(self, job: Job) -> PollOutcome:
         """The import's state from its Status word (api.py, STATUS_TABLE). The counts of the answer
@@ -189,7 +194,12 @@ class MyPreferencesImports:
 
         tally = PageTally()
         pages = follow_pages(
-            fetch, first=FIRST_OFFSET, what="MyPreferences' exception pages", max_pages=MAX_RECORDS_PER_IMPORT + 2, tally=tally
+            fetch,
+            first=FIRST_OFFSET,
+            what="MyPreferences' exception pages",
+            max_pages=MAX_RECORDS_PER_IMPORT + 2,
+            tally=tally,
+            retry=self._retry,
         )
         for page in pages:
             fresh = [record for record in page.records if seen.add(record.SequenceNumber)]

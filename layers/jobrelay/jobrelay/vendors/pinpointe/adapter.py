@@ -27,6 +27,7 @@ from jobrelay.domain.errors import VendorJobFailed, VendorProtocolError
 from jobrelay.domain.job import Job, JobResult, Progress, utcnow
 from jobrelay.domain.operation import stored_params
 from jobrelay.domain.reconciliation import Reconciler, Reconciliation
+from jobrelay.domain.request_retries import RequestRetry
 from jobrelay.domain.vendor_outcomes import CollectOutcome, PollOutcome, StartOutcome, VendorState, WaitMode
 from jobrelay.domain.vendor_ref import VendorRef
 from jobrelay.ports import ResultStore
@@ -129,6 +130,7 @@ class _PinpointeSide:
         http: httpx.Client | None = None,
         now: Callable[[], datetime] = utcnow,
         not_found_grace_seconds: int,
+        retry: RequestRetry | None = None,
     ):
         self.max_concurrent_jobs = account.max_concurrent_jobs  # read by the Start step
         self._client = PinpointeClient(
@@ -137,6 +139,7 @@ class _PinpointeSide:
             account.usertoken,
             http=http or httpx.Client(),
             timeout=account.timeout,
+            retry=retry,
         )
         self._links = ResultLinkPolicy(tuple(account.result_hosts), account.allow_http)
         self._now = now
@@ -253,8 +256,9 @@ class PinpointeAutoresponderResults(_PinpointeSide):
         with whatever counts Pinpointe gave (api.py, ASSUMPTIONS: how counts beside the records are
         told apart).
 
-        A 5xx or a timeout on any page leaves as VendorTransientError and the state machine retries
-        Collect. The retry starts again at the first page and writes the file anew under the same
+        A 5xx or a timeout on a page asks for that page again, with backoff (reading.follow_pages); the
+        pages go on where they stopped. Only a page that keeps failing ends the step (VendorUnavailable);
+        a step that dies is run again from the first page and writes the file anew under the same
         name (the interrupted upload is aborted, never completed), so no record appears twice."""
         params = stored_params(job, AutoresponderResultsParams)
         tally = _Tally()

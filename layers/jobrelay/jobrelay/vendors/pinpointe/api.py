@@ -121,6 +121,11 @@ REQUEST_CONTENT_TYPE = "application/json"
 # never send the account's token to a link host), and it holds one JSON document.
 RESULT_CONTENT_TYPE = "application/json"
 
+# docs/VENDORS.md 1.8, Unknown 4: whether the result link's server honours HTTP ranges is not
+# documented. A broken download is asked for again from the byte it broke at (`Range: bytes=N-`, and
+# If-Range with a strong ETag when the first answer had one); 206 from that byte and 200 with the
+# whole file (its first N bytes dropped) are both read. See jobrelay.vendors.resumable.
+
 # docs/VENDORS.md 1.5.2 and 1.8, Unknown 4: the result file is one JSON object {"count": N, "subscribers":
 # [...]} (subscriber exports; "events" for the contact data summary), also accepted: wrapped in
 # `response` and/or `data`, keys in any casing, the records as a list, as an object keyed by id or as

@@ -20,6 +20,7 @@ import httpx
 from pydantic import SecretStr
 
 from jobrelay.domain.errors import VendorOutcomeUnknown, VendorProtocolError, VendorRejected, VendorTransientError
+from jobrelay.domain.request_retries import RequestRetry
 from jobrelay.vendors.http import StatusCheck, is_transient, transport_errors_as_transient
 from jobrelay.vendors.pinpointe.api import (
     AUTORESPONDER_REQUESTMETHOD,
@@ -41,6 +42,7 @@ from jobrelay.vendors.pinpointe.api import (
 from jobrelay.vendors.pinpointe.params import AsyncMethod
 from jobrelay.vendors.reading import Page, PageTally, follow_pages
 from jobrelay.vendors.redaction import excerpt
+from jobrelay.vendors.resumable import resumed_body
 
 log = logging.getLogger(__name__)
 
@@ -107,12 +109,16 @@ class PinpointeClient:
         *,
         http: httpx.Client,
         timeout: httpx.Timeout,
+        retry: RequestRetry | None = None,
     ):
         self._endpoint = base_url.rstrip("/") + ENDPOINT_PATH
         self._username = username
         self._usertoken = usertoken
         self._http = http
         self._timeout = timeout
+        # Each result page and each stretch of a download is retried on its own (domain/request_retries.py);
+        # a poll is not: each poll is a step of its own, retried by the state machine.
+        self._retry = retry if retry is not None else RequestRetry()
 
     def start_async(self, method: AsyncMethod, details: dict[str, Any]) -> StartedJob:
         """Start an async export. This is the one call that creates work at Pinpointe, so it is never
@@ -162,7 +168,8 @@ class PinpointeClient:
         after those Pinpointe actually sent, until its `pagination.next` reads "0" (or is missing) or a
         page is empty. `tally` counts pages and records and where Pinpointe's own `next` disagreed with
         them. A page that repeats the one before, a cursor seen before, or more than MAX_RESULT_PAGES
-        pages is a VendorProtocolError; a 5xx or a timeout on any page a VendorTransientError."""
+        pages is a VendorProtocolError; a 5xx or a timeout on a page asks for it again, with backoff, and
+        one that keeps failing is VendorUnavailable."""
         call = f"{AUTORESPONDER_REQUESTTYPE}/{AUTORESPONDER_REQUESTMETHOD}"
 
         def fetch(offset: int, cursor: str | None) -> ResultsPage:
@@ -181,23 +188,33 @@ class PinpointeClient:
             return page
 
         what = f"Pinpointe's {call} pages ({limit} records asked for a page)"
-        yield from follow_pages(fetch, first=0, what=what, max_pages=MAX_RESULT_PAGES, tally=tally)  # type: ignore[misc]
+        yield from follow_pages(fetch, first=0, what=what, max_pages=MAX_RESULT_PAGES, tally=tally, retry=self._retry)  # type: ignore[misc]
 
     @contextmanager
     def download(self, url: str, policy: ResultLinkPolicy) -> Iterator[Iterator[bytes]]:
         """Open a result link and give its body as chunks of about DOWNLOAD_CHUNK_BYTES, to be
         consumed inside the `with` block; errors while reading arrive as step errors from the
-        chunk iterator. Redirects are followed only to links `policy` allows."""
-        with self._open_result(policy.check(url), policy) as response:
-            _check_download_status(response)
-            yield _body_chunks(response)
+        chunk iterator. Redirects are followed only to links `policy` allows. A broken connection
+        or a 5xx goes on from the first byte not yet received (vendors/resumable.py)."""
+        target = policy.check(url)
+        body = resumed_body(
+            lambda headers: self._open_result(target, policy, headers),
+            check=_check_download_status,
+            what="Pinpointe's result download",
+            retry=self._retry,
+            chunk_bytes=DOWNLOAD_CHUNK_BYTES,
+        )
+        try:
+            yield body
+        finally:
+            body.close()
 
     @contextmanager
-    def _open_result(self, target: httpx.URL, policy: ResultLinkPolicy) -> Iterator[httpx.Response]:
+    def _open_result(self, target: httpx.URL, policy: ResultLinkPolicy, headers: dict[str, str]) -> Iterator[httpx.Response]:
         for _ in range(MAX_RESULT_REDIRECTS + 1):
             with (
                 transport_errors_as_transient("the result download"),
-                self._http.stream("GET", target, timeout=self._timeout) as response,
+                self._http.stream("GET", target, headers=headers, timeout=self._timeout) as response,
             ):
                 if response.next_request is None:  # not a redirect (the client never follows one itself)
                     yield response
@@ -316,12 +333,3 @@ def _head(response: httpx.Response, limit: int = 2048) -> bytes:
     except httpx.HTTPError:
         pass
     return head[:limit]
-
-
-def _body_chunks(response: httpx.Response) -> Iterator[bytes]:
-    with transport_errors_as_transient("the result download"):
-        yield from response.iter_bytes(DOWNLOAD_CHUNK_BYTES)
-    # Compared with the bytes on the wire (before any content decoding), which Content-Length counts.
-    expected = response.headers.get("Content-Length", "")
-    if expected.isdigit() and int(expected) != response.num_bytes_downloaded:
-        raise VendorTransientError(f"the result download was cut: {response.num_bytes_downloaded} of {expected} bytes arrived")

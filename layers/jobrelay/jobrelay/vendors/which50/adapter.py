@@ -112,22 +112,25 @@ class Which50Imports:
         log.info("Which50 took a batch of %d contacts (%d bytes) with %d warnings", records, len(body), len(warnings))
         return StagedBatch(warnings=warnings)
 
-    def execute(self, job: Job, *, maybe_sent: bool = True) -> None:
-        """Run the import job once. When an earlier run may have reached Which50, the job says
-        whether it did (see api.py, ImportJob.has_started); a status word we do not know, with no
-        other sign, cannot say, and the job fails with it rather than running twice."""
+    def run_started(self, job: Job) -> bool:
+        """Whether a run sent earlier reached Which50: the job says so (see api.py,
+        ImportJob.has_started). A status word we do not know, with no other sign, cannot say, and
+        the job fails with it rather than running twice."""
         list_id, job_id = _import_ids(job)
-        if maybe_sent:
-            current = self._client.import_job(list_id, job_id)
-            if current.has_started:
-                log.info("Which50 import job %s has started already (%r); run is not sent again", job_id, current.CurrentStatus)
-                return
-            if current.status_word is StatusWord.UNKNOWN:
-                raise VendorOutcomeUnknown(
-                    f"a run sent earlier got no answer, and Which50's status {current.CurrentStatus!r} for import job "
-                    f"{job_id} is not one we know, so it cannot tell whether the job runs: run is not sent again",
-                    answer=current.excerpt(),
-                )
+        current = self._client.import_job(list_id, job_id)
+        if current.has_started:
+            log.info("Which50 import job %s has started already (%r); run is not sent again", job_id, current.CurrentStatus)
+            return True
+        if current.status_word is StatusWord.UNKNOWN:
+            raise VendorOutcomeUnknown(
+                f"a run sent earlier got no answer, and Which50's status {current.CurrentStatus!r} for import job "
+                f"{job_id} is not one we know, so it cannot tell whether the job runs: run is not sent again",
+                answer=current.excerpt(),
+            )
+        return False
+
+    def execute(self, job: Job) -> None:
+        list_id, job_id = _import_ids(job)
         params = stored_params(job, ContactImportParams)
         self._client.run(list_id, job_id, custom_events=params.custom_events, match=params.match)
 
