@@ -2,13 +2,14 @@
 
 import sys
 
-from bench import cli_download, cold_start, cost, staging, stream_memory
+from bench import cli_download, cold_start, cost, staging, staging_latency, stream_memory
 
 SECTIONS = {
     "cold start": cold_start.run,
     "cost": cost.run,
     "streaming a result": stream_memory.run,
     "staging an import": staging.run,
+    "staging at the vendor's speed": staging_latency.run,
     "downloading a result with the CLI": cli_download.run,
 }
 

@@ -1,13 +1,14 @@
 """Bulk-import staging on fakes: batches by size, failures by line, resumption without duplicates."""
 
 import json
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import pytest
 from pydantic import BaseModel, Secret, field_validator
 
-from jobrelay.domain.bulk_import import BatchFormat, BatchLimits, StagedBatch
+from jobrelay.domain.bulk_import import BatchFormat, BatchLimits, ImportState, InFlight, StagedBatch
 from jobrelay.domain.errors import (
     InvalidSource,
     VendorOutcomeUnknown,
@@ -76,9 +77,13 @@ class FakeVendor:
     refuse_every_other: bool = False  # answer 503 to every other stage request (never two in a row)
     crash_every_time: bool = False  # crash_on's failure repeats on every later stage call too
     max_concurrent_jobs: int | None = None
+    concurrency: int = 1  # stage requests out at once
 
     def limits_for(self, job):
         return BatchLimits(max_bytes=self.max_bytes)
+
+    def stage_concurrency(self, job):
+        return self.concurrency
 
     def validate(self, job, record):
         return Contact.model_validate(record)
@@ -573,7 +578,7 @@ def test_a_batch_refused_on_every_attempt_fails_the_import_for_an_unavailable_ve
     with pytest.raises(VendorUnavailable, match="staging batch 1 failed 6 times in a row"):
         steps.stage(store.get("job_1"), lambda: 1e9)
 
-    assert store.get("job_1").import_state.in_flight is None  # nothing doubtful left behind
+    assert store.get("job_1").import_state.in_flight == []  # nothing doubtful left behind
 
 
 def test_a_retry_that_would_not_fit_in_the_step_ends_it_or_is_left_to_the_state_machine(world):
@@ -590,7 +595,7 @@ def test_a_retry_that_would_not_fit_in_the_step_ends_it_or_is_left_to_the_state_
     assert steps.stage(store.get("job_1"), lambda: 120.5) is False  # batch 0 went, batch 1 was refused
     with pytest.raises(VendorTransientError):  # batch 1 refused first thing
         steps.stage(store.get("job_1"), lambda: 120.5)
-    assert store.get("job_1").import_state.in_flight is None  # refused: nothing to settle
+    assert store.get("job_1").import_state.in_flight == []  # refused: nothing to settle
     vendor.crash_every_time = False
     stage_until_done(steps, store)
 
@@ -711,3 +716,91 @@ def test_an_import_whose_opening_was_never_recorded_is_not_opened_again(world):
     with pytest.raises(VendorOutcomeUnknown, match="not sent again"):
         steps.open(store.get("job_1"))
     assert vendor.imports_opened == 1
+
+
+# --- several stage requests at once --------------------------------------------------------------
+
+
+@dataclass
+class OutOfOrderVendor(FakeVendor):
+    """Answers batch 0 only once a later batch has been answered: acknowledgements out of order.
+    It numbers records as it takes them, so each answer's `received` places its batch."""
+
+    first_answered_last: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def stage(self, job, body, records):
+        emails = [c["email"] for c in json.loads(body)["contacts"]]
+        if emails[0] == "user1@example.org":
+            assert self.first_answered_last.wait(5), "no later batch was sent while the first was out"
+        with self.lock:
+            answer = super().stage(job, body, records)
+        self.first_answered_last.set()
+        return answer
+
+
+def test_batches_answered_out_of_order_are_each_staged_once_and_placed_where_the_vendor_took_them(world):
+    clock, store, _ = world
+    vendor = OutOfOrderVendor(concurrency=3)
+    world = (clock, store, vendor)
+    vendor.exceptions = [(1, ["refused"], None)]  # the vendor's first record: the first it took, not line 1
+    steps, results, _ = make(world, records_file(GOOD))
+    steps.open(store.get("job_1"))
+
+    stage_until_done(steps, store)
+
+    assert sorted(vendor.received) == sorted(f"user{n}@example.org" for n in range(1, 13))  # each once
+    assert vendor.received[0] != "user1@example.org"  # batch 0 was acknowledged after a later one
+    state = store.get("job_1").import_state
+    assert state.checkpoint.staged_records == 12 and state.in_flight == [] and state.acknowledged_ahead == []
+    assert sorted(state.vendor_positions) == [sum(state.batch_sizes[:i]) for i in range(len(state.batch_sizes))]
+    assert state.vendor_positions[0] > 0
+    store.update("job_1", JobPatch(progress=vendor.poll(None).progress))
+    outcome = steps.collect(store.get("job_1"))
+    (failed,) = [f for f in outcome.result.files if f.name == "failed_records.jsonl"]
+    (line,) = [json.loads(line)["line"] for line in results.read(failed.s3_uri).splitlines()]
+    assert line == GOOD.index(f'{{"email": "{vendor.received[0]}"}}') + 1  # the source line of the vendor's first record
+
+
+def test_a_step_that_dies_with_several_batches_out_sends_none_twice_and_loses_none(world):
+    clock, store, vendor = world
+    vendor.concurrency = 3
+    vendor.crash_on = 3  # the third request dies after the vendor took it; the others are answered
+    steps, *_ = make(world, records_file(GOOD))
+    steps.open(store.get("job_1"))
+
+    with pytest.raises(StageCrash):
+        steps.stage(store.get("job_1"), lambda: 1e9)
+    assert len(store.get("job_1").import_state.in_flight) == 1
+    stage_until_done(steps, store)
+
+    assert sorted(vendor.received) == sorted(f"user{n}@example.org" for n in range(1, 13))  # each exactly once
+    assert [e.detail["outcome"] for e in store.timeline("job_1") if e.event == "batch_reconciled"] == ["arrived"]
+
+
+def test_batches_in_flight_whose_count_cannot_tell_which_arrived_restart_the_import(world):
+    """Two batches of the same size out, one arrived: the count says one did, not which. The import is
+    begun afresh (the first is never run), never one batch sent twice."""
+    clock, store, vendor = world
+    steps, *_ = make(world, records_file(GOOD))
+    steps.open(store.get("job_1"))
+    job = store.get("job_1")
+    first, second = (
+        InFlight(index=0, first_line=1, last_end_offset=10, next_line=4, count=3, sent_at=clock()),
+        InFlight(index=1, first_line=4, last_end_offset=20, next_line=7, count=3, sent_at=clock()),
+    )
+    store.update("job_1", JobPatch(import_state=job.import_state.model_copy(update={"in_flight": [first, second]})))
+    vendor.received.extend(["somebody@example.org"] * 3)  # one of the two arrived
+
+    stage_until_done(steps, store)
+
+    everyone = [f"user{n}@example.org" for n in range(1, 13)]
+    assert vendor.imports_opened == 2 and vendor.received_by_import[2] == everyone
+    (restart,) = [e.detail for e in store.timeline("job_1") if e.event == "import_restarted"]
+    assert "cannot tell which of batches 0, 1 arrived" in restart["reason"]
+
+
+def test_an_import_state_stored_with_one_batch_in_flight_is_read_as_a_list_of_one():
+    flight = {"index": 2, "first_line": 7, "last_end_offset": 70, "next_line": 9, "count": 2}
+    assert ImportState.model_validate({"in_flight": flight}).in_flight == [InFlight(**flight)]
+    assert ImportState.model_validate({"in_flight": None}).in_flight == []

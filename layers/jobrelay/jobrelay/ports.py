@@ -196,6 +196,10 @@ class VendorImports(VendorSide, Protocol):
         """When the opened import stops accepting calls (a per-import access token's expiry), None
         when it does not expire: staging that could not finish before then is not begun."""
 
+    def stage_concurrency(self, job: Job) -> int:
+        """How many stage requests of one import may be out at once (at least 1): the account's
+        setting, else the vendor's default. `stage` is then called from that many threads."""
+
     def stage(self, job: Job, body: bytes, records: int) -> StagedBatch: ...
 
     def run_started(self, job: Job) -> bool:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 @dataclass(frozen=True)
@@ -184,6 +184,7 @@ class InFlight(BaseModel):
     invalid: int = 0
     excess: int = 0
     sent_at: datetime | None = None
+    vendor_position: int | None = None  # once acknowledged: see ImportState.vendor_positions
 
     def as_batch(self) -> Batch:
         """The batch as Checkpoint.after() needs it (its records and body are long gone)."""
@@ -201,12 +202,22 @@ class InFlight(BaseModel):
 
 
 class ImportState(BaseModel):
-    """Where a bulk import stands (job.import_state): its checkpoint, the batch in flight, what it
-    staged, and the working files of its failures and warnings. Saved after every batch."""
+    """Where a bulk import stands (job.import_state): its checkpoint, the batches in flight, what it
+    staged, and the working files of its failures and warnings. Saved after every batch.
+
+    Several stage requests may be in flight at once (VendorImports.stage_concurrency), and their
+    answers may come in any order: the checkpoint only moves over an unbroken run of acknowledged
+    batches, and a batch acknowledged ahead of one still in flight waits in `acknowledged_ahead`,
+    so a resumed step neither sends it again nor loses the one before it."""
 
     checkpoint: Checkpoint = Field(default_factory=Checkpoint)
-    in_flight: InFlight | None = None
+    in_flight: list[InFlight] = Field(default_factory=list)
+    acknowledged_ahead: list[InFlight] = Field(default_factory=list)
     batch_sizes: list[int] = Field(default_factory=list)  # records per staged batch, in order
+    # Where each staged batch's first record sits among the records the vendor received (0-based), as
+    # its stage answer counted them; None where it did not say. With one request at a time this is
+    # the running total; with several, the order the vendor took them in, which its record numbers follow.
+    vendor_positions: list[int | None] = Field(default_factory=list)
     failure_parts: list[str] = Field(default_factory=list)  # scratch files of our own failures
     warning_parts: list[str] = Field(default_factory=list)  # scratch files of the vendor's record warnings
     header: list[str] | None = None  # a CSV file's header, to resume mid-file
@@ -214,3 +225,48 @@ class ImportState(BaseModel):
     progressed_at: datetime | None = None  # the last batch acknowledged (or staging's start): a stall is measured from it
     restarts: int = 0  # fresh imports opened after a batch of unknown fate (vendors that count nothing)
     run_sent_at: datetime | None = None  # the run was sent then, and its answer is not known yet
+
+    @field_validator("in_flight", mode="before")
+    @classmethod
+    def _one_batch_of_old(cls, value: Any) -> Any:
+        """Items stored when one batch at most was in flight hold it (or null) here."""
+        if value is None:
+            return []
+        return [value] if isinstance(value, dict) else value
+
+    @property
+    def staged_or_ahead(self) -> int:
+        """Records the vendor has acknowledged: the checkpoint's and those acknowledged ahead of it."""
+        return self.checkpoint.staged_records + sum(batch.count for batch in self.acknowledged_ahead)
+
+    def sent(self, batch: InFlight) -> "ImportState":
+        """This state with `batch` in flight."""
+        return self.model_copy(update={"in_flight": [*self.in_flight, batch]})
+
+    def not_sent(self, index: int) -> "ImportState":
+        """This state with batch `index` no longer in flight (the vendor did not take it)."""
+        return self.model_copy(update={"in_flight": [b for b in self.in_flight if b.index != index]})
+
+    def acknowledged(self, batch: InFlight, at: datetime, vendor_position: int | None = None) -> "ImportState":
+        """This state once the vendor has acknowledged `batch`: the checkpoint moves over it and over
+        every batch acknowledged ahead that now follows on; otherwise it waits in acknowledged_ahead."""
+        ahead = sorted(
+            [*self.acknowledged_ahead, batch.model_copy(update={"vendor_position": vendor_position})], key=lambda b: b.index
+        )
+        checkpoint, sizes, positions = self.checkpoint, list(self.batch_sizes), list(self.vendor_positions)
+        while ahead and ahead[0].index == checkpoint.next_batch_index:
+            done = ahead.pop(0)
+            checkpoint = checkpoint.after(done.as_batch())
+            del sizes[done.index :], positions[done.index :]
+            sizes.append(done.count)
+            positions.append(done.vendor_position)
+        return self.model_copy(
+            update={
+                "checkpoint": checkpoint,
+                "in_flight": [b for b in self.in_flight if b.index != batch.index],
+                "acknowledged_ahead": ahead,
+                "batch_sizes": sizes,
+                "vendor_positions": positions,
+                "progressed_at": at,
+            }
+        )

@@ -26,10 +26,13 @@ vendor only when one request keeps failing past its budget, or when no batch has
 for STALLED_AFTER.
 """
 
+import bisect
+import itertools
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -62,6 +65,7 @@ from jobrelay.domain.vendor_outcomes import CollectOutcome
 from jobrelay.ports import JobStore, RecordsSource, ResultStore, ScratchStore, VendorImports
 from jobrelay.services import progress as shown
 from jobrelay.services.creating_calls import creating_call
+from jobrelay.services.stage_window import StageWindow
 
 logger = logging.getLogger(__name__)
 
@@ -134,43 +138,148 @@ class ImportSteps:
         """Stage from the checkpoint on; True once every record is accounted for and the import
         has been run at the vendor, False when this step stopped early (call it again)."""
         state = job.import_state or ImportState()
-        if state.in_flight is not None:
-            job, state = self._settle_in_flight(job, vendor, state, state.in_flight)
+        if state.in_flight:
+            job, state = self._settle_in_flight(job, vendor, state)
         try:
             return self._stage_from(job, vendor, state, seconds_left)
         except SourceFileError as unreadable:  # the file as a whole, e.g. its CSV header changed
             raise InvalidSource(str(unreadable)) from None
 
     def _stage_from(self, job: Job, vendor: VendorImports, state: ImportState, seconds_left: Callable[[], float]) -> bool:
+        """Send the batches from the checkpoint on, up to the vendor's stage_concurrency at once, and
+        take their answers as they come; the step ends early when its time runs short or an answer
+        says it must (_Staging)."""
+        staging = _Staging(job, state)
         pending: list[RecordFailure] = []
-        progressed = False  # a batch acknowledged in this step
-        for item in self._cut(job, vendor, state):
-            if isinstance(item, RecordFailure):
-                pending.append(item)
-            elif isinstance(item, Batch):
-                if state.checkpoint.already_staged(item):
-                    pending.clear()
-                    continue
-                self._check_token(job, vendor, state)
-                try:
-                    state = self._stage_batch(job, vendor, state, item, pending, seconds_left)
-                except VendorTransientError as failed:
-                    if failed.may_have_arrived:  # its answer never came: the next step settles the batch first
-                        self._check_not_stalled(state, failed)
-                        return False
-                    if progressed:  # refused, and no time left to wait: the next step goes on, afresh
-                        return False
-                    # Refused before this step got anywhere: the state machine retries the step after
-                    # its own backoff. (Its count starts afresh with every Stage step that returns.)
-                    raise
-                progressed = True
-                pending = []
-                if seconds_left() < STAGE_TIME_RESERVE_SECONDS:
-                    return False
-            elif isinstance(item, EndOfRecords):
-                self._finish_staging(job, vendor, state, item, pending, seconds_left)
-                return True
-        raise AssertionError("cut_batches always ends with EndOfRecords")
+        with StageWindow(vendor.stage_concurrency(job)) as window:
+            for item in self._cut(job, vendor, state):
+                if isinstance(item, RecordFailure):
+                    pending.append(item)
+                elif isinstance(item, Batch):
+                    # Cut before waiting for room: the next batch is ready when a request comes back.
+                    while window.full and staging.stop is None:
+                        self._take_answers(staging, window, vendor, wait_for_one=True)
+                    if staging.stop is not None:
+                        break
+                    if not _counted_already(staging.state, item):
+                        self._check_token(job, vendor, staging.state)
+                        self._send(staging, window, vendor, item, pending, seconds_left)
+                    pending = []
+                    self._take_answers(staging, window, vendor, wait_for_one=False)
+                    if staging.stop is not None or seconds_left() < STAGE_TIME_RESERVE_SECONDS:
+                        break
+                elif isinstance(item, EndOfRecords):
+                    self._take_answers(staging, window, vendor, every_one=True)
+                    self._flush(staging)
+                    if staging.stop is None:
+                        self._finish_staging(job, vendor, staging.state, item, pending, seconds_left)
+                        return True
+                    break
+            self._take_answers(staging, window, vendor, every_one=True)
+        self._flush(staging)
+        return self._stopped(staging)
+
+    def _flush(self, staging: "_Staging") -> None:
+        """Save the acknowledgements not saved yet (see _take_answers)."""
+        if staging.unsaved is not None:
+            self._save(staging.job, staging.state, staging.unsaved)
+            staging.unsaved = None
+
+    def _send(
+        self,
+        staging: "_Staging",
+        window: StageWindow,
+        vendor: VendorImports,
+        batch: Batch,
+        failures: list[RecordFailure],
+        seconds_left: Callable[[], float],
+    ) -> None:
+        """Everything a retry needs is stored first: the failures read before the batch, then the
+        batch marked in flight; then, on the request's own thread, its line map, then the batch
+        leaves (a line map not yet written means the batch has not left: the next step sends it
+        again and writes it then). Both files are rewritten identically if the batch is cut again.
+        A refusal answered by the vendor is sent again in the request's own retries
+        (domain/request_retries.py)."""
+        job = staging.job
+        state = self._with_failure_part(job, staging.state, f"failures/{batch.index:06d}.jsonl", failures)
+        flight = InFlight(
+            index=batch.index,
+            first_line=batch.first_line,
+            last_end_offset=batch.last_end_offset,
+            next_line=batch.next_line,
+            count=batch.count,
+            invalid=batch.invalid,
+            excess=batch.excess,
+            sent_at=self._now(),
+        )
+        staging.state = state.sent(flight)
+        staging.lines[batch.index] = batch.lines
+        self._save(job, staging.state, staging.unsaved)
+        staging.unsaved = None
+        line_map = json.dumps(batch.lines).encode()
+
+        def request() -> StagedBatch:
+            self._scratch.put(job.job_id, f"lines/{batch.index:06d}.json", line_map)
+            return self._retry.call(
+                lambda: vendor.stage(job, batch.body, batch.count),
+                what=f"staging batch {batch.index}",
+                repeatable=unless_it_may_have_arrived,
+                time_left=self._time_to_wait(seconds_left),
+            )
+
+        window.send(flight, request)
+
+    def _take_answers(
+        self,
+        staging: "_Staging",
+        window: StageWindow,
+        vendor: VendorImports,
+        *,
+        wait_for_one: bool = False,
+        every_one: bool = False,
+    ) -> None:
+        """Fold the answers that have come (all of them with `every_one`) into the import's state."""
+        answers = window.all_answers() if every_one else window.answers(wait_for_one=wait_for_one)
+        for answer in answers:
+            batch = answer.batch
+            if answer.staged is not None:
+                received = answer.staged.counts.get("received")
+                position = received - batch.count if received is not None else None
+                state = self._with_warnings(
+                    staging.job, staging.state, batch.index, staging.lines.pop(batch.index, []), answer.staged.warnings
+                )
+                staging.state = state.acknowledged(batch, self._now(), position)
+                staging.progressed = True
+                # Saved with the next batch sent (or when the step ends): one write a batch, not two.
+                # Lost with the step, an acknowledgement is recovered: the batch is still in flight in
+                # the stored state, and the vendor's count settles it as arrived.
+                staging.unsaved = shown.staging(staging.job, _our_counts(staging.state), answer.staged.counts)
+                continue
+            staging.lines.pop(batch.index, None)
+            error = answer.error
+            if not (isinstance(error, VendorTransientError) and error.may_have_arrived) and isinstance(
+                error, VendorTransientError | VendorUnavailable | VendorRejected
+            ):
+                # The vendor answered: it did not take the batch, so there is nothing to settle.
+                staging.state = staging.state.not_sent(batch.index)
+                self._save(staging.job, staging.state)
+            if staging.stop is None:
+                staging.stop = error
+
+    def _stopped(self, staging: "_Staging") -> bool:
+        """False (the next step goes on) or the error the step must end with."""
+        error = staging.stop
+        if error is None:
+            return False
+        if isinstance(error, VendorTransientError):
+            if error.may_have_arrived:  # its answer never came: the next step settles the batch first
+                self._check_not_stalled(staging.state, error)
+                return False
+            if staging.progressed:  # refused, and no time left to wait: the next step goes on, afresh
+                return False
+            # Refused before this step got anywhere: the state machine retries the step after its
+            # own backoff. (Its count starts afresh with every Stage step that returns.)
+        raise error
 
     def _cut(self, job: Job, vendor: VendorImports, state: ImportState):
         checkpoint = state.checkpoint
@@ -196,95 +305,64 @@ class ImportSteps:
             record_key=vendor.record_key,
         )
 
-    def _stage_batch(
-        self,
-        job: Job,
-        vendor: VendorImports,
-        state: ImportState,
-        batch: Batch,
-        failures: list[RecordFailure],
-        seconds_left: Callable[[], float],
+    def _with_warnings(
+        self, job: Job, state: ImportState, index: int, lines_of_batch: list[int], warnings: list[tuple[int, list[str]]]
     ) -> ImportState:
-        # Everything a retry needs goes to S3 first: the batch's line map and the failures read
-        # before it. Both are rewritten identically if the batch is cut again.
-        self._scratch.put(job.job_id, f"lines/{batch.index:06d}.json", json.dumps(batch.lines).encode())
-        state = self._with_failure_part(job, state, f"failures/{batch.index:06d}.jsonl", failures)
-        in_flight = InFlight(
-            index=batch.index,
-            first_line=batch.first_line,
-            last_end_offset=batch.last_end_offset,
-            next_line=batch.next_line,
-            count=batch.count,
-            invalid=batch.invalid,
-            excess=batch.excess,
-        )
-
-        def send() -> StagedBatch:
-            state.in_flight = in_flight.model_copy(update={"sent_at": self._now()})
-            self._save(job, state)
-            try:
-                return vendor.stage(job, batch.body, batch.count)
-            except VendorTransientError as refused:
-                if not refused.may_have_arrived:  # an error answer, or no connection: it did not take the batch
-                    state.in_flight = None
-                    self._save(job, state)
-                raise
-
-        staged = self._retry.call(
-            send,
-            what=f"staging batch {batch.index}",
-            repeatable=unless_it_may_have_arrived,
-            time_left=self._time_to_wait(seconds_left),
-        )
-        state = self._with_warnings(job, state, batch, staged.warnings)
-        state = self._acknowledged(state, in_flight.as_batch(), self._now())
-        self._save(job, state, shown.staging(job, _our_counts(state), staged.counts))
-        return state
-
-    def _with_warnings(self, job: Job, state: ImportState, batch: Batch, warnings: list[tuple[int, list[str]]]) -> ImportState:
-        """Keep the vendor's warnings about single records of `batch`, with their source lines."""
+        """Keep the vendor's warnings about single records of batch `index`, with their source lines."""
         if not warnings:
             return state
-        name = f"warnings/{batch.index:06d}.jsonl"
+        name = f"warnings/{index:06d}.jsonl"
         lines = b"".join(
-            _json_line({"line": batch.lines[position] if 0 <= position < len(batch.lines) else None, "warnings": texts})
+            _json_line({"line": lines_of_batch[position] if 0 <= position < len(lines_of_batch) else None, "warnings": texts})
             for position, texts in warnings
         )
         self._scratch.put(job.job_id, name, lines)
         parts = state.warning_parts if name in state.warning_parts else [*state.warning_parts, name]
         return state.model_copy(update={"warning_parts": parts})
 
-    def _settle_in_flight(
-        self, job: Job, vendor: VendorImports, state: ImportState, in_flight: InFlight
-    ) -> tuple[Job, ImportState]:
-        """A previous step died with `in_flight` sent: did the vendor get it? A batch it has not
-        counted yet may still arrive (a request that timed out on our side): wait out SETTLE_AFTER
-        from its sending before taking it as lost. Returns the job and its state as saved."""
-        staged = state.checkpoint.staged_records
+    def _settle_in_flight(self, job: Job, vendor: VendorImports, state: ImportState) -> tuple[Job, ImportState]:
+        """A previous step died with batches in flight: which did the vendor get? Its count of the
+        records received says, when exactly one choice of them makes it up. Batches it has not counted
+        yet may still arrive (a request that timed out on our side): unless all have arrived, wait out
+        SETTLE_AFTER from the last sending before taking the others as lost. Several choices making
+        up the count cannot tell (a fresh import then, as for a vendor that counts nothing); none is a
+        VendorProtocolError. Returns the job and its state as saved."""
+        flights = state.in_flight
+        names = ", ".join(str(flight.index) for flight in flights)
         received = self._received(job, vendor)
         if received is None:
-            return self._restart(job, vendor, state, f"the vendor cannot say whether batch {in_flight.index} arrived")
-        if received == staged and in_flight.sent_at is not None:
-            settle_at = in_flight.sent_at + SETTLE_AFTER
-            if self._now() < settle_at:
-                self._sleep((settle_at - self._now()).total_seconds())
+            return self._restart(job, vendor, state, f"the vendor cannot say whether batch {names} arrived")
+        staged = state.staged_or_ahead
+        if received != staged + sum(flight.count for flight in flights):
+            sent_at = max((flight.sent_at for flight in flights if flight.sent_at is not None), default=None)
+            if sent_at is not None and self._now() < sent_at + SETTLE_AFTER:
+                self._sleep((sent_at + SETTLE_AFTER - self._now()).total_seconds())
                 received = self._received(job, vendor)
-        if received == staged + in_flight.count:
-            state = self._acknowledged(state, in_flight.as_batch(), self._now())
-            outcome = "arrived"
-        elif received == staged:
-            state.in_flight = None
-            outcome = "lost; sending it again"
-        else:
+        choices = _arrivals(flights, (received or 0) - staged)
+        if not choices:
             raise VendorProtocolError(
-                f"the vendor has received {received} records but {staged} were staged before batch {in_flight.index} "
-                f"({in_flight.count} records): cannot tell what arrived"
+                f"the vendor has received {received} records but {staged} were staged before batch {names} "
+                f"({sum(flight.count for flight in flights)} records): cannot tell what arrived"
             )
+        if len(choices) > 1:
+            return self._restart(job, vendor, state, f"the vendor's count cannot tell which of batches {names} arrived")
+        (arrived,) = choices
+        outcomes: dict[str, str] = {}
+        for flight in flights:
+            if flight.index in arrived:
+                # Its place among the vendor's records is known only when it was the one out.
+                position = received - flight.count if len(flights) == 1 and received is not None else None
+                state = state.acknowledged(flight, self._now(), position)
+                outcomes[str(flight.index)] = "arrived"
+            else:
+                state = state.not_sent(flight.index)
+                outcomes[str(flight.index)] = "lost; sending it again"
         job = self._save(job, state)
-        self._store.append_event(
-            job.job_id,
-            TimelineEvent(at=self._now(), event="batch_reconciled", detail={"batch": in_flight.index, "outcome": outcome}),
-        )
+        for index, outcome in outcomes.items():
+            self._store.append_event(
+                job.job_id,
+                TimelineEvent(at=self._now(), event="batch_reconciled", detail={"batch": int(index), "outcome": outcome}),
+            )
         return job, state
 
     def _restart(self, job: Job, vendor: VendorImports, state: ImportState, why: str) -> tuple[Job, ImportState]:
@@ -314,17 +392,6 @@ class ImportSteps:
     @staticmethod
     def _received(job: Job, vendor: VendorImports) -> int | None:
         return (vendor.poll(job).progress or Progress()).counts.get("received")
-
-    @staticmethod
-    def _acknowledged(state: ImportState, batch: Batch, at: datetime) -> ImportState:
-        return state.model_copy(
-            update={
-                "checkpoint": state.checkpoint.after(batch),
-                "in_flight": None,
-                "batch_sizes": [*state.batch_sizes[: batch.index], batch.count],
-                "progressed_at": at,
-            }
-        )
 
     @staticmethod
     def _time_to_wait(seconds_left: Callable[[], float]) -> Callable[[], float]:
@@ -491,22 +558,22 @@ class ImportSteps:
 
     def _vendor_failures(self, job: Job, vendor: VendorImports, state: ImportState) -> Iterator[RecordFailure]:
         """The vendor's failures, with the source line of each: the vendor numbers records in the
-        order they were staged, and each batch's line map says which line each came from."""
-        starts, total = [], 0
-        for size in state.batch_sizes:
-            starts.append(total)
-            total += size
+        order it received them, each batch's place in that order is known (_batch_places), and each
+        batch's line map says which line each of its records came from."""
+        places = _batch_places(state)
+        starts = [start for start, _, _ in places]
         cached: tuple[int, list[int]] | None = None
         for sequence, reasons, key in vendor.failures(job):
             position = sequence - 1
-            batch = _batch_of(starts, position)
+            found = bisect.bisect_right(starts, position) - 1
             # "vendor": MyPreferences lists staging refusals and execution exceptions together.
-            if batch is None or position >= total:
+            if found < 0 or position >= places[found][0] + places[found][1]:
                 yield RecordFailure(line=None, key=key, stage="vendor", reasons=[*reasons, f"(vendor record {sequence})"])
                 continue
+            start, _, batch = places[found]
             if cached is None or cached[0] != batch:
                 cached = (batch, json.loads(self._scratch.get(job.job_id, f"lines/{batch:06d}.json")))
-            yield RecordFailure(line=cached[1][position - starts[batch]], key=key, stage="vendor", reasons=reasons)
+            yield RecordFailure(line=cached[1][position - start], key=key, stage="vendor", reasons=reasons)
 
     def _summary(
         self, job: Job, state: ImportState, failed_records: int, warnings: int, reconciliation: Reconciliation
@@ -541,11 +608,53 @@ class ImportSteps:
         }
 
 
-def _batch_of(starts: list[int], position: int) -> int | None:
-    from bisect import bisect_right
+@dataclass
+class _Staging:
+    """One Stage step's staging: the import's state as last saved, the line maps of the batches out,
+    whether a batch was acknowledged in this step, and the answer that stops it, if one has."""
 
-    index = bisect_right(starts, position) - 1
-    return index if index >= 0 else None
+    job: Job
+    state: ImportState
+    lines: dict[int, list[int]] = field(default_factory=dict)
+    progressed: bool = False
+    unsaved: Progress | None = None  # acknowledgements folded into `state` but not saved yet: the progress to show
+    stop: BaseException | None = None
+
+
+def _counted_already(state: ImportState, batch: Batch) -> bool:
+    """A batch cut again that the vendor has acknowledged: in the checkpoint, or ahead of it."""
+    if batch.index < state.checkpoint.next_batch_index:
+        return state.checkpoint.already_staged(batch)
+    return any(ahead.index == batch.index for ahead in state.acknowledged_ahead)
+
+
+def _arrivals(flights: list[InFlight], received: int) -> list[set[int]]:
+    """Every choice of the batches in flight whose records add up to `received` (at most two are
+    looked for: one is the answer, two already cannot tell)."""
+    found: list[set[int]] = []
+    for size in range(len(flights) + 1):
+        for chosen in itertools.combinations(flights, size):
+            if sum(flight.count for flight in chosen) == received:
+                found.append({flight.index for flight in chosen})
+                if len(found) > 1:
+                    return found
+    return found
+
+
+def _batch_places(state: ImportState) -> list[tuple[int, int, int]]:
+    """(first vendor position, records, batch index) of each staged batch, by position. Where the
+    stage answers gave no count at all, the batches sit in the order they were staged (they went
+    one at a time, or the vendor numbers nothing); a batch whose place is not known (one of several
+    that a crashed step left in flight) is left out, so its failures carry no line rather than a wrong one."""
+    sizes = state.batch_sizes
+    positions: Sequence[int | None] = state.vendor_positions
+    if len(positions) != len(sizes) or all(position is None for position in positions):
+        positions = list(itertools.accumulate(sizes, initial=0))[: len(sizes)]
+    return sorted(
+        (position, size, index)
+        for index, (position, size) in enumerate(zip(positions, sizes, strict=True))
+        if position is not None
+    )
 
 
 def _our_counts(state: ImportState) -> dict[str, int]:

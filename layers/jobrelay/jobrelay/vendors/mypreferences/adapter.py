@@ -69,6 +69,7 @@ class MyPreferencesImports:
         retry: RequestRetry | None = None,
     ):
         self.max_concurrent_jobs = account.max_concurrent_jobs  # read by the Start step
+        self._stage_concurrency = account.stage_concurrency
         self._client = MyPreferencesClient(
             account.base_url,
             account.client_id,
@@ -114,6 +115,9 @@ class MyPreferencesImports:
 
     def usable_until(self, job: Job) -> datetime:
         return ImportRef.of(job).expires_at
+
+    def stage_concurrency(self, job: Job) -> int:
+        return self._stage_concurrency
 
     def stage(self, job: Job, body: bytes, records: int) -> StagedBatch:
         cap = stored_params(job, BulkImportParams).batch_bytes

@@ -31,10 +31,12 @@ from jobrelay.domain.job import utcnow
 from jobrelay.vendors.http import VendorAccount
 from jobrelay.vendors.mypreferences.api import (
     CONCURRENT_IMPORTS_DEFAULT,
+    MAX_STAGE_CONCURRENCY,
     OAUTH_DEFAULT_TOKEN_SECONDS,
     OAUTH_RENEWAL_MARGIN,
     PNAUTHINFO3_SCHEME,
     SIGNATURE_BACKDATE,
+    STAGE_CONCURRENCY_DEFAULT,
     vendor_message,
 )
 from jobrelay.vendors.redaction import excerpt, register_secret
@@ -69,9 +71,7 @@ class MyPreferencesAccount(VendorAccount):
     )
     user_id: Annotated[str, Field(min_length=1, max_length=256)]
     auth: Annotated[OAuthSettings | PnAuthInfo3Settings, Field(discriminator="scheme")]
-    # Ignored: nothing reads it (it sized a Map state the state machine no longer has). Still accepted,
-    # and checked as before, so the secrets that hold it stay valid.
-    stage_concurrency: Annotated[int, Field(ge=1)] = 1
+    stage_concurrency: Annotated[int, Field(ge=1, le=MAX_STAGE_CONCURRENCY)] = STAGE_CONCURRENCY_DEFAULT  # see api.py
     max_concurrent_jobs: Annotated[int, Field(ge=1)] | None = CONCURRENT_IMPORTS_DEFAULT  # see api.py
     read_timeout_seconds: Annotated[float, Field(gt=0)] = 60.0  # also the write timeout: stages are large
 

@@ -51,6 +51,7 @@ class Which50Imports:
 
     def __init__(self, account: Which50Account, *, http: httpx.Client | None = None):
         self.max_concurrent_jobs = account.max_concurrent_jobs  # read by the Start step
+        self._stage_concurrency = account.stage_concurrency
         self._client = Which50Client(account, http=http or httpx.Client())
         self._rules: tuple[str, ContactRules] | None = None  # of the job whose records are being checked
 
@@ -105,6 +106,9 @@ class Which50Imports:
 
     def usable_until(self, job: Job) -> None:
         return None  # a Which50 import job does not expire (docs/VENDORS.md 3)
+
+    def stage_concurrency(self, job: Job) -> int:
+        return self._stage_concurrency
 
     def stage(self, job: Job, body: bytes, records: int) -> StagedBatch:
         list_id, job_id = _import_ids(job)

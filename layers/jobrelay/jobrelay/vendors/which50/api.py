@@ -100,6 +100,13 @@ NEGATIONS = frozenset({"no", "not", "non", "never", "without", "zero", "un"})
 # that value *and* counted as invalid, is not documented (docs/VENDORS.md 3.6): reconcile() accepts the
 # reading the counts fit and names it in the check's note; counts that fit neither fail the check.
 
+# docs/VENDORS.md 3.6, Unknown 21: Which50 documents no rate or concurrency limit, and its batches carry
+# no record numbers (its failures are counts): batches may go in any order. Up to this many batch
+# requests of one import are out at once, unless the account's secret says `stage_concurrency`.
+# A guess to check with Which50; 1 restores one at a time.
+STAGE_CONCURRENCY_DEFAULT = 4
+MAX_STAGE_CONCURRENCY = 8
+
 # docs/VENDORS.md 3.6, Unknown 20: whether `run` may be repeated is not documented (it may import the
 # contacts twice). A run whose answer never came is only sent again once the job shows no sign of
 # having started: no FinishDate, ProgressPercent 0, and a CurrentStatus that is PENDING or UNKNOWN

@@ -28,9 +28,11 @@ from jobrelay.vendors.which50.api import (
     IMPORT_JOB_PATH,
     IMPORT_PATH,
     LIST_PATH,
+    MAX_STAGE_CONCURRENCY,
     QUERY_LIST_SEPARATOR,
     REQUEST_CONTENT_TYPE,
     RUN_PATH,
+    STAGE_CONCURRENCY_DEFAULT,
     ContactList,
     ImportJob,
     SchemaField,
@@ -53,6 +55,7 @@ class Which50Account(VendorAccount):
     auth_header: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9-]+$")] = AUTH_HEADER
     auth_scheme: Annotated[str, Field(max_length=40, pattern=r"^[A-Za-z0-9_-]*$")] = AUTH_SCHEME
     read_timeout_seconds: Annotated[float, Field(gt=0)] = 120.0  # also the write timeout: a batch is up to 25 MB
+    stage_concurrency: Annotated[int, Field(ge=1, le=MAX_STAGE_CONCURRENCY)] = STAGE_CONCURRENCY_DEFAULT  # see api.py
 
     @field_validator("base_url")
     @classmethod
