@@ -11,12 +11,14 @@ NODE_STAMP := node_modules/.installed-stamp
 # Python 3.13 (the Lambda runtime's version): pyenv's, selected by .python-version, else one on PATH.
 PYTHON313 := $(or $(shell pyenv which python3.13 2>/dev/null),$(shell command -v python3.13 2>/dev/null),$(wildcard $(HOME)/.pyenv/versions/$(PYTHON_VERSION)/bin/python3.13))
 
-.PHONY: help run test lint unit integration e2e bench build clean
+.PHONY: help run test lint unit integration e2e fuzz bench build clean
 
 help:
 	@echo "make run    start the local stack (HTTP API on http://127.0.0.1:3000, moto, vendor sandbox)"
 	@echo "           options: make run ARGS='--port 3001 --profile test' (python -m devstack --help lists them)"
 	@echo "make test   lint the code (ruff, mypy), the template and the state machine, then run the whole test suite"
+	@echo "make fuzz   fuzz every API route against the local stack far longer than make test does"
+	@echo "           (1,000 examples per route and mode instead of 40, about 45 min; FUZZ_EXAMPLES=5000 for more)"
 	@echo "make bench  run the benchmarks and print their figures"
 	@echo "make build  sam build (needs the AWS SAM CLI and python3.13 on PATH)"
 
@@ -53,6 +55,11 @@ test: lint
 
 unit integration e2e: $(STAMP)
 	$(PY) -m pytest tests/$@
+
+# The fuzz test of make test (tests/e2e/test_api_fuzz.py) with many more examples, new ones each run;
+# no per-test timeout, since a route at this many examples runs for minutes.
+fuzz: $(STAMP)
+	JOBRELAY_FUZZ_EXAMPLES=$(or $(FUZZ_EXAMPLES),1000) $(PY) -m pytest tests/e2e/test_api_fuzz.py --timeout=0
 
 bench: $(STAMP)
 	$(PY) -m bench

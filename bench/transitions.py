@@ -46,6 +46,47 @@ def count_transitions(job_seconds: int, next_wait: Callable[[int], dict[str, Any
         name = state["Next"]
 
 
+def count_queued_transitions(queued_seconds: int, slot_wait: Callable[[int], int], asl: dict[str, Any] | None = None) -> int:
+    """A job whose account stays at its limit for `queued_seconds`: its transitions from its first
+    state to the Route that sends it on once it holds a slot (a job that never queued pays two of
+    them: Start, Route). `slot_wait(looks_so_far)` is the wait_seconds Start answers while no slot
+    is free. Every wait for a slot runs to its end: a parked job's task to its fallback timeout
+    (the worst case: its wake-up was lost, or the slot freed just as the timeout came)."""
+    asl = asl or load_asl()
+    clock = looks = transitions = 0
+    admitted = False
+    name: str = asl["StartAt"]
+    data: dict[str, Any] = {}
+    while True:
+        state = asl["States"][name]
+        transitions += 1
+        if state["Type"] == "Choice":
+            if admitted:
+                return transitions
+            name = _choose(state, data)
+            continue
+        if name == "Start":
+            admitted = clock >= queued_seconds
+            data = {"next": "wait_webhook"} if admitted else {"next": "wait_slot", "wait_seconds": slot_wait(looks)}
+            looks += 1
+        elif state["Type"] == "Wait":
+            clock += data["wait_seconds"]
+        elif state["Resource"].endswith(".waitForTaskToken"):
+            clock += data["wait_seconds"]
+            name = next(c["Next"] for c in state["Catch"] if "States.Timeout" in c["ErrorEquals"])
+            continue
+        name = state["Next"]
+
+
+def queued_hour_transitions() -> int:
+    """What a job queued behind its account's concurrency limit for an hour costs, with the wait the
+    steps function asks for (budget: 5). For bench/cost.py's line:
+    f"a job queued for an hour: {queued_hour_transitions()} state transitions (budget 5)"."""
+    from jobrelay.services.steps import SLOT_WAIT_MAX_SECONDS  # the fallback timeout of a parked job
+
+    return count_queued_transitions(3600, lambda looks: SLOT_WAIT_MAX_SECONDS)
+
+
 def _choose(state: dict[str, Any], data: dict[str, Any]) -> str:
     for choice in state["Choices"]:
         rules = choice.get("Or", [choice])

@@ -5,6 +5,11 @@ A request matching a route of template.yaml becomes a payload 2.0 event, the fun
 through moto's Lambda Invoke API (the same path Step Functions takes, so the template's
 environment applies), and its answer becomes the HTTP response by API Gateway's rules. As with
 `sam local start-api`, IAM authorisation (SigV4) is not checked.
+
+Each request invokes its function exactly once, as API Gateway does: the Lambda client makes one
+attempt (devstack.stack.moto_client), so a function slower than the client's read timeout (the
+integration timeout) is never invoked a second time. The request gets API Gateway's answer for a
+timeout, a 503, while the function may still finish what it started.
 """
 
 import base64
@@ -21,7 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from botocore.exceptions import ReadTimeoutError
+from botocore.exceptions import BotoCoreError, ClientError, ReadTimeoutError
 
 from devstack.template import Route
 
@@ -178,6 +183,21 @@ def _message(status: int, message: str) -> Response:
     return Response(status, [("content-type", "application/json")], json.dumps({"message": message}).encode())
 
 
+def _integration_timeout(timeout_seconds: float) -> Response:
+    """An HTTP API's answer when its integration timeout passes: 503 `{"message": "Service
+    Unavailable"}` (a REST API's would be a 504). Our error shape is added, with what a client needs
+    to know: the function may still be running, and may still do what the request asked."""
+    error = {
+        "code": "INTEGRATION_TIMEOUT",
+        "message": f"the function did not answer within {timeout_seconds:g} s (API Gateway's integration timeout); "
+        "it may still finish what the request started: look before sending it again, or send it again with the "
+        "same Idempotency-Key",
+        "details": {"timeout_seconds": timeout_seconds},
+    }
+    body = {"message": "Service Unavailable", "error": error}
+    return Response(503, [("content-type", "application/json")], json.dumps(body).encode())
+
+
 # --- the server ---------------------------------------------------------------------------------
 
 
@@ -188,7 +208,7 @@ class _TooLarge(Exception):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     router: Router
-    lambda_client: Any  # boto3 Lambda client pointed at moto
+    lambda_client: Any  # boto3 Lambda client pointed at moto, one attempt per call (devstack.stack.moto_client)
     account_id: str
 
 
@@ -209,7 +229,10 @@ class FrontDoor:
         self._server.router = Router(routes)
         self._server.lambda_client = lambda_client
         self._server.account_id = account_id
-        self._thread = threading.Thread(target=self._server.serve_forever, name="devstack-front-door", daemon=True)
+        # A short poll interval: `stop` (shutdown) waits up to one interval for the loop to notice.
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name="devstack-front-door", daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:
@@ -259,10 +282,17 @@ class _Handler(BaseHTTPRequestHandler):
             return _message(404, "Not Found")
         route, path_parameters = matched
         event = http_api_event(request, route, path_parameters, self.server.account_id, datetime.now(UTC))
+        client = self.server.lambda_client
         try:
-            answer = self.server.lambda_client.invoke(FunctionName=route.function_name, Payload=json.dumps(event).encode())
+            # The Qualifier puts a query string on moto's Invoke URL: without one, moto reads the payload as a
+            # form, and an event holding "&Action=" (a client's query or body) is taken for another AWS call.
+            answer = client.invoke(FunctionName=route.function_name, Qualifier="$LATEST", Payload=json.dumps(event).encode())
         except ReadTimeoutError:
-            return _message(503, "Service Unavailable")  # API Gateway's answer past its integration timeout
+            log.warning("%s did not answer within the integration timeout", route.function_name)
+            return _integration_timeout(client.meta.config.read_timeout)
+        except (BotoCoreError, ClientError) as error:  # the Invoke itself failed: API Gateway answers 500
+            log.error("%s could not be invoked: %s", route.function_name, error)
+            return _message(500, "Internal Server Error")
         payload = answer["Payload"].read()
         if answer.get("FunctionError"):
             log.error("%s failed: %s", route.function_name, payload.decode("utf-8", "replace")[:2000])

@@ -46,7 +46,9 @@ from devstack.template import (
 from jobrelay.operations import VENDORS as VENDOR_MANIFESTS
 
 SANDBOX_ACCOUNT = "default"
-API_GATEWAY_TIMEOUT_SECONDS = 30  # an HTTP API's integration timeout
+# An HTTP API's integration timeout: its default and its maximum (a REST API's is 29 s). The front
+# door waits this long for a function, then answers as API Gateway does (devstack/front_door.py).
+API_GATEWAY_TIMEOUT_SECONDS = 30
 # The ready file's keys for the template's outputs.
 OUTPUT_KEYS = {"bucket": "ResultsBucketName", "table": "JobsTableName", "state_machine_arn": "StateMachineArn"}
 
@@ -342,19 +344,11 @@ class LocalStack:
         }
 
     def client(self, service: str, *, read_timeout: float = 60) -> Any:
-        """A boto3 client for `service` in moto (cached per service and timeout)."""
+        """A boto3 client for `service` in moto (cached per service and timeout), see `moto_client`."""
         running = self._live()
         key = f"{service}/{read_timeout}"
         if key not in running.clients:
-            # boto3-stubs types clients by literal service name only; `service` is any name here.
-            running.clients[key] = boto3.session.Session().client(  # type: ignore[call-overload]
-                service,
-                endpoint_url=running.moto_url,
-                region_name=self.region,
-                aws_access_key_id=FAKE_ACCESS_KEY_ID,
-                aws_secret_access_key=FAKE_SECRET_ACCESS_KEY,
-                config=Config(read_timeout=read_timeout, retries={"max_attempts": 1}),
-            )
+            running.clients[key] = moto_client(service, running.moto_url, self.region, read_timeout=read_timeout)
         return running.clients[key]
 
     # --- the steps of start ---------------------------------------------------------------------
@@ -394,10 +388,11 @@ class LocalStack:
         return sandboxes
 
     def _parameter_overrides(self, api_url: str) -> dict[str, str]:
-        """The profile's values and PublicApiUrl where the template declares those parameters, then
-        the caller's overrides, which must all exist (as with `sam deploy --parameter-overrides`)."""
+        """The profile's values, PublicApiUrl and AllowLocalCallbacks (callbacks to listeners on
+        this machine, over plain http) where the template declares those parameters, then the
+        caller's overrides, which must all exist (as with `sam deploy --parameter-overrides`)."""
         declared = load_yaml(self.template_path).get("Parameters", {})
-        defaults = {**self.profile.parameters, "PublicApiUrl": api_url}
+        defaults = {**self.profile.parameters, "PublicApiUrl": api_url, "AllowLocalCallbacks": "true"}
         return {**{name: value for name, value in defaults.items() if name in declared}, **self._overrides}
 
     def _create_sandbox_secrets(self, template: StackTemplate, sandboxes: Mapping[str, Sandbox]) -> tuple[str, str]:
@@ -417,9 +412,34 @@ class LocalStack:
         return callbacks, signing_secret
 
     def _fire(self, schedule: Schedule, moment: datetime) -> None:
-        answer = self.client("lambda").invoke(FunctionName=schedule.function_name, Payload=schedule.payload(moment).encode())
+        # The Qualifier puts a query string on moto's Invoke URL, as devstack/front_door.py explains.
+        answer = self.client("lambda").invoke(
+            FunctionName=schedule.function_name, Qualifier="$LATEST", Payload=schedule.payload(moment).encode()
+        )
         if answer.get("FunctionError"):
             raise RuntimeError(f"{schedule.function_name}: {answer['Payload'].read().decode('utf-8', 'replace')}")
+
+
+def moto_client(service: str, endpoint_url: str, region: str, *, read_timeout: float = 60) -> Any:
+    """A boto3 client for `service` at `endpoint_url` (moto), with the stack's fake credentials,
+    that makes exactly one attempt per call: never a retry, not after a read timeout nor after a
+    dropped connection.
+
+    The stack's calls are the gateway's and the scheduler's Invokes, which AWS makes once per
+    request or firing, and its own setup in moto, where nothing is transient: a retry could only
+    run a function twice or create a resource twice. (`{"max_attempts": 1}` was one retry, two
+    attempts: botocore reads a Config's `max_attempts` as retries in every mode. `total_max_attempts`
+    counts every attempt, and naming the mode keeps AWS_RETRY_MODE and AWS_MAX_ATTEMPTS from
+    changing it.)"""
+    # boto3-stubs types clients by literal service name only; `service` is any name here.
+    return boto3.session.Session().client(  # type: ignore[call-overload]
+        service,
+        endpoint_url=endpoint_url,
+        region_name=region,
+        aws_access_key_id=FAKE_ACCESS_KEY_ID,
+        aws_secret_access_key=FAKE_SECRET_ACCESS_KEY,
+        config=Config(read_timeout=read_timeout, retries={"mode": "standard", "total_max_attempts": 1}),
+    )
 
 
 def _post(url: str, body: dict[str, Any]) -> None:

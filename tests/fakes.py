@@ -16,7 +16,8 @@ from typing import Any
 
 from pydantic_core import to_json
 
-from jobrelay.domain.errors import InvalidRequest, JobConflict, JobNotFound, ScheduleExists
+from jobrelay.domain.errors import IdempotencyKeyTaken, InvalidRequest, JobConflict, JobNotFound, ScheduleExists
+from jobrelay.domain.idempotency import IdempotencyClaim
 from jobrelay.domain.job import Job, JobPage, JobPatch, StoredFile, TimelineEvent, Transition, utcnow
 from jobrelay.domain.lease import Lease
 from jobrelay.domain.schedule import ScheduleRun, ScheduleSpec
@@ -35,13 +36,31 @@ class InMemoryJobStore:
         self._lock = threading.Lock()
         self._jobs: dict[str, Job] = {}
         self._events: dict[str, list[TimelineEvent]] = {}
+        self._claims: dict[tuple[str, str], IdempotencyClaim] = {}  # (account, key) -> its claim
 
-    def create(self, job: Job, event: TimelineEvent) -> None:
+    def create(self, job: Job, event: TimelineEvent, claim: IdempotencyClaim | None = None) -> None:
         with self._lock:
+            if claim is not None:
+                held = self._claims.get((claim.account, claim.key))
+                if held is not None and held.is_live(self._clock()):
+                    raise IdempotencyKeyTaken(held)
             if job.job_id in self._jobs:
                 raise JobConflict(f"job {job.job_id} already exists")
             self._jobs[job.job_id] = _copy(job)
             self._events[job.job_id] = [event.model_copy(deep=True)]
+            if claim is not None:
+                self._claims[(claim.account, claim.key)] = claim
+
+    def find_claim(self, account: str, key: str) -> IdempotencyClaim | None:
+        with self._lock:
+            held = self._claims.get((account, key))
+            return held if held is not None and held.is_live(self._clock()) else None
+
+    def release(self, claim: IdempotencyClaim) -> None:
+        with self._lock:
+            held = self._claims.get((claim.account, claim.key))
+            if held is not None and held.job_id == claim.job_id:
+                del self._claims[(claim.account, claim.key)]
 
     def get(self, job_id: str) -> Job | None:
         with self._lock:

@@ -1,4 +1,5 @@
-"""Per-account concurrency limits and the sweeper through the whole local stack."""
+"""Per-account concurrency limits and the sweeper through the whole local stack: queued jobs park
+and are woken in submission order as slots free."""
 
 import json
 import time
@@ -48,6 +49,60 @@ def test_ten_jobs_against_a_limit_of_two_never_run_more_than_two_at_once_and_all
     # The queue was real: jobs waited, and said behind how many. (How many waited depends on how
     # fast the first ones finish, so only that some did is certain.)
     assert any("queued" in events(j) for j in jobs) and any("queued behind" in note for note in notes)
+
+
+@pytest.fixture(scope="module")
+def one_at_a_time(stack, aws) -> str:
+    """A Pinpointe account on the same sandbox whose secret allows one job at a time."""
+    secrets = aws("secretsmanager")
+    default = json.loads(secrets.get_secret_value(SecretId="jobrelay/pinpointe/default")["SecretString"])
+    secrets.create_secret(Name="jobrelay/pinpointe/fifo", SecretString=json.dumps({**default, "max_concurrent_jobs": 1}))
+    return "fifo"
+
+
+def at(job: dict, event: str) -> str:
+    (moment,) = [entry["at"] for entry in job["timeline"] if entry["event"] == event]
+    return moment
+
+
+def test_parked_jobs_start_in_submission_order_as_slots_free_and_a_cancelled_one_is_passed_over(
+    api, sandbox, aws, stack, one_at_a_time
+):
+    sandbox.configure(job_seconds=1)
+    params = {"list": ["1"]}
+    holder = submit(api, "pinpointe.list_subscribers", params, account=one_at_a_time)["job_id"]
+    wait_for(api, holder, statuses={"RUNNING"})
+    first, cancelled, last = (
+        submit(api, "pinpointe.list_subscribers", params, account=one_at_a_time)["job_id"] for _ in range(3)
+    )
+    for job_id in (first, cancelled, last):
+        wait_for(api, job_id, statuses={"SUBMITTED"})
+    executions = stack["state_machine_arn"].replace(":stateMachine:", ":execution:")
+    sfn = aws("stepfunctions")
+
+    def parked(job_id: str) -> bool:
+        history = sfn.get_execution_history(executionArn=f"{executions}:{job_id}", maxResults=1000)["events"]
+        return any(e.get("stateEnteredEventDetails", {}).get("name") == "WaitForSlot" for e in history)
+
+    deadline = time.monotonic() + 20
+    while not all(parked(job_id) for job_id in (first, cancelled, last)):
+        assert time.monotonic() < deadline, "the queued jobs never parked"
+        time.sleep(0.1)
+    assert api.post(f"/jobs/{cancelled}/cancel").status_code == 200
+
+    jobs = {job_id: wait_for(api, job_id, timeout=60) for job_id in (holder, first, cancelled, last)}
+
+    assert [jobs[j]["status"] for j in (holder, first, cancelled, last)] == ["SUCCEEDED", "SUCCEEDED", "CANCELLED", "SUCCEEDED"]
+    assert "starting" not in events(jobs[cancelled])  # it never reached the vendor
+    # One at a time, in submission order: each started after the one before it had ended.
+    assert at(jobs[holder], "succeeded") <= at(jobs[first], "starting")
+    assert at(jobs[first], "succeeded") <= at(jobs[last], "starting")
+    assert sfn.describe_execution(executionArn=f"{executions}:{cancelled}")["status"] == "ABORTED"
+    # Woken, not polling: each queued job entered WaitForSlot once, however long it waited.
+    for job_id in (first, last):
+        history = sfn.get_execution_history(executionArn=f"{executions}:{job_id}", maxResults=1000)["events"]
+        names = [e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e]
+        assert names.count("WaitForSlot") == 1, names
 
 
 def test_the_sweeper_settles_a_job_whose_execution_was_stopped_behind_its_back(api, sandbox, aws, stack):

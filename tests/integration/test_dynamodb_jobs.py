@@ -68,6 +68,7 @@ def test_the_table_is_the_templates(dynamodb: Any, table: str) -> None:
         "by_created",
         "by_status",
         "by_operation",
+        "by_account",
     }
 
 

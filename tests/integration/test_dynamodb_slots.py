@@ -1,6 +1,8 @@
 """Concurrency slots on the template's JobsTable under moto: the limit holds, a lease frees itself
 when it expires, a release frees exactly its holder's slot, and every lease is listed from the
-by_created index (what the sweeper reads); jobs listings are not disturbed by slot items."""
+by_created index (what the sweeper reads); jobs listings are not disturbed by slot items, nor slots
+by the queue that shares their partition. The behaviour any Slots has runs against the in-memory
+fake too (tests/fakes.py), so it cannot drift from the adapter."""
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -10,7 +12,11 @@ import boto3
 import pytest
 
 from jobrelay.adapters.dynamodb_jobs import DynamoJobStore
+from jobrelay.adapters.dynamodb_slot_queue import DynamoSlotQueue
 from jobrelay.adapters.dynamodb_slots import DynamoSlots
+from jobrelay.domain.slot_queue import ParkedJob
+from jobrelay.ports import Slots
+from tests.fakes import InMemorySlots
 from tests.integration.aws_env import create_jobs_table, mocked_aws
 
 NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
@@ -41,9 +47,11 @@ def clock() -> Clock:
     return Clock()
 
 
-@pytest.fixture
-def slots(dynamodb: Any, table: str, clock: Clock) -> DynamoSlots:
-    return DynamoSlots(table, dynamodb, clock=clock)
+@pytest.fixture(params=["dynamodb", "memory"])
+def slots(request: pytest.FixtureRequest, clock: Clock) -> Slots:
+    if request.param == "memory":
+        return InMemorySlots(clock=clock)
+    return DynamoSlots(request.getfixturevalue("table"), request.getfixturevalue("dynamodb"), clock=clock)
 
 
 def test_a_pool_holds_no_more_than_its_limit(slots):
@@ -108,9 +116,27 @@ def test_an_expired_lease_frees_its_slot(slots, clock):
     assert [lease.holder for lease in slots.leases("p")] == ["job-b"]
 
 
-def test_every_lease_is_listed_and_job_listings_ignore_slots(dynamodb, table, slots):
+def test_every_lease_is_listed_and_job_listings_ignore_slots(dynamodb, table, clock):
+    slots = DynamoSlots(table, dynamodb, clock=clock)
     slots.acquire("a#default", "job-1", 1, NOW + HOUR)
     slots.acquire("b#default", "job-2", 1, NOW + HOUR)
     assert sorted((lease.pool, lease.holder) for lease in slots.leases()) == [("a#default", "job-1"), ("b#default", "job-2")]
+    store = DynamoJobStore(table, dynamodb, clock=lambda: NOW)
+    assert store.list(status=None, operation=None, limit=10, cursor=None).jobs == []
+
+
+def test_jobs_parked_in_a_pools_partition_take_no_slot_and_list_no_lease(dynamodb, table, clock):
+    slots, queue = DynamoSlots(table, dynamodb, clock=clock), DynamoSlotQueue(table, dynamodb, clock=clock)
+    for n in range(3):
+        queue.park(
+            ParkedJob(
+                pool="p", job_id=f"job-q{n}", submitted_at=NOW, task_token=f"t{n}", limit=1, parked_at=NOW, until=NOW + HOUR
+            )
+        )
+
+    assert slots.leases("p") == [] and slots.leases() == []
+    assert slots.acquire("p", "job-a", 1, NOW + HOUR) and not slots.acquire("p", "job-b", 1, NOW + HOUR)
+    slots.release("p", "job-a")
+    assert len(queue.parked("p")) == 3  # a release takes out no queued job
     store = DynamoJobStore(table, dynamodb, clock=lambda: NOW)
     assert store.list(status=None, operation=None, limit=10, cursor=None).jobs == []

@@ -13,6 +13,7 @@ import pytest
 
 from devstack.local_scheduler import Schedule, ScheduleTimer, scheduler_schedules
 from devstack.resources import create_resources
+from devstack.template import resolve_template
 from tests.fakes import SteppedClock
 from tests.integration.aws_env import forget_wiring, mocked_aws
 from tests.integration.test_handlers import EVENTS, Deployed
@@ -254,6 +255,58 @@ class TestTheScheduleApi:
         assert held["Target"]["RetryPolicy"] == {"MaximumEventAgeInSeconds": 3600, "MaximumRetryAttempts": 3}
         assert held["EndDate"] == end
 
+    @pytest.mark.parametrize("name", [".", "..", ".hidden", "a/b", "a%2Fb", "has space", "-dash"])
+    def test_a_name_that_is_not_one_plain_url_segment_is_refused_naming_the_rule(self, deployed, name):
+        status, error = call(deployed, "POST", "/schedules", NIGHTLY | {"name": name})
+
+        assert (status, error["error"]["code"]) == (422, "INVALID_REQUEST"), error
+        (detail,) = [detail for detail in error["error"]["details"] if detail["field"] == "body.name"]
+        assert "the first a letter or a digit" in detail["message"] and "'.', '_' or '-'" in detail["message"]
+        names = {s["Name"] for s in deployed.client("scheduler").list_schedules(GroupName=group(deployed))["Schedules"]}
+        assert names == {EXAMPLE}
+
+    @pytest.mark.parametrize(("method", "suffix"), [("GET", ""), ("PATCH", ""), ("DELETE", ""), ("POST", "/run")])
+    def test_a_path_that_names_no_possible_schedule_is_refused(self, deployed, method, suffix):
+        status, error = call(deployed, method, f"/schedules/..{suffix}", {"enabled": False} if method == "PATCH" else None)
+
+        assert (status, error["error"]["code"]) == (422, "INVALID_REQUEST"), error
+        (detail,) = error["error"]["details"]
+        assert detail["field"] == "path.name" and "the first a letter or a digit" in detail["message"]
+
+    def test_the_templates_schedule_is_read_only_through_the_api(self, deployed):
+        scheduler = deployed.client("scheduler")
+        before = scheduler.get_schedule(Name=EXAMPLE, GroupName=group(deployed))
+
+        refusals = [
+            call(deployed, "DELETE", f"/schedules/{EXAMPLE}"),
+            call(deployed, "PATCH", f"/schedules/{EXAMPLE}", {"enabled": True}),  # resume
+            call(deployed, "PATCH", f"/schedules/{EXAMPLE}", {"description": "changed through the API"}),
+        ]
+
+        for status, error in refusals:
+            assert (status, error["error"]["code"]) == (409, "SCHEDULE_DEFINED_IN_TEMPLATE"), error
+            assert "defined in template.yaml" in error["error"]["message"]
+            assert error["error"]["details"] == {"defined_in": "template.yaml"}
+        after = scheduler.get_schedule(Name=EXAMPLE, GroupName=group(deployed))
+        assert after == before | {"ResponseMetadata": after["ResponseMetadata"]}  # CloudFormation's, as it left it
+        status, shown = call(deployed, "GET", f"/schedules/{EXAMPLE}")
+        assert (status, shown["defined_in"], shown["enabled"]) == (200, "template.yaml", False)
+        listed = {schedule["name"]: schedule["defined_in"] for schedule in call(deployed, "GET", "/schedules")[1]["schedules"]}
+        assert listed == {EXAMPLE: "template.yaml"}
+
+    def test_the_templates_schedule_can_be_run_now(self, deployed):
+        status, job = call(deployed, "POST", f"/schedules/{EXAMPLE}/run")
+
+        assert status == 202, job
+        assert (job["operation"], job["schedule"]["name"]) == ("pinpointe.autoresponder_results", EXAMPLE)
+
+    def test_a_schedule_made_through_the_api_is_not_read_only(self, deployed):
+        status, created = call(deployed, "POST", "/schedules", NIGHTLY)
+        assert (status, created["defined_in"]) == (201, None)
+
+        status, error = call(deployed, "POST", "/schedules", NIGHTLY | {"name": "mine", "defined_in": "template.yaml"})
+        assert status == 422 and "body.defined_in" in [detail["field"] for detail in error["error"]["details"]]
+
     def test_the_sample_events_change_and_run_the_sample_schedule(self, deployed):
         for sample in ("api_create_schedule.json", "api_update_schedule.json", "api_run_schedule.json"):
             answer = deployed.invoke("ApiFunction", json.loads((EVENTS / sample).read_text()))
@@ -284,6 +337,16 @@ class TestTheScheduleApi:
 
         status, missing = call(deployed, "POST", "/schedules/no-such-schedule/run")
         assert (status, missing["error"]["code"]) == (404, "NOT_FOUND")
+
+
+def test_every_schedule_the_template_defines_is_marked_read_only():
+    """What keeps the API from changing a schedule CloudFormation owns is the mark in its Input: a
+    schedule added to template.yaml without it could be deleted through the API."""
+    schedules = resolve_template().of_type("AWS::Scheduler::Schedule")
+
+    assert schedules
+    for schedule in schedules:
+        assert json.loads(schedule.properties["Target"]["Input"]).get("defined_in") == "template.yaml", schedule.logical_id
 
 
 # --- runs ---------------------------------------------------------------------------------------------

@@ -1,16 +1,41 @@
 """StepFunctionsWorkflow against moto's executing Step Functions: executions named by job id,
-idempotent starts, stops, and task tokens resumed while (and only while) a task waits on them."""
+idempotent starts, stops, and task tokens resumed while (and only while) a task waits on them. And
+the job state machine itself parking jobs behind their account's concurrency limit: woken in
+submission order, one per freed slot, a lost wake-up caught by the parked task's fallback timeout."""
 
+import io
+import itertools
 import json
+import threading
 import time
+import uuid
+import zipfile
 from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+from moto.awslambda.models import LambdaFunction
 
+from devstack.clock import scaled_step_functions
+from jobrelay.adapters.dynamodb_jobs import DynamoJobStore
+from jobrelay.adapters.dynamodb_slot_queue import DynamoSlotQueue
+from jobrelay.adapters.dynamodb_slots import DynamoSlots
 from jobrelay.adapters.sfn_workflow import StepFunctionsWorkflow, execution_arn
-from tests.integration.aws_env import mocked_aws
+from jobrelay.domain.job import Job, TimelineEvent
+from jobrelay.domain.status import JobStatus
+from jobrelay.drivers.base import DriverContext
+from jobrelay.drivers.directory import Drivers
+from jobrelay.services.concurrency import AccountConcurrency
+from jobrelay.services.notices import Notices
+from jobrelay.services.steps import StepInput, StepRunner
+from jobrelay.settings import Settings
+from tests.fakes import FakeEventPublisher, InMemoryResultStore, InMemorySecretStore
+from tests.integration.aws_env import create_jobs_table, mocked_aws
+from tests.unit.conftest import DONE, RUNNING, ScriptedVendor
 
 ROLE = "arn:aws:iam::123456789012:role/jobrelay-states"
 
@@ -135,3 +160,191 @@ def test_an_execution_arn_is_derived_from_the_state_machines() -> None:
     )
     with pytest.raises(ValueError):
         execution_arn("arn:aws:lambda:us-east-1:123456789012:function:steps", "job-6")
+
+
+# --- the job state machine's queue for concurrency slots, on moto's interpreter --------------------
+#
+# The real ASL (statemachines/job.asl.json) runs in moto with its steps function served here by the
+# real StepRunner, over the DynamoDB adapters (jobs, slots, the slot queue) and StepFunctionsWorkflow,
+# against a scripted vendor that finishes a job when the test says so. Invocations take turns, as
+# in the local stack.
+
+REPO = Path(__file__).resolve().parents[2]
+ASL_TEXT = (REPO / "statemachines" / "job.asl.json").read_text()
+HOLDER_POOL = "pinpointe#default"
+
+
+@dataclass
+class FinishingVendor(ScriptedVendor):
+    """Pinpointe as far as the steps see it: running until the test adds the job to `done`."""
+
+    done: set[str] = field(default_factory=set)
+    started: list[str] = field(default_factory=list)
+
+    def start(self, job, webhook_url):
+        self.started.append(job.job_id)
+        return super().start(job, webhook_url)
+
+    def poll(self, job):
+        return DONE if job.job_id in self.done else RUNNING
+
+
+class LosingWakeUps:
+    """The workflow the steps wake parked jobs with; while `losing`, a wake-up is marked as sent
+    and never sent: the function died between marking the job woken and SendTaskSuccess."""
+
+    def __init__(self, workflow: StepFunctionsWorkflow):
+        self._workflow = workflow
+        self.losing = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._workflow, name)
+
+    def resume(self, task_token: str, output: dict[str, Any]) -> bool:
+        if self.losing and output.get("via") == "slot_free":
+            return True
+        return self._workflow.resume(task_token, output)
+
+
+@dataclass
+class Machine:
+    arn: str
+    store: DynamoJobStore
+    queue: DynamoSlotQueue
+    slots: DynamoSlots
+    vendor: FinishingVendor
+    wake_ups: LosingWakeUps
+    sfn: Any
+    clock: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+
+    def submit(self, account: str = "default") -> str:
+        """A job stored as the API stores it, one second after the previous (submission order)."""
+        created = datetime(2026, 11, 22, 9, 0, tzinfo=UTC) + timedelta(seconds=next(self.clock))
+        job_id = f"job_{uuid.uuid4().hex}"
+        job = Job(job_id=job_id, operation="pinpointe.list_subscribers", vendor="pinpointe", account=account,
+                  created_at=created, updated_at=created, deadline_at=datetime.now(UTC) + timedelta(hours=2),
+                  params={"list": ["1"]})  # fmt: skip
+        self.store.create(job, TimelineEvent(at=created, event="submitted"))
+        return job_id
+
+    def run(self, job_id: str) -> str:
+        return StepFunctionsWorkflow(self.arn, self.sfn).start(job_id)
+
+    def finish(self, job_id: str) -> None:
+        """The vendor finishes and its webhook wakes the job: Poll, Collect, the slot given back."""
+        self.vendor.done.add(job_id)
+        token = eventually(lambda: self.store.get(job_id).task_token, f"{job_id} waiting for its webhook")
+        # (On a shortened time scale the webhook wait may just have timed out: its poll finds it done.)
+        StepFunctionsWorkflow(None, self.sfn).resume(token, {"via": "webhook"})
+        eventually(lambda: self.store.get(job_id).status is JobStatus.SUCCEEDED, f"{job_id} collected")
+
+    def status(self, job_id: str) -> JobStatus:
+        return self.store.get(job_id).status
+
+    def parked(self, pool: str = HOLDER_POOL) -> list[str]:
+        return [entry.job_id for entry in self.queue.parked(pool)]
+
+    def slot_waits(self, job_id: str) -> list[str]:
+        """What each of the job's WaitForSlot tasks ended with, from its execution's history."""
+        events = self.sfn.get_execution_history(executionArn=execution_arn(self.arn, job_id), maxResults=1000)["events"]
+        entered = [n for n, e in enumerate(events) if e.get("stateEnteredEventDetails", {}).get("name") == "WaitForSlot"]
+        ends = ("TaskSucceeded", "TaskTimedOut", "TaskFailed")
+        return [next(e["type"] for e in events[n:] if e["type"] in ends) for n in entered]
+
+
+def eventually(check: Any, what: str, timeout: float = 20) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (value := check()):
+        assert time.monotonic() < deadline, f"never: {what}"
+        time.sleep(0.05)
+    return value
+
+
+@pytest.fixture(scope="module")
+def machine(aws: tuple[Any, Any]) -> Iterator[Machine]:
+    sfn = aws[0]
+    dynamodb = boto3.client("dynamodb")
+    table = create_jobs_table(dynamodb)
+    role = boto3.client("iam").create_role(RoleName="steps", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    code = io.BytesIO()
+    with zipfile.ZipFile(code, "w") as archive:
+        archive.writestr("app.py", "def handler(event, context): pass\n")
+    function = boto3.client("lambda").create_function(
+        FunctionName="steps", Runtime="python3.13", Role=role, Handler="app.handler", Code={"ZipFile": code.getvalue()}
+    )["FunctionArn"]
+    definition = ASL_TEXT.replace("${StepsFunctionArn}", function)
+    arn = sfn.create_state_machine(name="jobs", definition=definition, roleArn=ROLE)["stateMachineArn"]
+
+    settings = Settings.model_validate(
+        {"JOBS_TABLE": table, "RESULTS_BUCKET": "results", "EVENT_BUS_NAME": "bus", "PUBLIC_API_URL": "https://api.example.test"}
+    )
+    store, vendor = DynamoJobStore(table, dynamodb), FinishingVendor(max_concurrent_jobs=1)
+    slots, queue = DynamoSlots(table, dynamodb), DynamoSlotQueue(table, dynamodb)
+    wake_ups = LosingWakeUps(StepFunctionsWorkflow(arn, sfn))
+    concurrency = AccountConcurrency(slots, store, queue=queue, workflow=wake_ups)
+    results = InMemoryResultStore()
+    steps = StepRunner(
+        store,
+        StepFunctionsWorkflow(arn, sfn),
+        Notices(FakeEventPublisher(), InMemorySecretStore(), settings),
+        Drivers(lambda job: vendor, DriverContext(store, results, settings)).for_job,
+        settings,
+        concurrency=concurrency,
+    )
+    turns = threading.Lock()
+
+    def invoke_lambda(self: Any, event: Any = None) -> tuple[str, bool, str]:
+        with turns:
+            try:
+                output = steps.run(StepInput.model_validate(event if isinstance(event, dict) else json.loads(event)))
+            except Exception as error:
+                return json.dumps({"errorType": type(error).__name__, "errorMessage": str(error)}), True, ""
+        return json.dumps(output.model_dump(mode="json") if output is not None else None), False, ""
+
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setattr(LambdaFunction, "_invoke_lambda", invoke_lambda)
+        yield Machine(arn, store, queue, slots, vendor, wake_ups, sfn)
+
+
+def test_parked_jobs_start_one_per_freed_slot_in_submission_order_on_the_real_state_machine(machine: Machine) -> None:
+    holder, first, second, third = (machine.submit() for _ in range(4))
+    other_account = machine.submit(account="other")
+    machine.run(holder)
+    eventually(lambda: machine.status(holder) is JobStatus.RUNNING, "the holder running")
+    for n, job_id in enumerate((third, second, first), start=1):  # their executions arrive newest first
+        machine.run(job_id)
+        eventually(lambda n=n: len(machine.parked()) == n, f"{job_id} parked")
+    machine.run(other_account)  # another account's limit: not held up by this queue
+    eventually(lambda: machine.status(other_account) is JobStatus.RUNNING, "the other account's job running")
+    assert machine.parked() == [first, second, third]
+
+    for ending, starting in ((holder, first), (first, second), (second, third)):
+        machine.finish(ending)
+        eventually(lambda starting=starting: machine.status(starting) is JobStatus.RUNNING, f"{starting} woken and started")
+    machine.finish(third)
+    machine.finish(other_account)
+
+    assert machine.vendor.started == [holder, other_account, first, second, third]  # never two at once
+    # Each waited parked once, woken by its token: no looks in between, whatever the wait.
+    assert [machine.slot_waits(job_id) for job_id in (first, second, third)] == [["TaskSucceeded"]] * 3
+    assert machine.parked() == [] and machine.slots.leases(HOLDER_POOL) == []
+
+
+def test_a_lost_wake_up_is_caught_by_the_parked_tasks_fallback_timeout(machine: Machine) -> None:
+    holder, parked = machine.submit(), machine.submit()
+    # Every wait 1,000 times shorter: a parked task's fallback timeout of an hour is 3.6 s.
+    with scaled_step_functions(0.001):
+        machine.run(holder)
+        eventually(lambda: machine.status(holder) is JobStatus.RUNNING, "the holder running")
+        machine.run(parked)
+        eventually(lambda: machine.parked() == [parked], "the second job parked")
+        machine.wake_ups.losing = True
+        try:
+            machine.finish(holder)  # its slot is given back; the wake-up never reaches the parked job
+            eventually(lambda: machine.status(parked) is JobStatus.RUNNING, "started after its fallback timeout")
+        finally:
+            machine.wake_ups.losing = False
+        machine.finish(parked)
+
+    waits = machine.slot_waits(parked)
+    assert waits and set(waits) == {"TaskTimedOut"}  # never woken: each wait ended at its timeout

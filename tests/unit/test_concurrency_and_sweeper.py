@@ -1,12 +1,14 @@
 """Per-account concurrency slots and the sweeper, on fakes: jobs over the limit queue and start when
-a slot frees, every way a job ends gives its slot back, and no job stays non-terminal."""
+a slot frees, every way a job ends gives its slot back, and no job stays non-terminal. (How parked
+jobs are woken, and lost wake-ups caught: test_parked_jobs.py.)"""
 
 from datetime import timedelta
 
 from jobrelay.domain.job import Job, TimelineEvent
 from jobrelay.domain.status import JobStatus
-from jobrelay.services.steps import SLOT_WAIT_MAX_SECONDS, StepInput
+from jobrelay.services.steps import StepInput
 from tests.unit.conftest import DONE
+from tests.unit.parking import look, submitted_a_second_apart, with_slot_queue, woken
 
 
 def start(world, job_id):
@@ -19,30 +21,29 @@ def finish(world, job_id):
     return world.steps.run(StepInput(step="collect", job_id=job_id))
 
 
-def submitted_a_second_apart(world) -> str:
-    world.clock.advance(1)
-    return world.submit()
-
-
-def test_jobs_over_the_limit_wait_queued_and_start_when_a_slot_frees(world):
+def test_jobs_over_the_limit_park_queued_and_start_when_a_slot_frees(world):
+    with_slot_queue(world)
     world.vendor.max_concurrent_jobs = 2
     first, second, third, fourth = (submitted_a_second_apart(world) for _ in range(4))
-    assert start(world, first).next == start(world, second).next == "wait_webhook"
+    assert look(world, first).next == look(world, second).next == "wait_webhook"
 
-    queued = start(world, third)
-    start(world, fourth)
+    queued = look(world, third)
+    look(world, fourth)
 
-    assert queued.next == "wait_slot" and 0 < queued.wait_seconds <= SLOT_WAIT_MAX_SECONDS
+    assert queued.next == "wait_slot"
     job = world.store.get(third)
     assert job.status is JobStatus.SUBMITTED and job.progress.phase == "queued"
     assert job.progress.note == "queued behind 2 jobs of Pinpointe account 'default' since 10:00 UTC"
     assert world.store.get(fourth).progress.note == "queued behind 3 jobs of Pinpointe account 'default' since 10:00 UTC"
     assert len(world.vendor.started_with) == 2  # the vendor saw two jobs, not four
+    assert woken(world) == []  # parked: nothing looks again until a slot frees
 
     finish(world, first)
-    assert start(world, third).next == "wait_webhook" and start(world, fourth).next == "wait_slot"
+    assert woken(world) == [third]  # one slot freed, one job woken: the first submitted
+    assert start(world, third).next == "wait_webhook"
     assert world.store.get(third).polls == 0  # the vendor's poll backoff starts afresh
     assert [e.event for e in world.store.timeline(third)].count("queued") == 1  # one event, however long it waits
+    assert world.store.get(fourth).status is JobStatus.SUBMITTED and woken(world) == [third]
 
 
 def test_a_retried_start_keeps_its_slot(world):

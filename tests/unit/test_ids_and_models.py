@@ -15,11 +15,18 @@ def test_job_ids_are_url_safe_unique_and_sort_by_time():
     assert all(len(i) == 30 and i.startswith("job_") and i[4:].isalnum() for i in ids)
 
 
-@pytest.mark.parametrize(
-    "url",
-    ["https://hooks.example.org/jobrelay", "http://127.0.0.1:8080/cb", "http://localhost/cb"],
-)
-def test_callback_urls_accepted(url):
+def test_callback_urls_accepted():
+    url = "https://hooks.example.org/jobrelay"
+    assert JobSubmission(operation="x", callback_url=url).callback_url == url
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8080/cb", "http://localhost/cb"])
+def test_local_callback_urls_are_accepted_only_where_the_stack_allows_them(monkeypatch, url):
+    monkeypatch.delenv("ALLOW_LOCAL_CALLBACKS", raising=False)
+    with pytest.raises(ValidationError):
+        JobSubmission(operation="x", callback_url=url)
+
+    monkeypatch.setenv("ALLOW_LOCAL_CALLBACKS", "true")  # the local stack's setting
     assert JobSubmission(operation="x", callback_url=url).callback_url == url
 
 

@@ -17,7 +17,13 @@ from jobrelay.domain.placeholders import PlaceholderError, resolve
 from jobrelay.domain.schedule_expressions import parse_expression, parse_timezone, upcoming
 from jobrelay.domain.status import JobStatus
 from jobrelay.services.jobs import ServiceUnavailable
-from jobrelay.services.schedules import ScheduledInvocation, ScheduleFirer, ScheduleService, target_input
+from jobrelay.services.schedules import (
+    ScheduleDefinedInTemplate,
+    ScheduledInvocation,
+    ScheduleFirer,
+    ScheduleService,
+    target_input,
+)
 from tests.fakes import InMemoryScheduler, InMemoryScheduleRuns
 
 NIGHTLY = {
@@ -524,6 +530,75 @@ def test_changing_a_missing_schedule_or_one_not_ours_is_not_found(schedules):
     scheduler.schedules["nightly-summary"] = replace(scheduler.get("nightly-summary"), target_input={"other": "tool"})
     with pytest.raises(ScheduleNotFound):
         service.update("nightly-summary", ScheduleUpdate(enabled=False))
+
+
+# --- schedules template.yaml defines ----------------------------------------------------------------------
+
+
+def defined_in_the_template(scheduler, name: str = "nightly-summary") -> None:
+    """Mark a schedule as template.yaml marks its own (its Input says where it is defined)."""
+    spec = scheduler.get(name)
+    scheduler.schedules[name] = replace(spec, target_input=spec.target_input | {"defined_in": "template.yaml"})
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda service: service.delete("nightly-summary"),
+        lambda service: service.update("nightly-summary", ScheduleUpdate(enabled=False)),
+        lambda service: service.update("nightly-summary", ScheduleUpdate(description="mine now")),
+        lambda service: service.update("nightly-summary", ScheduleUpdate(cron="0 3 * * ? *")),
+    ],
+    ids=["delete", "pause", "describe", "reschedule"],
+)
+def test_a_schedule_the_template_defines_cannot_be_changed_or_deleted(schedules, change):
+    service, _, scheduler, _ = schedules
+    service.create(request())
+    defined_in_the_template(scheduler)
+    before = scheduler.get("nightly-summary")
+
+    with pytest.raises(ScheduleDefinedInTemplate) as refused:
+        change(service)
+
+    assert (refused.value.status, refused.value.code) == (409, "SCHEDULE_DEFINED_IN_TEMPLATE")
+    assert "defined in template.yaml" in refused.value.message and "deploy" in refused.value.message
+    assert scheduler.get("nightly-summary") == before
+
+
+def test_a_schedule_the_template_defines_is_read_and_run_as_any_other(schedules, world):
+    service, _, scheduler, _ = schedules
+    service.create(request())
+    defined_in_the_template(scheduler)
+
+    job_id = service.run_now("nightly-summary")
+
+    shown = service.get("nightly-summary")
+    assert shown.defined_in == "template.yaml" and [run.job_id for run in shown.last_runs] == [job_id]
+    assert [view.defined_in for view in service.list().schedules] == ["template.yaml"]
+    assert world.store.get(job_id).schedule.name == "nightly-summary"
+
+
+def test_a_template_schedule_whose_input_we_cannot_read_still_cannot_be_deleted(schedules):
+    service, _, scheduler, _ = schedules
+    service.create(request())
+    scheduler.schedules["nightly-summary"] = replace(
+        scheduler.get("nightly-summary"), target_input={"defined_in": "template.yaml", "job": "not ours"}
+    )
+
+    with pytest.raises(ScheduleDefinedInTemplate):
+        service.delete("nightly-summary")
+    assert scheduler.get("nightly-summary") is not None
+
+
+def test_a_schedule_made_through_the_api_is_not_marked_and_cannot_be_made_read_only(schedules):
+    service, _, scheduler, _ = schedules
+
+    assert service.create(request()).defined_in is None
+    assert "defined_in" not in scheduler.get("nightly-summary").target_input
+    with pytest.raises(ValidationError, match="defined_in"):
+        request(name="other", defined_in="template.yaml")
+    with pytest.raises(ValidationError, match="defined_in"):
+        ScheduleUpdate.model_validate({"defined_in": "template.yaml"})
 
 
 # --- running a schedule now -------------------------------------------------------------------------------

@@ -79,8 +79,10 @@ def test_cancel_the_sweeper_and_callbacks_are_counted(world, sink):
     assert dims(sink, "Callbacks") == [{"outcome": "given_up"}]
 
 
-def test_a_callback_after_a_cancel_is_counted_too(world, sink):
+def test_a_callback_after_a_cancel_is_counted_too(world, sink, monkeypatch):
     # No state machine retries it: delivered, or given up at once (here nothing listens on the port).
+    monkeypatch.setenv("ALLOW_LOCAL_CALLBACKS", "true")  # as the local stack, for a callback to this machine
+    monkeypatch.setattr(world.settings, "allow_local_callbacks", True)
     job_id = world.submit(callback_url="http://127.0.0.1:9/jobrelay-callback")
     world.jobs.cancel(job_id)
 

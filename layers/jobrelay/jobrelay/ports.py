@@ -6,10 +6,12 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from jobrelay.domain.bulk_import import BatchFormat, BatchLimits, ImportTotals, StagedBatch
+from jobrelay.domain.idempotency import IdempotencyClaim
 from jobrelay.domain.job import Job, JobPage, JobPatch, StoredFile, TimelineEvent, Transition
 from jobrelay.domain.lease import Lease
 from jobrelay.domain.reconciliation import Reconciler
 from jobrelay.domain.schedule import ScheduleRun, ScheduleSpec
+from jobrelay.domain.slot_queue import ParkedJob
 from jobrelay.domain.status import JobStatus
 from jobrelay.domain.vendor_calls import VendorCall, VendorCallPage
 from jobrelay.domain.vendor_outcomes import CollectOutcome, PollOutcome, StartOutcome, WaitMode
@@ -19,8 +21,17 @@ from jobrelay.domain.vendor_ref import VendorRef
 
 
 class JobStore(Protocol):
-    def create(self, job: Job, event: TimelineEvent) -> None:
-        """Store a new job and its first timeline event; raises JobConflict if the id exists."""
+    def create(self, job: Job, event: TimelineEvent, claim: IdempotencyClaim | None = None) -> None:
+        """Store a new job and its first timeline event; raises JobConflict if the id exists. With
+        `claim` (an Idempotency-Key's, naming this job), the claim is written in the same
+        all-or-nothing write: while a live claim holds its (account, key), nothing is written and
+        IdempotencyKeyTaken carries the claim that holds it."""
+
+    def find_claim(self, account: str, key: str) -> IdempotencyClaim | None:
+        """The live claim on (account, key); None when there is none or it has expired."""
+
+    def release(self, claim: IdempotencyClaim) -> None:
+        """Remove `claim` if it is still the one on its key (naming the same job); otherwise a no-op."""
 
     def get(self, job_id: str) -> Job | None: ...
 
@@ -287,3 +298,29 @@ class Uploads(Protocol):
         """(s3_uri, url, expires_at): a URL for one PUT, from `now` until expires_at, of a file with
         that Content-Type at `path` (relative, made unique by the caller) within the uploads folder;
         s3_uri names the file in a bulk import's `source`."""
+
+
+# --- the queue for concurrency slots -----------------------------------------------------------
+
+
+class SlotQueue(Protocol):
+    """The jobs parked behind their accounts' concurrency limits (Slots), each with the task token
+    that wakes it, in submission order per pool (jobrelay.domain.slot_queue)."""
+
+    def park(self, parked: ParkedJob) -> None:
+        """Keep `parked` at its place in its pool's queue, replacing the job's earlier entry (an
+        older token, a wake-up mark): the job waits on this token now."""
+
+    def parked(self, pool: str | None = None) -> list[ParkedJob]:
+        """The live entries of one pool in submission order (read consistently), or of every pool
+        (for the sweeper; in no particular order)."""
+
+    def claim_wake(self, parked: ParkedJob, at: datetime) -> bool:
+        """Mark the entry woken at `at`, only if it is still as `parked` read it (the same token
+        and wake-up mark): of two callers racing to wake one job, exactly one gets True and sends
+        its token."""
+
+    def leave(self, pool: str, job_id: str, submitted_at: datetime, *, task_token: str | None = None) -> bool:
+        """Take the job out of its pool's queue (it took a slot, or ended); with `task_token`, only
+        if its entry still carries that token (not one the job parked with since). True when an
+        entry was removed."""

@@ -17,7 +17,6 @@ class Settings(BaseModel):
     results_bucket: str = Field(alias="RESULTS_BUCKET")
     event_bus_name: str = Field(alias="EVENT_BUS_NAME")
     secrets_prefix: str = Field(default="jobrelay/", alias="SECRETS_PREFIX")
-    idempotency_table: str | None = Field(default=None, alias="IDEMPOTENCY_TABLE")
     state_machine_arn: str | None = Field(default=None, alias="STATE_MACHINE_ARN")
     public_api_url: str | None = Field(default=None, alias="PUBLIC_API_URL")
     default_job_timeout_seconds: int = Field(default=43200, ge=1, alias="DEFAULT_JOB_TIMEOUT_SECONDS")
@@ -33,6 +32,10 @@ class Settings(BaseModel):
     schedule_group: str | None = Field(default=None, alias="SCHEDULE_GROUP")
     schedule_target_arn: str | None = Field(default=None, alias="SCHEDULE_TARGET_ARN")
     scheduler_role_arn: str | None = Field(default=None, alias="SCHEDULER_ROLE_ARN")
+    # Callbacks over plain http and to loopback and private addresses (template parameter
+    # AllowLocalCallbacks): the local stack turns it on for its listeners on 127.0.0.1; deployed
+    # stacks leave it off, so a callback cannot reach into our own network.
+    allow_local_callbacks: bool = Field(default=False, alias="ALLOW_LOCAL_CALLBACKS")
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -48,3 +51,15 @@ class Settings(BaseModel):
 
     def callback_secret_name(self, account: str) -> str:
         return f"{self.secrets_prefix}callbacks/{account}"
+
+
+# The strings pydantic reads as true (so as Settings reads the variable); anything else is false.
+_TRUE = frozenset({"1", "on", "t", "true", "y", "yes"})
+
+
+def local_callbacks_allowed() -> bool:
+    """ALLOW_LOCAL_CALLBACKS read as Settings reads it, for the API's bodies: pydantic checks a
+    callback_url where no Settings is at hand (a route's body, a stored schedule). Read at every
+    call, as the local stack runs every function in one process and sets each one's environment per
+    invocation. Anything but a true value allows nothing."""
+    return os.environ.get("ALLOW_LOCAL_CALLBACKS", "").lower() in _TRUE

@@ -8,9 +8,8 @@ development dependency only), are imported for the type checker alone: nothing h
 run time before it is needed.
 """
 
-from collections.abc import Callable
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from botocore.config import Config
@@ -192,10 +191,14 @@ def vendors() -> "VendorDirectory":
 
 @cache
 def concurrency() -> "AccountConcurrency":
+    """Slots and the queue of jobs parked for them; a freed slot wakes the next parked job with
+    SendTaskSuccess (the workflow), from whichever function freed it: steps, API (cancel), sweeper."""
+    from jobrelay.adapters.dynamodb_slot_queue import DynamoSlotQueue
     from jobrelay.adapters.dynamodb_slots import DynamoSlots
     from jobrelay.services.concurrency import AccountConcurrency
 
-    return AccountConcurrency(DynamoSlots(settings().jobs_table, dynamodb_client()), job_store())
+    table, client = settings().jobs_table, dynamodb_client()
+    return AccountConcurrency(DynamoSlots(table, client), job_store(), queue=DynamoSlotQueue(table, client), workflow=workflow())
 
 
 @cache
@@ -320,50 +323,3 @@ def webhook_receiver() -> "WebhookReceiver":
     return WebhookReceiver(
         job_store(), workflow(), save_raw, parse_notice, metrics=metrics().for_vendors(VENDORS), calls=vendor_call_log()
     )
-
-
-@cache
-def idempotent_submit() -> Callable[[dict[str, Any], Any], str]:
-    """`submit({"account", "key", "submission"}, lambda_context) -> job_id`, deduplicated on (account, Idempotency-Key) with
-    Powertools' idempotency utility: the same key and body within 24 h return the first job; the
-    same key with a different body is refused."""
-    from aws_lambda_powertools.utilities.idempotency import (
-        DynamoDBPersistenceLayer,
-        IdempotencyConfig,
-        idempotent_function,
-    )
-    from aws_lambda_powertools.utilities.idempotency.exceptions import (
-        IdempotencyAlreadyInProgressError,
-        IdempotencyValidationError,
-    )
-
-    from jobrelay.domain.errors import IdempotencyInProgress, IdempotencyKeyReused
-
-    table = settings().idempotency_table
-    if not table:
-        raise RuntimeError("an Idempotency-Key needs IDEMPOTENCY_TABLE")
-    persistence = DynamoDBPersistenceLayer(table_name=table, boto3_client=dynamodb_client())
-    config = IdempotencyConfig(
-        event_key_jmespath="[account, key]",
-        payload_validation_jmespath="submission",
-        raise_on_no_idempotency_key=True,
-        expires_after_seconds=24 * 3600,
-    )
-
-    @idempotent_function(data_keyword_argument="request", persistence_store=persistence, config=config)
-    def submit_once(request: dict[str, Any]) -> dict[str, str]:
-        from jobrelay.api.models import JobSubmission
-
-        return {"job_id": job_service().submit(JobSubmission.model_validate(request["submission"])).job_id}
-
-    def submit(request: dict[str, Any], lambda_context: Any = None) -> str:
-        if lambda_context is not None:  # lets Powertools expire a stuck in-progress record with the invocation
-            config.register_lambda_context(lambda_context)
-        try:
-            return submit_once(request=request)["job_id"]
-        except IdempotencyValidationError:
-            raise IdempotencyKeyReused("this Idempotency-Key was already used with a different request") from None
-        except IdempotencyAlreadyInProgressError:
-            raise IdempotencyInProgress("a request with this Idempotency-Key is still being processed") from None
-
-    return submit

@@ -7,18 +7,24 @@ Item layout:
          expires_at (TTL, epoch seconds) once the job is terminal
   event  pk="JOB#<job_id>"  sk="EVT#<at>#<suffix>"    kind="event"  at, event, detail, expires_at
   call   pk="JOB#<job_id>"  sk="CALL#<at>#<suffix>"   kind="call"   call, expires_at (dynamodb_vendor_calls.py)
+  claim  pk="IDEMPOTENCY#<sha256 of account and key>"  sk="CLAIM"  kind="idempotency_claim"
+         account, fingerprint, job_id, expires_at (TTL, epoch seconds: 24 h after the job was
+         submitted); written with its job in one transaction (jobrelay.domain.idempotency)
 
-The GSIs by_created (kind), by_status and by_operation all sort on created_key; events carry no
-created_key, so only jobs are in them. Timestamps in keys have a fixed width, so that text order is
-time order; timestamps in attributes are pydantic's ISO strings.
+The GSIs by_created (kind), by_status, by_operation and by_account all sort on created_key; events and claims
+carry no created_key, so only jobs are in them. Timestamps in keys have a fixed width, so that text order is
+time order; timestamps in attributes are pydantic's ISO strings. by_account projects only the keys, status
+and operation: a job's many updates (progress, polls) rewrite an index entry only when what it holds
+changes, and a listing by account reads its page's jobs from the table (`DynamoJobStore._page`).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import secrets
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -28,7 +34,8 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 from pydantic_core import to_jsonable_python
 
-from jobrelay.domain.errors import InvalidRequest, JobConflict, JobNotFound
+from jobrelay.domain.errors import IdempotencyKeyTaken, InvalidRequest, JobConflict, JobNotFound
+from jobrelay.domain.idempotency import IdempotencyClaim, claim_key
 from jobrelay.domain.job import Job, JobPage, JobPatch, TimelineEvent, Transition, utcnow
 from jobrelay.domain.status import ACTIVE, ALLOWED_PREDECESSORS, JobStatus
 
@@ -54,6 +61,8 @@ JOB_SK = "JOB"
 EVENT_SK_PREFIX = "EVT#"
 JOB_KIND = "job"
 EVENT_KIND = "event"
+CLAIM_SK = "CLAIM"
+CLAIM_KIND = "idempotency_claim"
 
 # Job fields marked exclude=True never appear in model_dump(), but the store must keep them.
 _BACKEND_ONLY_FIELDS = tuple(name for name, info in Job.model_fields.items() if info.exclude)
@@ -66,6 +75,10 @@ _EVENT_TTL_SLACK = timedelta(days=30)
 # rather than one of them failing its guard. Trying again lets the guard decide who won.
 _CONFLICT_ATTEMPTS = 3
 _CONFLICT_PAUSE_SECONDS = 0.05
+
+# BatchGetItem reads at most 100 keys a request, and may leave some unprocessed when throttled.
+_BATCH_GET_MAX = 100
+_BATCH_GET_ATTEMPTS = 5
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -81,14 +94,18 @@ class DynamoJobStore:
         *,
         retention_days: int = 90,
         filtered_page_size: int = 200,
+        filtered_read_budget: int = 1000,
         clock: Callable[[], datetime] = utcnow,
     ):
         self._table = table_name
         self._client = client
         self._retention = timedelta(days=retention_days)
-        # A filter discards items after DynamoDB has read them; reading filtered listings in pages
-        # larger than the caller's limit saves round trips when few items match.
+        # A filter discards items after DynamoDB has read them (and billed them): a filtered listing
+        # reads on in pages sized by the share of items that matched so far, at most this large...
         self._filtered_page_size = filtered_page_size
+        # ...and this many items in all: a filter no index answers would otherwise read every job
+        # ever kept to fill a page of rare matches (see `list`).
+        self._filtered_read_budget = max(filtered_read_budget, filtered_page_size)
         self._clock = clock
 
     # --- reading -------------------------------------------------------------------------------
@@ -117,24 +134,47 @@ class DynamoJobStore:
         cursor: dict[str, Any] | None,
         account: str | None = None,
     ) -> JobPage:
+        """Jobs, newest first, read from the index whose key answers the most of the filters
+        (`_Listing.of`). What an index key does not answer is a filter DynamoDB applies after it
+        has read (and billed) the items, so a filtered page reads at most `filtered_read_budget`
+        items: when rare matches are spread over many jobs, the page comes back short (even
+        empty) with a cursor where the reading stopped, instead of reading every job ever kept."""
         listing = _Listing.of(status, operation, account)
         start_key = listing.start_key(cursor) if cursor is not None else None
-        page_size = limit if not listing.filters else max(limit, self._filtered_page_size)
+        budget = self._filtered_read_budget if listing.filters else None
 
         items: list[AttributeValues] = []
+        read = 0
+        size = limit if budget is None else min(limit, budget)  # first, as if every item matched
         while True:
-            answer = self._client.query(**self._listing_query(listing, page_size, start_key))
+            answer = self._client.query(**self._listing_query(listing, size, start_key))
             items.extend(answer["Items"])
+            read += answer.get("ScannedCount", len(answer["Items"]))
             start_key = answer.get("LastEvaluatedKey")
-            if len(items) >= limit or start_key is None:
+            if len(items) >= limit or start_key is None or (budget is not None and read >= budget):
                 break
+            size = self._next_read(limit - len(items), len(items) / read if read else 0.0, read, budget)
 
         returned = items[:limit]
-        more_may_follow = len(items) > limit or start_key is not None
-        # Resume after the last job returned, not after DynamoDB's last evaluated key: a filtered
-        # page may have read (and matched) items past the ones that fitted in `limit`.
-        next_cursor = listing.cursor_after(returned[-1]) if more_may_follow and returned else None
-        return JobPage(jobs=[_job_from_item(item) for item in returned], cursor=next_cursor)
+        next_cursor: dict[str, str] | None = None
+        if len(items) > limit or (len(items) == limit and start_key is not None):
+            # Resume after the last job returned, not after DynamoDB's last evaluated key: a filtered
+            # page may have read (and matched) items past the ones that fitted in `limit`.
+            next_cursor = listing.cursor_after(returned[-1])
+        elif start_key is not None:
+            # The read budget ran out before the page filled: resume after the last item read
+            # (the index's LastEvaluatedKey has exactly the cursor's keys).
+            next_cursor = listing.cursor_after(start_key)
+        return self._page(listing, returned, next_cursor)
+
+    def _next_read(self, wanted: int, matched_share: float, read: int, budget: int | None) -> int:
+        """How many items to read next for `wanted` more jobs. Unfiltered, every item read is one;
+        filtered, as many as the share that matched so far says, at most the filtered page size
+        (no match yet: that size), never past the budget."""
+        if budget is None:
+            return wanted
+        size = self._filtered_page_size if matched_share == 0 else math.ceil(wanted / matched_share)
+        return max(1, min(size, self._filtered_page_size, budget - read))
 
     def _listing_query(self, listing: _Listing, page_size: int, start_key: AttributeValues | None) -> QueryInputTypeDef:
         expr = _Expression()
@@ -154,18 +194,80 @@ class DynamoJobStore:
             query["ExclusiveStartKey"] = start_key
         return query
 
+    def _page(self, listing: _Listing, items: Sequence[AttributeValues], cursor: dict[str, str] | None) -> JobPage:
+        """The page of jobs `items` are, in their order. An index that projects every attribute has them whole;
+        by_account projects only what its filters need (so job updates do not rewrite it), and its
+        jobs are read from the table with BatchGetItem (eventually consistent, as the index is).
+        A job gone since the index saw it (TTL), or whose status has moved off a status filter,
+        is left out."""
+        if listing.projects_all or not items:
+            return JobPage(jobs=[_job_from_item(item) for item in items], cursor=cursor)
+        keys: list[AttributeValues] = [{"pk": item["pk"], "sk": item["sk"]} for item in items]
+        found: dict[str, AttributeValues] = {}
+        for first in range(0, len(keys), _BATCH_GET_MAX):
+            pending: Sequence[Mapping[str, Any]] = keys[first : first + _BATCH_GET_MAX]
+            for attempt in range(_BATCH_GET_ATTEMPTS):
+                answer = self._client.batch_get_item(RequestItems={self._table: {"Keys": pending, "ConsistentRead": False}})
+                for item in answer.get("Responses", {}).get(self._table, []):
+                    found[item["pk"]["S"]] = item
+                unprocessed = answer.get("UnprocessedKeys", {}).get(self._table)
+                pending = unprocessed["Keys"] if unprocessed else []
+                if not pending:
+                    break
+                time.sleep(_CONFLICT_PAUSE_SECONDS * (attempt + 1))  # throttled: DynamoDB asks us to slow down
+            else:
+                raise RuntimeError(f"DynamoDB left {len(pending)} jobs of a listing unread after {_BATCH_GET_ATTEMPTS} attempts")
+        wanted = {listing.partition: listing.partition_value, **listing.filters}
+        jobs = [_job_from_item(found[key["pk"]["S"]]) for key in keys if key["pk"]["S"] in found]
+        matching = [job for job in jobs if all(_job_attribute(job, name) == value for name, value in wanted.items())]
+        return JobPage(jobs=matching, cursor=cursor)
+
     # --- writing -------------------------------------------------------------------------------
 
-    def create(self, job: Job, event: TimelineEvent) -> None:
+    def create(self, job: Job, event: TimelineEvent, claim: IdempotencyClaim | None = None) -> None:
         put_job: PutTypeDef = {
             "TableName": self._table,
             "Item": self._job_item(job),
             "ConditionExpression": "attribute_not_exists(pk)",
         }
+        writes: list[TransactWriteItemTypeDef] = [{"Put": put_job}, {"Put": self._put_event(job.job_id, event)}]
+        if claim is not None:
+            writes.insert(0, {"Put": self._put_claim(claim)})
         try:
-            self._transact({"Put": put_job}, {"Put": self._put_event(job.job_id, event)})
-        except _GuardFailed:
+            self._transact(*writes)
+        except _GuardFailed as lost:
+            if claim is not None and lost.index == 0 and lost.current is not None:
+                raise IdempotencyKeyTaken(_claim_from_item(lost.current, claim.key)) from None
             raise JobConflict(f"job {job.job_id} already exists") from None
+        except ClientError as exc:
+            # Requests racing on one key can keep cancelling each other's transactions
+            # (TransactionConflict) past our attempts: if a claim has landed meanwhile, this
+            # request is not the first, as a failed condition would have said.
+            if claim is None or not _conflicted(exc) or (held := self.find_claim(claim.account, claim.key)) is None:
+                raise
+            raise IdempotencyKeyTaken(held) from None
+
+    def find_claim(self, account: str, key: str) -> IdempotencyClaim | None:
+        answer = self._client.get_item(TableName=self._table, Key=_claim_key(account, key), ConsistentRead=True)
+        item = answer.get("Item")
+        if item is None:
+            return None
+        claim = _claim_from_item(item, key)
+        # DynamoDB's TTL deletes an expired item within days, not at once: until then it is no claim.
+        return claim if claim.is_live(self._clock()) else None
+
+    def release(self, claim: IdempotencyClaim) -> None:
+        expr = _Expression()
+        try:
+            self._client.delete_item(
+                TableName=self._table,
+                Key=_claim_key(claim.account, claim.key),
+                ConditionExpression=f"{expr.name('job_id')} = {expr.value(claim.job_id)}",
+                **expr.params(),
+            )
+        except ClientError as exc:
+            if _error_code(exc) != "ConditionalCheckFailedException":
+                raise  # else: the key has moved on to another job (or nothing): that claim is not ours to remove
 
     def transition(self, job_id: str, target: JobStatus, event: TimelineEvent, patch: JobPatch | None = None) -> Transition:
         predecessors = ALLOWED_PREDECESSORS[target]
@@ -234,21 +336,22 @@ class DynamoJobStore:
             **expr.params(),
         }
 
-    def _transact(self, guarded: TransactWriteItemTypeDef, *others: TransactWriteItemTypeDef) -> None:
-        """One all-or-nothing write. `guarded` carries the condition; if that fails, nothing is
-        written and _GuardFailed holds the item as the guard saw it."""
+    def _transact(self, *writes: TransactWriteItemTypeDef) -> None:
+        """One all-or-nothing write. If a write's condition fails, nothing is written and
+        _GuardFailed holds that write's position and its item as the condition saw it."""
         for attempt in range(1, _CONFLICT_ATTEMPTS + 1):
             try:
-                self._client.transact_write_items(TransactItems=[guarded, *others])
+                self._client.transact_write_items(TransactItems=list(writes))
                 return
             except ClientError as exc:
                 if _error_code(exc) != "TransactionCanceledException":
                     raise
                 reasons = exc.response.get("CancellationReasons", [])
                 codes = [reason.get("Code") for reason in reasons]
-                if codes and codes[0] == "ConditionalCheckFailed":
+                if "ConditionalCheckFailed" in codes:
+                    index = codes.index("ConditionalCheckFailed")
                     # botocore-stubs types a reason's Item as {key, value}: it is the item's attribute map.
-                    raise _GuardFailed(cast("AttributeValues | None", reasons[0].get("Item"))) from None
+                    raise _GuardFailed(cast("AttributeValues | None", reasons[index].get("Item")), index) from None
                 if "TransactionConflict" not in codes or attempt == _CONFLICT_ATTEMPTS:
                     raise
                 time.sleep(_CONFLICT_PAUSE_SECONDS * attempt)
@@ -279,16 +382,43 @@ class DynamoJobStore:
         }
         return {"TableName": self._table, "Item": _to_attribute_values(item)}
 
+    def _put_claim(self, claim: IdempotencyClaim) -> PutTypeDef:
+        """The claim's Put: it lands only where no live claim holds the key (an expired one that
+        DynamoDB's TTL has not removed yet is overwritten); if not, the holder comes back with the error."""
+        expr = _Expression()
+        item = {
+            **_claim_key(claim.account, claim.key),
+            **_to_attribute_values(
+                {
+                    "kind": CLAIM_KIND,
+                    "account": claim.account,
+                    "fingerprint": claim.fingerprint,
+                    "job_id": claim.job_id,
+                    "expires_at": int(claim.expires_at.timestamp()),
+                }
+            ),
+        }
+        now = int(self._clock().timestamp())
+        return {
+            "TableName": self._table,
+            "Item": item,
+            "ConditionExpression": f"attribute_not_exists({expr.name('pk')}) OR {expr.name('expires_at')} <= {expr.value(now)}",
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            **expr.params(),
+        }
+
     def _expires_at(self, ended_at: datetime) -> int:
         return int((ended_at + self._retention).timestamp())
 
 
 class _GuardFailed(Exception):
-    """A transaction's condition failed; `current` is the guarded item as it was (None: absent)."""
+    """A transaction's condition failed: the `index`th write's; `current` is its item as it was
+    (None: absent)."""
 
-    def __init__(self, current: AttributeValues | None):
+    def __init__(self, current: AttributeValues | None, index: int = 0):
         super().__init__("condition failed")
         self.current = current
+        self.index = index
 
 
 @dataclass
@@ -323,18 +453,27 @@ class _Listing:
     index: str
     partition: str  # the index's hash key
     partition_value: str
-    # Attributes no index of this listing is keyed on: filtered after DynamoDB reads the items.
-    # (An account filter never gets an index: accounts are few, jobs per account many.)
+    # Attributes the index is not keyed on: filtered after DynamoDB reads the items (and bills them).
     filters: dict[str, str] = field(default_factory=dict)
+    projects_all: bool = True  # the index holds whole jobs (else: keys and the filters' attributes)
 
     @classmethod
     def of(cls, status: JobStatus | None, operation: str | None, account: str | None = None) -> _Listing:
-        filters = {"account": account} if account is not None else {}
+        """The index whose partition holds the fewest jobs the filters do not want. An open status
+        first: its partition holds only open jobs, so the sweeper's and the queue's reads (and any
+        listing of open jobs) grow with open jobs, never with the finished ones kept for `retention`.
+        Then the account (by_account): without it, a listing of one account's jobs would read
+        every other account's. The remaining filters are read through, under the read budget."""
+        wanted = {"status": status.value if status else None, "operation": operation, "account": account}
+        if status is not None and not status.is_terminal:
+            return cls("by_status", "status", status.value, _given(wanted, "operation", "account"))
+        if account is not None:
+            return cls("by_account", "account", account, _given(wanted, "status", "operation"), projects_all=False)
         if status is not None:
-            return cls("by_status", "status", status.value, filters | ({"operation": operation} if operation else {}))
+            return cls("by_status", "status", status.value, _given(wanted, "operation"))
         if operation is not None:
-            return cls("by_operation", "operation", operation, filters)
-        return cls("by_created", "kind", JOB_KIND, filters)
+            return cls("by_operation", "operation", operation)
+        return cls("by_created", "kind", JOB_KIND)
 
     @property
     def cursor_keys(self) -> frozenset[str]:
@@ -360,12 +499,37 @@ class _Listing:
 # --- conversions -------------------------------------------------------------------------------
 
 
+def _given(wanted: Mapping[str, str | None], *names: str) -> dict[str, str]:
+    return {name: value for name in names if (value := wanted[name]) is not None}
+
+
+def _job_attribute(job: Job, name: str) -> str:
+    value = getattr(job, name)
+    return value.value if isinstance(value, JobStatus) else value
+
+
 def _pk(job_id: str) -> str:
     return f"JOB#{job_id}"
 
 
 def _job_key(job_id: str) -> AttributeValues:
     return {"pk": {"S": _pk(job_id)}, "sk": {"S": JOB_SK}}
+
+
+def _claim_key(account: str, key: str) -> AttributeValues:
+    return {"pk": {"S": f"IDEMPOTENCY#{claim_key(account, key)}"}, "sk": {"S": CLAIM_SK}}
+
+
+def _claim_from_item(item: AttributeValues, key: str) -> IdempotencyClaim:
+    """The claim an item holds; the key itself is not stored (only its hash, in pk): the caller has it."""
+    record = _from_attribute_values(item)
+    return IdempotencyClaim(
+        account=record["account"],
+        key=key,
+        fingerprint=record["fingerprint"],
+        job_id=record["job_id"],
+        expires_at=datetime.fromtimestamp(record["expires_at"], UTC),
+    )
 
 
 def _sortable(moment: datetime) -> str:
@@ -411,3 +575,9 @@ def _event_from_item(item: AttributeValues) -> TimelineEvent:
 
 def _error_code(exc: ClientError) -> str:
     return exc.response.get("Error", {}).get("Code", "")
+
+
+def _conflicted(exc: ClientError) -> bool:
+    """A transaction cancelled because another one held one of its items."""
+    reasons = exc.response.get("CancellationReasons", [])
+    return _error_code(exc) == "TransactionCanceledException" and any(r.get("Code") == "TransactionConflict" for r in reasons)

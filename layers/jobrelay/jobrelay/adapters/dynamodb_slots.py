@@ -5,6 +5,9 @@ Item layout (see dynamodb_jobs for the jobs'):
   slot  pk="SLOTS#<pool>"  sk="SLOT#<n>"  kind="slot"  created_key="<acquired_at>#<pool>#<n>"
         holder (a job id), expires_at (epoch seconds: the lease's end, also the item's TTL)
 
+The pool's queue shares its partition (sk="WAIT#...", adapters/dynamodb_slot_queue): slots are read
+with begins_with(sk, "SLOT#"), so a long queue never slows down taking a slot.
+
 A pool with a limit of N has the slots 0..N-1. A slot is taken with one conditional put that
 succeeds only when the slot is free: no item, or a lease that has expired (its holder's deadline
 passed, whatever became of the holder). Two jobs racing for the last slot cannot both win. Slots
@@ -101,11 +104,15 @@ class DynamoSlots:
 
     def _items(self, pool: str, *, live_only: bool = True) -> list[tuple[str, Lease]]:
         now = self._clock()
-        items = self._query("pk = :pk", {":pk": {"S": _PK_PREFIX + pool}})
+        items = self._query(
+            "pk = :pk AND begins_with(sk, :slot)",
+            {":pk": {"S": _PK_PREFIX + pool}, ":slot": {"S": _SK_PREFIX}},
+            consistent=True,  # a slot just freed or taken counts at once (wake-ups count free slots)
+        )
         pairs = [(item["sk"]["S"], _lease(item)) for item in items]
         return [(slot_sk, lease) for slot_sk, lease in pairs if not live_only or lease.expires_at > now]
 
-    def _query(self, key_condition: str, values: Item, *, index: str | None = None) -> list[Item]:
+    def _query(self, key_condition: str, values: Item, *, index: str | None = None, consistent: bool = False) -> list[Item]:
         query: QueryInputTypeDef = {
             "TableName": self._table,
             "KeyConditionExpression": key_condition,
@@ -113,6 +120,8 @@ class DynamoSlots:
         }
         if index is not None:
             query["IndexName"] = index
+        if consistent:
+            query["ConsistentRead"] = True
         items: list[Item] = []
         while True:
             page = self._client.query(**query)

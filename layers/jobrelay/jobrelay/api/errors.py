@@ -13,6 +13,17 @@ MAX_BODY_BYTES = 256 * 1024
 MAX_WEBHOOK_BYTES = 256 * 1024
 
 
+class UnreadableRequest(ServiceError):
+    """Reading the request failed in a way no refusal of ours foresaw (jobrelay.api.resolver): the
+    input is what no reading expected, so a 400 for the client; the fault is logged for us."""
+
+    status = 400
+    code = "BAD_REQUEST"
+
+    def __init__(self) -> None:
+        super().__init__("the request could not be read; check it against GET /openapi.json (this has been logged)")
+
+
 def error_body(code: str, message: str, details: Any = None) -> str:
     return json.dumps({"error": {"code": code, "message": message, "details": details}}, default=str)
 
@@ -24,8 +35,9 @@ def error_response(status: int, code: str, message: str, details: Any = None) ->
 def validation_error_response(errors: list[dict[str, Any]]) -> Response:
     """Powertools' request-validation errors, re-shaped: a body that is not JSON is a 400, anything
     else a 422 listing each field and what is wrong with it (never echoing the input back)."""
-    if any(err.get("type") == "json_invalid" for err in errors):
-        return error_response(400, "INVALID_JSON", "the request body is not valid JSON")
+    if unreadable := next((err for err in errors if err.get("type") == "json_invalid"), None):
+        # Our reader's reason (jobrelay.api.bodies): where the JSON breaks, or which bound it passes.
+        return error_response(400, "INVALID_JSON", f"the request body {unreadable.get('msg') or 'is not valid JSON'}")
     details = [
         {"field": ".".join(str(p) for p in err.get("loc", ())) or "request", "message": err.get("msg", "invalid")}
         for err in errors
@@ -52,11 +64,17 @@ def undecodable_answer(event: dict[str, Any]) -> dict[str, Any] | None:
     except (binascii.Error, UnicodeDecodeError):
         content_type = str((event.get("headers") or {}).get("content-type") or "").split(";")[0].strip().lower()
         if content_type and "json" not in content_type:  # it never claimed to be JSON: say what to send
-            return _answer(
-                415, "UNSUPPORTED_MEDIA_TYPE", "the body is not JSON: send a JSON body, with content-type: application/json"
-            )
+            return _answer(415, "UNSUPPORTED_MEDIA_TYPE", _not_json(content_type))
         return _answer(400, "INVALID_JSON", "the request body is not valid JSON (it is not UTF-8 text)")
     return None
+
+
+def _not_json(declared: str) -> str:
+    """The 415's message: what the body said it was, and what to send instead."""
+    return (
+        f"the body is not JSON (it says content-type: {declared[:100] or 'nothing'}): send a JSON body, with "
+        "content-type: application/json"
+    )
 
 
 def _answer(status: int, code: str, message: str) -> dict[str, Any]:
@@ -72,7 +90,10 @@ def answer_errors_as_json(app: Any, logger: Any) -> None:
 
     @app.exception_handler(ServiceError)
     def service_error(exc: ServiceError) -> Response:
-        return error_response(exc.status, exc.code, exc.message, exc.details)
+        answer = error_response(exc.status, exc.code, exc.message, exc.details)
+        if exc.retry_after is not None:
+            answer.headers["Retry-After"] = str(exc.retry_after)
+        return answer
 
     @app.not_found
     def no_route(_: Exception) -> Response:
@@ -93,13 +114,8 @@ def answer_errors_as_json(app: Any, logger: Any) -> None:
     @app.exception_handler(RequestUnsupportedContentType)
     def unsupported_content_type(exc: RequestUnsupportedContentType) -> Response:
         # Before the catch-all below, which would make it a 500.
-        declared = next((str(err.get("msg")) for err in exc.errors()), "")[:100]
-        return error_response(
-            415,
-            "UNSUPPORTED_MEDIA_TYPE",
-            f"the body is not JSON (it says content-type: {declared or 'nothing'}): send a JSON body, with "
-            "content-type: application/json",
-        )
+        declared = next((str(err.get("msg")) for err in exc.errors()), "")
+        return error_response(415, "UNSUPPORTED_MEDIA_TYPE", _not_json(declared))
 
     @app.exception_handler(Exception)
     def unexpected(exc: Exception) -> Response:

@@ -3,11 +3,9 @@
 Fields may be added, never renamed: clients, tests and the CLI rely on these names.
 """
 
-import ipaddress
 import re
 from datetime import datetime
 from typing import Annotated, Any, Literal, Union
-from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -22,6 +20,7 @@ from pydantic import (
 
 from jobrelay.domain.job import JobError, Progress, ScheduleLink, TimelineEvent
 from jobrelay.domain.reconciliation import Reconciliation
+from jobrelay.domain.schedule import SCHEDULE_NAME_PATTERN, SCHEDULE_NAME_RULE, check_schedule_name
 from jobrelay.domain.status import JobStatus
 from jobrelay.domain.vendor_calls import VendorCall
 
@@ -29,21 +28,15 @@ MAX_JOB_TIMEOUT_SECONDS = 30 * 24 * 3600
 
 
 def _check_callback_url(url: str) -> str:
-    """Only https, except to a loopback host (the local stack). Link-local addresses (the cloud
-    metadata service lives there) are refused outright: the callback runs inside our network."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.scheme not in ("https", "http") or not host:
-        raise ValueError("callback_url must be an absolute https URL")
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        address = None
-    loopback = host == "localhost" or (address is not None and address.is_loopback)
-    if address is not None and address.is_link_local:
-        raise ValueError("callback_url may not point at a link-local address")
-    if parts.scheme == "http" and not loopback:
-        raise ValueError("callback_url must use https (plain http is accepted only for localhost)")
+    """Public https targets only, judged by what the host is however it is written (one rule for
+    jobs and schedules: jobrelay.domain.callback_targets); plain http and loopback or private
+    targets only where the stack allows local callbacks. A name is judged again by what it
+    resolves to when the callback is sent."""
+    # Imported with the first callback_url: these bodies are on the schedules function's cold start.
+    from jobrelay.domain.callback_targets import parse_callback_url
+    from jobrelay.settings import local_callbacks_allowed
+
+    parse_callback_url(url, allow_local=local_callbacks_allowed())  # CallbackTargetRefused is a ValueError
     return url
 
 
@@ -66,15 +59,16 @@ class JobSubmission(BaseModel):
     )
 
 
+# Checked by check_schedule_name, whose error names the rule in words; the pattern is in the schema
+# for clients (and the fuzz test's generator), not enforced twice.
 ScheduleName = Annotated[
     str,
     Field(
-        min_length=1,
-        max_length=64,
-        pattern=r"^[A-Za-z0-9_.-]+$",
-        description="letters, digits, '.', '_' and '-' (EventBridge Scheduler's rule)",
+        description=f"{SCHEDULE_NAME_RULE}: one segment of the schedule's URL",
         examples=["nightly-contact-summary"],
+        json_schema_extra={"pattern": SCHEDULE_NAME_PATTERN, "minLength": 1, "maxLength": 64},
     ),
+    AfterValidator(check_schedule_name),
 ]
 
 
@@ -191,6 +185,11 @@ class ScheduleView(BaseModel):
     timeout_seconds: int | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    defined_in: Literal["template.yaml"] | None = Field(
+        default=None,
+        description="`template.yaml` for a schedule the stack's template defines: read-only here (it can be read and "
+        "run now; change or delete it in the template, then deploy); null for one made through this API",
+    )
     last_runs: list[ScheduleRunView] | None = Field(
         default=None, description="the newest runs first (GET /schedules/{name} only)"
     )

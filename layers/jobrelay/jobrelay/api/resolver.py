@@ -1,8 +1,13 @@
 """The resolver the job API runs on: Powertools' APIGatewayHttpResolver, made to read requests
 generously, refuse them precisely, and describe itself (its OpenAPI document) as it behaves.
 
-- A JSON body is read whatever its content type says; a body that is not JSON is a 400 when it
-  claims to be JSON and a 415 (saying what to send) when it claims to be something else.
+- A JSON body is read whatever its content type says, within bounds (jobrelay.api.bodies: its
+  depth, its numbers); a body we cannot read is a 400 saying why when it claims to be JSON (or
+  claims nothing) and a 415 (saying what to send) when it claims to be something else.
+- Reading a request (query, headers, path, body, their validation) must answer any input: what it
+  raises beyond the refusals above is input no refusal foresaw, so a 400 (UnreadableRequest), never
+  a 500, and logged with its traceback, since a precise refusal is missing. What the route raises
+  once the request has been read is a fault of ours: still a logged 500.
 - A query parameter a route does not take is a 422 naming the ones it does take.
 - The document: SigV4 as the security of every route, tags and readable operationIds by default,
   our error shape (ErrorBody) wherever Powertools would put its HTTPValidationError, the errors
@@ -13,6 +18,7 @@ Loaded with jobrelay.api.routes, on the API function's first request (the cold-s
 """
 
 import json
+import logging
 import re
 from typing import Any
 
@@ -25,8 +31,12 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, OpenAPI, SecurityScheme, Tag
 from pydantic import TypeAdapter
 
-from jobrelay.api.errors import MAX_BODY_BYTES
+from jobrelay.api import bodies
+from jobrelay.api.errors import MAX_BODY_BYTES, UnreadableRequest
 from jobrelay.api.models import ErrorBody
+from jobrelay.domain.errors import ServiceError
+
+logger = logging.getLogger(__name__)
 
 SIGV4 = "sigv4"
 SECURITY_SCHEMES: dict[str, SecurityScheme] = {
@@ -52,11 +62,11 @@ DESCRIPTION = """Run email-marketing vendors' long, asynchronous jobs (exports, 
 submit a job, follow its progress, get a checksummed result from S3, be told when it ends.
 
 Every error is JSON, `{"error": {"code", "message", "details"}}`, whatever its status: 400 (a body that is
-not JSON, a bad `next` token), 404 (no such job, schedule or route), 405 (a route that does not take this
-method; `Allow` lists those it takes), 409, 413 (a body over 256 KiB), 415 (a body that is neither JSON nor
-labelled as JSON), 422 (`details` names each field and what is wrong with it; an unknown query parameter is
-one). Bad input never gets a 500. When a job ends, jobrelay POSTs its summary to the job's `callback_url`,
-signed per Standard Webhooks: see `webhooks`."""
+not JSON, or JSON nested too deep or holding a number out of range; a bad `next` token), 404 (no such job,
+schedule or route), 405 (a route that does not take this method; `Allow` lists those it takes), 409, 413 (a
+body over 256 KiB), 415 (a body that is neither JSON nor labelled as JSON), 422 (`details` names each field
+and what is wrong with it; an unknown query parameter is one). Bad input never gets a 500. When a job ends,
+jobrelay POSTs its summary to the job's `callback_url`, signed per Standard Webhooks: see `webhooks`."""
 
 _JSON_TYPES = re.compile(r"^(application/json|application/[\w.+-]*\+json|text/json)?$")
 
@@ -105,8 +115,30 @@ class JobApi(APIGatewayHttpResolver):
         return OpenAPI.model_validate(document)
 
 
+# What reading a request raises on purpose: each has its own answer (422, 415, a ServiceError's).
+_REFUSALS = (RequestValidationError, RequestUnsupportedContentType, ServiceError)
+
+
 class _ReadGenerously(OpenAPIRequestValidationMiddleware):
     def handler(self, app: Any, next_middleware: Any) -> Any:
+        routed = False
+
+        def route_handler(app: Any) -> Any:
+            nonlocal routed
+            routed = True  # the request has been read: from here on, a failure is the route's
+            return next_middleware(app)
+
+        try:
+            return self._read_then(app, route_handler)
+        except _REFUSALS:
+            raise
+        except Exception as exc:
+            if routed:
+                raise  # a fault of the route, after reading: the logged 500 of answer_errors_as_json
+            logger.exception("the request could not be read")
+            raise UnreadableRequest() from exc
+
+    def _read_then(self, app: Any, next_middleware: Any) -> Any:
         route = app.context["_route"]
         # Not for the route Powertools makes up for a path it has no route for (that is a 404/405),
         # nor for the docs page (Swagger UI reads its own ?format=).
@@ -115,18 +147,19 @@ class _ReadGenerously(OpenAPIRequestValidationMiddleware):
         return super().handler(app, next_middleware)
 
     def _get_body(self, app: Any) -> Any:
-        """The body as JSON whatever the content type says (curl -d sends form-urlencoded)."""
+        """The body as JSON whatever the content type says (curl -d sends form-urlencoded), read
+        within bounds: Powertools' own reading would recurse without limit (jobrelay.api.bodies)."""
         event = app.current_event
         content_type = (event.headers.get("content-type") or "").split(";")[0].strip().lower()
         body = event.decoded_body
         if not body:
             return None  # "body: Field required"
         try:
-            return json.loads(body)
-        except ValueError:
-            pass
+            return bodies.parse(body)
+        except bodies.NotReadable as refused:
+            reason = refused.reason
         if _JSON_TYPES.match(content_type):
-            raise RequestValidationError([{"type": "json_invalid", "loc": ("body",), "msg": "not JSON"}])
+            raise RequestValidationError([{"type": "json_invalid", "loc": ("body",), "msg": reason}])
         raise RequestUnsupportedContentType(
             "unsupported content type",
             errors=[{"type": "unsupported_content_type", "loc": ("body",), "msg": content_type}],
@@ -162,7 +195,9 @@ def _error_content() -> dict[str, Any]:
 
 
 BODY_ERRORS = {
-    "400": "the body is not JSON (INVALID_JSON)",
+    "400": f"the body is not JSON we read (INVALID_JSON): not valid JSON, nested deeper than {bodies.MAX_DEPTH} levels, "
+    "an integer too long to read, a number beyond a double's range, NaN or Infinity; the message says which. "
+    "(BAD_REQUEST: a request that could not be read for a reason no rule foresaw; it is logged)",
     "413": f"the body is over {MAX_BODY_BYTES // 1024} KiB (PAYLOAD_TOO_LARGE)",
     "415": "the body is not JSON and its content-type does not say JSON (UNSUPPORTED_MEDIA_TYPE): send JSON, "
     "with content-type: application/json",

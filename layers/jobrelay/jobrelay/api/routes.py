@@ -11,7 +11,7 @@ from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
-from pydantic import BeforeValidator
+from pydantic import AfterValidator, BeforeValidator
 
 from jobrelay import wiring
 from jobrelay.api.errors import answer_errors_as_json, validation_error_response
@@ -32,6 +32,7 @@ from jobrelay.api.models import (
 )
 from jobrelay.api.resolver import JobApi
 from jobrelay.domain.ids import JOB_ID_MAX_LENGTH, JOB_ID_PATTERN
+from jobrelay.domain.schedule import SCHEDULE_NAME_PATTERN, SCHEDULE_NAME_RULE, check_schedule_name
 from jobrelay.domain.status import JobStatus
 from jobrelay.operations import OPERATIONS
 
@@ -40,7 +41,15 @@ app = JobApi()
 app.enable_swagger(path="/docs")
 
 JobId = Annotated[str, Path(min_length=1, max_length=JOB_ID_MAX_LENGTH, pattern=JOB_ID_PATTERN, description="the job's id")]
-ScheduleNameParam = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+# As ScheduleName in the body: the rule checked once, by check_schedule_name, which says it in words.
+ScheduleNameParam = Annotated[
+    str,
+    Path(
+        description=f"the schedule's name: {SCHEDULE_NAME_RULE}",
+        json_schema_extra={"pattern": SCHEDULE_NAME_PATTERN, "minLength": 1, "maxLength": 64},
+    ),
+    AfterValidator(check_schedule_name),
+]
 
 # What each error status means, for the routes that can answer it. (Reading a body can give 400,
 # 413 and 415 on every route that takes one: jobrelay.api.resolver adds those.)
@@ -104,7 +113,8 @@ def _json(status: int, model: Any, headers: dict[str, str] | None = None) -> Res
             409,
             422,
             503,
-            e409="this Idempotency-Key was used with another body (IDEMPOTENCY_KEY_REUSED), or is in use right now",
+            e409="this Idempotency-Key was used with another body (IDEMPOTENCY_KEY_REUSED), or its first request is "
+            "still creating the job (IDEMPOTENCY_IN_PROGRESS: ask again after the `Retry-After` header's seconds)",
             e422="the operation, its params (`details` names each field) or the records file (`params.source`) is not valid",
         ),
     },
@@ -117,11 +127,7 @@ def submit_job(
     ] = None,
 ):
     service = wiring.job_service()
-    if idempotency_key:
-        request = {"account": submission.account, "key": idempotency_key, "submission": submission.model_dump(mode="json")}
-        job_id = wiring.idempotent_submit()(request, app.lambda_context)
-    else:
-        job_id = service.submit(submission).job_id
+    job_id = service.submit(submission, idempotency_key=idempotency_key).job_id
     return _json(202, service.get(job_id), headers={"Location": f"/jobs/{job_id}"})
 
 
@@ -146,7 +152,10 @@ def list_jobs(
         str | None, Query(max_length=100, description="an operation's name (GET /operations), any casing")
     ] = None,
     account: Annotated[
-        str | None, Query(max_length=64, description="the vendor account the jobs were submitted for (exact)")
+        str | None,
+        # An account's own rule (JobSubmission.account): one no job can have, `?account=` above all, is
+        # refused here rather than sent to DynamoDB, which refuses an empty key (a 500).
+        Query(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="the vendor account the jobs were submitted for (exact)"),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=100, description="jobs per page")] = 20,
     next: Annotated[str | None, Query(max_length=4096, description="the previous page's `next`")] = None,
@@ -234,6 +243,11 @@ def create_upload(
     return _json(201, wiring.upload_service().create(upload))
 
 
+READ_ONLY = (
+    "the schedule is defined in template.yaml (SCHEDULE_DEFINED_IN_TEMPLATE; its `defined_in` says so): change, pause "
+    "or delete it there and deploy"
+)
+
 # Created paused (`enabled: false`), so trying it from the Swagger page or a fuzzer never leaves a
 # schedule that fires for real; `PATCH {"enabled": true}` resumes it.
 SCHEDULE_EXAMPLE = {
@@ -311,15 +325,18 @@ def get_schedule(name: ScheduleNameParam):
     summary="Change, pause or resume a schedule",
     description="Give only the fields to change (`enabled: false` pauses it, `true` resumes it; `cron` or `rate` "
     "replaces the expression). The schedule that results is checked as POST /schedules checks a new one, "
-    "params against the operation with their placeholders resolved as of now; its runs so far stay listed.",
+    "params against the operation with their placeholders resolved as of now; its runs so far stay listed. A "
+    "schedule template.yaml defines (`defined_in`) is changed there, not here (409).",
     operation_id="updateSchedule",
     tags=["schedules"],
     responses={
         200: {"description": "the changed schedule", "content": {"application/json": {"model": ScheduleView}}},
         **errors(
             404,
+            409,
             422,
             e404="no such schedule (NOT_FOUND)",
+            e409=READ_ONLY,
             e422="an empty patch, an unknown field, both cron and rate, or a schedule that would not be valid "
             "(`details` names each field)",
         ),
@@ -334,7 +351,7 @@ def update_schedule(name: ScheduleNameParam, patch: ScheduleUpdate):
     summary="Run a schedule now",
     description="Submits the schedule's job now, even if the schedule is paused, as a run scheduled at the current "
     "second (placeholders resolved then): the job links to the schedule and the run is listed in its last_runs. "
-    "Asking again within the same second gives the same job.",
+    "Asking again within the same second gives the same job. Schedules template.yaml defines can be run too.",
     operation_id="runSchedule",
     tags=["schedules"],
     responses={
@@ -359,12 +376,13 @@ def run_schedule(name: ScheduleNameParam):
 @app.delete(
     "/schedules/<name>",
     summary="Delete a schedule (its jobs are kept)",
-    description="The schedule stops firing and is gone from the scheduler; the jobs it submitted are kept.",
+    description="The schedule stops firing and is gone from the scheduler; the jobs it submitted are kept. A schedule "
+    "template.yaml defines (`defined_in`) is deleted there, not here (409).",
     operation_id="deleteSchedule",
     tags=["schedules"],
     responses={
         204: {"description": "deleted"},
-        **errors(404, 422, e404="no such schedule (NOT_FOUND)", e422="not a schedule name"),
+        **errors(404, 409, 422, e404="no such schedule (NOT_FOUND)", e409=READ_ONLY, e422="not a schedule name"),
     },
 )
 def delete_schedule(name: ScheduleNameParam):

@@ -6,9 +6,14 @@ contract with statemachines/job.asl.json and must not be renamed.
 
 Service errors are what the API turns into 4xx answers.
 
-A port's own errors (RecordsFileChanged) are raised by its adapter for the service that uses the
-port to handle: they cross neither boundary.
+A port's own errors (RecordsFileChanged, IdempotencyKeyTaken) are raised by its adapter for the
+service that uses the port to handle: they cross neither boundary.
 """
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from jobrelay.domain.idempotency import IdempotencyClaim
 
 
 class StepError(Exception):
@@ -126,11 +131,21 @@ class RecordsFileChanged(Exception):
     service ends the import with InvalidSource."""
 
 
+class IdempotencyKeyTaken(Exception):
+    """JobStore.create was given an Idempotency-Key's claim while a live claim holds that key
+    (jobrelay.domain.idempotency): nothing was written; `claim` is the one that holds it."""
+
+    def __init__(self, claim: "IdempotencyClaim"):
+        super().__init__(f"the Idempotency-Key names job {claim.job_id}")
+        self.claim = claim
+
+
 class ServiceError(Exception):
     """An answer for the API: HTTP status, stable code, readable message, optional details."""
 
     status = 400
     code = "BAD_REQUEST"
+    retry_after: int | None = None  # seconds: sent as Retry-After, for an answer that asking again later changes
 
     def __init__(self, message: str, details: object | None = None):
         super().__init__(message)
@@ -158,7 +173,11 @@ class IdempotencyKeyReused(JobConflict):
 
 
 class IdempotencyInProgress(JobConflict):
+    """The first request with this Idempotency-Key is still creating its job: ask again after
+    `retry_after` seconds (a submission takes well under one) to get that job."""
+
     code = "IDEMPOTENCY_IN_PROGRESS"
+    retry_after = 1
 
 
 class ScheduleNotFound(ServiceError):

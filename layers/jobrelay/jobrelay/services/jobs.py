@@ -10,7 +10,16 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from jobrelay.api.models import JobList, JobSubmission, JobView, OperationList, OperationView, VendorCallList
 from jobrelay.bulk_import.params import RecordsFileParams
-from jobrelay.domain.errors import InvalidRequest, JobConflict, JobNotFound, ServiceError
+from jobrelay.domain.errors import (
+    IdempotencyInProgress,
+    IdempotencyKeyReused,
+    IdempotencyKeyTaken,
+    InvalidRequest,
+    JobConflict,
+    JobNotFound,
+    ServiceError,
+)
+from jobrelay.domain.idempotency import IN_FLIGHT_LIMIT, IdempotencyClaim, IdempotentRequest
 from jobrelay.domain.ids import new_job_id, plausible_job_id
 from jobrelay.domain.job import Job, JobError, JobPatch, ScheduleLink, TimelineEvent, utcnow
 from jobrelay.domain.status import JobStatus
@@ -83,10 +92,29 @@ class JobService:
 
     # --- submit ---------------------------------------------------------------------------------
 
-    def submit(self, submission: JobSubmission, *, job_id: str | None = None, schedule: ScheduleLink | None = None) -> Job:
+    def submit(
+        self,
+        submission: JobSubmission,
+        *,
+        idempotency_key: str | None = None,
+        job_id: str | None = None,
+        schedule: ScheduleLink | None = None,
+    ) -> Job:
         """Validate, store the job, start its execution. Returns the stored job. A schedule's run
         gives its own `job_id` (the same for every delivery of the run: the store refuses a second
-        job with JobConflict) and the `schedule` link the job keeps."""
+        job with JobConflict) and the `schedule` link the job keeps. With `idempotency_key`, only
+        the account's first request with that key in 24 hours creates a job (`_submit_once`)."""
+        if idempotency_key is not None:
+            request = IdempotentRequest.of(submission.account, idempotency_key, submission.model_dump(mode="json"))
+            return self._submit_once(request, lambda: self._new_job(submission, job_id, schedule))
+        job, submitted = self._new_job(submission, job_id, schedule)
+        self._store.create(job, submitted)
+        self._metrics.job_submitted(job.operation)
+        return self.start_execution(job, fail_if_not_started=True)
+
+    def _new_job(self, submission: JobSubmission, job_id: str | None, schedule: ScheduleLink | None) -> tuple[Job, TimelineEvent]:
+        """The job `submission` asks for, its params and records file checked (InvalidRequest), and
+        its first timeline event."""
         operation = get_operation(submission.operation)
         params = operation.validate_params(submission.params)
         if isinstance(params, RecordsFileParams) and self._records is not None:
@@ -107,9 +135,68 @@ class JobService:
             correlation_id=_correlation_id(),
         )
         submitted = {"operation": job.operation} | ({"schedule": schedule.name} if schedule else {})
-        self._store.create(job, TimelineEvent(at=now, event="submitted", detail=submitted))
-        self._metrics.job_submitted(job.operation)
-        return self.start_execution(job, fail_if_not_started=True)
+        return job, TimelineEvent(at=now, event="submitted", detail=submitted)
+
+    def _submit_once(self, request: IdempotentRequest, new_job: Callable[[], tuple[Job, TimelineEvent]]) -> Job:
+        """The job of the account's first request with this Idempotency-Key (within 24 h), created
+        here if this is that request. The key's claim is stored with its job in one write, so
+        requests racing with the same key create one job between them; each of the others gets
+        IdempotencyKeyReused (409) for another body, IdempotencyInProgress (409, Retry-After) while
+        the first is still starting the job, and otherwise the job. A first request that died
+        before starting its job (a crash, a timeout) is taken over once IN_FLIGHT_LIMIT has passed.
+        The key is checked before the body is: a retry gets its job even if, say, its records file
+        has gone since."""
+        for _ in range(2):  # a second round only after giving up a claim whose job never started
+            held = self._store.find_claim(request.account, request.key)
+            if held is None:
+                job, submitted = new_job()
+                claim = request.claim(job.job_id, job.created_at)
+                try:
+                    self._store.create(job, submitted, claim)
+                except IdempotencyKeyTaken as taken:  # another request with the key stored its job first
+                    held = taken.claim
+                else:
+                    self._metrics.job_submitted(job.operation)
+                    return self._start_claimed(job, claim)
+            if (claimed := self._claimed_job(held, request)) is not None:
+                return claimed
+        raise IdempotencyInProgress(
+            "a request with this Idempotency-Key is still being processed",
+            {"retry_after_seconds": IdempotencyInProgress.retry_after},
+        )
+
+    def _claimed_job(self, held: IdempotencyClaim, request: IdempotentRequest) -> Job | None:
+        """What a request gets for a key another request holds; None when that request's job never
+        started (its execution could not start, or the sweeper gave up on it): the claim is given
+        up, so that sending the request again submits it again, as the 503 it got said."""
+        if not held.asks_the_same_as(request):
+            raise IdempotencyKeyReused("this Idempotency-Key was already used with a different request")
+        job = self._store.get(held.job_id)
+        if job is None or _never_started(job):
+            self._store.release(held)
+            return None
+        if job.status is JobStatus.SUBMITTED and job.execution_arn is None:
+            if self._now() < job.created_at + IN_FLIGHT_LIMIT:
+                raise IdempotencyInProgress(
+                    "a request with this Idempotency-Key is still being processed: ask again shortly for its job",
+                    {"retry_after_seconds": IdempotencyInProgress.retry_after},
+                )
+            # The first request died before it started the job: start it, as that request would
+            # have (a first request still running starts the same execution, named by the job id).
+            return self._start_claimed(job, held)
+        return job
+
+    def _start_claimed(self, job: Job, claim: IdempotencyClaim) -> Job:
+        try:
+            return self.start_execution(job, fail_if_not_started=True)
+        except ServiceUnavailable:
+            # The job is FAILED (START_FAILED) and the answer says "submit it again": free the key
+            # for that. Should this fail too, the next request with the key frees it (_claimed_job).
+            try:
+                self._store.release(claim)
+            except Exception:
+                logger.exception("could not release the Idempotency-Key of job %s", job.job_id)
+            raise
 
     def start_execution(self, job: Job, *, fail_if_not_started: bool = False) -> Job:
         """Start the stored `job`'s execution, then record its ARN on the job; returns the job as
@@ -251,6 +338,12 @@ class JobService:
         if job is None:
             raise JobNotFound(f"no job {job_id!r}")
         return job
+
+
+def _never_started(job: Job) -> bool:
+    """A job that ended without its execution ever starting: refused by Step Functions
+    (START_FAILED), or left unstarted and settled by the sweeper (NOT_STARTED)."""
+    return job.status is JobStatus.FAILED and job.error is not None and job.error.code in ("START_FAILED", "NOT_STARTED")
 
 
 def _correlation_id() -> str | None:

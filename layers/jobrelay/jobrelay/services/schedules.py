@@ -9,6 +9,12 @@ time, under a job id derived from (schedule, scheduled time): a run delivered tw
 delivers at least once, and retries) finds its job instead of making another. Each run is recorded
 (ScheduleRuns) so that a schedule shows its last runs. A run asked for through the API ("run now")
 is one more run, at the current second: it goes through the same ScheduleFirer.
+
+A schedule template.yaml defines says so in its Input (`"defined_in": "template.yaml"`): the
+template is where it is changed, and CloudFormation owns it, so through the API it can be read and
+run now, never changed, paused or deleted (ScheduleDefinedInTemplate, a 409). The mark is in the
+template beside the schedule itself, so a schedule added there carries it with no list to keep in
+step; a schedule made through the API never has it (its Input is written by target_input).
 """
 
 import logging
@@ -27,7 +33,7 @@ from jobrelay.api.models import (
     ScheduleUpdate,
     ScheduleView,
 )
-from jobrelay.domain.errors import InvalidRequest, JobConflict, ScheduleNotFound
+from jobrelay.domain.errors import InvalidRequest, JobConflict, ScheduleNotFound, ServiceError
 from jobrelay.domain.ids import scheduled_job_id
 from jobrelay.domain.job import Job, JobError, ScheduleLink, utcnow
 from jobrelay.domain.operation import validation_details
@@ -48,12 +54,30 @@ LAST_RUNS = 10
 NEXT_RUNS = 5
 
 
+TEMPLATE: Final = "template.yaml"
+
+
+class ScheduleDefinedInTemplate(ServiceError):
+    """A change to a schedule template.yaml defines: the template is the one place it changes."""
+
+    status = 409
+    code = "SCHEDULE_DEFINED_IN_TEMPLATE"
+
+    def __init__(self, name: str):
+        super().__init__(
+            f"schedule {name!r} is defined in {TEMPLATE}: change, pause or delete it there and deploy the stack "
+            "(through the API it can be read and run now)",
+            details={"defined_in": TEMPLATE},
+        )
+
+
 class _Input(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     schedule: str  # the schedule's name: what the jobs link to and the runs are recorded under
     timezone: str = "UTC"  # the placeholders' (Scheduler does not pass its ScheduleExpressionTimezone on)
     job: JobSubmission  # params may hold placeholders
+    defined_in: Literal["template.yaml"] | None = None  # written in the template only: read-only here
 
 
 class ScheduleDefinition(_Input):
@@ -105,7 +129,10 @@ class ScheduleService:
         """Merge the patch into the schedule and check the result as `create` checks a new one:
         a change of time zone re-reads the expression and the placeholders, a change of operation
         re-validates the params. A patch that gives cron or rate replaces the expression."""
-        current = self._view(self._scheduler.get(name), name)
+        spec = self._scheduler.get(name)
+        if spec is not None and _in_template(spec):
+            raise ScheduleDefinedInTemplate(name)
+        current = self._view(spec, name)
         fields = current.model_dump(include=set(ScheduleRequest.model_fields), exclude_none=True)
         changes = patch.changes()
         if "cron" in changes or "rate" in changes:
@@ -199,8 +226,12 @@ class ScheduleService:
         return view.model_copy(update={"last_runs": [self._run_view(run) for run in runs]})
 
     def delete(self, name: str) -> None:
-        """Its runs stay until they expire, and its jobs are not touched."""
-        if not self._scheduler.delete(name):
+        """Its runs stay until they expire, and its jobs are not touched. A schedule of the group
+        that is not jobrelay's can be deleted too; one template.yaml defines cannot."""
+        spec = self._scheduler.get(name)
+        if spec is not None and _in_template(spec):
+            raise ScheduleDefinedInTemplate(name)
+        if spec is None or not self._scheduler.delete(name):
             raise ScheduleNotFound(f"no schedule {name!r}")
 
     def _view(self, spec: ScheduleSpec | None, name: str) -> ScheduleView:
@@ -228,6 +259,12 @@ class ScheduleService:
             status=job.status if job else None,
             error=run.error,
         )
+
+
+def _in_template(spec: ScheduleSpec) -> bool:
+    """Whether template.yaml defines the schedule: its Input's mark, read from the raw Input, so that
+    a template's schedule whose Input is otherwise not one we read stays read-only all the same."""
+    return spec.target_input.get("defined_in") == TEMPLATE
 
 
 def _wrapped(kind: str, text: str | None) -> str:
@@ -263,6 +300,7 @@ def _view(spec: ScheduleSpec, now: datetime) -> ScheduleView:
         timeout_seconds=job.timeout_seconds,
         created_at=spec.created_at,
         updated_at=spec.updated_at,
+        defined_in=definition.defined_in,
         next_run_at=_next_runs(spec, now),
     )
 

@@ -1,5 +1,5 @@
-"""The state machine's steps (statemachines/job.asl.json): start, await_webhook, poll, collect,
-fail, notify, callback_failed.
+"""The state machine's steps (statemachines/job.asl.json): start, await_slot, await_webhook, poll,
+collect, fail, notify, callback_failed.
 
 Every step is safe to run again (Step Functions retries them): it reads the job first, does
 nothing to a job that has already ended, and changes status only through the store's guarded
@@ -40,14 +40,15 @@ logger = logging.getLogger(__name__)
 
 Next = Literal["stage", "wait_slot", "wait_webhook", "wait_poll", "collect", "notify", "done"]
 
-# A job queued behind its account's concurrency limit looks for a free slot again after this long
-# at most (the poll backoff up to here): slots free when jobs end, and a queued job should follow
-# promptly, at three state transitions per look.
-SLOT_WAIT_MAX_SECONDS = 60
+# A job queued behind its account's concurrency limit parks (WaitForSlot) until a freed slot wakes
+# it: waiting costs no state transitions. This is the parked task's timeout, the last fallback for a
+# lost wake-up (the sweeper catches one within minutes); then Start looks again. An hour keeps a job
+# queued for an hour within its budget of 5 transitions (docs/DESIGN.md, bench/transitions.py).
+SLOT_WAIT_MAX_SECONDS = 3600
 
 
 class StepInput(BaseModel):
-    step: Literal["start", "stage", "await_webhook", "poll", "collect", "fail", "notify", "callback_failed"]
+    step: Literal["start", "stage", "await_slot", "await_webhook", "poll", "collect", "fail", "notify", "callback_failed"]
     job_id: str
     task_token: str | None = None
     woken_by: dict[str, Any] | None = None
@@ -151,13 +152,29 @@ class StepRunner:
         self._metrics.queued(job.vendor, ahead)
         event = TimelineEvent(at=self._now(), event="queued", detail={"ahead": ahead}) if first else None
         self._store.update(job.job_id, JobPatch(progress=progress.queued(job, ahead, self._now()), polls=job.polls + 1), event)
-        wanted = min(self._settings.backoff.delay(job.polls), SLOT_WAIT_MAX_SECONDS)
         return StepOutput(
             job_id=job.job_id,
             status=job.status,
             next="wait_slot",
-            wait_seconds=bounded_wait(wanted, job.deadline_at, self._now()),
+            wait_seconds=bounded_wait(SLOT_WAIT_MAX_SECONDS, job.deadline_at, self._now()),
         )
+
+    def _await_slot(self, step: StepInput) -> None:
+        """Runs as the WaitForSlot task: park the job's task token at its place in its account's
+        queue, where a freed slot wakes it (services/concurrency.py). A job with nothing to wait
+        for any more (ended, past its deadline, its account's limit lifted) is resumed at once:
+        Start settles it."""
+        if not step.task_token:
+            raise ValueError("await_slot needs the task token")
+        job = self._job(step.job_id)
+        limit = None
+        if not job.is_terminal and seconds_left(job.deadline_at, self._now()) > 0:
+            limit = self._driver_for(job).max_concurrent_jobs
+        if limit is None or self._concurrency is None:
+            self._workflow.resume(step.task_token, {"via": "recheck"})
+        else:
+            self._concurrency.park(job, limit, step.task_token)
+        return None
 
     # --- stage (bulk imports) --------------------------------------------------------------------
 
@@ -360,7 +377,17 @@ class StepRunner:
     def _notify(self, step: StepInput) -> StepOutput:
         job = self._job(step.job_id)
         if job.callback_url:
-            status_code = self._notices.deliver_callback(job)
+            from jobrelay.domain.callback_targets import CallbackTargetRefused  # with the first callback (cold start)
+
+            try:
+                status_code = self._notices.deliver_callback(job)
+            except CallbackTargetRefused as refused:
+                # Where the URL leads is refused for good: given up now, not after every retry.
+                self._metrics.callback("given_up")
+                self._store.append_event(
+                    job.job_id, TimelineEvent(at=self._now(), event="callback_failed", detail={"reason": str(refused)})
+                )
+                return StepOutput(job_id=job.job_id, status=job.status, next="done")
             self._metrics.callback("delivered")
             self._store.append_event(
                 job.job_id, TimelineEvent(at=self._now(), event="callback_delivered", detail={"http_status": status_code})

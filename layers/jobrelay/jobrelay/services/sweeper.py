@@ -11,7 +11,8 @@ settles the ones nothing else will settle any more:
 
 Each settlement is one guarded transition (a job that ends meanwhile by its own path wins, and the
 sweeper changes nothing), with a timeline event, the EventBridge event, the signed callback (best
-effort) and the release of its concurrency slot. Then every slot whose holder has ended is freed.
+effort) and the release of its concurrency slot. Then every slot whose holder has ended is freed,
+and parked jobs a lost wake-up left behind are woken (`_wake_parked`).
 """
 
 import logging
@@ -40,6 +41,7 @@ class SweepReport:
     examined: int = 0
     settled: list[dict[str, str]] = field(default_factory=list)  # job_id, status, reason
     slots_freed: int = 0
+    woken: int = 0  # parked jobs woken for free slots nobody had woken them for
 
 
 class Sweeper:
@@ -70,6 +72,7 @@ class Sweeper:
             report.slots_freed = len(self._concurrency.release_orphans(self._has_ended))
             if report.slots_freed:
                 self._metrics.slots_freed(report.slots_freed)
+            report.woken = self._wake_parked()
         if report.settled or report.slots_freed:
             logger.warning("sweeper settled %d jobs and freed %d slots", len(report.settled), report.slots_freed)
         return report
@@ -130,6 +133,17 @@ class Sweeper:
             count_callback=self._metrics.callback,
         )
         return True
+
+    def _wake_parked(self) -> int:
+        """Lost wake-ups: in every pool with parked jobs and free slots (the function that freed a
+        slot died before it woke anyone, a lease expired, the slots freed just above), wake the
+        first parked jobs, one per free slot (services/concurrency.py)."""
+        if self._concurrency is None:
+            return 0
+        woken = self._concurrency.wake_stranded()
+        if woken:
+            logger.warning("sweeper woke %d parked jobs a lost wake-up left waiting", len(woken))
+        return len(woken)
 
     def _has_ended(self, job_id: str) -> bool:
         job = self._store.get(job_id)
