@@ -23,12 +23,13 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
+from jobrelay.adapters.dynamodb_slots import query_all
 from jobrelay.domain.job import utcnow
 from jobrelay.domain.slot_queue import ParkedJob
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
-    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef, QueryInputTypeDef
+    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
 
     Item = dict[str, AttributeValueTypeDef]
 
@@ -117,23 +118,7 @@ class DynamoSlotQueue:
         return {"pk": {"S": _PK_PREFIX + pool}, "sk": {"S": f"{_SK_PREFIX}{_sortable(submitted_at)}#{job_id}"}}
 
     def _query(self, key_condition: str, values: Item, *, index: str | None = None, consistent: bool = False) -> list[Item]:
-        query: QueryInputTypeDef = {
-            "TableName": self._table,
-            "KeyConditionExpression": key_condition,
-            "ExpressionAttributeValues": values,
-        }
-        if index is not None:
-            query["IndexName"] = index
-        if consistent:
-            query["ConsistentRead"] = True
-        items: list[Item] = []
-        while True:
-            page = self._client.query(**query)
-            items.extend(page.get("Items", []))
-            start = page.get("LastEvaluatedKey")
-            if not start:
-                return items
-            query["ExclusiveStartKey"] = start
+        return query_all(self._client, self._table, key_condition, values, index=index, consistent=consistent)
 
 
 def _parked(item: Item) -> ParkedJob:

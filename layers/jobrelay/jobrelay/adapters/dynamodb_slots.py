@@ -113,23 +113,30 @@ class DynamoSlots:
         return [(slot_sk, lease) for slot_sk, lease in pairs if not live_only or lease.expires_at > now]
 
     def _query(self, key_condition: str, values: Item, *, index: str | None = None, consistent: bool = False) -> list[Item]:
-        query: QueryInputTypeDef = {
-            "TableName": self._table,
-            "KeyConditionExpression": key_condition,
-            "ExpressionAttributeValues": values,
-        }
-        if index is not None:
-            query["IndexName"] = index
-        if consistent:
-            query["ConsistentRead"] = True
-        items: list[Item] = []
-        while True:
-            page = self._client.query(**query)
-            items.extend(page.get("Items", []))
-            start = page.get("LastEvaluatedKey")
-            if not start:
-                return items
-            query["ExclusiveStartKey"] = start
+        return query_all(self._client, self._table, key_condition, values, index=index, consistent=consistent)
+
+
+def query_all(
+    client: DynamoDBClient, table: str, key_condition: str, values: Item, *, index: str | None = None, consistent: bool = False
+) -> list[Item]:
+    """Every item of a Query, page after page (the slots and the queue of a pool are few)."""
+    query: QueryInputTypeDef = {
+        "TableName": table,
+        "KeyConditionExpression": key_condition,
+        "ExpressionAttributeValues": values,
+    }
+    if index is not None:
+        query["IndexName"] = index
+    if consistent:
+        query["ConsistentRead"] = True
+    items: list[Item] = []
+    while True:
+        page = client.query(**query)
+        items.extend(page.get("Items", []))
+        start = page.get("LastEvaluatedKey")
+        if not start:
+            return items
+        query["ExclusiveStartKey"] = start
 
 
 def _lease(item: Item) -> Lease:
