@@ -48,7 +48,8 @@ class JobStore(Protocol):
         account: str | None = None,
     ) -> JobPage:
         """Jobs, newest first, optionally filtered (every filter given must match). A page may be
-        cut short by `limit` only: a cursor means more jobs may match."""
+        cut short by `limit`, or by the store's read budget when filters no index answers rarely
+        match (even empty, with a cursor): a cursor means more jobs may match."""
 
     def transition(self, job_id: str, target: JobStatus, event: TimelineEvent, patch: JobPatch | None = None) -> Transition:
         """Move the job to `target` if its current status is an allowed predecessor: one
