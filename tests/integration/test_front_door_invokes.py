@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -53,7 +54,7 @@ class _Invocations(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        if self.path != INVOKE_PATH:
+        if urlsplit(self.path).path != INVOKE_PATH:  # the front door names $LATEST in the query
             self.send_error(404)
             return
         self.server.received(json.loads(body))
