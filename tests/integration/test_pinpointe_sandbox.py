@@ -685,7 +685,8 @@ def test_an_unreadable_start_answer_still_starts_the_job(api, sandbox):
     ],
 )
 def test_status_words_can_be_cased_and_replaced(api, config, words):
-    api.configure(job_seconds=0.4, **config)
+    # "waiting" lasts a quarter of the job: long enough to be read first on a busy machine.
+    api.configure(job_seconds=2, **config)
     jobid = api.start()
     assert api.entry(jobid)["status"] == words[0]
     assert api.wait_until(jobid, words[1])["url"].endswith(f"/files/{jobid}.json")
