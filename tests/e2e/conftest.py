@@ -82,8 +82,14 @@ class Sandbox:
     def calls(self) -> list[dict]:
         return self.http.get("/_sandbox/calls").json()
 
-    def webhooks(self) -> list[dict]:
-        return self.http.get("/_sandbox/webhooks").json()
+    def webhooks(self, at_least: int = 0, timeout: float = 10) -> list[dict]:
+        """The webhooks the sandbox delivered, each with its outcome. The sandbox records a delivery
+        only once our answer is back, which can be after the job it announced has finished: pass
+        `at_least` to wait for that many records."""
+        deadline = time.monotonic() + timeout
+        while len(hooks := self.http.get("/_sandbox/webhooks").json()) < at_least and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return hooks
 
 
 @pytest.fixture

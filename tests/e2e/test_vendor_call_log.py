@@ -78,6 +78,8 @@ def check_log(api, aws, stack, job: dict, secrets: list[str]) -> list[dict]:
 
 
 def test_a_pinpointe_exports_log_is_what_the_sandbox_saw_and_its_webhook(api, sandbox, aws, stack):
+    # A webhook answered slowly on a loaded machine is not this test's subject: the sandbox waits for it.
+    sandbox.configure(webhook_timeout_seconds=30)
     job = wait_for(api, submit(api, "pinpointe.list_subscribers", {"list": ["12"], "status": "active"})["job_id"])
     assert job["status"] == "SUCCEEDED", job
     webhook_tokens = [hook["url"].rsplit("/", 1)[1] for hook in sandbox.webhooks()]
@@ -98,7 +100,8 @@ def test_a_pinpointe_exports_log_is_what_the_sandbox_saw_and_its_webhook(api, sa
     assert download["response"]["size"] == job["result"]["size"] and download["response"]["sha256"] == job["result"]["sha256"]
 
     received = [call for call in calls if call["direction"] == "in"]
-    assert len(received) == len([hook for hook in sandbox.webhooks() if hook.get("status_code") == 200]) >= 1
+    delivered = sandbox.webhooks(at_least=len(received))
+    assert len(received) == len([hook for hook in delivered if hook.get("status_code") == 200]) >= 1
     assert all(call["path"] == f"/webhooks/pinpointe/{job['job_id']}/***" and call["step"] == "webhook" for call in received)
 
 
