@@ -158,9 +158,16 @@ def shared_http_client() -> httpx.Client:
     Timeouts are given on every call; redirects are never followed (an answer we did not ask for is
     not one we read, and a result link is checked before it is fetched). Every exchange passes the
     vendor call log's recorder (jobrelay.vendors.recording), which files it in the job's log when a
-    step is recording, and is counted and timed (jobrelay.vendors.call_metrics). (A transport given
-    explicitly means httpx reads no proxy from the environment: vendors are reached directly.)"""
+    step is recording, and is counted and timed (jobrelay.vendors.call_metrics). A request and its
+    body are freed once its answer is read, and a big body is written in pieces
+    (jobrelay.vendors.http_memory). (A transport given explicitly means httpx reads no proxy from the
+    environment: vendors are reached directly.)"""
     from jobrelay.vendors.call_metrics import MeteredTransport
+    from jobrelay.vendors.http_memory import PiecewiseBodies, release_when_closed
     from jobrelay.vendors.recording import RecordingTransport
 
-    return httpx.Client(follow_redirects=False, transport=MeteredTransport(RecordingTransport(httpx.HTTPTransport())))
+    return httpx.Client(
+        follow_redirects=False,
+        transport=MeteredTransport(RecordingTransport(PiecewiseBodies(httpx.HTTPTransport()))),
+        event_hooks={"response": [release_when_closed]},
+    )
