@@ -22,12 +22,15 @@ The cases: sizes x formats x vendors, each run `runs` times.
 
     python -m bench "staging an import"     1,000,000 records, JSON Lines, MyPreferences (make bench runs it too)
     python -m bench.staging --sizes 100k,1M,10M --formats jsonl,csv --vendors mypreferences,which50 --runs 2
+    python -m bench.staging --concurrency 8 --latency 25   the account's stage_concurrency (25 MB
+                                            bodies go 3 at once at most) and a vendor slow enough
+                                            that every body the window allows is held at once
     python -m bench.staging --tracemalloc   the Python heap's peak too (tracemalloc; staging runs about 3x slower)
 
 `python -m bench` and make bench read the same choices from the environment: BENCH_IMPORT_SIZES (or
 BENCH_IMPORT_RECORDS, one size), BENCH_IMPORT_FORMATS, BENCH_IMPORT_VENDORS, BENCH_IMPORT_RUNS,
-BENCH_IMPORT_TRACEMALLOC=1. The records: MyPreferences profiles (a name, an alternate id, an email:
-about 205 bytes a JSON line, 60 a CSV row) cut into 25 MB stage requests; Which50 contacts (email,
+BENCH_IMPORT_CONCURRENCY, BENCH_IMPORT_LATENCY, BENCH_IMPORT_TRACEMALLOC=1. The records: MyPreferences profiles (a name, an
+alternate id, an email: about 205 bytes a JSON line, 60 a CSV row) cut into 25 MB stage requests; Which50 contacts (email,
 names, country: about 95 and 45 bytes) cut into batches of 10,000, four out at once. 10M records make
 a file of up to 2 GB (in /tmp and in moto) and take 6 to 10 minutes a case on a 2-core machine.
 """
@@ -44,6 +47,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import boto3
+import httpx
 
 from bench.processes import moto_server, run_measured, sandbox_process
 from devstack.template import load_yaml
@@ -62,6 +66,7 @@ class VendorCase:
     """How a vendor's import is benchmarked: its sandbox, its operation and params, its records."""
 
     sandbox: str
+    stage_call: str  # the sandbox's name for stage requests (its fault_methods)
     operation: str
     params: dict[str, Any]
     csv_header: str
@@ -72,6 +77,7 @@ class VendorCase:
 VENDORS = {
     "mypreferences": VendorCase(
         sandbox="devstack.sandbox.mypreferences",
+        stage_call="stage",
         operation="mypreferences.bulk_import",
         params={"name": "bench"},
         csv_header="CustomerName.FirstName,CustomerName.LastName,AlternateIds.0.AlternateIdType,"
@@ -86,6 +92,7 @@ VENDORS = {
     ),
     "which50": VendorCase(
         sandbox="devstack.sandbox.which50",
+        stage_call="batch",
         operation="which50.contact_import",
         # List 12 of the sandbox's seed lists has these fields.
         params={"contact_list_id": 12, "field_names": ["Email", "FirstName", "LastName", "Country"]},
@@ -105,12 +112,23 @@ def run() -> list[str]:
             _names(os.environ.get("BENCH_IMPORT_FORMATS", DEFAULT_FORMATS)),
             _names(os.environ.get("BENCH_IMPORT_VENDORS", DEFAULT_VENDORS)),
             runs=int(os.environ.get("BENCH_IMPORT_RUNS", "1")),
+            concurrency=int(os.environ["BENCH_IMPORT_CONCURRENCY"]) if os.environ.get("BENCH_IMPORT_CONCURRENCY") else None,
+            latency=float(os.environ.get("BENCH_IMPORT_LATENCY", "0")),
             traced=os.environ.get("BENCH_IMPORT_TRACEMALLOC", "") not in ("", "0"),
         )
     )
 
 
-def run_cases(sizes: list[int], formats: list[str], vendors: list[str], *, runs: int = 1, traced: bool = False) -> Iterator[str]:
+def run_cases(
+    sizes: list[int],
+    formats: list[str],
+    vendors: list[str],
+    *,
+    runs: int = 1,
+    concurrency: int | None = None,
+    latency: float = 0,
+    traced: bool = False,
+) -> Iterator[str]:
     """The figures of every case, in words, as each case ends."""
     for name in vendors:
         if name not in VENDORS:
@@ -123,14 +141,21 @@ def run_cases(sizes: list[int], formats: list[str], vendors: list[str], *, runs:
             for records in sizes:
                 for attempt in range(1, runs + 1):
                     case = f"{name}, {fmt}, {records:,} records" + (f", run {attempt}" if runs > 1 else "")
-                    for n, line in enumerate(stage_case(name, fmt, records, traced)):
+                    for n, line in enumerate(stage_case(name, fmt, records, traced, concurrency, latency)):
                         yield f"{case}: {line}" if n == 0 else f"  {line}"
 
 
-def stage_case(vendor: str, fmt: str, records: int, traced: bool = False) -> list[str]:
-    """One case, staged in a process of its own; its figures, in words."""
+def stage_case(
+    vendor: str, fmt: str, records: int, traced: bool = False, concurrency: int | None = None, latency: float = 0
+) -> list[str]:
+    """One case, staged in a process of its own; its figures, in words. `concurrency`: the account's
+    stage_concurrency (else the vendor's default); `latency`: seconds the sandbox takes to answer a
+    stage request (with more than one out at once, every body the window allows is then held)."""
     setup = VENDORS[vendor]
-    with moto_server() as moto_url, sandbox_process(setup.sandbox, "--process-seconds", "1") as (_, secret):
+    with moto_server() as moto_url, sandbox_process(setup.sandbox, "--process-seconds", "1") as (sandbox_url, secret):
+        if latency:
+            slow = {"slow_seconds": latency, "fault_methods": [setup.stage_call]}
+            httpx.post(f"{sandbox_url}/_sandbox/config", json=slow).raise_for_status()
         aws = {
             "endpoint_url": moto_url,
             "region_name": "us-east-1",
@@ -145,7 +170,7 @@ def stage_case(vendor: str, fmt: str, records: int, traced: bool = False) -> lis
             "table": TABLE,
             "job_id": JOB_ID,
             "vendor": vendor,
-            "secret": secret,
+            "secret": secret if concurrency is None else {**secret, "stage_concurrency": concurrency},
             "tracemalloc": traced,
         }
         measured = run_measured([sys.executable, "-m", "bench.staging_step", json.dumps(case)])
@@ -247,10 +272,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--formats", default=DEFAULT_FORMATS, help="jsonl, csv or both (default %(default)s)")
     parser.add_argument("--vendors", default=DEFAULT_VENDORS, help="mypreferences, which50 or both (default %(default)s)")
     parser.add_argument("--runs", type=int, default=1, help="runs of each case (default %(default)s)")
+    parser.add_argument("--concurrency", type=int, help="the account's stage_concurrency (default: the vendor's)")
+    parser.add_argument("--latency", type=float, default=0, help="seconds the sandbox takes per stage request")
     parser.add_argument("--tracemalloc", action="store_true", help="also trace the Python heap's peak (slower)")
     args = parser.parse_args(argv)
     for line in run_cases(
-        parse_sizes(args.sizes), _names(args.formats), _names(args.vendors), runs=args.runs, traced=args.tracemalloc
+        parse_sizes(args.sizes),
+        _names(args.formats),
+        _names(args.vendors),
+        runs=args.runs,
+        concurrency=args.concurrency,
+        latency=args.latency,
+        traced=args.tracemalloc,
     ):
         print(line, flush=True)
 

@@ -21,7 +21,8 @@ from jobrelay.domain.job import Job, JobPatch, Progress
 from jobrelay.domain.status import JobStatus
 from jobrelay.domain.vendor_outcomes import PollOutcome, VendorState
 from jobrelay.domain.vendor_ref import VendorRef
-from jobrelay.services.bulk_imports import SETTLE_AFTER, STALLED_AFTER, ImportSteps
+from jobrelay.services import bulk_imports
+from jobrelay.services.bulk_imports import SETTLE_AFTER, STALLED_AFTER, ImportSteps, stage_window_size
 from tests.fakes import InMemoryJobStore, InMemoryResultStore, InMemoryScratch
 from tests.unit.conftest import Clock
 
@@ -776,6 +777,51 @@ def test_a_step_that_dies_with_several_batches_out_sends_none_twice_and_loses_no
 
     assert sorted(vendor.received) == sorted(f"user{n}@example.org" for n in range(1, 13))  # each exactly once
     assert [e.detail["outcome"] for e in store.timeline("job_1") if e.event == "batch_reconciled"] == ["arrived"]
+
+
+@dataclass
+class CountingVendor(FakeVendor):
+    """Notes the most stage requests it had out at once; each stays out until three are (or 0.2 s
+    pass), so a window with room for three or more has three out."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    arrived: threading.Condition = field(default_factory=threading.Condition)
+    out: int = 0
+    most_out: int = 0
+
+    def stage(self, job, body, records):
+        with self.arrived:
+            self.out += 1
+            self.most_out = max(self.most_out, self.out)
+            self.arrived.notify_all()
+            self.arrived.wait_for(lambda: self.out >= 3, timeout=0.2)
+        try:
+            with self.lock:
+                return super().stage(job, body, records)
+        finally:
+            with self.arrived:
+                self.out -= 1
+
+
+def test_big_batches_are_sent_fewer_at_once_than_asked_so_that_their_bodies_fit_in_memory(world, monkeypatch):
+    clock, store, _ = world
+    vendor = CountingVendor(concurrency=8)  # batches of up to 120 bytes
+    monkeypatch.setattr(bulk_imports, "STAGE_BODIES_BYTES", 3 * vendor.max_bytes)  # two out and one being cut
+    steps, *_ = make((clock, store, vendor), records_file(GOOD))
+    steps.open(store.get("job_1"))
+
+    stage_until_done(steps, store)
+
+    assert vendor.most_out == 2
+    assert sorted(vendor.received) == sorted(f"user{n}@example.org" for n in range(1, 13))
+
+
+@pytest.mark.parametrize(
+    ("asked", "max_bytes", "sent"),
+    [(8, 25_000_000, 3), (8, 28_000_000, 2), (8, 1_000_000, 8), (2, 25_000_000, 2), (1, 200_000_000, 1), (8, 60_000_000, 1)],
+)
+def test_the_window_is_the_accounts_concurrency_lowered_to_what_fits_never_below_one(asked, max_bytes, sent):
+    assert stage_window_size(FakeVendor(concurrency=asked, max_bytes=max_bytes), job=None) == sent
 
 
 def test_batches_in_flight_whose_count_cannot_tell_which_arrived_restart_the_import(world):
