@@ -12,9 +12,15 @@ sending it twice cannot do anything twice.
   pause or resume (PATCH sets `enabled` to a value, whatever it was), and a new upload ticket
   (only a presigned URL: asking twice leaves nothing behind). `POST /jobs` without a key,
   creating a schedule and running one now are never sent again blindly: each may have started work.
+- A 409 IDEMPOTENCY_IN_PROGRESS (another request with the same Idempotency-Key is still creating its
+  job) is retried like a 5xx: the next answer is that job.
+
+An answer's Retry-After is waited for (at most RETRY_AFTER_MAX_SECONDS) when it is longer than the
+next delay.
 """
 
 import json
+import math
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -30,6 +36,7 @@ from jobrelay_cli.signing import Signer
 
 RETRY_DELAYS_SECONDS = (0.5, 1.0, 2.0)  # after the first attempt: four attempts in all
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+RETRY_AFTER_MAX_SECONDS = 30.0
 TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 USER_AGENT = "jobrelay-cli/0.1"
 CHUNK_BYTES = 1024 * 1024  # streamed uploads and downloads
@@ -172,8 +179,9 @@ class ApiClient:
                 self._say(f"< {failure} after {_millis(started)} ms")
             else:
                 self._say(f"< {response.status_code} {response.reason_phrase} in {_millis(started)} ms")
-                if not (retry_safe and response.status_code in RETRY_STATUSES and delay is not None):
+                if not (retry_safe and _worth_retrying(response, stream) and delay is not None):
                     return response  # a final answer, or the last retry's: reported as it is
+                delay = max(delay, _retry_after(response))
                 response.close()
                 failure, sent = f"HTTP {response.status_code}", True
             if delay is None or (sent and not retry_safe):
@@ -185,6 +193,26 @@ class ApiClient:
     def _say(self, line: str) -> None:
         if self._debug is not None:
             self._debug(line)
+
+
+def _worth_retrying(response: httpx.Response, stream: bool) -> bool:
+    """A transient failure, or a 409 saying the same Idempotency-Key's first request is still under way
+    (a streamed answer is S3's, whose body is not read here)."""
+    if response.status_code in RETRY_STATUSES:
+        return True
+    if response.status_code != 409 or stream:
+        return False
+    error = api_error(response)
+    return isinstance(error, ApiError) and error.code == "IDEMPOTENCY_IN_PROGRESS"
+
+
+def _retry_after(response: httpx.Response) -> float:
+    """The answer's Retry-After in seconds (0 without one, or in its date form: the delays then apply)."""
+    try:
+        seconds = float(response.headers.get("retry-after", "0"))
+    except ValueError:
+        return 0.0
+    return min(seconds, RETRY_AFTER_MAX_SECONDS) if math.isfinite(seconds) and seconds > 0 else 0.0
 
 
 def api_error(response: httpx.Response) -> CliError:

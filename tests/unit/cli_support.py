@@ -11,6 +11,7 @@ signs, while every byte still goes to this machine.
 import hashlib
 import json
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -32,6 +33,7 @@ class Recorded:
     query: dict[str, list[str]]
     headers: dict[str, str]  # names in lower case
     body: bytes
+    at: float = field(default_factory=time.monotonic)  # when it arrived
 
     def json(self) -> Any:
         return json.loads(self.body)

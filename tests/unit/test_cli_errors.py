@@ -49,6 +49,26 @@ def test_post_jobs_with_an_idempotency_key_is_retried(fake_api):
     assert first.body == second.body and first.headers["idempotency-key"] == second.headers["idempotency-key"] == "k-7"
 
 
+def test_post_jobs_whose_key_is_still_in_use_waits_as_told_and_gets_the_first_requests_job(fake_api):
+    in_progress = api_error(409, "IDEMPOTENCY_IN_PROGRESS", "a request with this Idempotency-Key is still being processed")
+    fake_api.route("GET", "/operations", catalogue())
+    fake_api.route("POST", "/jobs", Answer(409, in_progress.body, {"Retry-After": "0.2"}), Answer(202, job()))
+    result = run_cli(
+        "--api-url", fake_api.url, "submit", "pinpointe.newsletter_contact_data_summary", "stat=4711", "--idempotency-key", "k-7"
+    )
+    assert result.exit_code == 0, result.output
+    assert "job_01test" in result.stdout
+    first, second = fake_api.sent("POST", "/jobs")
+    assert second.at - first.at >= 0.2  # its Retry-After, not the first retry delay (1 ms here)
+
+
+def test_other_conflicts_are_not_retried(fake_api):
+    fake_api.route("POST", "/jobs/job_01test/cancel", api_error(409, "CONFLICT", "the job has already ended"))
+    result = run_cli("--api-url", fake_api.url, "cancel", "job_01test")
+    assert result.exit_code == 1
+    assert len(fake_api.sent("POST", "/jobs/job_01test/cancel")) == 1
+
+
 def test_which_calls_are_safe_to_send_again():
     assert retry_safe("GET", "/jobs", {})
     assert retry_safe("DELETE", "/schedules/nightly", {})
