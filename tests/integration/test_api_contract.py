@@ -95,6 +95,8 @@ def test_errors_are_described_by_our_shape_and_only_where_they_happen(document):
     assert "404" not in found[("POST", "/jobs")]  # there is no job to be missing
     assert "404" in found[("GET", "/jobs/{job_id}")] and "413" not in found[("GET", "/jobs/{job_id}")]
     assert "413" in found[("POST", "/uploads")]
+    submitted = found[("POST", "/jobs")]
+    assert set(submitted["409"]["headers"]) == {"Retry-After"} and set(submitted["202"]["headers"]) == {"Location"}
 
 
 def test_a_submission_is_one_schema_per_operation_of_the_catalogue(document):

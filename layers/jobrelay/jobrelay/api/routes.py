@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
-from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse, OpenAPIResponseHeader
 from pydantic import AfterValidator, BeforeValidator
 
 from jobrelay import wiring
@@ -73,6 +73,14 @@ def errors(*statuses: int, **texts: str) -> dict[int, OpenAPIResponse]:
     }
 
 
+RETRY_AFTER: dict[str, OpenAPIResponseHeader] = {
+    "Retry-After": {"description": "seconds to wait before asking again", "schema": {"type": "integer", "minimum": 1}}
+}
+LOCATION: dict[str, OpenAPIResponseHeader] = {
+    "Location": {"description": "the job's path: `/jobs/{job_id}`", "schema": {"type": "string"}}
+}
+
+
 SubmissionBody = Annotated[
     JobSubmission,
     # Read by JobSubmission as ever; documented as one schema per operation (api_models.submission_variants).
@@ -108,15 +116,25 @@ def _json(status: int, model: Any, headers: dict[str, str] | None = None) -> Res
     tags=["jobs"],
     operation_id="submitJob",
     responses={
-        202: {"description": "accepted: the job as stored", "content": {"application/json": {"model": JobView}}},
+        202: {
+            "description": "accepted: the job as stored",
+            "headers": LOCATION,
+            "content": {"application/json": {"model": JobView}},
+        },
         **errors(
-            409,
             422,
             503,
-            e409="this Idempotency-Key was used with another body (IDEMPOTENCY_KEY_REUSED), or its first request is "
-            "still creating the job (IDEMPOTENCY_IN_PROGRESS: ask again after the `Retry-After` header's seconds)",
             e422="the operation, its params (`details` names each field) or the records file (`params.source`) is not valid",
         ),
+        409: {
+            **errors(
+                409,
+                e409="this Idempotency-Key was used with another body (IDEMPOTENCY_KEY_REUSED), or its first request is "
+                "still creating the job (IDEMPOTENCY_IN_PROGRESS: ask again after the `Retry-After` header's seconds, "
+                "which only that answer has)",
+            )[409],
+            "headers": RETRY_AFTER,
+        },
     },
 )
 def submit_job(
