@@ -22,7 +22,7 @@ from jobrelay.domain.status import JobStatus
 from jobrelay.domain.vendor_outcomes import PollOutcome, VendorState
 from jobrelay.domain.vendor_ref import VendorRef
 from jobrelay.services import bulk_imports
-from jobrelay.services.bulk_imports import SETTLE_AFTER, STALLED_AFTER, ImportSteps, stage_window_size
+from jobrelay.services.bulk_imports import SETTLE_AFTER, STALLED_AFTER, ImportSteps
 from tests.fakes import InMemoryJobStore, InMemoryResultStore, InMemoryScratch
 from tests.unit.conftest import Clock
 
@@ -781,20 +781,21 @@ def test_a_step_that_dies_with_several_batches_out_sends_none_twice_and_loses_no
 
 @dataclass
 class CountingVendor(FakeVendor):
-    """Notes the most stage requests it had out at once; each stays out until three are (or 0.2 s
-    pass), so a window with room for three or more has three out."""
+    """Notes the most stage requests it had out at once; each stays out until `hold_until_out` are
+    (or 0.2 s pass), so a window with room for that many has that many out."""
 
     lock: threading.Lock = field(default_factory=threading.Lock)
     arrived: threading.Condition = field(default_factory=threading.Condition)
     out: int = 0
     most_out: int = 0
+    hold_until_out: int = 3
 
     def stage(self, job, body, records):
         with self.arrived:
             self.out += 1
             self.most_out = max(self.most_out, self.out)
             self.arrived.notify_all()
-            self.arrived.wait_for(lambda: self.out >= 3, timeout=0.2)
+            self.arrived.wait_for(lambda: self.out >= self.hold_until_out, timeout=0.2)
         try:
             with self.lock:
                 return super().stage(job, body, records)
@@ -806,7 +807,8 @@ class CountingVendor(FakeVendor):
 def test_big_batches_are_sent_fewer_at_once_than_asked_so_that_their_bodies_fit_in_memory(world, monkeypatch):
     clock, store, _ = world
     vendor = CountingVendor(concurrency=8)  # batches of up to 120 bytes
-    monkeypatch.setattr(bulk_imports, "STAGE_BODIES_BYTES", 3 * vendor.max_bytes)  # two out and one being cut
+    # Room for two bodies out and one being cut, whatever their size.
+    monkeypatch.setattr(bulk_imports, "STAGE_BODIES_BYTES", 3 * vendor.max_bytes)
     steps, *_ = make((clock, store, vendor), records_file(GOOD))
     steps.open(store.get("job_1"))
 
@@ -816,12 +818,26 @@ def test_big_batches_are_sent_fewer_at_once_than_asked_so_that_their_bodies_fit_
     assert sorted(vendor.received) == sorted(f"user{n}@example.org" for n in range(1, 13))
 
 
-@pytest.mark.parametrize(
-    ("asked", "max_bytes", "sent"),
-    [(8, 25_000_000, 3), (8, 28_000_000, 2), (8, 1_000_000, 8), (2, 25_000_000, 2), (1, 200_000_000, 1), (8, 60_000_000, 1)],
-)
-def test_the_window_is_the_accounts_concurrency_lowered_to_what_fits_never_below_one(asked, max_bytes, sent):
-    assert stage_window_size(FakeVendor(concurrency=asked, max_bytes=max_bytes), job=None) == sent
+@dataclass
+class SmallBatchesVendor(CountingVendor):
+    """Allows stage requests of 10,000 bytes, but cuts 3 contacts a batch (about 100 bytes)."""
+
+    def limits_for(self, job):
+        return BatchLimits(max_bytes=10_000, max_records=3)
+
+
+def test_small_batches_go_as_many_at_once_as_fit_though_the_vendor_allows_big_ones(world, monkeypatch):
+    clock, store, _ = world
+    vendor = SmallBatchesVendor(concurrency=8, hold_until_out=4)
+    # Room for a batch of up to 10,000 bytes being cut and 350 bytes out: three of these batches, not four.
+    monkeypatch.setattr(bulk_imports, "STAGE_BODIES_BYTES", 10_000 + 350)
+    steps, *_ = make((clock, store, vendor), records_file(GOOD))
+    steps.open(store.get("job_1"))
+
+    stage_until_done(steps, store)
+
+    assert store.get("job_1").import_state.batch_sizes == [3, 3, 3, 3]
+    assert vendor.most_out == 3
 
 
 def test_batches_in_flight_whose_count_cannot_tell_which_arrived_restart_the_import(world):

@@ -72,11 +72,12 @@ logger = logging.getLogger(__name__)
 SNIFF_BYTES = 64 * 1024
 # Stop staging when the Lambda has less than this left: one stage request must still fit.
 STAGE_TIME_RESERVE_SECONDS = 120
-# Stage bodies a step holds at once, at most: every request out at the vendor and the one being cut.
-# Staging is budgeted 256 MiB RSS (docs/DESIGN.md); the process is about 70 MiB before the first
-# batch and each body held costs a little more than its size (bench/staging.py: 8 MyPreferences
-# bodies of 25 MB out at once peaked at 337 MiB). So an account's stage_concurrency is lowered for
-# big batches: 25 MB requests go 3 at once, not 8; Which50's batches of 10,000 contacts are not held back.
+# Stage bodies a step holds at once, at most: every request out at the vendor and the one being cut
+# (of up to the vendor's limits_for(job).max_bytes). Staging is budgeted 256 MiB RSS (docs/DESIGN.md);
+# the process is about 70 MiB before the first batch and each body held costs a little more than its
+# size (bench/staging.py: 8 MyPreferences bodies of 25 MB out at once peaked at 337 MiB). So fewer
+# big requests go at once than an account's stage_concurrency asks: 25 MB ones 3 at a time, not 8;
+# Which50's batches of 1,000 contacts (about 0.1 MB) are not held back.
 STAGE_BODIES_BYTES = 100 * 1024 * 1024
 # Fail an import whose access token would expire before staging could reasonably end.
 TOKEN_RESERVE = timedelta(minutes=10)
@@ -89,21 +90,6 @@ MAX_RESTARTS = 3
 # An import whose staging has not moved (no batch acknowledged) for this long fails for an unavailable
 # vendor rather than trying again: long enough for several settle waits (SETTLE_AFTER) in a row.
 STALLED_AFTER = timedelta(minutes=20)
-
-
-def stage_window_size(vendor: VendorImports, job: Job) -> int:
-    """How many stage requests of the job are out at once: the vendor's stage_concurrency, lowered
-    until that many bodies and the one being cut fit in STAGE_BODIES_BYTES; never less than one."""
-    requested = vendor.stage_concurrency(job)
-    fitting = STAGE_BODIES_BYTES // max(1, vendor.limits_for(job).max_bytes) - 1
-    if fitting < requested and requested > 1:
-        logger.info(
-            "%d stage requests at once asked for, %d sent: more bodies of up to %d bytes would not fit in memory",
-            requested,
-            max(1, fitting),
-            vendor.limits_for(job).max_bytes,
-        )
-    return max(1, min(requested, fitting))
 
 
 class ImportSteps:
@@ -172,13 +158,15 @@ class ImportSteps:
         says it must (_Staging)."""
         staging = _Staging(job, state)
         pending: list[RecordFailure] = []
-        with StageWindow(stage_window_size(vendor, job)) as window:
+        # Room is left for the batch being cut while the others are out.
+        out_bytes = STAGE_BODIES_BYTES - vendor.limits_for(job).max_bytes
+        with StageWindow(vendor.stage_concurrency(job), body_bytes=out_bytes) as window:
             for item in self._cut(job, vendor, state):
                 if isinstance(item, RecordFailure):
                     pending.append(item)
                 elif isinstance(item, Batch):
                     # Cut before waiting for room: the next batch is ready when a request comes back.
-                    while window.full and staging.stop is None:
+                    while window.full_for(len(item.body)) and staging.stop is None:
                         self._take_answers(staging, window, vendor, wait_for_one=True)
                     if staging.stop is not None:
                         break
@@ -248,7 +236,7 @@ class ImportSteps:
                 time_left=self._time_to_wait(seconds_left),
             )
 
-        window.send(flight, request)
+        window.send(flight, len(batch.body), request)
 
     def _take_answers(
         self,
