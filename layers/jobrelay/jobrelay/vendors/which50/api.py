@@ -25,6 +25,7 @@ from jobrelay.domain.vendor_outcomes import VendorState
 from jobrelay.vendors.answers import Counter, error_message
 from jobrelay.vendors.reading import CaselessModel, VendorAnswer, as_int, collection, has_key, lookup, nothing, text
 from jobrelay.vendors.redaction import excerpt
+from jobrelay.vendors.which50 import limits
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +54,10 @@ REQUEST_CONTENT_TYPE = "application/json"  # docs/VENDORS.md 3.1: JSON is one of
 AUTH_HEADER = "Authorization"
 AUTH_SCHEME = "ApiKey"
 
-# docs/VENDORS.md 3.3 step 2, 3.6: "up to 10,000 contacts per request". No byte limit is documented;
-# IIS refuses request bodies over 30,000,000 bytes by default, so batches also stay under 25 MB.
-MAX_CONTACTS_PER_BATCH = 10_000
-MAX_BATCH_BYTES = 25_000_000
+# docs/VENDORS.md 3.3 step 2, 3.6: contacts and bytes per batch request (limits.py, which the params
+# model loads without this module).
+MAX_CONTACTS_PER_BATCH = limits.MAX_CONTACTS_PER_BATCH
+MAX_BATCH_BYTES = limits.MAX_BATCH_BYTES
 
 # docs/VENDORS.md 3.3 step 3: customevents and match are comma-separated lists in the query string, so
 # a name holding a comma could not be sent (the params model refuses one).
@@ -130,7 +131,7 @@ MAX_STAGE_CONCURRENCY = 8
 # fields identify too. A record with none of them is not sent.
 IDENTIFIER_MAP_TYPES = re.compile(r"e-?mail|sms|mobile|phone", re.IGNORECASE)
 IDENTIFIER_NAMES = IDENTIFIER_MAP_TYPES
-ENC_CONTACT_ID = "EncContactId"
+ENC_CONTACT_ID = limits.ENC_CONTACT_ID
 
 # docs/VENDORS.md 3.6, Unknown 21: StartDate and FinishDate are .NET dates with no stated zone; one
 # without an offset is read as UTC. The raw text is kept beside our reading.

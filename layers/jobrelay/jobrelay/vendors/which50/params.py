@@ -10,7 +10,7 @@ from typing import Annotated
 from pydantic import Field, StringConstraints, model_validator
 
 from jobrelay.bulk_import.params import RecordsFileParams
-from jobrelay.vendors.which50.api import ENC_CONTACT_ID, MAX_CONTACTS_PER_BATCH
+from jobrelay.vendors.which50.limits import ENC_CONTACT_ID, MAX_CONTACTS_PER_BATCH
 
 # A name travels in a comma-separated query list (customevents, match): no commas, no padding.
 Name = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[^,]+$", strip_whitespace=True)]
