@@ -77,7 +77,7 @@ STAGE_TIME_RESERVE_SECONDS = 120
 # the process is about 70 MiB before the first batch and each body held costs a little more than its
 # size (bench/staging.py: 8 MyPreferences bodies of 25 MB out at once peaked at 337 MiB). So fewer
 # big requests go at once than an account's stage_concurrency asks: 25 MB ones 3 at a time, not 8;
-# Which50's batches of 1,000 contacts (about 0.1 MB) are not held back.
+# Which50's batches of up to 10,000 contacts (about 1 MB) are not held back.
 STAGE_BODIES_BYTES = 100 * 1024 * 1024
 # Fail an import whose access token would expire before staging could reasonably end.
 TOKEN_RESERVE = timedelta(minutes=10)
