@@ -163,7 +163,8 @@ def stage_case(
             "aws_secret_access_key": "bench",
         }
         source_uri, size = _upload_records(boto3.client("s3", **aws), records, setup, fmt)  # type: ignore[call-overload]
-        _new_job(_job_store(boto3.client("dynamodb", **aws)), setup, source_uri, fmt)  # type: ignore[call-overload]
+        params = {"source": source_uri, "format": fmt, **setup.params}
+        stored_import_job(_job_store(boto3.client("dynamodb", **aws)), setup.operation, JOB_ID, params)  # type: ignore[call-overload]
         case = {
             "moto_url": moto_url,
             "bucket": BUCKET,
@@ -238,15 +239,15 @@ def _job_store(dynamodb) -> DynamoJobStore:
     return DynamoJobStore(TABLE, dynamodb)
 
 
-def _new_job(store: DynamoJobStore, setup: VendorCase, source_uri: str, fmt: str) -> Job:
-    now = datetime.now(UTC)
+def stored_import_job(store: DynamoJobStore, operation: str, job_id: str, params: dict[str, Any]) -> Job:
+    """An import job as the API stores it, ready for its Stage steps (bench/staging_latency.py's too)."""
     job = Job(
-        job_id=JOB_ID,
-        operation=setup.operation,
-        vendor=setup.operation.split(".")[0],
+        job_id=job_id,
+        operation=operation,
+        vendor=operation.split(".")[0],
         status=JobStatus.STARTING,
-        deadline_at=now + timedelta(hours=6),
-        params={"source": source_uri, "format": fmt, **setup.params},
+        deadline_at=datetime.now(UTC) + timedelta(hours=6),
+        params=params,
     )
     store.create(job, TimelineEvent(event="submitted"))
     return job

@@ -15,20 +15,18 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
 import httpx
 
 from bench.processes import moto_server, sandbox_process
-from bench.staging import BUCKET, _job_store, _stored, _upload_records
+from bench.staging import BUCKET, _job_store, _stored, _upload_records, stored_import_job
 from jobrelay.adapters.dynamodb_jobs import DynamoJobStore
 from jobrelay.adapters.s3_records import S3RecordsSource
 from jobrelay.adapters.s3_results import S3ResultStore
 from jobrelay.adapters.s3_scratch import S3Scratch
-from jobrelay.domain.job import Job, TimelineEvent
-from jobrelay.domain.status import JobStatus
+from jobrelay.domain.job import Job
 from jobrelay.ports import VendorImports
 from jobrelay.services.bulk_imports import ImportSteps
 from jobrelay.vendors.mypreferences.adapter import mypreferences_imports
@@ -61,9 +59,8 @@ def run() -> list[str]:
             source = vendor.upload(s3, requests)
             for concurrency in _concurrencies():
                 adapter = vendor.adapter({**secret, "stage_concurrency": concurrency})
-                job = _job(
-                    store, vendor, f"job_{vendor.name.lower()}_{concurrency}", {"source": source, **vendor.params(requests)}
-                )
+                job_id, params = f"job_{vendor.name.lower()}_{concurrency}", {"source": source, **vendor.params(requests)}
+                job = stored_import_job(store, vendor.operation, job_id, params)
                 seconds, sent = _staged(s3, store, adapter, job)
                 lines.append("   " + _verdict(concurrency, seconds, sent, latency))
     return lines
@@ -108,20 +105,6 @@ def _verdict(concurrency: int, seconds: float, sent: int, latency: float) -> str
         f"concurrency {concurrency}: {seconds:5.1f} s for {sent} requests; requests x latency / concurrency = "
         f"{ideal:4.1f} s ({seconds / ideal:.2f}x: {verdict} {BUDGET}x)"
     )
-
-
-def _job(store: DynamoJobStore, vendor: Vendor, job_id: str, params: dict[str, Any]) -> Job:
-    now = datetime.now(UTC)
-    job = Job(
-        job_id=job_id,
-        operation=vendor.operation,
-        vendor=vendor.operation.split(".")[0],
-        status=JobStatus.STARTING,
-        deadline_at=now + timedelta(hours=1),
-        params=params,
-    )
-    store.create(job, TimelineEvent(event="submitted"))
-    return job
 
 
 def _mypreferences_records(s3: Any, requests: int) -> str:
